@@ -1,0 +1,506 @@
+//! The engine: accepts click-to-call requests, drives each call's state
+//! machine on a thread of its own, and turns leg progress into events.
+
+use std::collections::{HashMap, VecDeque};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, RwLock};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant, SystemTime};
+
+use crossbeam_channel::{Receiver, RecvTimeoutError};
+use serde::Serialize;
+use serde_json::{json, Value};
+use uuid::Uuid;
+
+use super::call::{CallRecord, CallState, HangupBy, Leg};
+use super::config::Config;
+use super::errors::{codes, ApiError};
+use super::events::{self, CallEvent, EventSink};
+use super::request::ClickToCallRequest;
+use super::routing;
+use crate::switch::{Failure, LegEvent, LegReport, Switch};
+
+/// The `data` of a 202: the contract's ten fields.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Accepted {
+    pub call_uuid: String,
+    pub a_leg_uuid: String,
+    pub b_leg_uuid: String,
+    pub from_extension: String,
+    pub to_phone: String,
+    pub caller_id: String,
+    pub trunk_id: Option<i64>,
+    pub trunk_name: Option<String>,
+    pub routing_mode: &'static str,
+    pub status: &'static str,
+}
+
+/// Counters for metrics.
+#[derive(Default)]
+pub struct EngineStats {
+    pub accepted: AtomicU64,
+    pub rejected: AtomicU64,
+    /// (outcome, count) of ended calls.
+    pub outcomes: Mutex<HashMap<&'static str, u64>>,
+    /// (trunk name, attempts, failures).
+    pub trunk_attempts: Mutex<HashMap<String, (u64, u64)>>,
+}
+
+pub(crate) type CallCell = Arc<Mutex<CallRecord>>;
+
+#[derive(Default)]
+struct Registry {
+    active: HashMap<Uuid, CallCell>,
+    by_leg: HashMap<Uuid, Uuid>,
+    recent: VecDeque<CallCell>,
+    runners: Vec<JoinHandle<()>>,
+}
+
+/// How many ended calls stay visible to `GET /api/pbx/calls/{uuid}`.
+const RECENT_CALLS: usize = 10_000;
+
+/// The click-to-call engine. One per module load (or sandbox).
+pub struct Engine {
+    config: RwLock<Arc<Config>>,
+    pub(crate) switch: Arc<dyn Switch>,
+    sink: Arc<dyn EventSink>,
+    registry: Mutex<Registry>,
+    shutting_down: AtomicBool,
+    dispatch_stop: Arc<AtomicBool>,
+    dispatcher: Mutex<Option<JoinHandle<()>>>,
+    /// Counters for metrics.
+    pub stats: EngineStats,
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+impl Engine {
+    /// A new engine over a switch, sending events to `sink`. `legs` is the
+    /// receiving end of the channel the switch reports leg progress on; a
+    /// thread of the engine's own (`c2c-legs`) reads it until shutdown.
+    pub fn new(
+        config: Config,
+        switch: Arc<dyn Switch>,
+        legs: Receiver<LegReport>,
+        sink: Arc<dyn EventSink>,
+    ) -> Arc<Engine> {
+        let engine = Arc::new(Engine {
+            config: RwLock::new(Arc::new(config)),
+            switch,
+            sink,
+            registry: Mutex::new(Registry::default()),
+            shutting_down: AtomicBool::new(false),
+            dispatch_stop: Arc::new(AtomicBool::new(false)),
+            dispatcher: Mutex::new(None),
+            stats: EngineStats::default(),
+        });
+        let weak = Arc::downgrade(&engine);
+        let stop = Arc::clone(&engine.dispatch_stop);
+        let handle = std::thread::Builder::new()
+            .name("c2c-legs".into())
+            .spawn(move || {
+                while !stop.load(Ordering::SeqCst) {
+                    match legs.recv_timeout(Duration::from_millis(50)) {
+                        Ok(r) => match weak.upgrade() {
+                            Some(e) => e.leg_event(r.leg_uuid, r.attempt, r.event),
+                            None => return,
+                        },
+                        Err(RecvTimeoutError::Timeout) => {}
+                        Err(RecvTimeoutError::Disconnected) => return,
+                    }
+                }
+            })
+            .expect("spawn c2c-legs thread");
+        *lock(&engine.dispatcher) = Some(handle);
+        engine
+    }
+
+    /// The config in force.
+    pub fn config(&self) -> Arc<Config> {
+        self.config
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+
+    /// Replaces the config whole; calls in flight keep the one they started with.
+    pub fn set_config(&self, config: Config) {
+        *self.config.write().unwrap_or_else(|e| e.into_inner()) = Arc::new(config);
+    }
+
+    /// Validates, resolves and starts a call; returns at once with its UUIDs.
+    pub fn place(
+        self: &Arc<Self>,
+        req: &ClickToCallRequest,
+        token: Option<&str>,
+    ) -> Result<Accepted, ApiError> {
+        let result = self.try_place(req, token);
+        let counter = if result.is_ok() {
+            &self.stats.accepted
+        } else {
+            &self.stats.rejected
+        };
+        counter.fetch_add(1, Ordering::Relaxed);
+        result
+    }
+
+    fn try_place(
+        self: &Arc<Self>,
+        req: &ClickToCallRequest,
+        token: Option<&str>,
+    ) -> Result<Accepted, ApiError> {
+        if self.shutting_down.load(Ordering::SeqCst) {
+            return Err(ApiError::new(
+                503,
+                codes::SHUTTING_DOWN,
+                "the module is shutting down",
+            ));
+        }
+        let config = self.config();
+        let domain = config
+            .domain
+            .clone()
+            .unwrap_or_else(|| self.switch.default_domain());
+        let ext = self
+            .switch
+            .lookup_extension(&domain, &req.from_extension)
+            .map_err(|e| ApiError::new(503, codes::SWITCH_UNAVAILABLE, e.0))?
+            .ok_or_else(|| {
+                ApiError::new(
+                    422,
+                    codes::EXTENSION_NOT_FOUND,
+                    format!(
+                        "extension {} does not exist in {domain}",
+                        req.from_extension
+                    ),
+                )
+            })?;
+        if !ext.active {
+            return Err(ApiError::new(
+                422,
+                codes::EXTENSION_INACTIVE,
+                format!("extension {} is inactive", req.from_extension),
+            ));
+        }
+        let plan = routing::plan(&config, req)?;
+        let caller_id = super::callerid::resolve(req, &ext);
+        let record = CallRecord {
+            call_uuid: Uuid::new_v4(),
+            token: token.map(str::to_string),
+            from_extension: req.from_extension.clone(),
+            domain,
+            to_phone: req.to_phone.clone(),
+            caller_id,
+            routing_mode: plan.mode,
+            reported_trunk: plan.reported_trunk().cloned(),
+            headers: req.headers.clone(),
+            created_at: SystemTime::now(),
+            state: CallState::Queued,
+            a: Leg::new(Uuid::new_v4()),
+            b: Leg::new(Uuid::new_v4()),
+            attempts: Vec::new(),
+            hangup_by: None,
+            cancel: None,
+            outcome: None,
+            runner_done: false,
+            seq: 0,
+        };
+        let accepted = Accepted {
+            call_uuid: record.call_uuid.to_string(),
+            a_leg_uuid: record.a.uuid.to_string(),
+            b_leg_uuid: record.b.uuid.to_string(),
+            from_extension: record.from_extension.clone(),
+            to_phone: record.to_phone.clone(),
+            caller_id: record.caller_id.clone(),
+            trunk_id: record.reported_trunk.as_ref().map(|t| t.0),
+            trunk_name: record.reported_trunk.as_ref().map(|t| t.1.clone()),
+            routing_mode: record.routing_mode,
+            status: "queued",
+        };
+        let (call_uuid, a, b) = (record.call_uuid, record.a.uuid, record.b.uuid);
+        let cell: CallCell = Arc::new(Mutex::new(record));
+        let mut reg = lock(&self.registry);
+        reg.runners.retain(|h| !h.is_finished());
+        if reg.active.len() >= config.max_concurrent_calls {
+            return Err(ApiError::new(
+                503,
+                codes::CAPACITY_EXCEEDED,
+                format!("{} calls in flight: the limit", reg.active.len()),
+            ));
+        }
+        let engine = Arc::clone(self);
+        let run_cell = Arc::clone(&cell);
+        let handle = std::thread::Builder::new()
+            .name(format!("c2c-call-{}", &accepted.call_uuid[..8]))
+            .spawn(move || engine.run_call(run_cell, config, plan))
+            .map_err(|e| ApiError::new(503, codes::CAPACITY_EXCEEDED, e.to_string()))?;
+        reg.active.insert(call_uuid, cell);
+        reg.by_leg.insert(a, call_uuid);
+        reg.by_leg.insert(b, call_uuid);
+        reg.runners.push(handle);
+        Ok(accepted)
+    }
+
+    /// A call by its UUID (active or recently ended).
+    pub fn call(&self, call_uuid: Uuid) -> Option<CallRecord> {
+        let reg = lock(&self.registry);
+        if let Some(c) = reg.active.get(&call_uuid) {
+            return Some(lock(c).clone());
+        }
+        reg.recent
+            .iter()
+            .map(|c| lock(c))
+            .find(|c| c.call_uuid == call_uuid)
+            .map(|c| c.clone())
+    }
+
+    /// Calls in flight.
+    pub fn active_calls(&self) -> Vec<CallRecord> {
+        let reg = lock(&self.registry);
+        reg.active.values().map(|c| lock(c).clone()).collect()
+    }
+
+    /// Hangs a call up (`DELETE`, `c2c hangup`).
+    pub fn hangup(&self, call_uuid: Uuid) -> Result<(), ApiError> {
+        let cell = lock(&self.registry).active.get(&call_uuid).cloned();
+        let Some(cell) = cell else {
+            return Err(ApiError::new(
+                404,
+                codes::CALL_NOT_FOUND,
+                format!("no call {call_uuid} in flight"),
+            ));
+        };
+        self.cancel(&cell, HangupBy::Api, "NORMAL_CLEARING");
+        Ok(())
+    }
+
+    fn cancel(&self, cell: &CallCell, by: HangupBy, cause: &str) {
+        let legs: Vec<Uuid> = {
+            let mut c = lock(cell);
+            if c.cancel.is_none() {
+                c.cancel = Some(by);
+            }
+            [&c.a, &c.b]
+                .into_iter()
+                .filter(|l| l.is_live())
+                .map(|l| l.uuid)
+                .collect()
+        };
+        for leg in legs {
+            self.switch.hangup(leg, cause);
+        }
+    }
+
+    /// Progress of a leg, reported by the switch (any thread but a FreeSWITCH one).
+    /// `attempt` numbers B-leg attempts from 1; reports of an older attempt are dropped.
+    pub fn leg_event(&self, leg_uuid: Uuid, attempt: Option<u32>, event: LegEvent) {
+        let cell = {
+            let reg = lock(&self.registry);
+            reg.by_leg
+                .get(&leg_uuid)
+                .and_then(|c| reg.active.get(c))
+                .cloned()
+        };
+        let Some(cell) = cell else { return };
+        let mut c = lock(&cell);
+        let is_a = c.a.uuid == leg_uuid;
+        if !is_a {
+            let current = c.attempts.len() as u32;
+            if attempt.is_some_and(|n| n != current) || c.b.started_at.is_none() {
+                return;
+            }
+        }
+        match event {
+            LegEvent::Ringing if is_a => self.agent_ringing(&mut c),
+            LegEvent::Ringing => {
+                if c.b.ringing_at.is_none() && c.b.answered_at.is_none() {
+                    c.b.ringing_at = Some(SystemTime::now());
+                    c.state = CallState::CustomerRinging;
+                    self.emit(&mut c, events::CUSTOMER_RINGING, Some("B"), json!({}));
+                }
+            }
+            LegEvent::Answered => {} // the runner reports answers in order
+            LegEvent::HungUp(f) => {
+                // While the runner is still dialling a leg, its own result tells the story.
+                let answered = if is_a { &c.a } else { &c.b }.answered_at.is_some();
+                if !answered && !c.runner_done {
+                    return;
+                }
+                let other = if is_a { c.b.uuid } else { c.a.uuid };
+                let other_live = if is_a { c.b.is_live() } else { c.a.is_live() };
+                self.leg_ended(&mut c, is_a, &f);
+                if c.hangup_by.is_none() {
+                    c.hangup_by = Some(c.cancel.unwrap_or(if is_a {
+                        HangupBy::Agent
+                    } else {
+                        HangupBy::Customer
+                    }));
+                }
+                drop(c);
+                if other_live {
+                    self.switch.hangup(other, "NORMAL_CLEARING");
+                }
+                self.finish_if_done(&cell);
+            }
+        }
+    }
+
+    pub(crate) fn agent_ringing(&self, c: &mut CallRecord) {
+        if c.a.ringing_at.is_none() && c.a.ended_at.is_none() {
+            c.a.ringing_at = Some(SystemTime::now());
+            self.emit(c, events::RINGING, Some("A"), json!({}));
+        }
+    }
+
+    pub(crate) fn leg_ended(&self, c: &mut CallRecord, is_a: bool, f: &Failure) {
+        let leg = if is_a { &mut c.a } else { &mut c.b };
+        if leg.ended_at.is_none() {
+            leg.ended_at = Some(SystemTime::now());
+            leg.hangup_cause = Some(f.cause.clone());
+            leg.sip_code = f.sip_code;
+        }
+    }
+
+    /// Emits an event of this call, numbered in order, under the call's lock.
+    pub(crate) fn emit(
+        &self,
+        c: &mut CallRecord,
+        kind: &'static str,
+        leg: Option<&str>,
+        extra: Value,
+    ) {
+        let mut data = c.event_base(leg);
+        if let Value::Object(e) = extra {
+            data.extend(e);
+        }
+        c.seq += 1;
+        let event = CallEvent::new(
+            kind,
+            c.call_uuid,
+            c.seq,
+            c.token.clone(),
+            Value::Object(data),
+        );
+        self.sink.emit(&event);
+    }
+
+    /// Ends the call when nothing of it is left: the runner is done and no leg is live.
+    pub(crate) fn finish_if_done(&self, cell: &CallCell) {
+        let mut c = lock(cell);
+        if c.state == CallState::Ended || !c.runner_done || c.a.is_live() || c.b.is_live() {
+            return;
+        }
+        c.state = CallState::Ended;
+        if c.outcome.is_none() {
+            c.outcome = Some(match (c.b.answered_at, c.cancel) {
+                (Some(_), _) => "completed",
+                (None, Some(HangupBy::Api)) => "cancelled",
+                (None, Some(_)) => "aborted",
+                (None, None) => "failed",
+            });
+        }
+        if c.hangup_by.is_none() {
+            c.hangup_by = Some(c.cancel.unwrap_or(HangupBy::System));
+        }
+        let (leg_name, leg_uuid) = {
+            let (n, l) = c.ending_leg();
+            (n, l.uuid)
+        };
+        let (cause, sip) = c.cause();
+        let end =
+            c.a.ended_at
+                .max(c.b.ended_at)
+                .unwrap_or_else(SystemTime::now);
+        let billsec =
+            c.b.answered_at
+                .map(|t| super::time::secs_between(t, end))
+                .unwrap_or(0);
+        let extra = json!({
+            "hangup_cause": cause,
+            "sip_code": sip,
+            "hangup_by": c.hangup_by.map(HangupBy::as_str),
+            "outcome": c.outcome,
+            "duration": super::time::secs_between(c.created_at, end),
+            "billsec": billsec,
+        });
+        self.emit(&mut c, events::HANGUP, Some(leg_name), extra);
+        debug_assert_eq!(leg_uuid, if leg_name == "A" { c.a.uuid } else { c.b.uuid });
+        let cdr = c.cdr_json();
+        c.seq += 1;
+        let event = CallEvent::new(events::CDR, c.call_uuid, c.seq, c.token.clone(), cdr);
+        self.sink.emit(&event);
+        let outcome = c.outcome.unwrap_or("failed");
+        let (call_uuid, a, b) = (c.call_uuid, c.a.uuid, c.b.uuid);
+        drop(c);
+        *lock(&self.stats.outcomes).entry(outcome).or_default() += 1;
+        let mut reg = lock(&self.registry);
+        if let Some(cell) = reg.active.remove(&call_uuid) {
+            reg.by_leg.remove(&a);
+            reg.by_leg.remove(&b);
+            reg.recent.push_back(cell);
+            if reg.recent.len() > RECENT_CALLS {
+                reg.recent.pop_front();
+            }
+        }
+    }
+
+    /// Refuses new calls, hangs up every call not yet bridged (bridged calls
+    /// go on inside the switch), and joins every call thread within `deadline`.
+    /// Returns how many threads did not finish in time.
+    pub fn shutdown(&self, deadline: Duration) -> usize {
+        self.shutting_down.store(true, Ordering::SeqCst);
+        let cells: Vec<CallCell> = lock(&self.registry).active.values().cloned().collect();
+        for cell in &cells {
+            let bridged = lock(cell).state == CallState::Bridged;
+            if !bridged {
+                self.cancel(cell, HangupBy::System, "SYSTEM_SHUTDOWN");
+            }
+        }
+        let handles = std::mem::take(&mut lock(&self.registry).runners);
+        let until = Instant::now() + deadline;
+        let mut stuck = 0;
+        for h in handles {
+            while !h.is_finished() && Instant::now() < until {
+                std::thread::sleep(Duration::from_millis(10));
+            }
+            if h.is_finished() {
+                let _ = h.join();
+            } else {
+                stuck += 1;
+            }
+        }
+        // Let the hangups of the cancelled calls arrive, so their events go out.
+        while Instant::now() < until && self.has_unbridged_calls() {
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        self.dispatch_stop.store(true, Ordering::SeqCst);
+        if let Some(h) = lock(&self.dispatcher).take() {
+            if h.thread().id() != std::thread::current().id() {
+                let _ = h.join();
+            }
+        }
+        stuck
+    }
+
+    fn has_unbridged_calls(&self) -> bool {
+        let cells: Vec<CallCell> = lock(&self.registry).active.values().cloned().collect();
+        cells.iter().any(|c| lock(c).state != CallState::Bridged)
+    }
+
+    /// Whether [`Engine::shutdown`] has begun.
+    pub fn is_shutting_down(&self) -> bool {
+        self.shutting_down.load(Ordering::SeqCst)
+    }
+
+    /// Counts a routing attempt (and whether it failed) per trunk.
+    pub(crate) fn count_attempt(&self, trunk: &str, failed: bool) {
+        let mut t = lock(&self.stats.trunk_attempts);
+        let e = t.entry(trunk.to_string()).or_default();
+        e.0 += 1;
+        if failed {
+            e.1 += 1;
+        }
+    }
+}

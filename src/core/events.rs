@@ -1,0 +1,137 @@
+//! Call events: what the engine tells the outside world (webhooks, FreeSWITCH
+//! CUSTOM events), in the order things happened to each call.
+
+use std::sync::{Arc, Mutex};
+use std::time::SystemTime;
+
+use serde_json::{json, Value};
+use uuid::Uuid;
+
+use super::time::rfc3339;
+
+/// The agent's phone rings (contract).
+pub const RINGING: &str = "pbx.call.ringing";
+/// A leg was answered: A (agent) first, then B (customer) (contract).
+pub const ANSWERED: &str = "pbx.call.answered";
+/// The call ended (contract).
+pub const HANGUP: &str = "pbx.call.hangup";
+/// The call's record, both legs (contract).
+pub const CDR: &str = "pbx.cdr.created";
+/// Addition: the customer's phone rings.
+pub const CUSTOMER_RINGING: &str = "pbx.call.customer_ringing";
+/// Addition: one routing attempt over a trunk failed (another may follow).
+pub const ATTEMPT_FAILED: &str = "pbx.call.attempt_failed";
+/// Addition: both legs are connected.
+pub const BRIDGED: &str = "pbx.call.bridged";
+/// Addition: the agent never answered, so nobody was dialled.
+pub const AGENT_MISSED: &str = "pbx.call.agent_missed";
+
+/// Every event type, contract first.
+pub const ALL_TYPES: [&str; 8] = [
+    RINGING,
+    ANSWERED,
+    HANGUP,
+    CDR,
+    CUSTOMER_RINGING,
+    ATTEMPT_FAILED,
+    BRIDGED,
+    AGENT_MISSED,
+];
+
+/// One event of one call.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CallEvent {
+    /// Stable id (`evt_<uuid>`): receivers deduplicate on it.
+    pub id: String,
+    pub event_type: &'static str,
+    pub created_at: SystemTime,
+    pub call_uuid: Uuid,
+    /// 1, 2, 3… within the call: the order to deliver in.
+    pub seq: u32,
+    /// Name of the API token that placed the call (for per-token destinations).
+    pub token: Option<String>,
+    /// `call_uuid`, `leg`, `leg_uuid` and the event's own fields.
+    pub data: Value,
+}
+
+impl CallEvent {
+    /// A new event with a fresh id, stamped now.
+    pub fn new(
+        event_type: &'static str,
+        call_uuid: Uuid,
+        seq: u32,
+        token: Option<String>,
+        data: Value,
+    ) -> CallEvent {
+        CallEvent {
+            id: format!("evt_{}", Uuid::new_v4().simple()),
+            event_type,
+            created_at: SystemTime::now(),
+            call_uuid,
+            seq,
+            token,
+            data,
+        }
+    }
+
+    /// The webhook body: `{"id", "type", "created_at", "data"}`.
+    pub fn envelope(&self) -> Value {
+        json!({
+            "id": self.id,
+            "type": self.event_type,
+            "created_at": rfc3339(self.created_at),
+            "data": self.data,
+        })
+    }
+}
+
+/// Where events go. Called from core threads only, never from a FreeSWITCH
+/// thread; an implementation may write to disk but must not wait on the network.
+pub trait EventSink: Send + Sync + 'static {
+    fn emit(&self, event: &CallEvent);
+}
+
+/// Hands each event to several sinks, in order.
+pub struct FanOut(pub Vec<Arc<dyn EventSink>>);
+
+impl EventSink for FanOut {
+    fn emit(&self, event: &CallEvent) {
+        for sink in &self.0 {
+            sink.emit(event);
+        }
+    }
+}
+
+/// Keeps every event in memory (the sandbox's `GET` views and tests read it).
+#[derive(Default)]
+pub struct EventLog {
+    events: Mutex<Vec<CallEvent>>,
+}
+
+impl EventLog {
+    /// Every event so far.
+    pub fn all(&self) -> Vec<CallEvent> {
+        self.events
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+
+    /// The types of one call's events, in order.
+    pub fn types_of(&self, call: Uuid) -> Vec<&'static str> {
+        self.all()
+            .into_iter()
+            .filter(|e| e.call_uuid == call)
+            .map(|e| e.event_type)
+            .collect()
+    }
+}
+
+impl EventSink for EventLog {
+    fn emit(&self, event: &CallEvent) {
+        self.events
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push(event.clone());
+    }
+}

@@ -1,0 +1,15 @@
+//! The pure-Rust core: everything the contract describes, with no C in sight.
+#![forbid(unsafe_code)]
+
+pub mod call;
+pub mod callerid;
+pub mod command;
+pub mod config;
+pub mod config_xml;
+pub mod engine;
+pub mod errors;
+pub mod events;
+pub mod request;
+pub mod routing;
+mod runner;
+pub mod time;

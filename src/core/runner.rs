@@ -1,0 +1,221 @@
+//! One call's steps, on its own thread: ring the agent, then (only once the
+//! agent answered) dial the customer over each route in turn, then bridge.
+
+use std::sync::Arc;
+use std::time::SystemTime;
+
+use serde_json::json;
+
+use super::call::{Attempt, CallState, HangupBy};
+use super::config::Config;
+use super::engine::{CallCell, Engine};
+use super::events;
+use super::routing::{is_trunk_failure, RoutePlan};
+use crate::switch::{AgentLeg, CustomerLeg, Failure, LegOutcome};
+
+fn lock(cell: &CallCell) -> std::sync::MutexGuard<'_, super::call::CallRecord> {
+    cell.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+impl Engine {
+    pub(crate) fn run_call(self: Arc<Self>, cell: CallCell, config: Arc<Config>, plan: RoutePlan) {
+        self.steps(&cell, &config, plan);
+        lock(&cell).runner_done = true;
+        self.finish_if_done(&cell);
+    }
+
+    fn steps(&self, cell: &CallCell, config: &Config, plan: RoutePlan) {
+        let agent = {
+            let mut c = lock(cell);
+            if c.cancel.is_some() {
+                return;
+            }
+            c.state = CallState::AgentRinging;
+            c.a.started_at = Some(SystemTime::now());
+            AgentLeg {
+                call_uuid: c.call_uuid,
+                leg_uuid: c.a.uuid,
+                extension: c.from_extension.clone(),
+                domain: c.domain.clone(),
+                timeout: config.a_leg_timeout,
+                caller_id_name: config.agent_caller_id_name.clone(),
+                caller_id_number: config
+                    .agent_caller_id_number
+                    .clone()
+                    .unwrap_or_else(|| c.to_phone.clone()),
+                auto_answer: config.auto_answer,
+            }
+        };
+        match self.switch.originate_agent(&agent) {
+            LegOutcome::Failed(f) => {
+                let mut c = lock(cell);
+                self.leg_ended(&mut c, true, &f);
+                let missed = matches!(
+                    f.cause.as_str(),
+                    "NO_ANSWER"
+                        | "USER_BUSY"
+                        | "NO_USER_RESPONSE"
+                        | "CALL_REJECTED"
+                        | "USER_NOT_REGISTERED"
+                        | "SUBSCRIBER_ABSENT"
+                        | "ORIGINATOR_CANCEL"
+                        | "ALLOTTED_TIMEOUT"
+                        | "PROGRESS_TIMEOUT"
+                );
+                c.outcome = Some(match f.cause.as_str() {
+                    _ if c.cancel == Some(HangupBy::Api) => "cancelled",
+                    _ if c.cancel.is_some() => "aborted",
+                    "USER_BUSY" => "agent_busy",
+                    "USER_NOT_REGISTERED" | "SUBSCRIBER_ABSENT" => "agent_unreachable",
+                    _ if missed => "agent_no_answer",
+                    _ => "agent_failed",
+                });
+                c.hangup_by = Some(c.cancel.unwrap_or(HangupBy::Agent));
+                if c.cancel.is_none() {
+                    let extra = json!({"hangup_cause": f.cause, "sip_code": f.sip_code});
+                    self.emit(&mut c, events::AGENT_MISSED, Some("A"), extra);
+                }
+                return;
+            }
+            LegOutcome::Answered => {
+                let mut c = lock(cell);
+                self.agent_ringing(&mut c);
+                c.a.answered_at = Some(SystemTime::now());
+                c.state = CallState::AgentAnswered;
+                self.emit(&mut c, events::ANSWERED, Some("A"), json!({}));
+            }
+        }
+        let count = plan.candidates.len();
+        for (i, cand) in plan.candidates.into_iter().enumerate() {
+            let leg = {
+                let mut c = lock(cell);
+                if c.cancel.is_some() || c.a.ended_at.is_some() {
+                    return;
+                }
+                c.state = CallState::CustomerDialling;
+                let now = SystemTime::now();
+                c.b.started_at.get_or_insert(now);
+                c.b.ringing_at = None;
+                c.attempts.push(Attempt {
+                    trunk: cand.trunk.clone(),
+                    started_at: now,
+                    ended_at: None,
+                    result: None,
+                    sip_code: None,
+                });
+                CustomerLeg {
+                    call_uuid: c.call_uuid,
+                    leg_uuid: c.b.uuid,
+                    agent_leg_uuid: c.a.uuid,
+                    number: c.to_phone.clone(),
+                    route: cand.route.clone(),
+                    trunk: cand.trunk.clone(),
+                    caller_id: c.caller_id.clone(),
+                    headers: c.headers.clone(),
+                    timeout: config.b_leg_timeout,
+                    attempt: c.attempts.len() as u32,
+                }
+            };
+            let outcome = self.switch.dial_customer(&leg);
+            let trunk_name = cand
+                .trunk
+                .as_ref()
+                .map(|t| t.1.as_str())
+                .unwrap_or("dialplan");
+            let mut c = lock(cell);
+            let now = SystemTime::now();
+            match outcome {
+                LegOutcome::Answered => {
+                    self.count_attempt(trunk_name, false);
+                    if let Some(a) = c.attempts.last_mut() {
+                        a.ended_at = Some(now);
+                        a.result = Some("answered".into());
+                    }
+                    c.b.answered_at = Some(now);
+                    c.state = CallState::CustomerAnswered;
+                    self.emit(&mut c, events::ANSWERED, Some("B"), json!({}));
+                    if c.cancel.is_some() || c.a.ended_at.is_some() {
+                        drop(c);
+                        self.switch.hangup(leg.leg_uuid, "NORMAL_CLEARING");
+                        return;
+                    }
+                    drop(c);
+                    return self.bridge(cell, &leg);
+                }
+                LegOutcome::Failed(f) => {
+                    self.count_attempt(trunk_name, true);
+                    if let Some(a) = c.attempts.last_mut() {
+                        a.ended_at = Some(now);
+                        a.result = Some(f.cause.clone());
+                        a.sip_code = f.sip_code;
+                    }
+                    let more = i + 1 < count;
+                    let fail_over =
+                        more && c.cancel.is_none() && is_trunk_failure(&f.cause, f.sip_code);
+                    let extra = json!({
+                        "trunk_id": cand.trunk.as_ref().map(|t| t.0),
+                        "trunk_name": cand.trunk.as_ref().map(|t| t.1.clone()),
+                        "hangup_cause": f.cause,
+                        "sip_code": f.sip_code,
+                        "attempt": leg.attempt,
+                        "will_retry": fail_over,
+                    });
+                    self.emit(&mut c, events::ATTEMPT_FAILED, Some("B"), extra);
+                    if fail_over {
+                        continue;
+                    }
+                    self.customer_failed(&mut c, &f);
+                    let a_live = c.a.is_live();
+                    drop(c);
+                    if a_live {
+                        self.switch.hangup(leg.agent_leg_uuid, "NORMAL_CLEARING");
+                    }
+                    return;
+                }
+            }
+        }
+    }
+
+    fn customer_failed(&self, c: &mut super::call::CallRecord, f: &Failure) {
+        self.leg_ended(c, false, f);
+        c.outcome = Some(match f.cause.as_str() {
+            _ if c.cancel == Some(HangupBy::Api) => "cancelled",
+            _ if c.cancel.is_some() => "aborted",
+            _ if c.a.ended_at.is_some() => "agent_hung_up",
+            "USER_BUSY" => "customer_busy",
+            "NO_ANSWER" | "NO_USER_RESPONSE" => "customer_no_answer",
+            _ => "customer_failed",
+        });
+        c.hangup_by = Some(c.cancel.unwrap_or(if c.a.ended_at.is_some() {
+            HangupBy::Agent
+        } else {
+            HangupBy::Customer
+        }));
+    }
+
+    fn bridge(&self, cell: &CallCell, leg: &CustomerLeg) {
+        match self.switch.bridge(leg.agent_leg_uuid, leg.leg_uuid) {
+            Ok(()) => {
+                let mut c = lock(cell);
+                if c.a.ended_at.is_none() && c.b.ended_at.is_none() {
+                    c.state = CallState::Bridged;
+                    let extra = json!({
+                        "a_leg_uuid": c.a.uuid.to_string(),
+                        "b_leg_uuid": c.b.uuid.to_string(),
+                    });
+                    self.emit(&mut c, events::BRIDGED, None, extra);
+                }
+            }
+            Err(e) => {
+                let mut c = lock(cell);
+                c.outcome = Some("bridge_failed");
+                c.hangup_by = Some(HangupBy::System);
+                let _ = e;
+                drop(c);
+                self.switch
+                    .hangup(leg.agent_leg_uuid, "NORMAL_TEMPORARY_FAILURE");
+                self.switch.hangup(leg.leg_uuid, "NORMAL_TEMPORARY_FAILURE");
+            }
+        }
+    }
+}

@@ -1,0 +1,1 @@
+//! The FreeSWITCH seam (filled in by the module work).

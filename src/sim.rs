@@ -1,0 +1,387 @@
+//! A simulated switch: a directory, agents who answer after a delay, customers
+//! whose behaviour the dialled number chooses, trunks that can fail, and
+//! customers who hang up after talking a while. It drives the same engine as
+//! FreeSWITCH does, for tests and for the `c2c-sandbox` binary.
+#![forbid(unsafe_code)]
+
+use std::collections::{HashMap, HashSet};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use uuid::Uuid;
+
+use crate::switch::{
+    AgentLeg, CustomerLeg, Extension, Failure, LegEvent, LegOutcome, LegReport, LegSender, Route,
+    Switch, SwitchError,
+};
+
+/// Destination: the customer is busy (486).
+pub const NUMBER_BUSY: &str = "0900486486";
+/// Destination: the customer never answers (rings until the B-leg timeout,
+/// at most [`SimOptions::no_answer_after`]).
+pub const NUMBER_NO_ANSWER: &str = "0900408408";
+/// Destination: the first trunk answers 503, the next one connects.
+pub const NUMBER_FIRST_TRUNK_FAILS: &str = "0900503503";
+/// Destination: every trunk answers 503.
+pub const NUMBER_ALL_TRUNKS_FAIL: &str = "0900503999";
+
+/// How the simulated world behaves.
+#[derive(Debug, Clone)]
+pub struct SimOptions {
+    pub domain: String,
+    pub extensions: Vec<Extension>,
+    /// Agents that never answer (their phones ring until the A-leg timeout).
+    pub agents_no_answer: HashSet<String>,
+    pub agent_answer_after: Duration,
+    pub customer_ring_for: Duration,
+    /// Customers hang up after talking this long.
+    pub talk_time: Duration,
+    /// Upper bound on "no answer" rings, so the sandbox does not wait a minute.
+    pub no_answer_after: Duration,
+    /// Gateways that answer every call with 503.
+    pub failing_gateways: HashSet<String>,
+}
+
+impl SimOptions {
+    /// The sandbox's demo world: 1001 and 1002 active (1002 with outbound
+    /// caller id 0900000021), 1003 inactive, 1004 never answers.
+    pub fn demo() -> SimOptions {
+        let ext = |id: &str, active: bool, out: Option<&str>| Extension {
+            id: id.to_string(),
+            domain: "sandbox.local".to_string(),
+            active,
+            outbound_caller_id_number: out.map(str::to_string),
+            outbound_caller_id_name: None,
+        };
+        SimOptions {
+            domain: "sandbox.local".into(),
+            extensions: vec![
+                ext("1001", true, None),
+                ext("1002", true, Some("0900000021")),
+                ext("1003", false, None),
+                ext("1004", true, None),
+            ],
+            agents_no_answer: ["1004".to_string()].into_iter().collect(),
+            agent_answer_after: Duration::from_millis(1500),
+            customer_ring_for: Duration::from_millis(1500),
+            talk_time: Duration::from_secs(3),
+            no_answer_after: Duration::from_secs(5),
+            failing_gateways: HashSet::new(),
+        }
+    }
+}
+
+/// What the simulated switch was asked to do, in order (tests read it).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SimAction {
+    OriginateAgent(AgentLeg),
+    DialCustomer(CustomerLeg),
+    Bridge(Uuid, Uuid),
+    Hangup(Uuid, String),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum LegState {
+    Dialling,
+    Answered,
+    Ended,
+}
+
+#[derive(Default)]
+struct World {
+    legs: HashMap<Uuid, (LegState, Option<u32>)>,
+    bridges: HashMap<Uuid, Uuid>,
+    actions: Vec<SimAction>,
+    /// (when, leg, cause): scheduled hangups by the far end.
+    timers: Vec<(Instant, Uuid, String)>,
+    stop: bool,
+}
+
+struct Shared {
+    world: Mutex<World>,
+    changed: Condvar,
+    options: Mutex<SimOptions>,
+    legs: LegSender,
+}
+
+/// The simulated switch.
+pub struct SimSwitch {
+    shared: Arc<Shared>,
+    clock: Mutex<Option<JoinHandle<()>>>,
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+impl SimSwitch {
+    /// A simulated switch reporting leg progress on `legs`.
+    pub fn new(options: SimOptions, legs: LegSender) -> Arc<SimSwitch> {
+        let shared = Arc::new(Shared {
+            world: Mutex::new(World::default()),
+            changed: Condvar::new(),
+            options: Mutex::new(options),
+            legs,
+        });
+        let s = Arc::clone(&shared);
+        let clock = std::thread::Builder::new()
+            .name("c2c-sim-clock".into())
+            .spawn(move || s.run_clock())
+            .expect("spawn sim clock");
+        Arc::new(SimSwitch {
+            shared,
+            clock: Mutex::new(Some(clock)),
+        })
+    }
+
+    /// Everything asked of the switch so far.
+    pub fn actions(&self) -> Vec<SimAction> {
+        lock(&self.shared.world).actions.clone()
+    }
+
+    /// Changes the simulated world (e.g. make a gateway fail).
+    pub fn set_options(&self, f: impl FnOnce(&mut SimOptions)) {
+        f(&mut lock(&self.shared.options));
+    }
+
+    /// A party hangs up by itself (agent or customer).
+    pub fn party_hangs_up(&self, leg: Uuid, cause: &str) {
+        self.shared.end_leg(leg, cause, true);
+    }
+
+    /// Stops the clock thread and joins it.
+    pub fn stop(&self) {
+        lock(&self.shared.world).stop = true;
+        self.shared.changed.notify_all();
+        if let Some(h) = lock(&self.clock).take() {
+            let _ = h.join();
+        }
+    }
+}
+
+impl Drop for SimSwitch {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+impl Shared {
+    fn report(&self, leg_uuid: Uuid, attempt: Option<u32>, event: LegEvent) {
+        let _ = self.legs.try_send(LegReport {
+            leg_uuid,
+            attempt,
+            event,
+        });
+    }
+
+    /// Ends a leg; a bridged partner ends too, as FreeSWITCH does.
+    fn end_leg(&self, leg: Uuid, cause: &str, far_end: bool) {
+        let mut w = lock(&self.world);
+        let Some((state, attempt)) = w.legs.get(&leg).copied() else {
+            return;
+        };
+        if state == LegState::Ended {
+            return;
+        }
+        w.legs.insert(leg, (LegState::Ended, attempt));
+        let partner = w.bridges.remove(&leg);
+        if let Some(p) = partner {
+            w.bridges.remove(&p);
+        }
+        drop(w);
+        self.changed.notify_all();
+        let failure = Failure {
+            cause: cause.to_string(),
+            sip_code: None,
+        };
+        if state == LegState::Answered {
+            self.report(leg, attempt, LegEvent::HungUp(failure));
+        }
+        if let Some(p) = partner {
+            let _ = far_end;
+            self.end_leg(p, "NORMAL_CLEARING", true);
+        }
+    }
+
+    /// Rings a leg: ringing report, then answer after `answer_after` (or never),
+    /// unless hung up first or `timeout` passes.
+    fn ring(
+        &self,
+        leg: Uuid,
+        attempt: Option<u32>,
+        answer_after: Option<Duration>,
+        timeout: Duration,
+        give_up: Failure,
+    ) -> LegOutcome {
+        lock(&self.world)
+            .legs
+            .insert(leg, (LegState::Dialling, attempt));
+        self.report(leg, attempt, LegEvent::Ringing);
+        let start = Instant::now();
+        let answer_at = answer_after.filter(|d| *d < timeout).map(|d| start + d);
+        let end_at = start + timeout;
+        let mut w = lock(&self.world);
+        loop {
+            if w.legs.get(&leg).map(|l| l.0) == Some(LegState::Ended) || w.stop {
+                w.legs.insert(leg, (LegState::Ended, attempt));
+                return LegOutcome::Failed(Failure {
+                    cause: "ORIGINATOR_CANCEL".into(),
+                    sip_code: Some(487),
+                });
+            }
+            let now = Instant::now();
+            if answer_at.is_some_and(|t| now >= t) {
+                w.legs.insert(leg, (LegState::Answered, attempt));
+                drop(w);
+                self.report(leg, attempt, LegEvent::Answered);
+                return LegOutcome::Answered;
+            }
+            if now >= end_at {
+                w.legs.insert(leg, (LegState::Ended, attempt));
+                return LegOutcome::Failed(give_up);
+            }
+            let next = answer_at.map_or(end_at, |t| t.min(end_at));
+            w = self
+                .changed
+                .wait_timeout(w, next.saturating_duration_since(now))
+                .unwrap_or_else(|e| e.into_inner())
+                .0;
+        }
+    }
+
+    fn run_clock(&self) {
+        let mut w = lock(&self.world);
+        loop {
+            if w.stop {
+                return;
+            }
+            let now = Instant::now();
+            if let Some(i) = w.timers.iter().position(|t| t.0 <= now) {
+                let (_, leg, cause) = w.timers.swap_remove(i);
+                drop(w);
+                self.end_leg(leg, &cause, true);
+                w = lock(&self.world);
+                continue;
+            }
+            let wait = w
+                .timers
+                .iter()
+                .map(|t| t.0.saturating_duration_since(now))
+                .min()
+                .unwrap_or(Duration::from_millis(200));
+            w = self
+                .changed
+                .wait_timeout(w, wait)
+                .unwrap_or_else(|e| e.into_inner())
+                .0;
+        }
+    }
+}
+
+impl Switch for SimSwitch {
+    fn default_domain(&self) -> String {
+        lock(&self.shared.options).domain.clone()
+    }
+
+    fn lookup_extension(&self, domain: &str, id: &str) -> Result<Option<Extension>, SwitchError> {
+        let o = lock(&self.shared.options);
+        Ok(o.extensions
+            .iter()
+            .find(|e| e.id == id && (e.domain == domain || domain == o.domain))
+            .cloned())
+    }
+
+    fn originate_agent(&self, leg: &AgentLeg) -> LegOutcome {
+        lock(&self.shared.world)
+            .actions
+            .push(SimAction::OriginateAgent(leg.clone()));
+        let o = lock(&self.shared.options).clone();
+        let answers = !o.agents_no_answer.contains(&leg.extension);
+        self.shared.ring(
+            leg.leg_uuid,
+            None,
+            answers.then_some(o.agent_answer_after),
+            leg.timeout,
+            Failure {
+                cause: "NO_ANSWER".into(),
+                sip_code: Some(480),
+            },
+        )
+    }
+
+    fn dial_customer(&self, leg: &CustomerLeg) -> LegOutcome {
+        lock(&self.shared.world)
+            .actions
+            .push(SimAction::DialCustomer(leg.clone()));
+        let o = lock(&self.shared.options).clone();
+        let attempt = Some(leg.attempt);
+        let trunk_down = match &leg.route {
+            Route::Gateway { gateway } => o.failing_gateways.contains(gateway),
+            _ => false,
+        };
+        let fail_503 = trunk_down
+            || leg.number == NUMBER_ALL_TRUNKS_FAIL
+            || (leg.number == NUMBER_FIRST_TRUNK_FAILS && leg.attempt == 1);
+        if fail_503 {
+            lock(&self.shared.world)
+                .legs
+                .insert(leg.leg_uuid, (LegState::Ended, attempt));
+            return LegOutcome::Failed(Failure {
+                cause: "NORMAL_TEMPORARY_FAILURE".into(),
+                sip_code: Some(503),
+            });
+        }
+        if leg.number == NUMBER_BUSY {
+            return LegOutcome::Failed(Failure {
+                cause: "USER_BUSY".into(),
+                sip_code: Some(486),
+            });
+        }
+        let no_answer = leg.number == NUMBER_NO_ANSWER;
+        let outcome = self.shared.ring(
+            leg.leg_uuid,
+            attempt,
+            (!no_answer).then_some(o.customer_ring_for),
+            if no_answer {
+                leg.timeout.min(o.no_answer_after)
+            } else {
+                leg.timeout
+            },
+            Failure {
+                cause: "NO_ANSWER".into(),
+                sip_code: Some(480),
+            },
+        );
+        if outcome == LegOutcome::Answered {
+            let mut w = lock(&self.shared.world);
+            w.timers.push((
+                Instant::now() + o.talk_time,
+                leg.leg_uuid,
+                "NORMAL_CLEARING".into(),
+            ));
+            drop(w);
+            self.shared.changed.notify_all();
+        }
+        outcome
+    }
+
+    fn bridge(&self, agent_leg: Uuid, customer_leg: Uuid) -> Result<(), SwitchError> {
+        let mut w = lock(&self.shared.world);
+        w.actions.push(SimAction::Bridge(agent_leg, customer_leg));
+        let up = |u: &Uuid| w.legs.get(u).map(|l| l.0) == Some(LegState::Answered);
+        if !(up(&agent_leg) && up(&customer_leg)) {
+            return Err(SwitchError("a leg to bridge is gone".into()));
+        }
+        w.bridges.insert(agent_leg, customer_leg);
+        w.bridges.insert(customer_leg, agent_leg);
+        Ok(())
+    }
+
+    fn hangup(&self, leg_uuid: Uuid, cause: &str) {
+        lock(&self.shared.world)
+            .actions
+            .push(SimAction::Hangup(leg_uuid, cause.to_string()));
+        self.shared.end_leg(leg_uuid, cause, false);
+    }
+}

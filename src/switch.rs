@@ -1,0 +1,142 @@
+//! The seam the core drives: what a switch must do for a click-to-call call.
+//!
+//! The real implementation lives in `ffi` (inside FreeSWITCH); [`crate::sim`]
+//! simulates one for tests and the sandbox. Methods that place a leg block the
+//! calling (core-owned) thread until the leg is answered or has failed; leg
+//! progress that happens later (ringing, hangup of a bridged leg) is reported
+//! back through [`crate::core::engine::Engine::leg_event`].
+
+use std::time::Duration;
+
+use uuid::Uuid;
+
+/// An extension of the switch's directory.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Extension {
+    pub id: String,
+    pub domain: String,
+    /// Absent `zorio_c2c_status` (or any value but `inactive`) means active.
+    pub active: bool,
+    pub outbound_caller_id_number: Option<String>,
+    pub outbound_caller_id_name: Option<String>,
+}
+
+/// The A-leg: ring the agent.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AgentLeg {
+    pub call_uuid: Uuid,
+    pub leg_uuid: Uuid,
+    pub extension: String,
+    pub domain: String,
+    pub timeout: Duration,
+    /// What the agent's phone shows.
+    pub caller_id_name: String,
+    pub caller_id_number: String,
+    pub auto_answer: bool,
+}
+
+/// Where one B-leg attempt goes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Route {
+    /// `sofia/gateway/<gateway>/<number>`.
+    Gateway { gateway: String },
+    /// An admin's template with `${number}` replaced.
+    DialString { template: String },
+    /// The switch's dialplan routes the number.
+    Dialplan { dialplan: String, context: String },
+}
+
+/// One B-leg attempt: dial the customer.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CustomerLeg {
+    pub call_uuid: Uuid,
+    pub leg_uuid: Uuid,
+    /// The answered agent leg it will be bridged to.
+    pub agent_leg_uuid: Uuid,
+    pub number: String,
+    pub route: Route,
+    /// `Some((id, name))` when a trunk carries this attempt.
+    pub trunk: Option<(i64, String)>,
+    /// Presented as the INVITE's From.
+    pub caller_id: String,
+    /// Custom headers, key without `X-`; sent as `X-<key>: <value>`.
+    pub headers: Vec<(String, String)>,
+    pub timeout: Duration,
+    /// 1 for the first route, 2 for the first failover, …; the switch tags
+    /// this attempt's [`LegReport`]s with it.
+    pub attempt: u32,
+}
+
+/// Why a leg ended or failed, as FreeSWITCH names it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Failure {
+    /// Hangup cause name, e.g. `USER_BUSY`, `NO_ANSWER`, `NORMAL_TEMPORARY_FAILURE`.
+    pub cause: String,
+    /// SIP status of the final response, when known.
+    pub sip_code: Option<u16>,
+}
+
+/// How placing a leg ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum LegOutcome {
+    Answered,
+    Failed(Failure),
+}
+
+/// Progress of one leg.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum LegEvent {
+    Ringing,
+    Answered,
+    HungUp(Failure),
+}
+
+/// A leg's progress, sent by the switch to the engine.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LegReport {
+    pub leg_uuid: Uuid,
+    /// The B-leg attempt this is about (`None` for the A-leg or when unknown).
+    pub attempt: Option<u32>,
+    pub event: LegEvent,
+}
+
+/// Where a switch sends [`LegReport`]s. Never blocks: use `try_send`, and
+/// say loudly when it is full.
+pub type LegSender = crossbeam_channel::Sender<LegReport>;
+
+/// The channel between a switch and its engine (bounded).
+pub fn leg_channel() -> (LegSender, crossbeam_channel::Receiver<LegReport>) {
+    crossbeam_channel::bounded(65_536)
+}
+
+/// The switch could not do what was asked.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SwitchError(pub String);
+
+impl std::fmt::Display for SwitchError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// What the core needs from a switch.
+///
+/// Contract on progress: the switch sends a [`LegReport`] for ringing, and for
+/// the end (`HungUp`) of every leg that was answered, through the
+/// [`LegSender`] it was built with.
+pub trait Switch: Send + Sync + 'static {
+    /// The switch's own directory domain.
+    fn default_domain(&self) -> String;
+    /// Looks an extension up in the directory; `Ok(None)` when it does not exist.
+    fn lookup_extension(&self, domain: &str, id: &str) -> Result<Option<Extension>, SwitchError>;
+    /// Rings the agent and blocks until answered or failed. The leg's channel
+    /// UUID must be `leg.leg_uuid`.
+    fn originate_agent(&self, leg: &AgentLeg) -> LegOutcome;
+    /// Dials the customer over one route and blocks until answered or failed.
+    /// The channel UUID must be `leg.leg_uuid` (also on a retry over another trunk).
+    fn dial_customer(&self, leg: &CustomerLeg) -> LegOutcome;
+    /// Bridges two answered legs.
+    fn bridge(&self, agent_leg: Uuid, customer_leg: Uuid) -> Result<(), SwitchError>;
+    /// Hangs a leg up (no-op when it is already gone).
+    fn hangup(&self, leg_uuid: Uuid, cause: &str);
+}
