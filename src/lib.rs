@@ -5,6 +5,7 @@
 //! and the only code that talks to FreeSWITCH; [`sim`] is a simulated switch
 //! for tests and the sandbox.
 
+pub mod app;
 pub mod core;
 mod ffi;
 pub mod sim;
