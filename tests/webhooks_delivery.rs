@@ -281,11 +281,11 @@ fn a_failing_call_never_holds_up_another_even_with_one_worker() {
     let s = WebhookService::start(&cfg, &[]).unwrap();
     let ok = Uuid::new_v4();
     let (bad_events, ok_events) = (call_events(failing, 3), call_events(ok, 5));
-    for i in 0..5 {
+    for (i, ok_event) in ok_events.iter().enumerate() {
         if let Some(e) = bad_events.get(i) {
             s.emit(e);
         }
-        s.emit(&ok_events[i]);
+        s.emit(ok_event);
     }
     let bodies = rx.wait_delivered(5, Duration::from_secs(3));
     assert_eq!(seqs(&bodies), [1, 2, 3, 4, 5]);

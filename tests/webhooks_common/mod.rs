@@ -262,7 +262,10 @@ pub fn settings(url: Option<String>, spool: &std::path::Path) -> WebhookSettings
 }
 
 /// A log hook that keeps messages for the test to inspect.
-pub fn captured_log() -> (LogHook, Arc<Mutex<Vec<(LogLevel, String)>>>) {
+/// Log lines kept by [`captured_log`].
+pub type Lines = Arc<Mutex<Vec<(LogLevel, String)>>>;
+
+pub fn captured_log() -> (LogHook, Lines) {
     let lines = Arc::new(Mutex::new(Vec::new()));
     let l = lines.clone();
     let hook: LogHook =

@@ -105,7 +105,7 @@ pub fn parse_http_date(value: &str) -> Option<SystemTime> {
         "jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct", "nov", "dec",
     ];
     let tokens: Vec<&str> = value
-        .split(|c: char| c == ' ' || c == ',' || c == '-')
+        .split([' ', ',', '-'])
         .filter(|t| !t.is_empty())
         .collect();
     if tokens.len() < 5 {
