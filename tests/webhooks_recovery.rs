@@ -132,6 +132,21 @@ fn given_up_events_become_dead_letters_and_can_be_replayed() {
     assert!(cli(&s, "replay ../../etc/passwd").starts_with("-ERR not_found"));
     assert!(cli(&s, "bogus").starts_with("-ERR"));
 
+    // A replay gets a fresh give-up horizon: retried again, then dead again.
+    let before = rx.requests().len();
+    assert!(cli(&s, &format!("replay {}", e1.id)).starts_with("+OK"));
+    wait_until(Duration::from_secs(1), "replay under way", || {
+        status(&s, "dead_letters") == 1
+    });
+    wait_until(Duration::from_secs(3), "dead again", || {
+        status(&s, "dead_letters") == 2 && status(&s, "spool_size") == 0
+    });
+    let again = rx.requests()[before..]
+        .iter()
+        .filter(|r| r.id() == e1.id)
+        .count();
+    assert!(again >= 3, "only {again} attempts after the replay");
+
     up.store(true, Ordering::SeqCst);
     assert_eq!(
         cli(&s, &format!("replay {}", e1.id)),
@@ -144,7 +159,7 @@ fn given_up_events_become_dead_letters_and_can_be_replayed() {
     assert_eq!(bodies[1]["id"], e2.id.as_str());
     assert!(s.dead_letters().is_empty());
     let st: Value = serde_json::from_str(cli(&s, "status").split_once('\n').unwrap().1).unwrap();
-    assert_eq!(st["replayed"], 2);
+    assert_eq!(st["replayed"], 3);
     assert_eq!(st["delivered"], 2);
     assert_eq!(st["dead_letters"], 0);
     assert!(cli(&s, "").starts_with("+OK webhooks\n"));

@@ -275,7 +275,7 @@ fn attempt(shared: &Shared, job: Job) -> Done {
             let failed = job.failed + 1;
             match shared
                 .schedule
-                .next(failed, retry_after, r.created_at, SystemTime::now())
+                .next(failed, retry_after, r.since, SystemTime::now())
             {
                 Next::RetryIn(delay) => {
                     *shared

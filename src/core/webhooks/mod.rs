@@ -262,13 +262,15 @@ impl WebhookService {
         self.shared.dead.list()
     }
 
-    /// Puts one dead letter back in the spool and queues it for delivery.
+    /// Puts one dead letter back in the spool and queues it for delivery,
+    /// with a fresh give-up horizon.
     pub fn replay(&self, id: &str) -> Result<(), ReplayError> {
-        let dead = self
+        let mut dead = self
             .shared
             .dead
             .get(id)
             .ok_or_else(|| ReplayError::NotFound(id.to_string()))?;
+        dead.record.since = std::time::SystemTime::now();
         self.shared
             .spool
             .put(&dead.record)

@@ -13,7 +13,7 @@ pub enum Next {
 }
 
 /// Delays between attempts (the last one repeats) and the horizon after
-/// which an event is given up, counted from when it was created.
+/// which an event is given up, counted from when it was created (or replayed).
 #[derive(Debug, Clone, PartialEq)]
 pub struct RetrySchedule {
     delays: Vec<Duration>,

@@ -24,8 +24,11 @@ pub struct SpoolRecord {
     pub seq: u32,
     /// The API token that placed the call (chooses the destination).
     pub token: Option<String>,
-    /// When the event happened; the give-up horizon counts from here.
+    /// When the event happened.
     pub created_at: SystemTime,
+    /// When the current delivery effort began (the give-up horizon counts
+    /// from here): `created_at`, or the time of the last replay.
+    pub since: SystemTime,
     /// The JSON envelope, serialised once so every attempt sends the same bytes.
     pub body: String,
 }
@@ -33,14 +36,16 @@ pub struct SpoolRecord {
 impl SpoolRecord {
     /// The record of an event.
     pub fn from_event(event: &CallEvent) -> SpoolRecord {
+        // Kept to the microsecond, as on disk, so a record reads back equal.
+        let created_at = UNIX_EPOCH + Duration::from_micros(unix_us(event.created_at));
         SpoolRecord {
             id: event.id.clone(),
             event_type: event.event_type.to_string(),
             call_uuid: event.call_uuid,
             seq: event.seq,
             token: event.token.clone(),
-            // Kept to the microsecond, as on disk, so a record reads back equal.
-            created_at: UNIX_EPOCH + Duration::from_micros(unix_us(event.created_at)),
+            created_at,
+            since: created_at,
             body: event.envelope().to_string(),
         }
     }
@@ -54,19 +59,26 @@ impl SpoolRecord {
             "seq": self.seq,
             "token": self.token,
             "created_unix_us": unix_us(self.created_at),
+            "since_unix_us": unix_us(self.since),
             "body": self.body,
         })
     }
 
     /// A record read back from disk (`None` if it is not one).
     pub fn from_json(v: &Value) -> Option<SpoolRecord> {
+        let created_at = UNIX_EPOCH + Duration::from_micros(v["created_unix_us"].as_u64()?);
+        let since = v["since_unix_us"]
+            .as_u64()
+            .map(|us| UNIX_EPOCH + Duration::from_micros(us))
+            .unwrap_or(created_at);
         Some(SpoolRecord {
             id: v["id"].as_str().filter(|id| is_safe_id(id))?.to_string(),
             event_type: v["type"].as_str()?.to_string(),
             call_uuid: Uuid::parse_str(v["call_uuid"].as_str()?).ok()?,
             seq: u32::try_from(v["seq"].as_u64()?).ok()?,
             token: v["token"].as_str().map(str::to_string),
-            created_at: UNIX_EPOCH + Duration::from_micros(v["created_unix_us"].as_u64()?),
+            created_at,
+            since,
             body: v["body"].as_str()?.to_string(),
         })
     }
