@@ -97,34 +97,40 @@ impl Queues {
         }
     }
 
-    /// The next call whose head is due by `now`, marked in flight.
-    fn take_due(&mut self, now: Instant) -> Option<Job> {
+    /// Drops heap entries that no longer describe an idle call's due time.
+    fn purge_stale(&mut self) {
         while let Some(Reverse((at, _, call))) = self.due.peek().copied() {
             let valid = self
                 .calls
                 .get(&call)
                 .is_some_and(|q| !q.in_flight && q.due == at && !q.events.is_empty());
-            if !valid {
-                self.due.pop();
-                continue;
-            }
-            if at > now {
-                return None;
+            if valid {
+                return;
             }
             self.due.pop();
-            let q = self.calls.get_mut(&call)?;
-            q.in_flight = true;
-            let head = q.events.front()?;
-            return Some(Job {
-                record: head.record.clone(),
-                failed: head.failed,
-            });
         }
-        None
     }
 
-    /// When the earliest idle call is due (stale heap entries may make it early).
-    fn next_due(&self) -> Option<Instant> {
+    /// The next call whose head is due by `now`, marked in flight.
+    fn take_due(&mut self, now: Instant) -> Option<Job> {
+        self.purge_stale();
+        let Reverse((at, _, call)) = *self.due.peek()?;
+        if at > now {
+            return None;
+        }
+        self.due.pop();
+        let q = self.calls.get_mut(&call)?;
+        q.in_flight = true;
+        let head = q.events.front()?;
+        Some(Job {
+            record: head.record.clone(),
+            failed: head.failed,
+        })
+    }
+
+    /// When the earliest idle call is due.
+    fn next_due(&mut self) -> Option<Instant> {
+        self.purge_stale();
         self.due.peek().map(|Reverse((at, _, _))| *at)
     }
 
@@ -201,7 +207,13 @@ pub(crate) fn dispatcher(
                 return;
             }
         }
-        let mut wake = q.next_due().unwrap_or(now + Duration::from_secs(1));
+        // With every sender busy, only a result (or new intake) can change anything.
+        let idle_wake = now + Duration::from_secs(1);
+        let mut wake = if free > 0 {
+            q.next_due().unwrap_or(idle_wake)
+        } else {
+            idle_wake
+        };
         if let Some(until) = stop {
             wake = wake.min(until.max(now + Duration::from_millis(5)));
         }
@@ -329,4 +341,59 @@ fn dead_letter(shared: &Shared, job: &Job, attempts: u32, error: &str) -> Done {
         ),
     );
     Done::Finished(r.call_uuid)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::core::events::{self, CallEvent};
+    use serde_json::json;
+
+    fn rec(call: Uuid, seq: u32) -> SpoolRecord {
+        SpoolRecord::from_event(&CallEvent::new(events::RINGING, call, seq, None, json!({})))
+    }
+
+    fn queues() -> Queues {
+        Queues {
+            calls: HashMap::new(),
+            due: BinaryHeap::new(),
+            tick: 0,
+            queued: 0,
+        }
+    }
+
+    #[test]
+    fn one_event_per_call_in_flight_in_seq_order_and_retries_wait_apart() {
+        let (a, b) = (Uuid::new_v4(), Uuid::new_v4());
+        let mut q = queues();
+        q.add(rec(a, 1));
+        q.add(rec(a, 3));
+        q.add(rec(a, 2)); // arrives late: still goes before 3
+        q.add(rec(b, 1));
+        let now = Instant::now();
+        let j1 = q.take_due(now).unwrap();
+        assert_eq!((j1.record.call_uuid, j1.record.seq), (a, 1));
+        let j2 = q.take_due(now).unwrap();
+        assert_eq!((j2.record.call_uuid, j2.record.seq), (b, 1));
+        assert!(q.take_due(now).is_none(), "a's next waits for its head");
+        let later = now + Duration::from_millis(50);
+        q.done(Done::Retry(a, later, 1));
+        q.done(Done::Finished(b));
+        assert!(!q.calls.contains_key(&b));
+        assert!(q.take_due(now).is_none(), "a's retry is not due yet");
+        assert_eq!(q.next_due(), Some(later));
+        let again = q.take_due(later).unwrap();
+        assert_eq!((again.record.seq, again.failed), (1, 1));
+        q.done(Done::Finished(a));
+        let seqs: Vec<u32> = (0..2)
+            .map(|_| {
+                let j = q.take_due(Instant::now()).unwrap();
+                q.done(Done::Finished(a));
+                j.record.seq
+            })
+            .collect();
+        assert_eq!(seqs, [2, 3]);
+        assert_eq!(q.queued, 0);
+        assert!(q.calls.is_empty());
+    }
 }
