@@ -178,6 +178,9 @@ fn server_errors_are_retried_and_later_events_wait_their_turn() {
     let first_id = reqs[0].id();
     assert!(reqs[..4].iter().all(|r| r.id() == first_id));
     assert_eq!(reqs[3].status, Some(200));
+    // Keep-alive: six requests, one sender at a time, over one connection
+    // (two at most, one per sender thread).
+    assert!(rx.connections() <= 2, "{} connections", rx.connections());
     assert!(s.stop(Duration::from_secs(2)).is_empty());
     assert_eq!(status(&s, "failed_attempts"), 3);
     assert_eq!(status(&s, "delivered"), 3);

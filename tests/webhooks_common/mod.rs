@@ -6,7 +6,7 @@ use std::collections::HashMap;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
@@ -58,6 +58,7 @@ pub struct Receiver {
     pub addr: SocketAddr,
     requests: Arc<Mutex<Vec<Req>>>,
     stop: Arc<AtomicBool>,
+    connections: Arc<AtomicUsize>,
     thread: Option<JoinHandle<()>>,
 }
 
@@ -78,12 +79,14 @@ impl Receiver {
         let requests = Arc::new(Mutex::new(Vec::new()));
         let stop = Arc::new(AtomicBool::new(false));
         let script: Arc<Script> = Arc::new(script);
-        let (reqs, st) = (requests.clone(), stop.clone());
+        let connections = Arc::new(AtomicUsize::new(0));
+        let (reqs, st, conns_seen) = (requests.clone(), stop.clone(), connections.clone());
         let thread = std::thread::spawn(move || {
             let mut conns = Vec::new();
             while !st.load(Ordering::SeqCst) {
                 match listener.accept() {
                     Ok((stream, _)) => {
+                        conns_seen.fetch_add(1, Ordering::SeqCst);
                         let (reqs, st, script) = (reqs.clone(), st.clone(), script.clone());
                         conns.push(std::thread::spawn(move || serve(stream, reqs, st, script)));
                     }
@@ -98,12 +101,18 @@ impl Receiver {
             addr,
             requests,
             stop,
+            connections,
             thread: Some(thread),
         }
     }
 
     pub fn url(&self) -> String {
         format!("http://{}/hooks", self.addr)
+    }
+
+    /// TCP connections accepted so far.
+    pub fn connections(&self) -> usize {
+        self.connections.load(Ordering::SeqCst)
     }
 
     pub fn requests(&self) -> Vec<Req> {
