@@ -6,6 +6,11 @@
 //! spool (fsync'd) and hands it to the dispatcher thread, never waiting on the
 //! network. Sender threads make the HTTP attempts. [`WebhookService::stop`]
 //! drains what is ready, interrupts what is in flight and joins every thread.
+//!
+//! Order: a call's next event is sent only once the previous one is delivered
+//! or given up (dead-lettered); a call waiting for a retry holds up nothing
+//! but its own later events. Delivery is at least once: `webhook-id` is the
+//! event id, stable across attempts and restarts, for receivers to deduplicate.
 
 pub mod cli;
 pub mod dead;

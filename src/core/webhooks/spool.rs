@@ -163,6 +163,12 @@ impl Spool {
 
     /// Writes a record durably (file and directory fsync'd), or refuses when full.
     pub fn put(&self, record: &SpoolRecord) -> Result<(), SpoolError> {
+        if !is_safe_id(&record.id) {
+            return Err(SpoolError::Io(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                "an event id must be [A-Za-z0-9_-]{1,100}",
+            )));
+        }
         let reserved = self
             .count
             .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| {
@@ -309,5 +315,12 @@ mod tests {
         assert!(!is_safe_id("../etc/passwd"));
         assert!(!is_safe_id(""));
         assert!(!is_safe_id("a/b"));
+        let root = temp_dir("unsafe");
+        let (spool, _) = Spool::open(&root, 10).unwrap();
+        let mut r = SpoolRecord::from_event(&event(Uuid::new_v4(), 1));
+        r.id = "../escape".into();
+        assert!(matches!(spool.put(&r), Err(SpoolError::Io(_))));
+        assert_eq!(spool.len(), 0);
+        let _ = fs::remove_dir_all(&root);
     }
 }
