@@ -11,11 +11,14 @@ use crossbeam_channel::Receiver;
 use crate::core::config::Config;
 use crate::core::engine::Engine;
 use crate::core::events::{EventSink, FanOut};
+use crate::core::webhooks::{self, LogHook, WebhookService};
 use crate::switch::{LegReport, Switch};
 
 /// A running service.
 pub struct App {
     pub engine: Arc<Engine>,
+    /// Webhook delivery (spool, retries, dead letters).
+    pub webhooks: Arc<WebhookService>,
 }
 
 impl App {
@@ -27,9 +30,28 @@ impl App {
         legs: Receiver<LegReport>,
         extra_sinks: Vec<Arc<dyn EventSink>>,
     ) -> Result<App, String> {
-        let sink: Arc<dyn EventSink> = Arc::new(FanOut(extra_sinks));
-        let engine = Engine::new(config, switch, legs, sink);
-        Ok(App { engine })
+        App::start_with_log(config, switch, legs, extra_sinks, webhooks::stderr_log())
+    }
+
+    /// [`App::start`] with the webhook service's messages going to `log`
+    /// (the module passes one writing to the FreeSWITCH log).
+    pub fn start_with_log(
+        config: Config,
+        switch: Arc<dyn Switch>,
+        legs: Receiver<LegReport>,
+        extra_sinks: Vec<Arc<dyn EventSink>>,
+        log: LogHook,
+    ) -> Result<App, String> {
+        let webhooks = WebhookService::start_with_log(&config.webhooks, &config.tokens, log)?;
+        let mut sinks: Vec<Arc<dyn EventSink>> = vec![webhooks.clone()];
+        sinks.extend(extra_sinks);
+        let engine = Engine::new(config, switch, legs, Arc::new(FanOut(sinks)));
+        Ok(App { engine, webhooks })
+    }
+
+    /// `c2c webhooks …` (for the command host).
+    pub fn webhooks_command(&self, args: &str) -> String {
+        webhooks::cli(&self.webhooks, args)
     }
 
     /// Stops everything, each part within `deadline`; returns what did not stop in time.
@@ -39,6 +61,8 @@ impl App {
         if stuck > 0 {
             late.push(format!("{stuck} call threads"));
         }
+        // Last: the engine's final events (hangups of cancelled calls) are spooled first.
+        late.extend(self.webhooks.stop(deadline));
         late
     }
 }

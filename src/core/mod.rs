@@ -13,3 +13,4 @@ pub mod request;
 pub mod routing;
 mod runner;
 pub mod time;
+pub mod webhooks;
