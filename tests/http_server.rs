@@ -353,3 +353,22 @@ fn http_disabled_starts_no_listener() {
     };
     assert_eq!(t0, (true, 202));
 }
+
+#[test]
+fn deeply_nested_json_is_refused_without_hurting_the_server() {
+    let t = start(|_| {});
+    for depth in [100, 127, 128, 129, 5_000] {
+        let arrays = format!("{}{}", "[".repeat(depth), "]".repeat(depth));
+        let objects = format!("{}1{}", r#"{"a":"#.repeat(depth), "}".repeat(depth));
+        for body in [arrays, objects] {
+            let r = post_call(t.addr, &body, &[]);
+            assert!(
+                r.status == 400 || r.status == 422,
+                "depth {depth}: {}",
+                r.status
+            );
+        }
+    }
+    let r = post_call(t.addr, MODE1, &[]);
+    assert_eq!(r.status, 202);
+}

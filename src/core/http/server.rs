@@ -25,7 +25,7 @@ use super::state::HttpState;
 /// Most header lines in one request.
 const MAX_HEADER_LINES: usize = 64;
 /// Stack of a connection thread: handlers are shallow.
-const CONN_STACK: usize = 256 * 1024;
+const CONN_STACK: usize = 512 * 1024;
 
 struct Shared {
     state: Arc<HttpState>,
