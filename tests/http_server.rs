@@ -80,7 +80,7 @@ fn expect_100_continue_is_answered() {
 
 #[test]
 fn a_slow_client_never_stalls_another_and_times_out() {
-    let t = start(|c| c.http.read_timeout = Duration::from_millis(600));
+    let t = start(|c| c.http.read_timeout = Duration::from_millis(1000));
     // Slowloris: a head that never ends, one byte at a time.
     let mut slow = Conn::open(t.addr);
     slow.send_raw(b"POST /api/pbx/calls/click-to-call HTTP/1.1\r\nHost: t\r\n");
@@ -95,7 +95,7 @@ fn a_slow_client_never_stalls_another_and_times_out() {
         std::thread::sleep(Duration::from_millis(50));
     }
     assert!(
-        started.elapsed() < Duration::from_millis(500),
+        started.elapsed() < Duration::from_millis(800),
         "{:?}",
         started.elapsed()
     );
@@ -106,7 +106,7 @@ fn a_slow_client_never_stalls_another_and_times_out() {
         assert_eq!(r.error_code(), "request_timeout");
         assert!(c.closed_within(Duration::from_secs(2)));
     }
-    assert!(started.elapsed() >= Duration::from_millis(550));
+    assert!(started.elapsed() >= Duration::from_millis(950));
 }
 
 #[test]
