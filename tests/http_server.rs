@@ -347,11 +347,15 @@ fn http_disabled_starts_no_listener() {
             .with_header("Content-Type", "application/json")
             .with_body(MODE1);
         let r = mod_zorio_c2c::core::http::route(&app.http_state, &req);
+        // A caller that authenticated by other means (fs_cli, xml_rpc).
+        let trusted = mod_zorio_c2c::core::http::Request::new("GET", "/api/pbx/caller-ids");
+        let anonymous = mod_zorio_c2c::core::http::route(&app.http_state, &trusted).status;
+        let as_crm = mod_zorio_c2c::core::http::route_as(&app.http_state, &trusted, "crm").status;
         app.stop(Duration::from_secs(5));
         sim.stop();
-        (none, r.status)
+        (none, r.status, anonymous, as_crm)
     };
-    assert_eq!(t0, (true, 202));
+    assert_eq!(t0, (true, 202, 401, 200));
 }
 
 #[test]

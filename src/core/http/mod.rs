@@ -17,7 +17,7 @@ pub mod state;
 pub mod webhook_admin;
 
 pub use message::{Request, Response};
-pub use router::route;
+pub use router::{route, route_as};
 pub use server::HttpServer;
 pub use state::HttpState;
 pub use webhook_admin::WebhookAdmin;
