@@ -376,3 +376,48 @@ fn deeply_nested_json_is_refused_without_hurting_the_server() {
     let r = post_call(t.addr, MODE1, &[]);
     assert_eq!(r.status, 202);
 }
+
+#[test]
+fn every_202_answered_during_a_stop_is_a_call_the_engine_has() {
+    let t = start(|_| {});
+    let addr = t.addr;
+    let clients: Vec<_> = (0..4)
+        .map(|_| {
+            std::thread::spawn(move || {
+                let mut got = Vec::new();
+                let mut c = Conn::open(addr);
+                loop {
+                    c.send_raw(format!("{}{MODE1}", post_head(MODE1.len())).as_bytes());
+                    match c.try_read() {
+                        Some(r) if r.status == 202 => {
+                            got.push(r.json()["data"]["call_uuid"].as_str().unwrap().to_string())
+                        }
+                        _ => return got,
+                    }
+                }
+            })
+        })
+        .collect();
+    std::thread::sleep(Duration::from_millis(150));
+    assert!(t.app.stop(Duration::from_secs(5)).is_empty());
+    let answered: Vec<String> = clients
+        .into_iter()
+        .flat_map(|h| h.join().unwrap())
+        .collect();
+    assert!(answered.len() > 4, "{}", answered.len());
+    for call in &answered {
+        let uuid = uuid::Uuid::parse_str(call).unwrap();
+        assert!(t.app.engine.call(uuid).is_some(), "202 for an unknown call");
+    }
+    let accepted = t
+        .app
+        .engine
+        .stats
+        .accepted
+        .load(std::sync::atomic::Ordering::SeqCst);
+    assert_eq!(
+        accepted as usize,
+        answered.len(),
+        "a call whose 202 was lost"
+    );
+}
