@@ -57,6 +57,7 @@ pub enum Claim {
 /// The store.
 pub struct IdempotencyStore {
     clock: Arc<dyn Clock>,
+    capacity: usize,
     inner: Mutex<Inner>,
     done: Condvar,
 }
@@ -111,8 +112,14 @@ pub fn fingerprint(body: &[u8]) -> [u8; 32] {
 impl IdempotencyStore {
     /// An empty store reading time from `clock`.
     pub fn new(clock: Arc<dyn Clock>) -> Arc<IdempotencyStore> {
+        IdempotencyStore::with_capacity(clock, MAX_KEYS)
+    }
+
+    /// An empty store that remembers at most `capacity` keys.
+    pub fn with_capacity(clock: Arc<dyn Clock>, capacity: usize) -> Arc<IdempotencyStore> {
         Arc::new(IdempotencyStore {
             clock,
+            capacity: capacity.max(1),
             inner: Mutex::new(Inner::default()),
             done: Condvar::new(),
         })
@@ -140,7 +147,7 @@ impl IdempotencyStore {
         let waited_until = Instant::now() + WAIT_FOR_FIRST;
         loop {
             let now = self.clock.now();
-            expire(&mut inner, now);
+            expire(&mut inner, now, self.capacity);
             match inner.map.get(&k) {
                 Some(e) if e.fingerprint != fp => {
                     return Claim::Conflict(
@@ -177,7 +184,7 @@ impl IdempotencyStore {
                         },
                     );
                     inner.order.push_back((expires, k.clone(), generation));
-                    while inner.map.len() > MAX_KEYS {
+                    while inner.map.len() > self.capacity {
                         match inner.order.pop_front() {
                             Some((_, old, g)) => remove_if(&mut inner, &old, g),
                             None => break,
@@ -201,7 +208,7 @@ fn remove_if(inner: &mut Inner, key: &Key, generation: u64) {
     }
 }
 
-fn expire(inner: &mut Inner, now: Duration) {
+fn expire(inner: &mut Inner, now: Duration, capacity: usize) {
     // The order queue also holds entries already released; drop those too.
     while let Some((expires, key, g)) = inner.order.front().cloned() {
         let live = inner.map.get(&key).map(|e| e.generation) == Some(g);
@@ -214,7 +221,7 @@ fn expire(inner: &mut Inner, now: Duration) {
             break;
         }
     }
-    if inner.order.len() > 2 * MAX_KEYS {
+    if inner.order.len() > 2 * capacity {
         let Inner { map, order, .. } = inner;
         order.retain(|(_, k, g)| map.get(k).map(|e| e.generation) == Some(*g));
     }
@@ -260,6 +267,27 @@ mod tests {
         assert!(matches!(s.claim("crm", "k2", b"x", ttl), Claim::Proceed(_)));
         clock.advance(ttl);
         assert!(matches!(s.claim("crm", "k1", b"b", ttl), Claim::Proceed(_)));
+    }
+
+    #[test]
+    fn memory_is_bounded_oldest_keys_go_first() {
+        let clock = Arc::new(ManualClock::default());
+        let s = IdempotencyStore::with_capacity(clock, 3);
+        let ttl = Duration::from_secs(60);
+        for k in ["a", "b", "c", "d", "e"] {
+            let Claim::Proceed(p) = s.claim("crm", k, b"x", ttl) else {
+                panic!()
+            };
+            p.finish(&ok());
+        }
+        assert_eq!(s.len(), 3);
+        assert!(matches!(s.claim("crm", "e", b"x", ttl), Claim::Replay(_)));
+        assert!(matches!(s.claim("crm", "a", b"x", ttl), Claim::Proceed(_)));
+        // Released keys do not pile up in the expiry queue either.
+        for i in 0..100 {
+            drop(s.claim("crm", &format!("r{i}"), b"x", ttl));
+        }
+        assert!(s.inner.lock().unwrap().order.len() <= 7);
     }
 
     #[test]
