@@ -7,10 +7,12 @@
 //! listener, the limits and the connection threads.
 
 pub mod auth;
+mod handlers;
 pub mod idempotency;
 pub mod message;
 pub mod metrics;
 pub mod ratelimit;
+mod reader;
 pub mod router;
 pub mod server;
 pub mod state;
