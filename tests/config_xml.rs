@@ -26,7 +26,10 @@ fn sample_config_mirrors_the_contract_examples() {
     assert!(!c.trunk_by_id(7).unwrap().active);
     assert_eq!(c.lcr[0].prefix, "0");
     assert_eq!(
-        c.caller_ids.iter().map(|n| n.number.as_str()).collect::<Vec<_>>(),
+        c.caller_ids
+            .iter()
+            .map(|n| n.number.as_str())
+            .collect::<Vec<_>>(),
         vec!["0900000020", "0900000021"]
     );
     assert_eq!(c.a_leg_timeout, Duration::from_secs(30));
@@ -55,25 +58,82 @@ fn found_inside_a_whole_freeswitch_document() {
 #[test]
 fn bad_configs_name_the_element_at_fault() {
     let cases = [
-        (with("trunks", r#"<trunk id="x" name="A" gateway="a"/>"#), "trunks/trunk[1]@id"),
         (
-            with("trunks", r#"<trunk id="1" name="A" gateway="a"/><trunk id="1" name="B" gateway="b"/>"#),
+            with("trunks", r#"<trunk id="x" name="A" gateway="a"/>"#),
+            "trunks/trunk[1]@id",
+        ),
+        (
+            with(
+                "trunks",
+                r#"<trunk id="1" name="A" gateway="a"/><trunk id="1" name="B" gateway="b"/>"#,
+            ),
             "trunks/trunk[2]@id",
         ),
-        (with("trunks", r#"<trunk id="1" name="A"/>"#), "trunks/trunk[1]"),
-        (with("trunks", r#"<trunk id="1" name="A" gateway="a" status="on"/>"#), "trunks/trunk[1]@status"),
-        (with("trunks", &format!(r#"<trunk id="1" name="{}" gateway="a"/>"#, "n".repeat(101))), "trunks/trunk[1]@name"),
-        (with("trunks", r#"<trunk id="1" name="A" gateway="a b"/>"#), "trunks/trunk[1]@gateway"),
-        (with("trunks", r#"<trunk id="1" name="A" dial-string="sofia/x/1"/>"#), "trunks/trunk[1]@dial-string"),
-        (with("lcr", r#"<route prefix="0" trunks="9"/>"#), "lcr/route[1]@trunks"),
-        (with("lcr", r#"<route prefix="0a" trunks="9"/>"#), "lcr/route[1]@prefix"),
-        (with("settings", r#"<param name="a-leg-timeout" value="soon"/>"#), "settings/param[a-leg-timeout]"),
-        (with("settings", r#"<param name="colour" value="blue"/>"#), "settings/param[colour]"),
-        (with("settings", r#"<param name="auto-answer" value="maybe"/>"#), "settings/param[auto-answer]"),
-        (with("http", r#"<param name="listen" value="localhost"/>"#), "http/param[listen]"),
-        (with("tokens", r#"<token name="crm" value="short"/>"#), "tokens/token[1]@value"),
-        (with("webhooks", r#"<param name="secret" value="plain"/>"#), "webhooks/param[secret]"),
-        (with("caller-ids", r#"<number value="09x"/>"#), "caller-ids/number[1]@value"),
+        (
+            with("trunks", r#"<trunk id="1" name="A"/>"#),
+            "trunks/trunk[1]",
+        ),
+        (
+            with(
+                "trunks",
+                r#"<trunk id="1" name="A" gateway="a" status="on"/>"#,
+            ),
+            "trunks/trunk[1]@status",
+        ),
+        (
+            with(
+                "trunks",
+                &format!(r#"<trunk id="1" name="{}" gateway="a"/>"#, "n".repeat(101)),
+            ),
+            "trunks/trunk[1]@name",
+        ),
+        (
+            with("trunks", r#"<trunk id="1" name="A" gateway="a b"/>"#),
+            "trunks/trunk[1]@gateway",
+        ),
+        (
+            with(
+                "trunks",
+                r#"<trunk id="1" name="A" dial-string="sofia/x/1"/>"#,
+            ),
+            "trunks/trunk[1]@dial-string",
+        ),
+        (
+            with("lcr", r#"<route prefix="0" trunks="9"/>"#),
+            "lcr/route[1]@trunks",
+        ),
+        (
+            with("lcr", r#"<route prefix="0a" trunks="9"/>"#),
+            "lcr/route[1]@prefix",
+        ),
+        (
+            with("settings", r#"<param name="a-leg-timeout" value="soon"/>"#),
+            "settings/param[a-leg-timeout]",
+        ),
+        (
+            with("settings", r#"<param name="colour" value="blue"/>"#),
+            "settings/param[colour]",
+        ),
+        (
+            with("settings", r#"<param name="auto-answer" value="maybe"/>"#),
+            "settings/param[auto-answer]",
+        ),
+        (
+            with("http", r#"<param name="listen" value="localhost"/>"#),
+            "http/param[listen]",
+        ),
+        (
+            with("tokens", r#"<token name="crm" value="short"/>"#),
+            "tokens/token[1]@value",
+        ),
+        (
+            with("webhooks", r#"<param name="secret" value="plain"/>"#),
+            "webhooks/param[secret]",
+        ),
+        (
+            with("caller-ids", r#"<number value="09x"/>"#),
+            "caller-ids/number[1]@value",
+        ),
         (with("nonsense", ""), "nonsense"),
         ("<configuration".to_string(), "document"),
     ];

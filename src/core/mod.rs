@@ -9,6 +9,7 @@ pub mod config_xml;
 pub mod engine;
 pub mod errors;
 pub mod events;
+pub mod http;
 pub mod request;
 pub mod routing;
 mod runner;

@@ -12,6 +12,7 @@
 //! but its own later events. Delivery is at least once: `webhook-id` is the
 //! event id, stable across attempts and restarts, for receivers to deduplicate.
 
+pub mod admin;
 pub mod cli;
 pub mod dead;
 pub mod destination;
