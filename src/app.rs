@@ -83,6 +83,16 @@ impl App {
         self.http.as_ref().map(HttpServer::local_addr)
     }
 
+    /// Applies a reloaded config: webhook destinations, then the engine's
+    /// config (trunks, routes, tokens, timeouts). The HTTP listen address
+    /// and the spool take effect on the next start. All or nothing.
+    pub fn apply_config(&self, config: Config) -> Result<(), String> {
+        self.webhooks
+            .set_destinations(&config.webhooks, &config.tokens)?;
+        self.engine.set_config(config);
+        Ok(())
+    }
+
     /// `c2c webhooks …` (for the command host).
     pub fn webhooks_command(&self, args: &str) -> String {
         webhooks::cli(&self.webhooks, args)

@@ -53,6 +53,7 @@ fn a_real_call_is_delivered_in_order_and_signed_verifiably() {
     let mut config =
         Config::from_xml(include_str!("../conf/autoload_configs/zorio_c2c.conf.xml")).unwrap();
     config.webhooks = settings(Some(rx.url()), &spool);
+    config.http.listen = "127.0.0.1:0".parse().unwrap();
     // Rotation: two secrets at once, both signatures sent.
     config.webhooks.secrets = vec![SECRET_2.to_string(), SECRET.to_string()];
     config.a_leg_timeout = Duration::from_millis(300);
@@ -391,4 +392,40 @@ fn stop_is_idempotent_and_interrupts_requests_in_flight() {
         assert_eq!(status(&s, "spool_size"), 1);
         assert_eq!(status(&s, "failed_attempts"), 0);
     }
+}
+
+#[test]
+fn a_config_reload_moves_deliveries_to_the_new_destination() {
+    let (old, new) = (Receiver::ok(), Receiver::ok());
+    let spool = temp_spool("redirect");
+    let mut config =
+        Config::from_xml(include_str!("../conf/autoload_configs/zorio_c2c.conf.xml")).unwrap();
+    config.webhooks = settings(Some(old.url()), &spool);
+    config.http.enabled = false;
+    let mut o = SimOptions::demo();
+    o.agent_answer_after = Duration::from_millis(20);
+    o.customer_ring_for = Duration::from_millis(20);
+    o.talk_time = Duration::from_millis(30);
+    let (tx, legs) = leg_channel();
+    let sim = SimSwitch::new(o, tx);
+    let app = App::start(config.clone(), sim.clone(), legs, vec![]).unwrap();
+    let req = ClickToCallRequest::from_value(
+        &json!({"from_extension": "1001", "to_phone": "0987654321"}),
+    )
+    .unwrap();
+    app.engine.place(&req, Some("crm")).unwrap();
+    old.wait_delivered(7, Duration::from_secs(5));
+
+    // A bad secret is refused whole: the old destination stays.
+    let mut bad = config.clone();
+    bad.webhooks.url = Some(new.url());
+    bad.webhooks.secrets = vec!["whsec_!!".into()];
+    assert!(app.apply_config(bad).is_err());
+    config.webhooks.url = Some(new.url());
+    app.apply_config(config).unwrap();
+    app.engine.place(&req, Some("crm")).unwrap();
+    new.wait_delivered(7, Duration::from_secs(5));
+    assert_eq!(old.delivered().len(), 7);
+    assert!(app.stop(Duration::from_secs(2)).is_empty());
+    sim.stop();
 }

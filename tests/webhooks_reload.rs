@@ -39,6 +39,7 @@ fn app_reload_joins_every_webhook_thread_every_time() {
             Config::from_xml(include_str!("../conf/autoload_configs/zorio_c2c.conf.xml")).unwrap();
         config.webhooks = settings(Some(rx.url()), &spool);
         config.webhooks.workers = 3;
+        config.http.listen = "127.0.0.1:0".parse().unwrap();
         let mut o = SimOptions::demo();
         o.agent_answer_after = Duration::from_millis(20);
         o.customer_ring_for = Duration::from_millis(20);

@@ -19,6 +19,12 @@ c2c status [<call_uuid>] | c2c hangup <call_uuid> | c2c reload | c2c webhooks [s
 pub trait CommandHost {
     /// Reads the config file again (whole, or an error naming the element).
     fn load_config(&self) -> Result<Config, ConfigError>;
+    /// Puts a freshly loaded config in force (the module's host also moves
+    /// webhook destinations over: [`crate::app::App::apply_config`]).
+    fn apply_config(&self, engine: &Engine, config: Config) -> Result<(), String> {
+        engine.set_config(config);
+        Ok(())
+    }
     /// `c2c webhooks …`.
     fn webhooks(&self, args: &str) -> String {
         let _ = args;
@@ -73,8 +79,10 @@ pub fn execute(engine: &Arc<Engine>, host: &dyn CommandHost, cmd: &str) -> Strin
                     c.caller_ids.len(),
                     c.tokens.len()
                 );
-                engine.set_config(c);
-                format!("+OK config reloaded: {summary}\n")
+                match host.apply_config(engine, c) {
+                    Ok(()) => format!("+OK config reloaded: {summary}\n"),
+                    Err(e) => format!("-ERR config_invalid {e} (previous config kept)\n"),
+                }
             }
             Err(e) => format!("-ERR config_invalid {e} (previous config kept)\n"),
         },

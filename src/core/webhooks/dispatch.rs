@@ -260,7 +260,7 @@ pub(crate) fn sender(shared: Arc<Shared>, jobs: Receiver<Job>, results: ChanSend
 fn attempt(shared: &Shared, job: Job) -> Done {
     let r = &job.record;
     let call = r.call_uuid;
-    let result = match shared.destinations.for_token(r.token.as_deref()) {
+    let result = match shared.destinations().for_token(r.token.as_deref()) {
         Some(dest) => shared.sender.send(&dest.url, &dest.secrets, &r.id, &r.body),
         None => {
             // The config changed since the event was spooled: nowhere to send it.

@@ -24,7 +24,7 @@ pub mod spool;
 mod stats;
 
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, RwLock};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
@@ -64,7 +64,7 @@ pub fn stderr_log() -> LogHook {
 pub(crate) struct Shared {
     spool: Spool,
     dead: DeadStore,
-    destinations: Destinations,
+    destinations: RwLock<Arc<Destinations>>,
     schedule: RetrySchedule,
     sender: Sender,
     stats: Stats,
@@ -76,6 +76,14 @@ pub(crate) struct Shared {
 impl Shared {
     fn log(&self, level: LogLevel, msg: &str) {
         (self.log)(level, msg);
+    }
+
+    /// The destinations in force (replaced whole by a config reload).
+    fn destinations(&self) -> Arc<Destinations> {
+        self.destinations
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
     }
 }
 
@@ -150,7 +158,7 @@ impl WebhookService {
         let shared = Arc::new(Shared {
             spool,
             dead,
-            destinations,
+            destinations: RwLock::new(Arc::new(destinations)),
             schedule: RetrySchedule::new(settings.retry_schedule.clone(), settings.give_up_after),
             sender: Sender::new(settings.connect_timeout, settings.response_timeout, workers),
             stats: Stats::default(),
@@ -306,16 +314,36 @@ impl WebhookService {
         (n, None)
     }
 
+    /// Takes new destinations from a reloaded config (events already
+    /// spooled go to the new ones too). On error the old ones stay.
+    pub fn set_destinations(
+        &self,
+        settings: &WebhookSettings,
+        tokens: &[ApiToken],
+    ) -> Result<(), String> {
+        let new = Destinations::new(settings, tokens)?;
+        *self
+            .shared
+            .destinations
+            .write()
+            .unwrap_or_else(|e| e.into_inner()) = Arc::new(new);
+        Ok(())
+    }
+
     /// Whether any event can be delivered (some URL is configured).
     pub fn has_destination(&self) -> bool {
-        self.shared.destinations.any()
+        self.shared.destinations().any()
     }
 }
 
 impl EventSink for WebhookService {
     fn emit(&self, event: &CallEvent) {
         let sh = &self.shared;
-        if sh.destinations.for_token(event.token.as_deref()).is_none() {
+        if sh
+            .destinations()
+            .for_token(event.token.as_deref())
+            .is_none()
+        {
             sh.stats.no_destination.fetch_add(1, Ordering::Relaxed);
             return;
         }
