@@ -104,9 +104,14 @@ impl Drop for Pending {
     }
 }
 
-/// The fingerprint of a request body.
+/// The fingerprint of a request body: of its JSON with keys sorted and
+/// spacing dropped when it is JSON (a retry that re-serialised the same
+/// request is the same request), else of its bytes.
 pub fn fingerprint(body: &[u8]) -> [u8; 32] {
-    Sha256::digest(body).into()
+    match serde_json::from_slice::<serde_json::Value>(body) {
+        Ok(v) => Sha256::digest(v.to_string().as_bytes()).into(),
+        Err(_) => Sha256::digest(body).into(),
+    }
 }
 
 impl IdempotencyStore {
