@@ -25,9 +25,8 @@ fn main() {
 
     let out = PathBuf::from(env::var("OUT_DIR").expect("OUT_DIR"));
     let (source, dirs) = find_headers(&out);
-    let version = api_version(&dirs).unwrap_or_else(|| {
-        panic!("SWITCH_API_VERSION not found in switch_types.h under {dirs:?}")
-    });
+    let version = api_version(&dirs)
+        .unwrap_or_else(|| panic!("SWITCH_API_VERSION not found in switch_types.h under {dirs:?}"));
     println!(
         "cargo:warning=mod_zorio_c2c: FreeSWITCH headers from {source} ({}); SWITCH_API_VERSION {version}",
         dirs.iter()
@@ -100,7 +99,10 @@ fn find_headers(out: &Path) -> (String, Vec<PathBuf>) {
     .expect("write switch_am_config.h");
     let mut dirs = vec![gen];
     dirs.extend(fswtch_src::include_dirs());
-    ("vendored fswtch-src headers (no FreeSWITCH found)".into(), dirs)
+    (
+        "vendored fswtch-src headers (no FreeSWITCH found)".into(),
+        dirs,
+    )
 }
 
 fn pkg_config_dirs() -> Option<Vec<PathBuf>> {

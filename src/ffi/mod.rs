@@ -1,5 +1,15 @@
 //! The FreeSWITCH seam: the only place with `unsafe`. Raw bindings stay
-//! private here (`sys`); the rest of the crate sees [`fs_switch::FsSwitch`]
-//! through the [`crate::switch::Switch`] trait.
+//! private here (`sys`); the core sees [`fs_switch::FsSwitch`] only through
+//! the [`crate::switch::Switch`] trait.
 
+mod api;
+mod config_load;
+mod cstr;
+mod dial;
+mod events;
+mod fs_switch;
+mod globals;
+mod guard;
+mod log;
+mod module;
 mod sys;
