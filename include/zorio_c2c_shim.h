@@ -52,7 +52,8 @@ enum {
 	ZC2C_EV_PROGRESS = 1,
 	ZC2C_EV_PROGRESS_MEDIA = 2,
 	ZC2C_EV_ANSWER = 3,
-	ZC2C_EV_HANGUP_COMPLETE = 4
+	ZC2C_EV_HANGUP_COMPLETE = 4,
+	ZC2C_EV_DESTROY = 5
 };
 
 /* Mirror of switch_loadable_module_function_table_t (layout checked by the shim). */

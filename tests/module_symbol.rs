@@ -16,10 +16,17 @@ fn built_module() -> Option<PathBuf> {
 #[test]
 fn the_module_exports_its_interface_table() {
     let Some(so) = built_module().filter(|p| p.exists()) else {
-        println!("SKIPPED: libmod_zorio_c2c.so not built next to this test (cargo build --release)");
+        println!(
+            "SKIPPED: libmod_zorio_c2c.so not built next to this test (cargo build --release)"
+        );
         return;
     };
-    let out = match Command::new("nm").arg("-D").arg("--defined-only").arg(&so).output() {
+    let out = match Command::new("nm")
+        .arg("-D")
+        .arg("--defined-only")
+        .arg(&so)
+        .output()
+    {
         Ok(o) if o.status.success() => o,
         Ok(o) => panic!("nm -D failed: {}", String::from_utf8_lossy(&o.stderr)),
         Err(e) => {
@@ -31,10 +38,18 @@ fn the_module_exports_its_interface_table() {
     let line = symbols
         .lines()
         .find(|l| l.ends_with(" mod_zorio_c2c_module_interface"))
-        .unwrap_or_else(|| panic!("{} does not export mod_zorio_c2c_module_interface", so.display()));
+        .unwrap_or_else(|| {
+            panic!(
+                "{} does not export mod_zorio_c2c_module_interface",
+                so.display()
+            )
+        });
     // A data symbol (D/R), not a function.
     let kind = line.split_whitespace().nth(1).unwrap_or("");
-    assert!(matches!(kind, "D" | "R" | "B"), "unexpected symbol kind: {line}");
+    assert!(
+        matches!(kind, "D" | "R" | "B"),
+        "unexpected symbol kind: {line}"
+    );
     // Nothing of the shim leaks out as an export.
     assert!(
         !symbols.lines().any(|l| l.ends_with(" zc2c_originate")),

@@ -169,6 +169,12 @@ pub(crate) fn leg_report(
     })
 }
 
+/// The leg a CHANNEL_DESTROY is about, if it is one of ours.
+pub(crate) fn destroyed_leg(header: impl Fn(&str) -> Option<String>) -> Option<Uuid> {
+    header(&format!("variable_{VAR_CALL}"))?;
+    Uuid::parse_str(header("Unique-ID")?.trim()).ok()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

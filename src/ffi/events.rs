@@ -14,7 +14,7 @@ use crate::core::events::{CallEvent, EventSink, ALL_TYPES};
 use crate::switch::{LegEvent, LegSender};
 
 use super::cstr::{borrowed, c_string};
-use super::dial::{leg_report, ChannelEvent};
+use super::dial::{destroyed_leg, leg_report, ChannelEvent};
 use super::guard::guard;
 use super::log::{self, Level};
 use super::sys;
@@ -22,10 +22,12 @@ use super::sys;
 /// Owner name of our reserved subclasses.
 const OWNER: &std::ffi::CStr = c"mod_zorio_c2c";
 
-/// The SIP status a leg ended with, kept briefly for the thread that placed it.
+/// How our legs ended, kept briefly for the thread that placed them: the SIP
+/// status (HANGUP_COMPLETE) and when the channel was destroyed (DESTROY).
 #[derive(Default)]
 pub(crate) struct EndNotes {
     notes: Mutex<HashMap<Uuid, (Option<u32>, Option<u16>, Instant)>>,
+    destroyed: Mutex<HashMap<Uuid, Instant>>,
 }
 
 impl EndNotes {
@@ -45,6 +47,27 @@ impl EndNotes {
         }
     }
 
+    /// Records that a channel of ours is destroyed; never waits.
+    fn note_destroyed(&self, leg: Uuid) {
+        if let Ok(mut m) = self.destroyed.try_lock() {
+            if m.len() >= Self::MAX {
+                let now = Instant::now();
+                m.retain(|_, t| now.duration_since(*t) < Self::KEEP);
+            }
+            if m.len() < Self::MAX {
+                m.insert(leg, Instant::now());
+            }
+        }
+    }
+
+    /// Whether the channel of `leg` was destroyed since the last [`EndNotes::forget`].
+    pub(crate) fn is_destroyed(&self, leg: Uuid) -> bool {
+        self.destroyed
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .contains_key(&leg)
+    }
+
     /// Takes the end of `leg` (attempt `attempt`) if it has been seen.
     pub(crate) fn take(&self, leg: Uuid, attempt: Option<u32>) -> Option<Option<u16>> {
         let mut m = self.notes.lock().unwrap_or_else(|e| e.into_inner());
@@ -57,6 +80,10 @@ impl EndNotes {
     /// Forgets an older end of `leg` before a new attempt.
     pub(crate) fn forget(&self, leg: Uuid) {
         self.notes
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(&leg);
+        self.destroyed
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .remove(&leg);
@@ -76,32 +103,43 @@ pub(crate) fn set_target(t: Option<Arc<EventTarget>>) {
     *TARGET.write().unwrap_or_else(|e| e.into_inner()) = t;
 }
 
+fn target() -> Option<Arc<EventTarget>> {
+    TARGET
+        .read()
+        .unwrap_or_else(|e| e.into_inner())
+        .as_ref()
+        .cloned()
+}
+
 /// The channel-event callback (a FreeSWITCH thread).
 extern "C" fn on_channel_event(event: *mut sys::zc2c_event) {
     guard("channel event callback", (), || {
         // SAFETY: `event` is the event FreeSWITCH is delivering, alive for this call.
         let kind = unsafe { sys::zc2c_event_kind(event) } as u32;
-        let kind = match kind {
-            sys::ZC2C_EV_PROGRESS | sys::ZC2C_EV_PROGRESS_MEDIA => ChannelEvent::Progress,
-            sys::ZC2C_EV_ANSWER => ChannelEvent::Answer,
-            sys::ZC2C_EV_HANGUP_COMPLETE => ChannelEvent::HangupComplete,
-            _ => return,
-        };
         let header = |name: &str| {
             let name = c_string(name);
             // SAFETY: `event` is alive for this call; the returned header is
             // borrowed from it and copied before we return.
             unsafe { borrowed(sys::zc2c_event_header(event, name.as_ptr())) }
         };
+        if kind == sys::ZC2C_EV_DESTROY {
+            if let Some(leg) = destroyed_leg(header) {
+                if let Some(t) = target() {
+                    t.ends.note_destroyed(leg);
+                }
+            }
+            return;
+        }
+        let kind = match kind {
+            sys::ZC2C_EV_PROGRESS | sys::ZC2C_EV_PROGRESS_MEDIA => ChannelEvent::Progress,
+            sys::ZC2C_EV_ANSWER => ChannelEvent::Answer,
+            sys::ZC2C_EV_HANGUP_COMPLETE => ChannelEvent::HangupComplete,
+            _ => return,
+        };
         let Some(report) = leg_report(kind, header) else {
             return;
         };
-        let target = TARGET
-            .read()
-            .unwrap_or_else(|e| e.into_inner())
-            .as_ref()
-            .cloned();
-        let Some(target) = target else { return };
+        let Some(target) = target() else { return };
         if let LegEvent::HungUp(f) = &report.event {
             target
                 .ends
@@ -128,7 +166,7 @@ pub(crate) struct Bindings(Vec<*mut sys::zc2c_binding>);
 unsafe impl Send for Bindings {}
 
 impl Bindings {
-    /// Binds PROGRESS, PROGRESS_MEDIA, ANSWER and HANGUP_COMPLETE.
+    /// Binds PROGRESS, PROGRESS_MEDIA, ANSWER, HANGUP_COMPLETE and DESTROY.
     pub(crate) fn bind() -> Result<Bindings, String> {
         let mut b = Bindings(Vec::new());
         for kind in [
@@ -136,6 +174,7 @@ impl Bindings {
             sys::ZC2C_EV_PROGRESS_MEDIA,
             sys::ZC2C_EV_ANSWER,
             sys::ZC2C_EV_HANGUP_COMPLETE,
+            sys::ZC2C_EV_DESTROY,
         ] {
             // SAFETY: static id string; the callback is a guarded `extern "C"`
             // fn of this module, unbound (in Drop) before the module goes.

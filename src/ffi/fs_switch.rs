@@ -133,6 +133,20 @@ impl FsSwitch {
     }
 }
 
+/// Polls `f` every 10 ms until it gives something or `within` passes.
+fn wait_until<T>(within: Duration, mut f: impl FnMut() -> Option<T>) -> Option<T> {
+    let until = Instant::now() + within;
+    loop {
+        if let Some(v) = f() {
+            return Some(v);
+        }
+        if Instant::now() >= until {
+            return None;
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
 fn failed(cause: &str, sip_code: Option<u16>) -> LegOutcome {
     LegOutcome::Failed(Failure {
         cause: cause.to_string(),
@@ -224,19 +238,21 @@ impl Switch for FsSwitch {
             return outcome;
         };
         // The SIP status arrives with the channel's HANGUP_COMPLETE; wait a moment for it.
-        let until = Instant::now() + Duration::from_millis(1500);
-        let mut sip = None;
-        loop {
-            if let Some(s) = self.ends.take(leg.leg_uuid, Some(leg.attempt)) {
-                sip = s;
-                break;
+        let seen = wait_until(Duration::from_millis(1500), || {
+            self.ends.take(leg.leg_uuid, Some(leg.attempt))
+        });
+        if seen.is_some() {
+            // A failover re-uses this UUID: let FreeSWITCH finish with this
+            // channel (CHANNEL_DESTROY, then its channels table) first.
+            if wait_until(Duration::from_secs(5), || {
+                self.ends.is_destroyed(leg.leg_uuid).then_some(())
+            })
+            .is_some()
+            {
+                std::thread::sleep(Duration::from_millis(250));
             }
-            if Instant::now() >= until {
-                break;
-            }
-            std::thread::sleep(Duration::from_millis(10));
         }
-        failed(&f.cause, sip)
+        failed(&f.cause, seen.flatten())
     }
 
     fn bridge(&self, agent_leg: Uuid, customer_leg: Uuid) -> Result<(), SwitchError> {
