@@ -639,6 +639,18 @@ fn click_to_call_against_a_real_freeswitch() {
         .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
         .unwrap_or_default();
     println!("{version}");
+    println!("module under test: {}", env.module.display());
+    let modified = |p: &Path| fs::metadata(p).and_then(|m| m.modified()).ok();
+    if let (Some(so), Some(exe)) = (
+        modified(&env.module),
+        std::env::current_exe().ok().as_deref().and_then(modified),
+    ) {
+        if so + Duration::from_secs(60) < exe {
+            println!(
+                "WARNING: the module is older than this test; run `cargo build --release` first"
+            );
+        }
+    }
 
     let agent = Sipp::start(
         &env,

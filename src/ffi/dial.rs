@@ -333,6 +333,19 @@ mod tests {
     }
 
     #[test]
+    fn only_our_destroyed_channels_are_noted() {
+        let leg = Uuid::from_u128(5);
+        let ours = |n: &str| match n {
+            "Unique-ID" => Some(leg.to_string()),
+            "variable_zorio_c2c_call_uuid" => Some("c".to_string()),
+            _ => None,
+        };
+        assert_eq!(destroyed_leg(ours), Some(leg));
+        let theirs = |n: &str| (n == "Unique-ID").then(|| leg.to_string());
+        assert_eq!(destroyed_leg(theirs), None);
+    }
+
+    #[test]
     fn sip_codes_are_parsed_strictly() {
         assert_eq!(sip_code("503"), Some(503));
         assert_eq!(sip_code(" 200 "), Some(200));

@@ -22,11 +22,14 @@ use super::sys;
 /// Owner name of our reserved subclasses.
 const OWNER: &std::ffi::CStr = c"mod_zorio_c2c";
 
+/// (attempt, SIP status, when) of one leg's HANGUP_COMPLETE.
+type EndNote = (Option<u32>, Option<u16>, Instant);
+
 /// How our legs ended, kept briefly for the thread that placed them: the SIP
 /// status (HANGUP_COMPLETE) and when the channel was destroyed (DESTROY).
 #[derive(Default)]
 pub(crate) struct EndNotes {
-    notes: Mutex<HashMap<Uuid, (Option<u32>, Option<u16>, Instant)>>,
+    notes: Mutex<HashMap<Uuid, EndNote>>,
     destroyed: Mutex<HashMap<Uuid, Instant>>,
 }
 
