@@ -104,8 +104,12 @@ typedef struct zc2c_originate_result {
 	int answered;
 	const char *cause; /* static hangup cause name (never freed) */
 } zc2c_originate_result;
+/* cancel: a cause code the caller may set (> 0) from another thread to abandon the
+   originate while it rings (FreeSWITCH polls it); must outlive the call. */
 int zc2c_originate(const char *dial_string, uint32_t timeout_sec, const char *cid_name, const char *cid_num,
-				   zc2c_vars *vars, zc2c_originate_result *out);
+				   zc2c_vars *vars, int32_t *cancel, zc2c_originate_result *out);
+/* The hangup cause code of a cause name (NORMAL_CLEARING for an unknown one). */
+int32_t zc2c_cause_code(const char *name);
 int zc2c_uuid_bridge(const char *a_uuid, const char *b_uuid);
 /* 1 hung up, 0 no such channel. */
 int zc2c_hangup(const char *uuid, const char *cause);

@@ -844,10 +844,31 @@ fn click_to_call_against_a_real_freeswitch() {
     );
     step("agent no-answer: CANCEL after a-leg-timeout, customer never dialled (outcome agent_no_answer)");
 
+    // 2b. c2c hangup while the agent's phone rings: cancelled at once.
+    let call = place(
+        &mut esl,
+        serde_json::json!({"from_extension": "1002", "to_phone": "0987654321"}),
+    );
+    let call_uuid = call["call_uuid"].as_str().unwrap().to_string();
+    std::thread::sleep(Duration::from_millis(500));
+    let t = Instant::now();
+    let r = esl.api(&format!("c2c hangup {call_uuid}"));
+    assert!(r.starts_with("+OK"), "{r}");
+    let s = wait_state(&mut esl, &call_uuid, "ended", Duration::from_secs(3));
+    assert_eq!(s["outcome"], "cancelled", "{s}");
+    step(&format!(
+        "c2c hangup while the agent rings: cancelled in {:?}",
+        t.elapsed()
+    ));
+
     // 3. Reload 20 times with calls in flight (a bridged one and ringing ones).
     let keep = place(
         &mut esl,
         serde_json::json!({"from_extension": "1001", "to_phone": "0987654321", "trunk_id": 5}),
+    );
+    assert_eq!(
+        keep["caller_id"], "0900000021",
+        "the extension's outbound_caller_id_number from the directory"
     );
     let keep_a = keep["a_leg_uuid"].as_str().unwrap().to_string();
     let keep_b = keep["b_leg_uuid"].as_str().unwrap().to_string();

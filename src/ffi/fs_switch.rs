@@ -2,7 +2,9 @@
 //! Its blocking calls run on the engine's own call threads, never on a
 //! FreeSWITCH thread.
 
-use std::sync::Arc;
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicI32, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use uuid::Uuid;
@@ -22,6 +24,8 @@ use super::sys;
 /// The switch we run inside.
 pub(crate) struct FsSwitch {
     ends: Arc<EndNotes>,
+    /// Legs being originated, with the cause cell FreeSWITCH polls to cancel them.
+    ringing: Mutex<HashMap<Uuid, Arc<AtomicI32>>>,
 }
 
 /// Originate variables held in a C `switch_event_t`; destroyed by C on drop.
@@ -66,7 +70,10 @@ fn exists(uuid: Uuid) -> bool {
 
 impl FsSwitch {
     pub(crate) fn new(ends: Arc<EndNotes>) -> FsSwitch {
-        FsSwitch { ends }
+        FsSwitch {
+            ends,
+            ringing: Mutex::new(HashMap::new()),
+        }
     }
 
     /// Places one leg; blocks until answered (then parked) or failed.
@@ -97,9 +104,13 @@ impl FsSwitch {
             answered: 0,
             cause: std::ptr::null(),
         };
+        let cancel = Arc::new(AtomicI32::new(0));
+        self.ringing_legs().insert(leg, Arc::clone(&cancel));
         // SAFETY: all strings live across the call; `vars` is our live event
-        // (FreeSWITCH copies from it); `out` is a valid place to write; `cause`
-        // comes back as a static string we only read.
+        // (FreeSWITCH copies from it); `cancel` (an AtomicI32, laid out as an
+        // i32) outlives the call and is only ever set to a cause code, which
+        // FreeSWITCH polls; `out` is a valid place to write; `cause` comes back
+        // as a static string we only read.
         let cause = unsafe {
             sys::zc2c_originate(
                 d.as_ptr(),
@@ -107,10 +118,12 @@ impl FsSwitch {
                 n.as_ptr(),
                 c.as_ptr(),
                 vars.0,
+                cancel.as_ptr(),
                 &mut out,
             );
             borrowed(out.cause)
         };
+        self.ringing_legs().remove(&leg);
         drop(vars);
         if out.answered != 0 {
             return LegOutcome::Answered;
@@ -118,6 +131,10 @@ impl FsSwitch {
         let cause = cause.unwrap_or_else(|| "DESTINATION_OUT_OF_ORDER".into());
         log::log(Level::Info, Some(&uuid), &format!("leg failed: {cause}"));
         failed(&cause, None)
+    }
+
+    fn ringing_legs(&self) -> std::sync::MutexGuard<'_, HashMap<Uuid, Arc<AtomicI32>>> {
+        self.ringing.lock().unwrap_or_else(|e| e.into_inner())
     }
 
     /// Waits (bounded) until no channel has `uuid`, so it can be used again.
@@ -273,6 +290,12 @@ impl Switch for FsSwitch {
 
     fn hangup(&self, leg_uuid: Uuid, cause: &str) {
         let (u, c) = (c_string(&leg_uuid.to_string()), c_string(cause));
+        // Still being originated: abandon it even before its channel exists.
+        if let Some(cancel) = self.ringing_legs().get(&leg_uuid) {
+            // SAFETY: a NUL-terminated string alive for the call.
+            let code = unsafe { sys::zc2c_cause_code(c.as_ptr()) };
+            cancel.store(code.max(1), Ordering::SeqCst);
+        }
         // SAFETY: both strings alive for the call; a gone channel is a no-op.
         unsafe { sys::zc2c_hangup(u.as_ptr(), c.as_ptr()) };
     }

@@ -31,8 +31,16 @@ void zc2c_vars_free(zc2c_vars *vars)
 	}
 }
 
+_Static_assert(sizeof(switch_call_cause_t) == sizeof(int32_t), "switch_call_cause_t is 32 bits");
+
+int32_t zc2c_cause_code(const char *name)
+{
+	switch_call_cause_t c = name ? switch_channel_str2cause(name) : SWITCH_CAUSE_NONE;
+	return (int32_t) (c == SWITCH_CAUSE_NONE ? SWITCH_CAUSE_NORMAL_CLEARING : c);
+}
+
 int zc2c_originate(const char *dial_string, uint32_t timeout_sec, const char *cid_name, const char *cid_num,
-				   zc2c_vars *vars, zc2c_originate_result *out)
+				   zc2c_vars *vars, int32_t *cancel, zc2c_originate_result *out)
 {
 	switch_core_session_t *session = NULL;
 	switch_call_cause_t cause = SWITCH_CAUSE_NONE;
@@ -47,7 +55,7 @@ int zc2c_originate(const char *dial_string, uint32_t timeout_sec, const char *ci
 		return ZC2C_STATUS_FALSE;
 	}
 	status = switch_ivr_originate(NULL, &session, &cause, dial_string, timeout_sec, NULL, cid_name, cid_num, NULL,
-								  (switch_event_t *) vars, SOF_NONE, NULL, NULL);
+								  (switch_event_t *) vars, SOF_NONE, (switch_call_cause_t *) cancel, NULL);
 	if (status == SWITCH_STATUS_SUCCESS && session) {
 		switch_channel_t *channel = switch_core_session_get_channel(session);
 		if (switch_channel_up(channel)) {
