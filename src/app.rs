@@ -3,6 +3,7 @@
 //! one over the simulated switch. No `unsafe` here.
 #![forbid(unsafe_code)]
 
+use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -11,34 +12,98 @@ use crossbeam_channel::Receiver;
 use crate::core::config::Config;
 use crate::core::engine::Engine;
 use crate::core::events::{EventSink, FanOut};
+use crate::core::http::{HttpServer, HttpState, WebhookAdmin};
+use crate::core::webhooks::{self, LogHook, WebhookService};
 use crate::switch::{LegReport, Switch};
 
 /// A running service.
 pub struct App {
     pub engine: Arc<Engine>,
+    /// Webhook delivery (spool, retries, dead letters).
+    pub webhooks: Arc<WebhookService>,
+    /// What the HTTP API shares; also usable without the listener, through
+    /// [`crate::core::http::route`] (the module's `pbx` command for mod_xml_rpc).
+    pub http_state: Arc<HttpState>,
+    /// The HTTP listener, when `http.enabled`.
+    pub http: Option<HttpServer>,
 }
 
 impl App {
-    /// Starts everything over `switch`. `extra_sinks` also receive every call
-    /// event (the module mirrors them as FreeSWITCH CUSTOM events).
+    /// Starts everything over `switch`, logging to stderr. `extra_sinks` also
+    /// receive every call event (the module mirrors them as CUSTOM events).
     pub fn start(
         config: Config,
         switch: Arc<dyn Switch>,
         legs: Receiver<LegReport>,
         extra_sinks: Vec<Arc<dyn EventSink>>,
     ) -> Result<App, String> {
-        let sink: Arc<dyn EventSink> = Arc::new(FanOut(extra_sinks));
-        let engine = Engine::new(config, switch, legs, sink);
-        Ok(App { engine })
+        App::start_with_log(config, switch, legs, extra_sinks, webhooks::stderr_log())
     }
 
-    /// Stops everything, each part within `deadline`; returns what did not stop in time.
+    /// [`App::start`] with operator messages going to `log` (the module
+    /// passes one writing to the FreeSWITCH log).
+    pub fn start_with_log(
+        config: Config,
+        switch: Arc<dyn Switch>,
+        legs: Receiver<LegReport>,
+        extra_sinks: Vec<Arc<dyn EventSink>>,
+        log: LogHook,
+    ) -> Result<App, String> {
+        let http_settings = config.http.clone();
+        let webhooks = WebhookService::start_with_log(&config.webhooks, &config.tokens, log)?;
+        let mut sinks: Vec<Arc<dyn EventSink>> = vec![webhooks.clone()];
+        sinks.extend(extra_sinks);
+        let engine = Engine::new(config, switch, legs, Arc::new(FanOut(sinks)));
+        let http_state = HttpState::new(Arc::clone(&engine));
+        http_state.set_webhook_admin(Some(webhooks.clone() as Arc<dyn WebhookAdmin>));
+        let gauges = Arc::clone(&webhooks);
+        http_state.set_extra_gauges(Some(Box::new(move || gauges.gauges())));
+        let http = if http_settings.enabled {
+            match HttpServer::start(Arc::clone(&http_state), &http_settings) {
+                Ok(s) => Some(s),
+                Err(e) => {
+                    engine.shutdown(Duration::from_secs(2));
+                    webhooks.stop(Duration::from_secs(2));
+                    return Err(format!("cannot listen on {}: {e}", http_settings.listen));
+                }
+            }
+        } else {
+            None
+        };
+        Ok(App {
+            engine,
+            webhooks,
+            http_state,
+            http,
+        })
+    }
+
+    /// The address the HTTP API listens on, when it does.
+    pub fn http_addr(&self) -> Option<SocketAddr> {
+        self.http.as_ref().map(HttpServer::local_addr)
+    }
+
+    /// `c2c webhooks …` (for the command host).
+    pub fn webhooks_command(&self, args: &str) -> String {
+        webhooks::cli(&self.webhooks, args)
+    }
+
+    /// Stops everything, each part within `deadline`; returns what did not
+    /// stop in time. The listener goes first, so a request answered 202 is
+    /// one the engine has; webhooks go last, so the engine's final events
+    /// (hangups of cancelled calls) are spooled.
     pub fn stop(&self, deadline: Duration) -> Vec<String> {
         let mut late = Vec::new();
+        if let Some(http) = &self.http {
+            if !http.stop(deadline) {
+                late.push("http connection threads".to_string());
+            }
+        }
         let stuck = self.engine.shutdown(deadline);
         if stuck > 0 {
             late.push(format!("{stuck} call threads"));
         }
+        late.extend(self.webhooks.stop(deadline));
         late
     }
 }

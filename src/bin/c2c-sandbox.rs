@@ -1,1 +1,232 @@
-fn main() {}
+//! c2c-sandbox: the click-to-call API on a simulated PBX, for CRM developers.
+//!
+//! The same core as the FreeSWITCH module (engine, HTTP API) over the
+//! simulated switch: demo extensions, trunks and caller ids, configurable
+//! timing, and every event printed as the webhook envelope it would send.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Duration;
+
+use mod_zorio_c2c::app::App;
+use mod_zorio_c2c::core::config::{ApiToken, Config};
+use mod_zorio_c2c::core::events::{CallEvent, EventSink};
+use mod_zorio_c2c::sim::{self, SimOptions, SimSwitch};
+use mod_zorio_c2c::switch::leg_channel;
+
+/// The documented demo token, used when no `--token` is given.
+const DEMO_TOKEN: &str = "sandbox-token";
+const DEFAULT_LISTEN: &str = "127.0.0.1:8089";
+/// The demo world: trunks 4 POC, 5 BACKUP (active), 7 OLD (inactive), the
+/// caller-id pool 0900000020/21 and an LCR route for prefix 0.
+const DEMO_CONFIG: &str = include_str!("../../conf/autoload_configs/zorio_c2c.conf.xml");
+
+const HELP: &str = "\
+c2c-sandbox: the Zorio click-to-call API on a simulated PBX
+
+USAGE: c2c-sandbox [OPTIONS]
+
+OPTIONS:
+  --listen ADDR             address to serve on (default 127.0.0.1:8089)
+  --token TOKEN             accepted API token, repeatable (default: sandbox-token)
+  --webhook-url URL         where to POST webhook events
+  --webhook-secret SECRET   Standard Webhooks signing secret (whsec_<base64>)
+  --config FILE             a zorio_c2c.conf.xml (module format) instead of the demo data
+  --rate-limit N            click-to-call requests per minute per token (0: off; default 10)
+  --agent-answer-ms MS      the agent picks up after MS (default 1500)
+  --customer-answer-ms MS   the customer picks up after MS of ringing (default 1500)
+  --talk-ms MS              the customer hangs up after talking MS (default 3000)
+  --quiet                   do not print events
+  -h, --help                this text
+
+DEMO WORLD:
+  extensions 1001 and 1002 (caller id 0900000021) answer; 1003 is inactive;
+  1004 never answers. Trunks 4 POC and 5 BACKUP are active, 7 OLD inactive.
+  Destinations: 0900486486 busy, 0900408408 no answer, 0900503503 first trunk
+  fails (failover), 0900503999 every trunk fails; anything else answers.
+";
+
+#[derive(Default)]
+struct Args {
+    listen: Option<SocketAddr>,
+    tokens: Vec<String>,
+    webhook_url: Option<String>,
+    webhook_secret: Option<String>,
+    config: Option<PathBuf>,
+    rate_limit: Option<u32>,
+    agent_answer_ms: Option<u64>,
+    customer_answer_ms: Option<u64>,
+    talk_ms: Option<u64>,
+    quiet: bool,
+    help: bool,
+}
+
+fn parse_args(argv: impl IntoIterator<Item = String>) -> Result<Args, String> {
+    let mut a = Args::default();
+    let mut it = argv.into_iter();
+    while let Some(arg) = it.next() {
+        let (flag, inline) = match arg.split_once('=') {
+            Some((f, v)) if f.starts_with("--") => (f.to_string(), Some(v.to_string())),
+            _ => (arg.clone(), None),
+        };
+        let mut value = || {
+            inline
+                .clone()
+                .or_else(|| it.next())
+                .ok_or_else(|| format!("{flag} needs a value"))
+        };
+        let ms = |v: String| {
+            v.parse::<u64>()
+                .map_err(|_| format!("{flag}: not a number of milliseconds: {v}"))
+        };
+        match flag.as_str() {
+            "-h" | "--help" => a.help = true,
+            "--quiet" => a.quiet = true,
+            "--listen" => {
+                let v = value()?;
+                a.listen = Some(
+                    v.parse()
+                        .map_err(|_| format!("--listen: bad address {v}"))?,
+                );
+            }
+            "--token" => a.tokens.push(value()?),
+            "--webhook-url" => a.webhook_url = Some(value()?),
+            "--webhook-secret" => a.webhook_secret = Some(value()?),
+            "--config" => a.config = Some(PathBuf::from(value()?)),
+            "--rate-limit" => {
+                let v = value()?;
+                a.rate_limit = Some(v.parse().map_err(|_| format!("--rate-limit: {v}"))?);
+            }
+            "--agent-answer-ms" => a.agent_answer_ms = Some(ms(value()?)?),
+            "--customer-answer-ms" => a.customer_answer_ms = Some(ms(value()?)?),
+            "--talk-ms" => a.talk_ms = Some(ms(value()?)?),
+            other => return Err(format!("unknown option {other} (see --help)")),
+        }
+    }
+    Ok(a)
+}
+
+fn build_config(a: &Args) -> Result<Config, String> {
+    let mut config = match &a.config {
+        Some(path) => {
+            let text = std::fs::read_to_string(path)
+                .map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+            Config::from_xml(&text).map_err(|e| format!("{}: {e}", path.display()))?
+        }
+        None => {
+            let mut c = Config::from_xml(DEMO_CONFIG).map_err(|e| e.to_string())?;
+            c.tokens.clear();
+            c.webhooks.spool_dir = std::env::temp_dir().join("c2c-sandbox-spool");
+            c.http.listen = DEFAULT_LISTEN.parse().map_err(|_| "default listen")?;
+            c
+        }
+    };
+    let mut secrets = a.tokens.clone();
+    if secrets.is_empty() && a.config.is_none() {
+        secrets.push(DEMO_TOKEN.to_string());
+    }
+    if !secrets.is_empty() {
+        config.tokens = secrets
+            .into_iter()
+            .enumerate()
+            .map(|(i, secret)| ApiToken {
+                name: if i == 0 {
+                    "sandbox".to_string()
+                } else {
+                    format!("sandbox-{}", i + 1)
+                },
+                secret,
+                webhook_url: None,
+                webhook_secrets: Vec::new(),
+            })
+            .collect();
+    }
+    if let Some(listen) = a.listen {
+        config.http.listen = listen;
+    }
+    config.http.enabled = true;
+    if let Some(n) = a.rate_limit {
+        config.http.rate_limit_per_minute = (n > 0).then_some(n);
+    }
+    if let Some(url) = &a.webhook_url {
+        config.webhooks.url = Some(url.clone());
+    }
+    if let Some(secret) = &a.webhook_secret {
+        config.webhooks.secrets = vec![secret.clone()];
+    }
+    config.validate().map_err(|e| format!("config: {e}"))?;
+    Ok(config)
+}
+
+/// Prints every event as the webhook body it becomes.
+struct PrintEvents;
+
+impl EventSink for PrintEvents {
+    fn emit(&self, event: &CallEvent) {
+        println!("event {}", event.envelope());
+    }
+}
+
+fn run() -> Result<(), String> {
+    let args = parse_args(std::env::args().skip(1))?;
+    if args.help {
+        print!("{HELP}");
+        return Ok(());
+    }
+    let config = build_config(&args)?;
+    let mut options = SimOptions::demo();
+    if let Some(ms) = args.agent_answer_ms {
+        options.agent_answer_after = Duration::from_millis(ms);
+    }
+    if let Some(ms) = args.customer_answer_ms {
+        options.customer_ring_for = Duration::from_millis(ms);
+    }
+    if let Some(ms) = args.talk_ms {
+        options.talk_time = Duration::from_millis(ms);
+    }
+    let token = config
+        .tokens
+        .first()
+        .map(|t| t.secret.clone())
+        .unwrap_or_else(|| "<no token configured>".into());
+    let (tx, rx) = leg_channel();
+    let switch = SimSwitch::new(options, tx);
+    let sinks: Vec<Arc<dyn EventSink>> = if args.quiet {
+        Vec::new()
+    } else {
+        vec![Arc::new(PrintEvents)]
+    };
+    let app = App::start(config, switch, rx, sinks)?;
+    let addr = app.http_addr().ok_or("the HTTP listener did not start")?;
+    println!("c2c-sandbox listening on http://{addr}  (Ctrl-C to stop)");
+    println!("token: {token}");
+    println!(
+        "extensions 1001, 1002 answer; 1003 inactive; 1004 never answers. Busy: {}, \
+         no answer: {}, failover: {}",
+        sim::NUMBER_BUSY,
+        sim::NUMBER_NO_ANSWER,
+        sim::NUMBER_FIRST_TRUNK_FAILS
+    );
+    println!("place a call:");
+    println!(
+        "curl -sS -X POST http://{addr}/api/pbx/calls/click-to-call \
+         -H 'Authorization: Bearer {token}' -H 'Content-Type: application/json' \
+         -d '{{\"from_extension\":\"1001\",\"to_phone\":\"0987654321\"}}'"
+    );
+    // The process ends on Ctrl-C / SIGTERM; the simulated calls end with it.
+    loop {
+        std::thread::sleep(Duration::from_secs(3600));
+    }
+}
+
+fn main() -> ExitCode {
+    match run() {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("c2c-sandbox: {e}");
+            ExitCode::from(2)
+        }
+    }
+}

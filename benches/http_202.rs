@@ -1,0 +1,124 @@
+//! The 202 path over loopback: keep-alive clients POSTing click-to-call to a
+//! real App over the simulated switch (rate limit off). Prints p50/p90/p99
+//! latency and requests per second.
+//!
+//! `cargo bench --bench http_202` (env: C2C_BENCH_CLIENTS, C2C_BENCH_REQUESTS).
+
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use mod_zorio_c2c::app::App;
+use mod_zorio_c2c::core::config::Config;
+use mod_zorio_c2c::sim::{SimOptions, SimSwitch};
+use mod_zorio_c2c::switch::leg_channel;
+
+const SAMPLE: &str = include_str!("../conf/autoload_configs/zorio_c2c.conf.xml");
+const BODY: &str = r#"{"from_extension":"1001","to_phone":"0987654321"}"#;
+
+fn env(name: &str, default: usize) -> usize {
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
+/// One keep-alive client: sends `n` requests, returns each latency.
+fn client(addr: SocketAddr, n: usize, token: &str) -> Vec<Duration> {
+    let mut s = TcpStream::connect(addr).expect("connect");
+    s.set_nodelay(true).unwrap();
+    let request = format!(
+        "POST /api/pbx/calls/click-to-call HTTP/1.1\r\nHost: bench\r\n\
+         Authorization: Bearer {token}\r\nContent-Type: application/json\r\n\
+         Content-Length: {}\r\n\r\n{BODY}",
+        BODY.len()
+    );
+    let mut buf = Vec::with_capacity(4096);
+    let mut chunk = [0u8; 4096];
+    let mut out = Vec::with_capacity(n);
+    for _ in 0..n {
+        let t0 = Instant::now();
+        s.write_all(request.as_bytes()).expect("send");
+        buf.clear();
+        let total = loop {
+            let k = s.read(&mut chunk).expect("read");
+            assert!(k > 0, "server closed");
+            buf.extend_from_slice(&chunk[..k]);
+            if let Some(end) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
+                let head = String::from_utf8_lossy(&buf[..end]).to_string();
+                assert!(head.starts_with("HTTP/1.1 202"), "{head}");
+                let len: usize = head
+                    .lines()
+                    .find_map(|l| l.strip_prefix("Content-Length: "))
+                    .and_then(|v| v.trim().parse().ok())
+                    .expect("content-length");
+                break end + 4 + len;
+            }
+        };
+        while buf.len() < total {
+            let k = s.read(&mut chunk).expect("read");
+            assert!(k > 0, "server closed");
+            buf.extend_from_slice(&chunk[..k]);
+        }
+        out.push(t0.elapsed());
+    }
+    out
+}
+
+fn pct(sorted: &[Duration], p: f64) -> Duration {
+    let i = ((sorted.len() as f64 - 1.0) * p).round() as usize;
+    sorted[i]
+}
+
+fn main() {
+    let clients = env("C2C_BENCH_CLIENTS", 4);
+    let requests = env("C2C_BENCH_REQUESTS", 20_000);
+    let mut config = Config::from_xml(SAMPLE).expect("sample config");
+    config.http.listen = "127.0.0.1:0".parse().unwrap();
+    config.http.rate_limit_per_minute = None;
+    config.max_concurrent_calls = 1_000_000;
+    let token = config.tokens[0].secret.clone();
+    // Calls end within milliseconds so the engine does not pile up threads.
+    let mut o = SimOptions::demo();
+    o.agent_answer_after = Duration::from_millis(1);
+    o.customer_ring_for = Duration::from_millis(1);
+    o.talk_time = Duration::from_millis(1);
+    let (tx, rx) = leg_channel();
+    let sim = SimSwitch::new(o, tx);
+    let app = App::start(config, sim.clone(), rx, vec![]).expect("app");
+    let addr = app.http_addr().expect("listening");
+    let token = Arc::new(token);
+
+    // Warm-up.
+    client(addr, 200, &token);
+
+    let per = requests / clients;
+    let t0 = Instant::now();
+    let handles: Vec<_> = (0..clients)
+        .map(|_| {
+            let token = Arc::clone(&token);
+            std::thread::spawn(move || client(addr, per, &token))
+        })
+        .collect();
+    let mut all: Vec<Duration> = handles
+        .into_iter()
+        .flat_map(|h| h.join().expect("client"))
+        .collect();
+    let elapsed = t0.elapsed();
+    all.sort();
+    let us = |d: Duration| d.as_secs_f64() * 1e6;
+    println!(
+        "http_202: {} requests, {clients} keep-alive clients, {:.2?}: {:.0} req/s; \
+         latency p50 {:.0} µs, p90 {:.0} µs, p99 {:.0} µs, max {:.0} µs",
+        all.len(),
+        elapsed,
+        all.len() as f64 / elapsed.as_secs_f64(),
+        us(pct(&all, 0.50)),
+        us(pct(&all, 0.90)),
+        us(pct(&all, 0.99)),
+        us(*all.last().unwrap()),
+    );
+    app.stop(Duration::from_secs(10));
+    sim.stop();
+}

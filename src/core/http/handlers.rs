@@ -1,0 +1,211 @@
+//! The handlers behind the routes, one per operation.
+
+use serde_json::{json, Value};
+use uuid::Uuid;
+
+use crate::core::config::Config;
+use crate::core::errors::{codes, ApiError, FieldError};
+use crate::core::request::ClickToCallRequest;
+
+use super::codes as http_codes;
+use super::idempotency::{Claim, MAX_KEY_LEN};
+use super::message::{Request, Response};
+use super::state::HttpState;
+
+/// Whether a `Content-Type` is JSON: `application/json`, optionally with
+/// `charset=utf-8`.
+pub fn is_json_content_type(value: Option<&str>) -> bool {
+    let Some(value) = value else { return false };
+    let mut parts = value.split(';');
+    let media = parts.next().unwrap_or("").trim();
+    if !media.eq_ignore_ascii_case("application/json") {
+        return false;
+    }
+    parts.all(|p| match p.split_once('=') {
+        Some((k, v)) if k.trim().eq_ignore_ascii_case("charset") => {
+            v.trim().trim_matches('"').eq_ignore_ascii_case("utf-8")
+        }
+        Some(_) => true,
+        None => p.trim().is_empty(),
+    })
+}
+
+pub(crate) fn click_to_call(
+    state: &HttpState,
+    config: &Config,
+    req: &Request,
+    token: &str,
+) -> Response {
+    if req.body.len() > config.http.max_body_bytes {
+        return Response::error(&ApiError::new(
+            413,
+            codes::PAYLOAD_TOO_LARGE,
+            format!("the body exceeds {} bytes", config.http.max_body_bytes),
+        ));
+    }
+    if !is_json_content_type(req.header("content-type")) {
+        return Response::error(&ApiError::new(
+            415,
+            codes::UNSUPPORTED_MEDIA_TYPE,
+            "Content-Type must be application/json",
+        ));
+    }
+    let pending = match req.header("idempotency-key") {
+        None => None,
+        Some(key) => {
+            let valid = (1..=MAX_KEY_LEN).contains(&key.len())
+                && key.bytes().all(|b| (0x21..=0x7e).contains(&b));
+            if !valid {
+                return Response::error(&ApiError::validation(vec![FieldError {
+                    field: "Idempotency-Key".into(),
+                    code: "invalid_format",
+                    message: format!("must be 1 to {MAX_KEY_LEN} visible ASCII characters"),
+                }]));
+            }
+            match state
+                .idempotency
+                .claim(token, key, &req.body, config.http.idempotency_ttl)
+            {
+                Claim::Proceed(p) => Some(p),
+                Claim::Replay(r) => return r.with_header("Idempotent-Replayed", "true"),
+                Claim::Conflict(m) => {
+                    return Response::error(&ApiError::new(409, codes::IDEMPOTENCY_CONFLICT, m))
+                }
+            }
+        }
+    };
+    let mut limit_headers = Vec::new();
+    if let Some(limit) = config.http.rate_limit_per_minute {
+        let d = state.limiter.check(token, limit);
+        limit_headers = d.headers();
+        if !d.allowed {
+            let mut r = Response::error(&ApiError::new(
+                429,
+                codes::RATE_LIMITED,
+                format!("more than {limit} click-to-call requests per minute for this token"),
+            ));
+            r.headers.extend(limit_headers);
+            if let Some(p) = pending {
+                p.finish(&r);
+            }
+            return r;
+        }
+    }
+    let placed = ClickToCallRequest::from_json_bytes(&req.body)
+        .and_then(|r| state.engine.place(&r, Some(token)));
+    let response = match placed {
+        Ok(accepted) => {
+            let location = format!("/api/pbx/calls/{}", accepted.call_uuid);
+            Response::data(202, json!(accepted)).with_header("Location", location)
+        }
+        Err(e) => Response::error(&e),
+    };
+    if let Some(p) = pending {
+        p.finish(&response);
+    }
+    let mut response = response;
+    response.headers.extend(limit_headers);
+    response
+}
+
+pub(crate) fn caller_ids(config: &Config) -> Response {
+    let pool: Vec<Value> = config
+        .caller_ids
+        .iter()
+        .map(|n| {
+            let trunk = n.trunk_id.and_then(|id| config.trunk_by_id(id));
+            json!({
+                "number": n.number,
+                "description": n.description,
+                "trunk_id": n.trunk_id,
+                "trunk_name": trunk.map(|t| t.name.clone()),
+                "trunk_active": trunk.map(|t| t.active),
+            })
+        })
+        .collect();
+    Response::data(200, Value::Array(pool))
+}
+
+fn call_not_found(raw: &str) -> Response {
+    Response::error(&ApiError::new(
+        404,
+        codes::CALL_NOT_FOUND,
+        format!("no call {raw}"),
+    ))
+}
+
+pub(crate) fn call_status(state: &HttpState, raw: &str) -> Response {
+    match Uuid::parse_str(raw).ok().and_then(|u| state.engine.call(u)) {
+        Some(c) => Response::data(200, c.status_json()),
+        None => call_not_found(raw),
+    }
+}
+
+pub(crate) fn call_hangup(state: &HttpState, raw: &str) -> Response {
+    let Ok(uuid) = Uuid::parse_str(raw) else {
+        return call_not_found(raw);
+    };
+    match state.engine.hangup(uuid) {
+        Ok(()) => match state.engine.call(uuid) {
+            Some(c) => Response::data(202, c.status_json()),
+            None => call_not_found(raw),
+        },
+        Err(e) => Response::error(&e),
+    }
+}
+
+pub(crate) fn health(state: &HttpState) -> Response {
+    if state.engine.is_shutting_down() {
+        return Response::error(&ApiError::new(
+            503,
+            codes::SHUTTING_DOWN,
+            "the module is shutting down",
+        ));
+    }
+    Response::json(
+        200,
+        &json!({"status": "ok", "active_calls": state.engine.active_calls().len()}),
+    )
+}
+
+pub(crate) fn webhooks(state: &HttpState, name: &str, id: &str) -> Response {
+    let Some(admin) = state.webhook_admin() else {
+        return Response::error(&ApiError::new(
+            503,
+            http_codes::WEBHOOKS_UNAVAILABLE,
+            "no webhook service is running",
+        ));
+    };
+    let result = match name {
+        "webhooks_status" => Ok((200, admin.status())),
+        "dead_letters" => Ok((200, Value::Array(admin.dead_letters()))),
+        "dead_letter_replay" => admin.replay(id).map(|v| (202, v)),
+        _ => admin.replay_all().map(|n| (202, json!({ "replayed": n }))),
+    };
+    match result {
+        Ok((status, data)) => Response::data(status, data),
+        Err(e) => Response::error(&e),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn content_types() {
+        assert!(is_json_content_type(Some("application/json")));
+        assert!(is_json_content_type(Some(
+            "Application/JSON; charset=UTF-8"
+        )));
+        assert!(is_json_content_type(Some(
+            "application/json;charset=\"utf-8\""
+        )));
+        assert!(!is_json_content_type(Some(
+            "application/json; charset=latin1"
+        )));
+        assert!(!is_json_content_type(Some("text/plain")));
+        assert!(!is_json_content_type(Some("application/jsonx")));
+        assert!(!is_json_content_type(None));
+    }
+}

@@ -1,0 +1,309 @@
+//! `Idempotency-Key`: the same key and body (for the same token) replays the
+//! first answer instead of placing a second call; the same key with another
+//! body is a conflict. A duplicate that arrives while the first request is
+//! still being handled waits for its answer. Keys expire after the configured
+//! TTL and the store holds at most [`MAX_KEYS`] of them.
+
+use std::collections::{HashMap, VecDeque};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+
+use sha2::{Digest, Sha256};
+
+use super::message::Response;
+use super::ratelimit::Clock;
+
+/// Most keys remembered at once; the oldest are forgotten first.
+pub const MAX_KEYS: usize = 100_000;
+/// Longest accepted key.
+pub const MAX_KEY_LEN: usize = 255;
+/// How long a duplicate waits for the first request's answer.
+pub const WAIT_FOR_FIRST: Duration = Duration::from_secs(10);
+
+type Key = (String, String);
+
+enum Slot {
+    InProgress,
+    Done(Response),
+}
+
+struct Entry {
+    fingerprint: [u8; 32],
+    slot: Slot,
+    expires: Duration,
+    /// Distinguishes this entry from a later one with the same key.
+    generation: u64,
+}
+
+#[derive(Default)]
+struct Inner {
+    map: HashMap<Key, Entry>,
+    /// Keys in insertion order, for expiry and the size bound.
+    order: VecDeque<(Duration, Key, u64)>,
+    generation: u64,
+}
+
+/// What to do with a request that carries a key.
+pub enum Claim {
+    /// First time: handle it, then [`Pending::finish`].
+    Proceed(Pending),
+    /// Seen with this body: send this stored answer again.
+    Replay(Response),
+    /// Seen with another body, or the first is still running after
+    /// [`WAIT_FOR_FIRST`]: 409.
+    Conflict(&'static str),
+}
+
+/// The store.
+pub struct IdempotencyStore {
+    clock: Arc<dyn Clock>,
+    capacity: usize,
+    inner: Mutex<Inner>,
+    done: Condvar,
+}
+
+/// A claimed key; dropping it unfinished releases the key.
+pub struct Pending {
+    store: Arc<IdempotencyStore>,
+    key: Key,
+    generation: u64,
+    finished: bool,
+}
+
+impl Pending {
+    /// Records the answer: a success is stored for replay, anything else
+    /// releases the key so that a retry is handled afresh.
+    pub fn finish(mut self, response: &Response) {
+        self.finished = true;
+        let mut inner = self.store.lock();
+        let ours = inner.map.get(&self.key).map(|e| e.generation) == Some(self.generation);
+        if ours {
+            if (200..300).contains(&response.status) {
+                if let Some(e) = inner.map.get_mut(&self.key) {
+                    e.slot = Slot::Done(response.clone());
+                }
+            } else {
+                inner.map.remove(&self.key);
+            }
+        }
+        drop(inner);
+        self.store.done.notify_all();
+    }
+}
+
+impl Drop for Pending {
+    fn drop(&mut self) {
+        if !self.finished {
+            let mut inner = self.store.lock();
+            if inner.map.get(&self.key).map(|e| e.generation) == Some(self.generation) {
+                inner.map.remove(&self.key);
+            }
+            drop(inner);
+            self.store.done.notify_all();
+        }
+    }
+}
+
+/// The fingerprint of a request body.
+pub fn fingerprint(body: &[u8]) -> [u8; 32] {
+    Sha256::digest(body).into()
+}
+
+impl IdempotencyStore {
+    /// An empty store reading time from `clock`.
+    pub fn new(clock: Arc<dyn Clock>) -> Arc<IdempotencyStore> {
+        IdempotencyStore::with_capacity(clock, MAX_KEYS)
+    }
+
+    /// An empty store that remembers at most `capacity` keys.
+    pub fn with_capacity(clock: Arc<dyn Clock>, capacity: usize) -> Arc<IdempotencyStore> {
+        Arc::new(IdempotencyStore {
+            clock,
+            capacity: capacity.max(1),
+            inner: Mutex::new(Inner::default()),
+            done: Condvar::new(),
+        })
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Inner> {
+        self.inner.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Keys currently remembered.
+    pub fn len(&self) -> usize {
+        self.lock().map.len()
+    }
+
+    /// Whether no key is remembered.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Claims `key` of `token` for a request with this `body`.
+    pub fn claim(self: &Arc<Self>, token: &str, key: &str, body: &[u8], ttl: Duration) -> Claim {
+        let fp = fingerprint(body);
+        let k: Key = (token.to_string(), key.to_string());
+        let mut inner = self.lock();
+        let waited_until = Instant::now() + WAIT_FOR_FIRST;
+        loop {
+            let now = self.clock.now();
+            expire(&mut inner, now, self.capacity);
+            match inner.map.get(&k) {
+                Some(e) if e.fingerprint != fp => {
+                    return Claim::Conflict(
+                        "this Idempotency-Key was used with another request body",
+                    )
+                }
+                Some(Entry {
+                    slot: Slot::Done(r),
+                    ..
+                }) => return Claim::Replay(r.clone()),
+                Some(_) if Instant::now() >= waited_until => {
+                    return Claim::Conflict(
+                        "a request with this Idempotency-Key is still in progress",
+                    )
+                }
+                Some(_) => {
+                    inner = self
+                        .done
+                        .wait_timeout(inner, Duration::from_millis(100))
+                        .unwrap_or_else(|e| e.into_inner())
+                        .0;
+                }
+                None => {
+                    inner.generation += 1;
+                    let generation = inner.generation;
+                    let expires = now + ttl;
+                    inner.map.insert(
+                        k.clone(),
+                        Entry {
+                            fingerprint: fp,
+                            slot: Slot::InProgress,
+                            expires,
+                            generation,
+                        },
+                    );
+                    inner.order.push_back((expires, k.clone(), generation));
+                    while inner.map.len() > self.capacity {
+                        match inner.order.pop_front() {
+                            Some((_, old, g)) => remove_if(&mut inner, &old, g),
+                            None => break,
+                        }
+                    }
+                    return Claim::Proceed(Pending {
+                        store: Arc::clone(self),
+                        key: k,
+                        generation,
+                        finished: false,
+                    });
+                }
+            }
+        }
+    }
+}
+
+fn remove_if(inner: &mut Inner, key: &Key, generation: u64) {
+    if inner.map.get(key).map(|e| e.generation) == Some(generation) {
+        inner.map.remove(key);
+    }
+}
+
+fn expire(inner: &mut Inner, now: Duration, capacity: usize) {
+    // The order queue also holds entries already released; drop those too.
+    while let Some((expires, key, g)) = inner.order.front().cloned() {
+        let live = inner.map.get(&key).map(|e| e.generation) == Some(g);
+        if expires <= now || !live {
+            inner.order.pop_front();
+            if expires <= now {
+                remove_if(inner, &key, g);
+            }
+        } else {
+            break;
+        }
+    }
+    if inner.order.len() > 2 * capacity {
+        let Inner { map, order, .. } = inner;
+        order.retain(|(_, k, g)| map.get(k).map(|e| e.generation) == Some(*g));
+    }
+    // Entries with a shorter TTL than those before them (after a reload).
+    if inner.map.len() > 1024 && inner.map.values().any(|e| e.expires <= now) {
+        inner.map.retain(|_, e| e.expires > now);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::ratelimit::ManualClock;
+    use super::*;
+
+    fn ok() -> Response {
+        Response::json(202, &serde_json::json!({"data": 1}))
+    }
+
+    #[test]
+    fn replay_conflict_release_and_expiry() {
+        let clock = Arc::new(ManualClock::default());
+        let s = IdempotencyStore::new(clock.clone());
+        let ttl = Duration::from_secs(60);
+        let Claim::Proceed(p) = s.claim("crm", "k1", b"a", ttl) else {
+            panic!("first claim")
+        };
+        p.finish(&ok());
+        assert!(matches!(s.claim("crm", "k1", b"a", ttl), Claim::Replay(r) if r.status == 202));
+        assert!(matches!(
+            s.claim("crm", "k1", b"b", ttl),
+            Claim::Conflict(_)
+        ));
+        // Another token's same key is another key.
+        assert!(matches!(
+            s.claim("other", "k1", b"b", ttl),
+            Claim::Proceed(_)
+        ));
+        // A failure releases the key.
+        let Claim::Proceed(p) = s.claim("crm", "k2", b"a", ttl) else {
+            panic!()
+        };
+        p.finish(&Response::json(422, &serde_json::json!({})));
+        assert!(matches!(s.claim("crm", "k2", b"x", ttl), Claim::Proceed(_)));
+        clock.advance(ttl);
+        assert!(matches!(s.claim("crm", "k1", b"b", ttl), Claim::Proceed(_)));
+    }
+
+    #[test]
+    fn memory_is_bounded_oldest_keys_go_first() {
+        let clock = Arc::new(ManualClock::default());
+        let s = IdempotencyStore::with_capacity(clock, 3);
+        let ttl = Duration::from_secs(60);
+        for k in ["a", "b", "c", "d", "e"] {
+            let Claim::Proceed(p) = s.claim("crm", k, b"x", ttl) else {
+                panic!()
+            };
+            p.finish(&ok());
+        }
+        assert_eq!(s.len(), 3);
+        assert!(matches!(s.claim("crm", "e", b"x", ttl), Claim::Replay(_)));
+        assert!(matches!(s.claim("crm", "a", b"x", ttl), Claim::Proceed(_)));
+        // Released keys do not pile up in the expiry queue either.
+        for i in 0..100 {
+            drop(s.claim("crm", &format!("r{i}"), b"x", ttl));
+        }
+        assert!(s.inner.lock().unwrap().order.len() <= 7);
+    }
+
+    #[test]
+    fn a_concurrent_duplicate_waits_for_the_first_answer() {
+        let s = IdempotencyStore::new(Arc::new(super::super::ratelimit::MonotonicClock::default()));
+        let ttl = Duration::from_secs(60);
+        let Claim::Proceed(p) = s.claim("crm", "k", b"a", ttl) else {
+            panic!()
+        };
+        let s2 = Arc::clone(&s);
+        let dup = std::thread::spawn(move || match s2.claim("crm", "k", b"a", ttl) {
+            Claim::Replay(r) => r.status,
+            _ => 0,
+        });
+        std::thread::sleep(Duration::from_millis(50));
+        p.finish(&ok());
+        assert_eq!(dup.join().unwrap(), 202);
+    }
+}

@@ -1,0 +1,217 @@
+//! Per-token rate limit by GCRA (the generic cell rate algorithm, as in
+//! `governor`): a burst of up to `limit` requests, refilled at one request
+//! every `60 s / limit`. There are no windows, so there is no window-edge
+//! double burst, and the "retry after" is exact.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+/// A monotonic clock, injectable so tests can move time by hand.
+pub trait Clock: Send + Sync {
+    /// Time since an arbitrary fixed origin; never goes backwards.
+    fn now(&self) -> Duration;
+}
+
+/// The real monotonic clock.
+pub struct MonotonicClock(Instant);
+
+impl Default for MonotonicClock {
+    fn default() -> Self {
+        MonotonicClock(Instant::now())
+    }
+}
+
+impl Clock for MonotonicClock {
+    fn now(&self) -> Duration {
+        self.0.elapsed()
+    }
+}
+
+/// A clock that only moves when told to (tests).
+#[derive(Default)]
+pub struct ManualClock(Mutex<Duration>);
+
+impl ManualClock {
+    /// Moves the clock forward.
+    pub fn advance(&self, by: Duration) {
+        *self.0.lock().unwrap_or_else(|e| e.into_inner()) += by;
+    }
+}
+
+impl Clock for ManualClock {
+    fn now(&self) -> Duration {
+        *self.0.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+/// The verdict on one request, with what the `RateLimit-*` headers report.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Decision {
+    pub allowed: bool,
+    /// Requests per minute.
+    pub limit: u32,
+    /// Requests that could still be made right now.
+    pub remaining: u32,
+    /// Until the bucket is full again.
+    pub reset: Duration,
+    /// Until the next request would be allowed (zero when allowed).
+    pub retry_after: Duration,
+}
+
+impl Decision {
+    /// The response headers: IETF `RateLimit-*` and the common `X-RateLimit-*`,
+    /// plus `Retry-After` when refused. Seconds are rounded up.
+    pub fn headers(&self) -> Vec<(String, String)> {
+        let reset = ceil_secs(self.reset).to_string();
+        let mut h = vec![
+            ("RateLimit-Limit".to_string(), self.limit.to_string()),
+            (
+                "RateLimit-Remaining".to_string(),
+                self.remaining.to_string(),
+            ),
+            ("RateLimit-Reset".to_string(), reset.clone()),
+            ("X-RateLimit-Limit".to_string(), self.limit.to_string()),
+            (
+                "X-RateLimit-Remaining".to_string(),
+                self.remaining.to_string(),
+            ),
+            ("X-RateLimit-Reset".to_string(), reset),
+        ];
+        if !self.allowed {
+            h.push((
+                "Retry-After".to_string(),
+                ceil_secs(self.retry_after).max(1).to_string(),
+            ));
+        }
+        h
+    }
+}
+
+fn ceil_secs(d: Duration) -> u64 {
+    d.as_secs() + u64::from(d.subsec_nanos() > 0)
+}
+
+/// One GCRA step, a pure function. `tat` is the stored theoretical arrival
+/// time (`None`: never seen). Returns the decision and the new `tat`.
+pub fn gcra(tat: Option<Duration>, now: Duration, limit: u32) -> (Decision, Duration) {
+    let limit = limit.max(1);
+    let interval = Duration::from_secs(60) / limit;
+    let tolerance = interval * (limit - 1);
+    let tat = tat.map_or(now, |t| t.max(now));
+    let ahead = tat - now;
+    if ahead > tolerance {
+        let decision = Decision {
+            allowed: false,
+            limit,
+            remaining: 0,
+            reset: ahead,
+            retry_after: ahead - tolerance,
+        };
+        return (decision, tat);
+    }
+    let new_tat = tat + interval;
+    let ahead = new_tat - now;
+    let spare = (tolerance + interval).saturating_sub(ahead);
+    let decision = Decision {
+        allowed: true,
+        limit,
+        remaining: (spare.as_nanos() / interval.as_nanos()) as u32,
+        reset: ahead,
+        retry_after: Duration::ZERO,
+    };
+    (decision, new_tat)
+}
+
+/// The limiter: one theoretical arrival time per key (the token's name).
+pub struct RateLimiter {
+    clock: Arc<dyn Clock>,
+    tats: Mutex<HashMap<String, Duration>>,
+}
+
+impl RateLimiter {
+    /// A limiter reading time from `clock`.
+    pub fn new(clock: Arc<dyn Clock>) -> RateLimiter {
+        RateLimiter {
+            clock,
+            tats: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// Counts one request of `key` against `limit` per minute.
+    pub fn check(&self, key: &str, limit: u32) -> Decision {
+        let now = self.clock.now();
+        let mut tats = self.tats.lock().unwrap_or_else(|e| e.into_inner());
+        if tats.len() > 10_000 {
+            // Keys whose bucket is full again carry no information.
+            tats.retain(|_, t| *t > now);
+        }
+        let (decision, tat) = gcra(tats.get(key).copied(), now, limit);
+        tats.insert(key.to_string(), tat);
+        decision
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_burst_of_limit_then_one_per_interval() {
+        let clock = Arc::new(ManualClock::default());
+        let rl = RateLimiter::new(clock.clone());
+        for i in 0..10 {
+            let d = rl.check("crm", 10);
+            assert!(d.allowed, "request {i}");
+            assert_eq!(d.remaining, 9 - i);
+        }
+        let d = rl.check("crm", 10);
+        assert!(!d.allowed);
+        assert_eq!(d.retry_after, Duration::from_secs(6));
+        assert_eq!(d.reset, Duration::from_secs(60));
+        // Another token has its own bucket.
+        assert!(rl.check("other", 10).allowed);
+        clock.advance(Duration::from_millis(5_999));
+        assert!(!rl.check("crm", 10).allowed);
+        clock.advance(Duration::from_millis(1));
+        let d = rl.check("crm", 10);
+        assert!(d.allowed);
+        assert_eq!(d.remaining, 0);
+        assert!(!rl.check("crm", 10).allowed);
+    }
+
+    #[test]
+    fn no_double_burst_at_any_edge() {
+        // Whatever the timing, 20 requests never pass within 60 s of each other
+        // unless the bucket had time to refill: at most limit + elapsed/interval.
+        let clock = Arc::new(ManualClock::default());
+        let rl = RateLimiter::new(clock.clone());
+        clock.advance(Duration::from_millis(59_900));
+        let mut passed = 0;
+        for _ in 0..30 {
+            passed += u32::from(rl.check("k", 10).allowed);
+        }
+        clock.advance(Duration::from_millis(200));
+        for _ in 0..30 {
+            passed += u32::from(rl.check("k", 10).allowed);
+        }
+        assert_eq!(passed, 10);
+    }
+
+    #[test]
+    fn headers_round_up_and_add_retry_after_only_when_refused() {
+        let (d, _) = gcra(None, Duration::ZERO, 10);
+        let h = d.headers();
+        assert!(h
+            .iter()
+            .any(|(n, v)| n == "RateLimit-Remaining" && v == "9"));
+        assert!(h.iter().any(|(n, v)| n == "RateLimit-Reset" && v == "6"));
+        assert!(!h.iter().any(|(n, _)| n == "Retry-After"));
+        let (d, _) = gcra(Some(Duration::from_secs(61)), Duration::ZERO, 10);
+        assert!(!d.allowed);
+        assert!(d
+            .headers()
+            .iter()
+            .any(|(n, v)| n == "Retry-After" && v == "7"));
+    }
+}

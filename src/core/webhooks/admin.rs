@@ -1,0 +1,63 @@
+//! The webhook service as the HTTP API's admin endpoints and metrics see it.
+
+use serde_json::{json, Value};
+
+use super::{ReplayError, WebhookService};
+use crate::core::errors::ApiError;
+use crate::core::http::{codes as http_codes, WebhookAdmin};
+
+fn replay_error(e: ReplayError) -> ApiError {
+    match e {
+        ReplayError::NotFound(_) => {
+            ApiError::new(404, http_codes::DEAD_LETTER_NOT_FOUND, e.to_string())
+        }
+        ReplayError::Spool(_) => {
+            ApiError::new(503, http_codes::WEBHOOKS_UNAVAILABLE, e.to_string())
+        }
+    }
+}
+
+impl WebhookAdmin for WebhookService {
+    fn status(&self) -> Value {
+        self.status_json()
+    }
+
+    fn dead_letters(&self) -> Vec<Value> {
+        WebhookService::dead_letters(self)
+            .iter()
+            .map(|d| d.summary_json())
+            .collect()
+    }
+
+    fn replay(&self, id: &str) -> Result<Value, ApiError> {
+        WebhookService::replay(self, id).map_err(replay_error)?;
+        Ok(json!({ "id": id, "status": "queued" }))
+    }
+
+    fn replay_all(&self) -> Result<usize, ApiError> {
+        match WebhookService::replay_all(self) {
+            (n, None) => Ok(n),
+            (_, Some(e)) => Err(replay_error(e)),
+        }
+    }
+}
+
+impl WebhookService {
+    /// Prometheus gauges and counters of delivery (`c2c_webhook_*`).
+    pub fn gauges(&self) -> Vec<(String, f64)> {
+        let s = self.status_json();
+        [
+            ("c2c_webhook_queue_depth", "queue_depth"),
+            ("c2c_webhook_in_flight", "in_flight"),
+            ("c2c_webhook_delivered_total", "delivered"),
+            ("c2c_webhook_failed_attempts_total", "failed_attempts"),
+            ("c2c_webhook_dead_lettered_total", "dead_lettered"),
+            ("c2c_webhook_dead_letters", "dead_letters"),
+            ("c2c_webhook_spool_size", "spool_size"),
+            ("c2c_webhook_refused_spool_full_total", "refused_spool_full"),
+        ]
+        .iter()
+        .map(|(name, key)| (name.to_string(), s[*key].as_f64().unwrap_or(0.0)))
+        .collect()
+    }
+}

@@ -1,0 +1,19 @@
+//! Counters of the webhook service.
+
+use std::sync::atomic::{AtomicU64, AtomicUsize};
+use std::sync::Mutex;
+
+#[derive(Default)]
+pub(crate) struct Stats {
+    /// Events in the per-call queues (including those in flight).
+    pub queued: AtomicUsize,
+    pub in_flight: AtomicUsize,
+    pub delivered: AtomicU64,
+    pub failed_attempts: AtomicU64,
+    pub dead_lettered: AtomicU64,
+    pub refused_full: AtomicU64,
+    pub spool_errors: AtomicU64,
+    pub no_destination: AtomicU64,
+    pub replayed: AtomicU64,
+    pub last_error: Mutex<Option<String>>,
+}

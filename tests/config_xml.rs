@@ -1,0 +1,157 @@
+//! The XML config: the sample parses to what it documents, and every bad
+//! config is refused whole with the element at fault named.
+
+use std::time::Duration;
+
+use mod_zorio_c2c::core::config::{Config, TrunkTarget};
+
+const SAMPLE: &str = include_str!("../conf/autoload_configs/zorio_c2c.conf.xml");
+
+fn with(section: &str, body: &str) -> String {
+    format!(r#"<configuration name="zorio_c2c.conf"><{section}>{body}</{section}></configuration>"#)
+}
+
+fn error_at(xml: &str) -> String {
+    Config::from_xml(xml).expect_err("must be refused").at
+}
+
+#[test]
+fn sample_config_mirrors_the_contract_examples() {
+    let c = Config::from_xml(SAMPLE).unwrap();
+    let poc = c.trunk_by_id(4).unwrap();
+    assert_eq!(poc.name, "POC");
+    assert_eq!(poc.target, TrunkTarget::Gateway("poc".into()));
+    assert!(poc.active);
+    assert_eq!(c.trunk_by_id(5).unwrap().name, "BACKUP");
+    assert!(!c.trunk_by_id(7).unwrap().active);
+    assert_eq!(c.lcr[0].prefix, "0");
+    assert_eq!(
+        c.caller_ids
+            .iter()
+            .map(|n| n.number.as_str())
+            .collect::<Vec<_>>(),
+        vec!["0900000020", "0900000021"]
+    );
+    assert_eq!(c.a_leg_timeout, Duration::from_secs(30));
+    assert_eq!(c.http.rate_limit_per_minute, Some(10));
+    assert_eq!(c.http.listen.to_string(), "127.0.0.1:8089");
+    assert_eq!(c.domain, None);
+    assert!(!c.auto_answer);
+}
+
+#[test]
+fn an_empty_config_takes_the_defaults() {
+    let c = Config::from_xml(r#"<configuration name="zorio_c2c.conf"/>"#).unwrap();
+    assert_eq!(c, Config::default());
+}
+
+#[test]
+fn found_inside_a_whole_freeswitch_document() {
+    let doc = format!(
+        r#"<document type="freeswitch/xml"><section name="configuration">
+        <configuration name="other.conf"><x/></configuration>{}</section></document>"#,
+        SAMPLE.split_once("-->").unwrap().1
+    );
+    assert_eq!(Config::from_xml(&doc).unwrap().trunks.len(), 3);
+}
+
+#[test]
+fn bad_configs_name_the_element_at_fault() {
+    let cases = [
+        (
+            with("trunks", r#"<trunk id="x" name="A" gateway="a"/>"#),
+            "trunks/trunk[1]@id",
+        ),
+        (
+            with(
+                "trunks",
+                r#"<trunk id="1" name="A" gateway="a"/><trunk id="1" name="B" gateway="b"/>"#,
+            ),
+            "trunks/trunk[2]@id",
+        ),
+        (
+            with("trunks", r#"<trunk id="1" name="A"/>"#),
+            "trunks/trunk[1]",
+        ),
+        (
+            with(
+                "trunks",
+                r#"<trunk id="1" name="A" gateway="a" status="on"/>"#,
+            ),
+            "trunks/trunk[1]@status",
+        ),
+        (
+            with(
+                "trunks",
+                &format!(r#"<trunk id="1" name="{}" gateway="a"/>"#, "n".repeat(101)),
+            ),
+            "trunks/trunk[1]@name",
+        ),
+        (
+            with("trunks", r#"<trunk id="1" name="A" gateway="a b"/>"#),
+            "trunks/trunk[1]@gateway",
+        ),
+        (
+            with(
+                "trunks",
+                r#"<trunk id="1" name="A" dial-string="sofia/x/1"/>"#,
+            ),
+            "trunks/trunk[1]@dial-string",
+        ),
+        (
+            with("lcr", r#"<route prefix="0" trunks="9"/>"#),
+            "lcr/route[1]@trunks",
+        ),
+        (
+            with("lcr", r#"<route prefix="0a" trunks="9"/>"#),
+            "lcr/route[1]@prefix",
+        ),
+        (
+            with("settings", r#"<param name="a-leg-timeout" value="soon"/>"#),
+            "settings/param[a-leg-timeout]",
+        ),
+        (
+            with("settings", r#"<param name="colour" value="blue"/>"#),
+            "settings/param[colour]",
+        ),
+        (
+            with("settings", r#"<param name="auto-answer" value="maybe"/>"#),
+            "settings/param[auto-answer]",
+        ),
+        (
+            with("http", r#"<param name="listen" value="localhost"/>"#),
+            "http/param[listen]",
+        ),
+        (
+            with("tokens", r#"<token name="crm" value="short"/>"#),
+            "tokens/token[1]@value",
+        ),
+        (
+            with("webhooks", r#"<param name="secret" value="plain"/>"#),
+            "webhooks/param[secret]",
+        ),
+        (
+            with("caller-ids", r#"<number value="09x"/>"#),
+            "caller-ids/number[1]@value",
+        ),
+        (with("nonsense", ""), "nonsense"),
+        ("<configuration".to_string(), "document"),
+    ];
+    for (xml, at) in cases {
+        assert_eq!(error_at(&xml), at, "{xml}");
+    }
+}
+
+#[test]
+fn tokens_are_found_by_secret() {
+    let c = Config::from_xml(&with(
+        "tokens",
+        r#"<token name="a" value="aaaaaaaaaa"/><token name="b" value="bbbbbbbbbb"
+            webhook-url="http://127.0.0.1:9/h" webhook-secret="whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"/>"#,
+    ))
+    .unwrap();
+    assert_eq!(c.token_by_secret("bbbbbbbbbb").unwrap().name, "b");
+    assert_eq!(c.token_by_secret("bbbbbbbbbc"), None);
+    assert_eq!(c.token_by_secret(""), None);
+    assert_eq!(c.tokens[1].webhook_secrets.len(), 1);
+}

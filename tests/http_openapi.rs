@@ -1,0 +1,296 @@
+//! `openapi/openapi.json` against the real router, so the two cannot drift:
+//! every documented operation is routed and every route documented; every
+//! documented status of every operation is produced by a scenario here, with
+//! its documented headers; the 202 and error bodies have the documented keys;
+//! the webhooks section names every event type with the signing headers.
+
+use std::collections::BTreeSet;
+use std::sync::Arc;
+use std::time::Duration;
+
+use mod_zorio_c2c::app::App;
+use mod_zorio_c2c::core::config::Config;
+use mod_zorio_c2c::core::errors::ApiError;
+use mod_zorio_c2c::core::events;
+use mod_zorio_c2c::core::http::router::ROUTES;
+use mod_zorio_c2c::core::http::{route, Request, Response, WebhookAdmin};
+use mod_zorio_c2c::sim::{SimOptions, SimSwitch};
+use mod_zorio_c2c::switch::leg_channel;
+use serde_json::{json, Value};
+
+const DOC: &str = include_str!("../openapi/openapi.json");
+const SAMPLE: &str = include_str!("../conf/autoload_configs/zorio_c2c.conf.xml");
+const TOKEN: &str = "change-me-to-a-long-random-token";
+const MODE1: &str = r#"{"from_extension":"1001","to_phone":"0987654321"}"#;
+
+struct World {
+    app: App,
+    sim: Arc<SimSwitch>,
+}
+
+impl Drop for World {
+    fn drop(&mut self) {
+        self.app.stop(Duration::from_secs(5));
+        self.sim.stop();
+    }
+}
+
+fn world() -> World {
+    let mut config = Config::from_xml(SAMPLE).unwrap();
+    config.http.enabled = false; // the pure router alone
+    let mut o = SimOptions::demo();
+    o.talk_time = Duration::from_secs(30);
+    let (tx, rx) = leg_channel();
+    let sim = SimSwitch::new(o, tx);
+    let app = App::start(config, sim.clone(), rx, vec![]).unwrap();
+    World { app, sim }
+}
+
+fn doc() -> Value {
+    serde_json::from_str(DOC).expect("openapi.json is JSON")
+}
+
+const METHODS: [&str; 5] = ["get", "post", "put", "patch", "delete"];
+
+/// (METHOD, path template) of every documented operation.
+fn operations(d: &Value) -> BTreeSet<(String, String)> {
+    let mut out = BTreeSet::new();
+    for (path, item) in d["paths"].as_object().unwrap() {
+        for m in METHODS {
+            if item.get(m).is_some() {
+                out.insert((m.to_uppercase(), path.clone()));
+            }
+        }
+    }
+    out
+}
+
+fn concrete(template: &str) -> String {
+    template
+        .replace("{call_uuid}", &uuid::Uuid::new_v4().to_string())
+        .replace("{id}", "evt_missing")
+}
+
+fn req(method: &str, path: &str) -> Request {
+    Request::new(method, path).with_header("Authorization", &format!("Bearer {TOKEN}"))
+}
+
+fn place(w: &World) -> String {
+    let r = route(
+        &w.app.http_state,
+        &req("POST", "/api/pbx/calls/click-to-call")
+            .with_header("Content-Type", "application/json")
+            .with_body(MODE1),
+    );
+    assert_eq!(r.status, 202);
+    r.json_body()["data"]["call_uuid"]
+        .as_str()
+        .unwrap()
+        .to_string()
+}
+
+struct Admin;
+
+impl WebhookAdmin for Admin {
+    fn status(&self) -> Value {
+        json!({"queue_depth": 0})
+    }
+    fn dead_letters(&self) -> Vec<Value> {
+        vec![json!({"id": "evt_1"})]
+    }
+    fn replay(&self, id: &str) -> Result<Value, ApiError> {
+        match id {
+            "evt_1" => Ok(json!({"id": id})),
+            _ => Err(ApiError::new(404, "dead_letter_not_found", "no such")),
+        }
+    }
+    fn replay_all(&self) -> Result<usize, ApiError> {
+        Ok(1)
+    }
+}
+
+/// Makes the router answer `status` for this operation, the way a client would.
+fn produce(method: &str, template: &str, status: u16) -> Response {
+    let w = world();
+    let s = &w.app.http_state;
+    let path = concrete(template);
+    let json_post = |body: &str| {
+        req("POST", "/api/pbx/calls/click-to-call")
+            .with_header("Content-Type", "application/json")
+            .with_body(body.to_string())
+    };
+    if status == 401 {
+        return route(s, &Request::new(method, &path));
+    }
+    let webhooks = template.starts_with("/api/pbx/webhooks");
+    if webhooks && status == 503 {
+        return route(s, &req(method, &path));
+    }
+    if webhooks {
+        s.set_webhook_admin(Some(Arc::new(Admin)));
+        let path = if status == 404 {
+            path
+        } else {
+            path.replace("evt_missing", "evt_1")
+        };
+        return route(s, &req(method, &path));
+    }
+    match (method, template, status) {
+        ("POST", "/api/pbx/calls/click-to-call", 202) => route(s, &json_post(MODE1)),
+        ("POST", "/api/pbx/calls/click-to-call", 400) => route(s, &json_post("{")),
+        ("POST", "/api/pbx/calls/click-to-call", 409) => {
+            route(s, &json_post(MODE1).with_header("Idempotency-Key", "k"));
+            route(s, &json_post("{}").with_header("Idempotency-Key", "k"))
+        }
+        ("POST", "/api/pbx/calls/click-to-call", 413) => {
+            route(s, &json_post(&format!("\"{}\"", "x".repeat(70_000))))
+        }
+        ("POST", "/api/pbx/calls/click-to-call", 415) => {
+            route(s, &req("POST", &path).with_body(MODE1))
+        }
+        ("POST", "/api/pbx/calls/click-to-call", 422) => route(s, &json_post("{}")),
+        ("POST", "/api/pbx/calls/click-to-call", 429) => {
+            for _ in 0..10 {
+                route(s, &json_post("{}"));
+            }
+            route(s, &json_post(MODE1))
+        }
+        ("POST", "/api/pbx/calls/click-to-call", 503) => {
+            let mut c = (*w.app.engine.config()).clone();
+            c.max_concurrent_calls = 0;
+            w.app.engine.set_config(c);
+            route(s, &json_post(MODE1))
+        }
+        ("GET", "/api/pbx/calls/{call_uuid}", 200)
+        | ("DELETE", "/api/pbx/calls/{call_uuid}", 202) => {
+            let call = place(&w);
+            route(s, &req(method, &format!("/api/pbx/calls/{call}")))
+        }
+        (_, "/api/pbx/calls/{call_uuid}", 404) => route(s, &req(method, &path)),
+        ("GET", "/health", 503) => {
+            w.app.engine.shutdown(Duration::from_secs(2));
+            route(s, &Request::new("GET", "/health"))
+        }
+        (_, _, 200) => route(s, &req(method, &path)),
+        _ => panic!("documented {status} for {method} {template}: no scenario produces it"),
+    }
+}
+
+#[test]
+fn every_route_is_documented_and_every_operation_routed() {
+    let d = doc();
+    assert_eq!(d["openapi"], "3.1.0");
+    let documented = operations(&d);
+    let routed: BTreeSet<(String, String)> = ROUTES
+        .iter()
+        .map(|r| (r.method.to_string(), r.pattern.to_string()))
+        .collect();
+    assert_eq!(documented, routed);
+    let w = world();
+    for (method, template) in &documented {
+        let r = route(&w.app.http_state, &req(method, &concrete(template)));
+        let code = r.json_body()["error"]["code"].clone();
+        assert!(
+            code != "not_found" && code != "method_not_allowed",
+            "{method} {template}: {r:?}"
+        );
+        // Security as documented: /health is open, the rest need the token.
+        let op = &d["paths"][template][method.to_lowercase()];
+        let open = op["security"].as_array().is_some_and(|s| s.is_empty());
+        let anonymous = route(
+            &w.app.http_state,
+            &Request::new(method, &concrete(template)),
+        );
+        assert_eq!(anonymous.status == 401, !open, "{method} {template}");
+    }
+}
+
+#[test]
+fn every_documented_status_is_produced_with_its_headers() {
+    let d = doc();
+    let mut checked = 0;
+    for (method, template) in operations(&d) {
+        let op = &d["paths"][&template][method.to_lowercase()];
+        for (status, spec) in op["responses"].as_object().unwrap() {
+            let status: u16 = status.parse().unwrap();
+            let r = produce(&method, &template, status);
+            assert_eq!(r.status, status, "{method} {template}: {r:?}");
+            let body = r.json_body();
+            if status >= 400 {
+                let e = &body["error"];
+                assert!(
+                    e["code"].is_string() && e["message"].is_string() && e["fields"].is_array()
+                );
+            }
+            let must_have_headers = matches!(status, 401 | 429);
+            for h in spec["headers"]
+                .as_object()
+                .into_iter()
+                .flatten()
+                .map(|(h, _)| h)
+            {
+                if must_have_headers {
+                    assert!(
+                        r.header(h).is_some(),
+                        "{method} {template} {status}: no {h}"
+                    );
+                }
+            }
+            if (method.as_str(), template.as_str(), status)
+                == ("POST", "/api/pbx/calls/click-to-call", 202)
+            {
+                for h in [
+                    "Location",
+                    "RateLimit-Limit",
+                    "RateLimit-Remaining",
+                    "RateLimit-Reset",
+                ] {
+                    assert!(r.header(h).is_some(), "202 without {h}");
+                }
+                let required: BTreeSet<&str> = d["components"]["schemas"]["ClickToCallAccepted"]
+                    ["required"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .map(|v| v.as_str().unwrap())
+                    .collect();
+                let got: BTreeSet<&str> = body["data"]
+                    .as_object()
+                    .unwrap()
+                    .keys()
+                    .map(String::as_str)
+                    .collect();
+                assert_eq!(got, required);
+            }
+            checked += 1;
+        }
+    }
+    assert!(checked >= 30, "{checked}");
+}
+
+#[test]
+fn webhooks_section_names_every_event_with_signing_headers() {
+    let d = doc();
+    let hooks = d["webhooks"].as_object().unwrap();
+    let names: BTreeSet<&str> = hooks.keys().map(String::as_str).collect();
+    let types: BTreeSet<&str> = events::ALL_TYPES.into_iter().collect();
+    assert_eq!(names, types);
+    for (name, hook) in hooks {
+        let op = &hook["post"];
+        let headers: BTreeSet<&str> = op["parameters"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|p| p["name"].as_str().unwrap())
+            .collect();
+        for h in ["webhook-id", "webhook-timestamp", "webhook-signature"] {
+            assert!(headers.contains(h), "{name}: {h}");
+        }
+        let schema = &op["requestBody"]["content"]["application/json"]["schema"];
+        assert_eq!(schema["properties"]["type"]["const"], name.as_str());
+        assert_eq!(
+            schema["required"],
+            json!(["id", "type", "created_at", "data"])
+        );
+    }
+}

@@ -1,0 +1,423 @@
+//! The listener over real sockets: keep-alive, limits, timeouts, the
+//! connection cap, routing errors, metrics, webhook admin hooks, and a stop
+//! that frees the port so a reload can bind it again and again.
+
+mod common;
+
+use std::net::TcpStream;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use common::*;
+use mod_zorio_c2c::core::errors::ApiError;
+use mod_zorio_c2c::core::http::WebhookAdmin;
+use serde_json::{json, Value};
+
+const MODE1: &str = r#"{"from_extension":"1001","to_phone":"0987654321"}"#;
+
+fn post_head(len: usize) -> String {
+    format!(
+        "POST /api/pbx/calls/click-to-call HTTP/1.1\r\nHost: t\r\nAuthorization: Bearer {TOKEN}\r\n\
+         Content-Type: application/json\r\nContent-Length: {len}\r\n\r\n"
+    )
+}
+
+#[test]
+fn keep_alive_serves_several_requests_on_one_connection() {
+    let t = start(|_| {});
+    let mut c = Conn::open(t.addr);
+    c.send("GET", "/health", &[], b"");
+    let a = c.read();
+    assert_eq!(a.status, 200);
+    assert_eq!(a.header("connection"), Some("keep-alive"));
+    c.send(
+        "POST",
+        "/api/pbx/calls/click-to-call",
+        &[
+            ("Authorization", &auth()),
+            ("Content-Type", "application/json"),
+        ],
+        MODE1.as_bytes(),
+    );
+    assert_eq!(c.read().status, 202);
+    // Pipelined: two requests in one write, two answers in order.
+    let mut two = format!("{}{MODE1}", post_head(MODE1.len())).into_bytes();
+    two.extend_from_slice(b"GET /nope HTTP/1.1\r\nHost: t\r\n\r\n");
+    c.send_raw(&two);
+    assert_eq!(c.read().status, 202);
+    assert_eq!(c.read().status, 404);
+    // Connection: close is honoured.
+    c.send("GET", "/health", &[("Connection", "close")], b"");
+    let r = c.read();
+    assert_eq!(r.header("connection"), Some("close"));
+    assert!(c.closed_within(Duration::from_secs(2)));
+}
+
+#[test]
+fn http_1_0_closes_unless_asked_to_keep_alive() {
+    let t = start(|_| {});
+    let mut c = Conn::open(t.addr);
+    c.send_raw(b"GET /health HTTP/1.0\r\n\r\n");
+    assert_eq!(c.read().status, 200);
+    assert!(c.closed_within(Duration::from_secs(2)));
+    let mut c = Conn::open(t.addr);
+    c.send_raw(b"GET /health HTTP/1.0\r\nConnection: keep-alive\r\n\r\n");
+    assert_eq!(c.read().status, 200);
+    c.send_raw(b"GET /health HTTP/1.0\r\nConnection: keep-alive\r\n\r\n");
+    assert_eq!(c.read().status, 200);
+}
+
+#[test]
+fn expect_100_continue_is_answered() {
+    let t = start(|_| {});
+    let mut c = Conn::open(t.addr);
+    let head = post_head(MODE1.len()).replace("\r\n\r\n", "\r\nExpect: 100-continue\r\n\r\n");
+    c.send_raw(head.as_bytes());
+    assert_eq!(c.read().status, 100);
+    c.send_raw(MODE1.as_bytes());
+    assert_eq!(c.read().status, 202);
+}
+
+#[test]
+fn a_slow_client_never_stalls_another_and_times_out() {
+    let t = start(|c| c.http.read_timeout = Duration::from_millis(1000));
+    // Slowloris: a head that never ends, one byte at a time.
+    let mut slow = Conn::open(t.addr);
+    slow.send_raw(b"POST /api/pbx/calls/click-to-call HTTP/1.1\r\nHost: t\r\n");
+    let mut slow_body = Conn::open(t.addr);
+    slow_body.send_raw(post_head(100).as_bytes());
+    slow_body.send_raw(b"{\"from_extension\":");
+    let started = Instant::now();
+    for _ in 0..3 {
+        slow.send_raw(b"X");
+        let r = post_call(t.addr, MODE1, &[]);
+        assert_eq!(r.status, 202);
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert!(
+        started.elapsed() < Duration::from_millis(800),
+        "{:?}",
+        started.elapsed()
+    );
+    // Both slow clients get 408 once the read timeout passes, then are closed.
+    for c in [&mut slow, &mut slow_body] {
+        let r = c.read();
+        assert_eq!(r.status, 408);
+        assert_eq!(r.error_code(), "request_timeout");
+        assert!(c.closed_within(Duration::from_secs(2)));
+    }
+    assert!(started.elapsed() >= Duration::from_millis(950));
+}
+
+#[test]
+fn an_idle_keep_alive_connection_is_closed_after_the_idle_timeout() {
+    let t = start(|c| c.http.idle_timeout = Duration::from_millis(300));
+    let mut c = Conn::open(t.addr);
+    c.send("GET", "/health", &[], b"");
+    assert_eq!(c.read().status, 200);
+    let t0 = Instant::now();
+    assert!(c.closed_within(Duration::from_secs(3)));
+    assert!(t0.elapsed() >= Duration::from_millis(250));
+}
+
+#[test]
+fn the_connection_cap_answers_503_and_closes() {
+    let t = start(|c| c.http.max_connections = 2);
+    let mut held: Vec<Conn> = (0..2)
+        .map(|_| {
+            let mut c = Conn::open(t.addr);
+            c.send("GET", "/health", &[], b"");
+            assert_eq!(c.read().status, 200);
+            c
+        })
+        .collect();
+    let mut third = Conn::open(t.addr);
+    third.send("GET", "/health", &[], b"");
+    let r = third.read();
+    assert_eq!(r.status, 503);
+    assert_eq!(r.error_code(), "too_many_connections");
+    assert!(r.header("retry-after").is_some());
+    assert!(third.closed_within(Duration::from_secs(2)));
+    // The held connections still work; freeing one lets a new one in.
+    held[0].send("GET", "/health", &[], b"");
+    assert_eq!(held[0].read().status, 200);
+    held.pop();
+    let until = Instant::now() + Duration::from_secs(3);
+    loop {
+        let mut c = Conn::open(t.addr);
+        c.send("GET", "/health", &[], b"");
+        if c.read().status == 200 {
+            break;
+        }
+        assert!(Instant::now() < until, "a freed slot was never reused");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+#[test]
+fn oversized_heads_and_bodies_are_refused_before_reading_them() {
+    let t = start(|c| {
+        c.http.max_header_bytes = 1024;
+        c.http.max_body_bytes = 100;
+    });
+    let mut c = Conn::open(t.addr);
+    let big = "a".repeat(2000);
+    c.send("GET", "/health", &[("X-Big", &big)], b"");
+    let r = c.read();
+    assert_eq!(r.status, 431);
+    assert_eq!(r.error_code(), "headers_too_large");
+    // Content-Length over the limit: 413 at once, without sending the body.
+    let mut c = Conn::open(t.addr);
+    c.send_raw(post_head(1_000_000).as_bytes());
+    let r = c.read();
+    assert_eq!(r.status, 413);
+    assert_eq!(r.error_code(), "payload_too_large");
+    assert!(c.closed_within(Duration::from_secs(2)));
+    // Garbage is a 400 in the same shape.
+    let mut c = Conn::open(t.addr);
+    c.send_raw(b"\x01\x02 nonsense\r\n\r\n");
+    let r = c.read();
+    assert_eq!(r.status, 400);
+    assert_eq!(r.error_code(), "bad_request");
+}
+
+#[test]
+fn unknown_routes_are_404_and_wrong_methods_405_with_allow() {
+    let t = start(|_| {});
+    let r = get(t.addr, "/api/pbx/nothing");
+    assert_eq!(r.status, 404);
+    assert_eq!(r.error_code(), "not_found");
+    let r = get(t.addr, "/api/pbx/calls/click-to-call");
+    assert_eq!(r.status, 405);
+    assert_eq!(r.error_code(), "method_not_allowed");
+    assert_eq!(r.header("allow"), Some("POST"));
+    let r = request(
+        t.addr,
+        "PUT",
+        &format!("/api/pbx/calls/{}", uuid::Uuid::new_v4()),
+        &[("Authorization", &auth())],
+        b"",
+    );
+    assert_eq!(r.status, 405);
+    assert_eq!(r.header("allow"), Some("GET, DELETE"));
+    let r = request(t.addr, "POST", "/health", &[], b"");
+    assert_eq!(r.status, 405);
+    assert_eq!(r.header("allow"), Some("GET"));
+}
+
+#[test]
+fn metrics_report_requests_calls_trunks_and_extra_gauges() {
+    let t = start(|_| {});
+    assert_eq!(request(t.addr, "GET", "/metrics", &[], b"").status, 401);
+    t.app.http_state.set_extra_gauges(Some(Box::new(|| {
+        vec![("c2c_webhook_queue_depth".to_string(), 7.0)]
+    })));
+    let r = post_call(
+        t.addr,
+        r#"{"from_extension":"1001","to_phone":"0900503503"}"#,
+        &[],
+    );
+    assert_eq!(r.status, 202);
+    let call = uuid::Uuid::parse_str(r.json()["data"]["call_uuid"].as_str().unwrap()).unwrap();
+    post_call(t.addr, "{", &[]);
+    let until = Instant::now() + Duration::from_secs(5);
+    while t.app.engine.call(call).unwrap().state.as_str() != "ended" {
+        assert!(Instant::now() < until);
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let m = get(t.addr, "/metrics");
+    assert_eq!(m.status, 200);
+    assert!(m.header("content-type").unwrap().starts_with("text/plain"));
+    let text = m.text();
+    for line in [
+        "c2c_http_requests_total{route=\"click_to_call\",status=\"202\"} 1",
+        "c2c_http_requests_total{route=\"click_to_call\",status=\"400\"} 1",
+        "c2c_http_requests_total{route=\"metrics\",status=\"401\"} 1",
+        "c2c_calls_ended_total{outcome=\"completed\"} 1",
+        "c2c_calls_accepted_total 1",
+        "c2c_trunk_attempts_total{trunk=\"BACKUP\"} 1",
+        "c2c_trunk_failures_total{trunk=\"BACKUP\"} 1",
+        "c2c_trunk_attempts_total{trunk=\"POC\"} 1",
+        "c2c_trunk_failures_total{trunk=\"POC\"} 0",
+        "# TYPE c2c_webhook_queue_depth gauge",
+        "c2c_webhook_queue_depth 7",
+        "c2c_http_open_connections 1",
+    ] {
+        assert!(
+            text.lines().any(|l| l == line),
+            "missing {line:?} in\n{text}"
+        );
+    }
+}
+
+struct FakeAdmin;
+
+impl WebhookAdmin for FakeAdmin {
+    fn status(&self) -> Value {
+        json!({"queue_depth": 2, "dead_letters": 1})
+    }
+    fn dead_letters(&self) -> Vec<Value> {
+        vec![json!({"id": "evt_1", "type": "pbx.call.hangup"})]
+    }
+    fn replay(&self, id: &str) -> Result<Value, ApiError> {
+        if id == "evt_1" {
+            Ok(json!({"id": id, "replayed": true}))
+        } else {
+            Err(ApiError::new(
+                404,
+                "dead_letter_not_found",
+                format!("no {id}"),
+            ))
+        }
+    }
+    fn replay_all(&self) -> Result<usize, ApiError> {
+        Ok(1)
+    }
+}
+
+#[test]
+fn webhook_admin_routes_go_through_the_hook() {
+    let t = start(|_| {});
+    let r = get(t.addr, "/api/pbx/webhooks/dead-letters");
+    assert_eq!(r.status, 503);
+    assert_eq!(r.error_code(), "webhooks_unavailable");
+    t.app
+        .http_state
+        .set_webhook_admin(Some(Arc::new(FakeAdmin)));
+    let r = get(t.addr, "/api/pbx/webhooks/dead-letters");
+    assert_eq!(r.status, 200);
+    assert_eq!(r.json()["data"][0]["id"], "evt_1");
+    assert_eq!(
+        get(t.addr, "/api/pbx/webhooks/status").json()["data"]["queue_depth"],
+        2
+    );
+    let post = |path: &str| request(t.addr, "POST", path, &[("Authorization", &auth())], b"");
+    let r = post("/api/pbx/webhooks/dead-letters/evt_1/replay");
+    assert_eq!(r.status, 202);
+    assert_eq!(r.json()["data"]["replayed"], true);
+    let r = post("/api/pbx/webhooks/dead-letters/evt_2/replay");
+    assert_eq!(r.status, 404);
+    assert_eq!(r.error_code(), "dead_letter_not_found");
+    let r = post("/api/pbx/webhooks/dead-letters/replay");
+    assert_eq!(r.status, 202);
+    assert_eq!(r.json()["data"]["replayed"], 1);
+}
+
+#[test]
+fn stop_joins_everything_frees_the_port_and_restarts_again_and_again() {
+    let t = start(|_| {});
+    let addr = t.addr;
+    // An idle keep-alive client and a slowloris must not hold the stop up.
+    let mut idle = Conn::open(addr);
+    idle.send("GET", "/health", &[], b"");
+    assert_eq!(idle.read().status, 200);
+    let mut slow = Conn::open(addr);
+    slow.send_raw(b"GET /health HTTP/1.1\r\n");
+    std::thread::sleep(Duration::from_millis(50));
+    let t0 = Instant::now();
+    assert!(t.app.stop(Duration::from_secs(5)).is_empty());
+    assert!(t0.elapsed() < Duration::from_secs(2), "{:?}", t0.elapsed());
+    assert!(idle.closed_within(Duration::from_secs(1)));
+    assert!(TcpStream::connect(addr).is_err(), "listener still open");
+    drop(t);
+    // Reload: bind the very same port again, several times.
+    for round in 0..3 {
+        let mut c = config();
+        c.http.listen = addr;
+        let t = start_with(c, sim_options());
+        assert_eq!(t.addr, addr);
+        let r = post_call(t.addr, MODE1, &[]);
+        assert_eq!(r.status, 202, "round {round}");
+        assert!(t.app.stop(Duration::from_secs(5)).is_empty());
+    }
+}
+
+#[test]
+fn http_disabled_starts_no_listener() {
+    let t0 = {
+        let mut c = config();
+        c.http.enabled = false;
+        let (tx, rx) = mod_zorio_c2c::switch::leg_channel();
+        let sim = mod_zorio_c2c::sim::SimSwitch::new(sim_options(), tx);
+        let app = mod_zorio_c2c::app::App::start(c, sim.clone(), rx, vec![]).unwrap();
+        let none = app.http_addr().is_none();
+        // The pure router still answers without a socket.
+        let req = mod_zorio_c2c::core::http::Request::new("POST", "/api/pbx/calls/click-to-call")
+            .with_header("Authorization", &auth())
+            .with_header("Content-Type", "application/json")
+            .with_body(MODE1);
+        let r = mod_zorio_c2c::core::http::route(&app.http_state, &req);
+        // A caller that authenticated by other means (fs_cli, xml_rpc).
+        let trusted = mod_zorio_c2c::core::http::Request::new("GET", "/api/pbx/caller-ids");
+        let anonymous = mod_zorio_c2c::core::http::route(&app.http_state, &trusted).status;
+        let as_crm = mod_zorio_c2c::core::http::route_as(&app.http_state, &trusted, "crm").status;
+        app.stop(Duration::from_secs(5));
+        sim.stop();
+        (none, r.status, anonymous, as_crm)
+    };
+    assert_eq!(t0, (true, 202, 401, 200));
+}
+
+#[test]
+fn deeply_nested_json_is_refused_without_hurting_the_server() {
+    let t = start(|_| {});
+    for depth in [100, 127, 128, 129, 5_000] {
+        let arrays = format!("{}{}", "[".repeat(depth), "]".repeat(depth));
+        let objects = format!("{}1{}", r#"{"a":"#.repeat(depth), "}".repeat(depth));
+        for body in [arrays, objects] {
+            let r = post_call(t.addr, &body, &[]);
+            assert!(
+                r.status == 400 || r.status == 422,
+                "depth {depth}: {}",
+                r.status
+            );
+        }
+    }
+    let r = post_call(t.addr, MODE1, &[]);
+    assert_eq!(r.status, 202);
+}
+
+#[test]
+fn every_202_answered_during_a_stop_is_a_call_the_engine_has() {
+    let t = start(|_| {});
+    let addr = t.addr;
+    let clients: Vec<_> = (0..4)
+        .map(|_| {
+            std::thread::spawn(move || {
+                let mut got = Vec::new();
+                let mut c = Conn::open(addr);
+                loop {
+                    c.send_raw(format!("{}{MODE1}", post_head(MODE1.len())).as_bytes());
+                    match c.try_read() {
+                        Some(r) if r.status == 202 => {
+                            got.push(r.json()["data"]["call_uuid"].as_str().unwrap().to_string())
+                        }
+                        _ => return got,
+                    }
+                }
+            })
+        })
+        .collect();
+    std::thread::sleep(Duration::from_millis(150));
+    assert!(t.app.stop(Duration::from_secs(5)).is_empty());
+    let answered: Vec<String> = clients
+        .into_iter()
+        .flat_map(|h| h.join().unwrap())
+        .collect();
+    assert!(answered.len() > 4, "{}", answered.len());
+    for call in &answered {
+        let uuid = uuid::Uuid::parse_str(call).unwrap();
+        assert!(t.app.engine.call(uuid).is_some(), "202 for an unknown call");
+    }
+    let accepted = t
+        .app
+        .engine
+        .stats
+        .accepted
+        .load(std::sync::atomic::Ordering::SeqCst);
+    assert_eq!(
+        accepted as usize,
+        answered.len(),
+        "a call whose 202 was lost"
+    );
+}
