@@ -83,6 +83,7 @@ struct Ports {
     agent_late: u16,
     carrier_ok: u16,
     carrier_503: u16,
+    http: u16,
     rtp_start: u16,
 }
 
@@ -96,6 +97,7 @@ impl Ports {
             agent_late: base + 3,
             carrier_ok: base + 4,
             carrier_503: base + 5,
+            http: base + 6,
             rtp_start: 45000 + (std::process::id() % 200) as u16 * 60,
         }
     }
@@ -202,7 +204,11 @@ fn freeswitch_xml(p: Ports, spool: &Path) -> String {
         <param name="dialplan" value="XML"/>
         <param name="dialplan-context" value="default"/>
       </settings>
-      <http><param name="enabled" value="false"/></http>
+      <http>
+        <param name="enabled" value="true"/>
+        <param name="listen" value="127.0.0.1:{http}"/>
+      </http>
+      <tokens><token name="crm" value="e2e-token-0123456789"/></tokens>
       <webhooks><param name="spool-dir" value="{spool}"/></webhooks>
       <trunks>
         <trunk id="4" name="POC" gateway="poc" status="active" cost="0.010"/>
@@ -253,6 +259,7 @@ fn freeswitch_xml(p: Ports, spool: &Path) -> String {
         agent = p.agent,
         late = p.agent_late,
         spool = spool.display(),
+        http = p.http,
     )
 }
 
@@ -613,6 +620,21 @@ fn wait_state(esl: &mut Esl, call: &str, state: &str, within: Duration) -> serde
     }
 }
 
+/// `GET path` over plain HTTP/1.1 to the module's own listener; the status line.
+fn http_get(port: u16, path: &str, token: &str) -> String {
+    let Ok(mut s) = TcpStream::connect(("127.0.0.1", port)) else {
+        return "connection refused".into();
+    };
+    let _ = s.set_read_timeout(Some(Duration::from_secs(5)));
+    let _ = write!(
+        s,
+        "GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer {token}\r\nConnection: close\r\n\r\n"
+    );
+    let mut out = String::new();
+    let _ = s.read_to_string(&mut out);
+    out
+}
+
 fn step(name: &str) {
     println!("ok: {name}");
 }
@@ -706,6 +728,14 @@ fn click_to_call_against_a_real_freeswitch() {
         esl.api("sofia status gateway backup").contains("backup")
     });
     step("FreeSWITCH up with mod_zorio_c2c loaded");
+    let r = http_get(ports.http, "/api/pbx/caller-ids", "e2e-token-0123456789");
+    assert!(
+        r.starts_with("HTTP/1.1 200") && r.contains("0900000020"),
+        "{r}"
+    );
+    let r = esl.api("pbx GET /api/pbx/caller-ids");
+    assert!(r.starts_with("200 ") && r.contains("0900000020"), "{r}");
+    step("the module's HTTP API answers on its own listener, and through `pbx GET /api/pbx/caller-ids`");
     let events = EventLog::listen(ports.esl);
     std::thread::sleep(Duration::from_millis(300));
 
@@ -880,8 +910,13 @@ fn click_to_call_against_a_real_freeswitch() {
     );
     let started = Instant::now();
     for i in 0..20 {
-        let r = esl.api("c2c 1002 0987654321");
-        assert!(r.starts_with("+OK"), "reload round {i}: {r}");
+        if i % 2 == 0 {
+            let r = esl.api("c2c 1002 0987654321");
+            assert!(r.starts_with("+OK"), "reload round {i}: {r}");
+        } else {
+            let r = esl.api(r#"pbx POST /api/pbx/calls/click-to-call {"from_extension": "1002", "to_phone": "0987654321"}"#);
+            assert!(r.starts_with("202 "), "reload round {i}: {r}");
+        }
         std::thread::sleep(Duration::from_millis(150));
         let r = esl.api("reload mod_zorio_c2c");
         assert!(r.contains("+OK"), "reload round {i}: {r}");
@@ -893,6 +928,11 @@ fn click_to_call_against_a_real_freeswitch() {
     }
     let took = started.elapsed();
     assert!(esl.api("status").contains("UP"));
+    let r = http_get(ports.http, "/api/pbx/caller-ids", "e2e-token-0123456789");
+    assert!(
+        r.starts_with("HTTP/1.1 200"),
+        "HTTP listener back after 20 reloads: {r}"
+    );
     assert!(
         esl.api("c2c status").starts_with("+OK 0 calls"),
         "a fresh engine after reload"

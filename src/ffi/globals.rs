@@ -5,6 +5,8 @@ use std::sync::{Arc, Mutex, MutexGuard};
 
 use crate::app::App;
 use crate::core::engine::Engine;
+use crate::core::http::HttpState;
+use crate::core::webhooks::WebhookService;
 
 use super::events::{Bindings, Subclasses};
 
@@ -21,7 +23,19 @@ pub(crate) fn lock() -> MutexGuard<'static, Option<Globals>> {
     GLOBALS.lock().unwrap_or_else(|e| e.into_inner())
 }
 
-/// The running engine, if loaded (the lock is held only to clone it).
-pub(crate) fn engine() -> Option<Arc<Engine>> {
-    lock().as_ref().map(|g| Arc::clone(&g.app.engine))
+/// What an API command needs of the running service (cloned out, so the
+/// lock is held only for an instant).
+pub(crate) struct Services {
+    pub(crate) engine: Arc<Engine>,
+    pub(crate) webhooks: Arc<WebhookService>,
+    pub(crate) http: Arc<HttpState>,
+}
+
+/// The running service, if loaded.
+pub(crate) fn services() -> Option<Services> {
+    lock().as_ref().map(|g| Services {
+        engine: Arc::clone(&g.app.engine),
+        webhooks: Arc::clone(&g.app.webhooks),
+        http: Arc::clone(&g.app.http_state),
+    })
 }

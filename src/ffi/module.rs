@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use crate::app::App;
 use crate::core::events::EventSink;
+use crate::core::webhooks::{LogHook, LogLevel};
 use crate::switch::leg_channel;
 
 use super::api::{c2c_api, pbx_api, C2C_USAGE};
@@ -76,7 +77,7 @@ fn start(
     let subclasses = Subclasses::reserve();
     let switch = Arc::new(FsSwitch::new(ends));
     let sinks: Vec<Arc<dyn EventSink>> = vec![Arc::new(CustomEventSink)];
-    let app = match App::start(config, switch, legs_rx, sinks) {
+    let app = match App::start_with_log(config, switch, legs_rx, sinks, fs_log_hook()) {
         Ok(a) => a,
         Err(e) => {
             drop(bindings);
@@ -99,8 +100,8 @@ fn start(
             sys::zc2c_add_api(
                 module,
                 c"pbx".as_ptr(),
-                c"Zorio PBX HTTP API (mod_xml_rpc)".as_ptr(),
-                c"pbx <method> <path> [<body>]".as_ptr(),
+                c"Zorio PBX HTTP API without HTTP (fs_cli, ESL)".as_ptr(),
+                c"pbx <METHOD> <path> [<JSON body>]".as_ptr(),
                 Some(pbx_api),
             ),
         ]
@@ -115,6 +116,18 @@ fn start(
     });
     log::info("mod_zorio_c2c loaded");
     Ok(())
+}
+
+/// Operator messages of the webhook service, into the FreeSWITCH log.
+fn fs_log_hook() -> LogHook {
+    Arc::new(|level, text| {
+        let level = match level {
+            LogLevel::Info => log::Level::Info,
+            LogLevel::Warning => log::Level::Warning,
+            LogLevel::Error => log::Level::Error,
+        };
+        log::log(level, None, text)
+    })
 }
 
 extern "C" fn shutdown() -> c_int {
