@@ -10,10 +10,9 @@ use std::time::Duration;
 
 use mod_zorio_c2c::app::App;
 use mod_zorio_c2c::core::config::Config;
-use mod_zorio_c2c::core::errors::ApiError;
 use mod_zorio_c2c::core::events;
 use mod_zorio_c2c::core::http::router::ROUTES;
-use mod_zorio_c2c::core::http::{route, Request, Response, WebhookAdmin};
+use mod_zorio_c2c::core::http::{route, Request, Response};
 use mod_zorio_c2c::sim::{SimOptions, SimSwitch};
 use mod_zorio_c2c::switch::leg_channel;
 use serde_json::{json, Value};
@@ -36,8 +35,18 @@ impl Drop for World {
 }
 
 fn world() -> World {
+    world_with(|_| {})
+}
+
+fn world_with(tweak: impl FnOnce(&mut Config)) -> World {
     let mut config = Config::from_xml(SAMPLE).unwrap();
     config.http.enabled = false; // the pure router alone
+    config.webhooks.spool_dir = std::env::temp_dir().join(format!(
+        "c2c-openapi-{}-{}",
+        std::process::id(),
+        uuid::Uuid::new_v4().simple()
+    ));
+    tweak(&mut config);
     let mut o = SimOptions::demo();
     o.talk_time = Duration::from_secs(30);
     let (tx, rx) = leg_channel();
@@ -89,24 +98,25 @@ fn place(w: &World) -> String {
         .to_string()
 }
 
-struct Admin;
-
-impl WebhookAdmin for Admin {
-    fn status(&self) -> Value {
-        json!({"queue_depth": 0})
+/// A webhook service whose every event dies at once: a closed loopback
+/// port and no retries, so dead letters exist for the admin endpoints.
+fn world_with_dead_letters() -> World {
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}/hooks", closed.local_addr().unwrap());
+    drop(closed);
+    let w = world_with(|c| {
+        c.webhooks.url = Some(url);
+        c.webhooks.retry_schedule = vec![Duration::from_millis(10)];
+        c.webhooks.give_up_after = Duration::ZERO;
+        c.webhooks.connect_timeout = Duration::from_millis(200);
+    });
+    place(&w);
+    let until = std::time::Instant::now() + Duration::from_secs(10);
+    while w.app.webhooks.dead_letters().is_empty() {
+        assert!(std::time::Instant::now() < until, "no dead letter");
+        std::thread::sleep(Duration::from_millis(10));
     }
-    fn dead_letters(&self) -> Vec<Value> {
-        vec![json!({"id": "evt_1"})]
-    }
-    fn replay(&self, id: &str) -> Result<Value, ApiError> {
-        match id {
-            "evt_1" => Ok(json!({"id": id})),
-            _ => Err(ApiError::new(404, "dead_letter_not_found", "no such")),
-        }
-    }
-    fn replay_all(&self) -> Result<usize, ApiError> {
-        Ok(1)
-    }
+    w
 }
 
 /// Makes the router answer `status` for this operation, the way a client would.
@@ -124,16 +134,19 @@ fn produce(method: &str, template: &str, status: u16) -> Response {
     }
     let webhooks = template.starts_with("/api/pbx/webhooks");
     if webhooks && status == 503 {
+        s.set_webhook_admin(None);
         return route(s, &req(method, &path));
     }
     if webhooks {
-        s.set_webhook_admin(Some(Arc::new(Admin)));
-        let path = if status == 404 {
-            path
-        } else {
-            path.replace("evt_missing", "evt_1")
-        };
-        return route(s, &req(method, &path));
+        if status == 404 {
+            return route(s, &req(method, &path));
+        }
+        let w = world_with_dead_letters();
+        let id = w.app.webhooks.dead_letters()[0].record.id.clone();
+        return route(
+            &w.app.http_state,
+            &req(method, &path.replace("evt_missing", &id)),
+        );
     }
     match (method, template, status) {
         ("POST", "/api/pbx/calls/click-to-call", 202) => route(s, &json_post(MODE1)),

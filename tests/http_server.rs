@@ -5,13 +5,9 @@
 mod common;
 
 use std::net::TcpStream;
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use common::*;
-use mod_zorio_c2c::core::errors::ApiError;
-use mod_zorio_c2c::core::http::WebhookAdmin;
-use serde_json::{json, Value};
 
 const MODE1: &str = r#"{"from_extension":"1001","to_phone":"0987654321"}"#;
 
@@ -209,9 +205,6 @@ fn unknown_routes_are_404_and_wrong_methods_405_with_allow() {
 fn metrics_report_requests_calls_trunks_and_extra_gauges() {
     let t = start(|_| {});
     assert_eq!(request(t.addr, "GET", "/metrics", &[], b"").status, 401);
-    t.app.http_state.set_extra_gauges(Some(Box::new(|| {
-        vec![("c2c_webhook_queue_depth".to_string(), 7.0)]
-    })));
     let r = post_call(
         t.addr,
         r#"{"from_extension":"1001","to_phone":"0900503503"}"#,
@@ -240,7 +233,7 @@ fn metrics_report_requests_calls_trunks_and_extra_gauges() {
         "c2c_trunk_attempts_total{trunk=\"POC\"} 1",
         "c2c_trunk_failures_total{trunk=\"POC\"} 0",
         "# TYPE c2c_webhook_queue_depth gauge",
-        "c2c_webhook_queue_depth 7",
+        "c2c_webhook_queue_depth 0",
         "c2c_http_open_connections 1",
     ] {
         assert!(
@@ -250,57 +243,99 @@ fn metrics_report_requests_calls_trunks_and_extra_gauges() {
     }
 }
 
-struct FakeAdmin;
-
-impl WebhookAdmin for FakeAdmin {
-    fn status(&self) -> Value {
-        json!({"queue_depth": 2, "dead_letters": 1})
-    }
-    fn dead_letters(&self) -> Vec<Value> {
-        vec![json!({"id": "evt_1", "type": "pbx.call.hangup"})]
-    }
-    fn replay(&self, id: &str) -> Result<Value, ApiError> {
-        if id == "evt_1" {
-            Ok(json!({"id": id, "replayed": true}))
-        } else {
-            Err(ApiError::new(
-                404,
-                "dead_letter_not_found",
-                format!("no {id}"),
-            ))
+/// Answers 200 to every request on `listener`, until the test ends.
+fn serve_ok(listener: std::net::TcpListener) {
+    std::thread::spawn(move || {
+        for conn in listener.incoming() {
+            let Ok(mut conn) = conn else { return };
+            std::thread::spawn(move || {
+                use std::io::{Read, Write};
+                let mut buf = [0u8; 65536];
+                let mut got = Vec::new();
+                while let Ok(n) = conn.read(&mut buf) {
+                    if n == 0 {
+                        return;
+                    }
+                    got.extend_from_slice(&buf[..n]);
+                    let text = String::from_utf8_lossy(&got).to_string();
+                    let Some(head_end) = text.find("\r\n\r\n") else {
+                        continue;
+                    };
+                    let len = text[..head_end]
+                        .lines()
+                        .find_map(|l| {
+                            l.to_ascii_lowercase()
+                                .strip_prefix("content-length:")
+                                .map(|v| v.trim().parse::<usize>().unwrap_or(0))
+                        })
+                        .unwrap_or(0);
+                    if got.len() >= head_end + 4 + len {
+                        got.drain(..head_end + 4 + len);
+                        let _ = conn.write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n");
+                    }
+                }
+            });
         }
-    }
-    fn replay_all(&self) -> Result<usize, ApiError> {
-        Ok(1)
-    }
+    });
 }
 
 #[test]
-fn webhook_admin_routes_go_through_the_hook() {
-    let t = start(|_| {});
-    let r = get(t.addr, "/api/pbx/webhooks/dead-letters");
-    assert_eq!(r.status, 503);
-    assert_eq!(r.error_code(), "webhooks_unavailable");
-    t.app
-        .http_state
-        .set_webhook_admin(Some(Arc::new(FakeAdmin)));
-    let r = get(t.addr, "/api/pbx/webhooks/dead-letters");
-    assert_eq!(r.status, 200);
-    assert_eq!(r.json()["data"][0]["id"], "evt_1");
-    assert_eq!(
-        get(t.addr, "/api/pbx/webhooks/status").json()["data"]["queue_depth"],
-        2
+fn webhook_admin_lists_and_replays_real_dead_letters() {
+    // Events die at once: the receiver's port is closed and there is no retry horizon.
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port_addr = closed.local_addr().unwrap();
+    drop(closed);
+    let t = start(|c| {
+        c.webhooks.url = Some(format!("http://{port_addr}/hooks"));
+        c.webhooks.retry_schedule = vec![Duration::from_millis(10)];
+        c.webhooks.give_up_after = Duration::ZERO;
+        c.webhooks.connect_timeout = Duration::from_millis(300);
+        c.a_leg_timeout = Duration::from_millis(200);
+    });
+    let r = post_call(
+        t.addr,
+        r#"{"from_extension":"1004","to_phone":"0987654321"}"#,
+        &[],
     );
-    let post = |path: &str| request(t.addr, "POST", path, &[("Authorization", &auth())], b"");
-    let r = post("/api/pbx/webhooks/dead-letters/evt_1/replay");
     assert_eq!(r.status, 202);
-    assert_eq!(r.json()["data"]["replayed"], true);
-    let r = post("/api/pbx/webhooks/dead-letters/evt_2/replay");
+    let until = Instant::now() + Duration::from_secs(10);
+    let dead = loop {
+        let r = get(t.addr, "/api/pbx/webhooks/dead-letters");
+        assert_eq!(r.status, 200);
+        let list = r.json()["data"].as_array().cloned().unwrap_or_default();
+        // agent_missed path: ringing, agent_missed, hangup, cdr.
+        if list.len() >= 4 {
+            break list;
+        }
+        assert!(Instant::now() < until, "dead letters: {list:?}");
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    assert_eq!(dead[0]["type"], "pbx.call.ringing");
+    let status = get(t.addr, "/api/pbx/webhooks/status").json();
+    assert_eq!(status["data"]["dead_letters"], 4);
+    let post = |path: &str| request(t.addr, "POST", path, &[("Authorization", &auth())], b"");
+    let r = post("/api/pbx/webhooks/dead-letters/evt_nope/replay");
     assert_eq!(r.status, 404);
     assert_eq!(r.error_code(), "dead_letter_not_found");
+
+    // The receiver comes up; one replay, then all of them, are delivered.
+    serve_ok(std::net::TcpListener::bind(port_addr).unwrap());
+    let first = dead[0]["id"].as_str().unwrap();
+    let r = post(&format!("/api/pbx/webhooks/dead-letters/{first}/replay"));
+    assert_eq!(r.status, 202);
+    assert_eq!(r.json()["data"]["id"], first);
     let r = post("/api/pbx/webhooks/dead-letters/replay");
     assert_eq!(r.status, 202);
-    assert_eq!(r.json()["data"]["replayed"], 1);
+    assert_eq!(r.json()["data"]["replayed"], 3);
+    let until = Instant::now() + Duration::from_secs(10);
+    loop {
+        let s = get(t.addr, "/api/pbx/webhooks/status").json();
+        if s["data"]["delivered"] == 4 && s["data"]["dead_letters"] == 0 {
+            break;
+        }
+        assert!(Instant::now() < until, "not delivered: {s}");
+        std::thread::sleep(Duration::from_millis(20));
+    }
 }
 
 #[test]

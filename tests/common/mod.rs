@@ -37,6 +37,11 @@ pub fn config() -> Config {
     let mut c = Config::from_xml(SAMPLE).expect("sample config");
     c.http.listen = "127.0.0.1:0".parse().unwrap();
     c.http.rate_limit_per_minute = None;
+    c.webhooks.spool_dir = std::env::temp_dir().join(format!(
+        "c2c-http-test-{}-{}",
+        std::process::id(),
+        uuid::Uuid::new_v4().simple()
+    ));
     c
 }
 

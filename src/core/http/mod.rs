@@ -17,6 +17,7 @@ pub mod router;
 pub mod server;
 pub mod state;
 pub mod webhook_admin;
+pub mod xmlrpc;
 
 pub use message::{Request, Response};
 pub use router::{route, route_as};
