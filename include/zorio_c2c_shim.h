@@ -72,6 +72,10 @@ typedef int (*zc2c_api_fn)(const char *cmd, zc2c_stream *stream);
 zc2c_module_interface *zc2c_module_create(zc2c_module_interface **out, zc2c_pool *pool, const char *name);
 int zc2c_add_api(zc2c_module_interface *module, const char *name, const char *desc, const char *syntax, zc2c_api_fn fn);
 void zc2c_stream_write(zc2c_stream *stream, const char *text);
+/* A header of the stream's param_event (what mod_xml_rpc tells an API about the
+   HTTP request), or NULL (no such header, or no param_event as under fs_cli).
+   Borrowed: valid during the API call only. */
+const char *zc2c_stream_param(zc2c_stream *stream, const char *name);
 
 /* Logging: text is always printed with "%s". uuid may be NULL. */
 void zc2c_log(int level, const char *uuid, const char *file, const char *func, int line, const char *text);

@@ -84,6 +84,7 @@ struct Ports {
     carrier_ok: u16,
     carrier_503: u16,
     http: u16,
+    xmlrpc: u16,
     rtp_start: u16,
 }
 
@@ -98,6 +99,7 @@ impl Ports {
             carrier_ok: base + 4,
             carrier_503: base + 5,
             http: base + 6,
+            xmlrpc: base + 7,
             rtp_start: 45000 + (std::process::id() % 200) as u16 * 60,
         }
     }
@@ -135,6 +137,7 @@ fn freeswitch_xml(p: Ports, spool: &Path) -> String {
         <load module="mod_commands"/>
         <load module="mod_dptools"/>
         <load module="mod_dialplan_xml"/>
+        <load module="mod_xml_rpc"/>
         <load module="mod_zorio_c2c"/>
       </modules>
     </configuration>
@@ -155,6 +158,14 @@ fn freeswitch_xml(p: Ports, spool: &Path) -> String {
         <param name="listen-port" value="{esl}"/>
         <param name="password" value="ClueCon"/>
         <param name="apply-inbound-acl" value="loopback.auto"/>
+      </settings>
+    </configuration>
+    <configuration name="xml_rpc.conf">
+      <settings>
+        <param name="http-port" value="{xmlrpc}"/>
+        <param name="auth-realm" value="c2c"/>
+        <param name="auth-user" value="crm"/>
+        <param name="auth-pass" value="secret"/>
       </settings>
     </configuration>
     <configuration name="sofia.conf">
@@ -260,6 +271,7 @@ fn freeswitch_xml(p: Ports, spool: &Path) -> String {
         late = p.agent_late,
         spool = spool.display(),
         http = p.http,
+        xmlrpc = p.xmlrpc,
     )
 }
 
@@ -620,20 +632,29 @@ fn wait_state(esl: &mut Esl, call: &str, state: &str, within: Duration) -> serde
     }
 }
 
-/// `GET path` over plain HTTP/1.1 to the module's own listener; the status line.
-fn http_get(port: u16, path: &str, token: &str) -> String {
+/// One HTTP/1.1 request (`Connection: close`); the whole answer as text.
+fn http(port: u16, method: &str, path: &str, auth: &str, body: &str) -> String {
     let Ok(mut s) = TcpStream::connect(("127.0.0.1", port)) else {
         return "connection refused".into();
     };
     let _ = s.set_read_timeout(Some(Duration::from_secs(5)));
     let _ = write!(
         s,
-        "GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer {token}\r\nConnection: close\r\n\r\n"
+        "{method} {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: {auth}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
     );
     let mut out = String::new();
     let _ = s.read_to_string(&mut out);
     out
 }
+
+/// `GET path` with our Bearer token to the module's own listener.
+fn http_get(port: u16, path: &str, token: &str) -> String {
+    http(port, "GET", path, &format!("Bearer {token}"), "")
+}
+
+/// mod_xml_rpc's Basic auth for crm:secret.
+const XMLRPC_AUTH: &str = "Basic Y3JtOnNlY3JldA==";
 
 fn step(name: &str) {
     println!("ok: {name}");
@@ -735,7 +756,16 @@ fn click_to_call_against_a_real_freeswitch() {
     );
     let r = esl.api("pbx GET /api/pbx/caller-ids");
     assert!(r.starts_with("200 ") && r.contains("0900000020"), "{r}");
-    step("the module's HTTP API answers on its own listener, and through `pbx GET /api/pbx/caller-ids`");
+    let mut r = String::new();
+    wait_for("mod_xml_rpc", Duration::from_secs(10), || {
+        r = http(ports.xmlrpc, "GET", "/api/pbx/caller-ids", XMLRPC_AUTH, "");
+        r.starts_with("HTTP/1.1 200")
+    });
+    assert!(
+        r.contains("X-PBX-Status: 200") && r.contains("0900000020"),
+        "{r}"
+    );
+    step("the module's HTTP API answers on its own listener, through `pbx GET /api/pbx/caller-ids`, and through mod_xml_rpc (/api/pbx/caller-ids, X-PBX-Status: 200)");
     let events = EventLog::listen(ports.esl);
     std::thread::sleep(Duration::from_millis(300));
 
@@ -910,12 +940,29 @@ fn click_to_call_against_a_real_freeswitch() {
     );
     let started = Instant::now();
     for i in 0..20 {
-        if i % 2 == 0 {
-            let r = esl.api("c2c 1002 0987654321");
-            assert!(r.starts_with("+OK"), "reload round {i}: {r}");
-        } else {
-            let r = esl.api(r#"pbx POST /api/pbx/calls/click-to-call {"from_extension": "1002", "to_phone": "0987654321"}"#);
-            assert!(r.starts_with("202 "), "reload round {i}: {r}");
+        let body = r#"{"from_extension": "1002", "to_phone": "0987654321"}"#;
+        match i % 3 {
+            0 => {
+                let r = esl.api("c2c 1002 0987654321");
+                assert!(r.starts_with("+OK"), "reload round {i}: {r}");
+            }
+            1 => {
+                let r = esl.api(&format!("pbx POST /api/pbx/calls/click-to-call {body}"));
+                assert!(r.starts_with("202 "), "reload round {i}: {r}");
+            }
+            _ => {
+                let r = http(
+                    ports.xmlrpc,
+                    "POST",
+                    "/api/pbx/calls/click-to-call",
+                    XMLRPC_AUTH,
+                    body,
+                );
+                assert!(
+                    r.contains("X-PBX-Status: 202"),
+                    "reload round {i} via mod_xml_rpc: {r}"
+                );
+            }
         }
         std::thread::sleep(Duration::from_millis(150));
         let r = esl.api("reload mod_zorio_c2c");
@@ -955,7 +1002,7 @@ fn click_to_call_against_a_real_freeswitch() {
     wait_for("ringing legs cancelled", Duration::from_secs(10), || {
         !esl.api("show channels").contains("1002@")
     });
-    step(&format!("reload mod_zorio_c2c x20 with calls in flight in {took:?}: no crash, no wedge, bridged call kept, next call bridged"));
+    step(&format!("reload mod_zorio_c2c x20 with calls in flight in {took:?}: no crash, no wedge, bridged call kept, next call bridged (calls placed via c2c, pbx and mod_xml_rpc)"));
     // 4. A bad config is refused whole; the old one stays.
     let conf = dir.join("conf/freeswitch.xml");
     let good = fs::read_to_string(&conf).unwrap();

@@ -6,6 +6,7 @@ use std::sync::{Arc, LazyLock};
 
 use crate::core::command::{self, CommandHost, USAGE};
 use crate::core::config::{Config, ConfigError};
+use crate::core::http::xmlrpc::{self, XmlRpcCall};
 use crate::core::http::{route_as, Request};
 use crate::core::webhooks::{self, WebhookService};
 
@@ -66,19 +67,36 @@ pub(crate) extern "C" fn c2c_api(cmd: *const c_char, stream: *mut sys::zc2c_stre
     })
 }
 
-/// `pbx <METHOD> <path> [<body>]`: the HTTP API's router without HTTP, for
-/// fs_cli and ESL (whose callers FreeSWITCH already authenticated).
+/// `pbx …`: the HTTP API's pure router without our listener. Behind
+/// mod_xml_rpc (`/api/pbx/<path>`) it reads the request from the stream's
+/// `param_event` ([`xmlrpc::handle`]); from fs_cli / ESL it reads
+/// `pbx <METHOD> <path> [<JSON body>]` (callers FreeSWITCH already authenticated).
 pub(crate) extern "C" fn pbx_api(cmd: *const c_char, stream: *mut sys::zc2c_stream) -> c_int {
     guard("pbx API", sys::ZC2C_STATUS_GENERR as c_int, || {
         // SAFETY: FreeSWITCH passes NULL or a NUL-terminated command for this call.
         let cmd = unsafe { borrowed(cmd) }.unwrap_or_default();
-        let out = match (globals::services(), pbx_request(&cmd)) {
+        let param = |name: &str| {
+            let n = c_string(name);
+            // SAFETY: `stream` is alive for this API call; the header (if any)
+            // is borrowed from its param_event and copied at once.
+            unsafe { borrowed(sys::zc2c_stream_param(stream, n.as_ptr())) }
+        };
+        let xml_rpc = param("HTTP-REQUESTLINE").map(|request_line| XmlRpcCall {
+            request_line: Some(request_line),
+            path_info: param("HTTP-Path-Info"),
+            query: param("HTTP-QUERY"),
+            user: param("HTTP-USER"),
+        });
+        let out = match (globals::services(), xml_rpc) {
             (None, _) => NOT_RUNNING.to_string(),
-            (_, None) => format!("-USAGE: {PBX_USAGE}\n"),
-            (Some(s), Some(req)) => {
-                let r = route_as(&s.http, &req, PBX_TOKEN);
-                format!("{} {}\n", r.status, String::from_utf8_lossy(&r.body))
-            }
+            (Some(s), Some(call)) => xmlrpc::handle(&s.http, &call),
+            (Some(s), None) => match pbx_request(&cmd) {
+                Some(req) => {
+                    let r = route_as(&s.http, &req, PBX_TOKEN);
+                    format!("{} {}\n", r.status, String::from_utf8_lossy(&r.body))
+                }
+                None => format!("-USAGE: {PBX_USAGE}\n"),
+            },
         };
         write(stream, &out);
         sys::ZC2C_STATUS_SUCCESS as c_int

@@ -83,6 +83,15 @@ void zc2c_stream_write(zc2c_stream *stream, const char *text)
 	}
 }
 
+const char *zc2c_stream_param(zc2c_stream *stream, const char *name)
+{
+	switch_stream_handle_t *s = (switch_stream_handle_t *) stream;
+	if (!s || !s->param_event || !name) {
+		return NULL;
+	}
+	return switch_event_get_header(s->param_event, name);
+}
+
 void zc2c_log(int level, const char *uuid, const char *file, const char *func, int line, const char *text)
 {
 	switch_log_level_t l;
