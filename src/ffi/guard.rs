@@ -40,6 +40,14 @@ mod tests {
     use super::*;
 
     #[test]
+    fn a_panic_becomes_the_fallback_value() {
+        assert_eq!(guard("test entry", -1, || 7), 7);
+        assert_eq!(guard("test entry", -1, || -> i32 { panic!("boom") }), -1);
+        let s: Option<String> = guard("test entry", None, || panic!("{}", String::from("x")));
+        assert_eq!(s, None);
+    }
+
+    #[test]
     fn panic_messages_are_read_from_both_payload_kinds() {
         let p = catch_unwind(|| panic!("plain")).unwrap_err();
         assert_eq!(panic_message(&*p), "plain");
