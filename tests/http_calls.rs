@@ -412,3 +412,28 @@ fn get_and_delete_a_call() {
         assert_eq!(r.error_code(), "call_not_found");
     }
 }
+
+#[test]
+fn another_crms_calls_do_not_exist_for_a_token() {
+    let mut c = config();
+    let mut other = c.tokens[0].clone();
+    other.name = "crm-2".into();
+    other.secret = "the-second-crms-token".into();
+    c.tokens.push(other);
+    let mut o = sim_options();
+    o.talk_time = Duration::from_secs(30);
+    let t = start_with(c, o);
+    let call = post_call(t.addr, MODE1, &[]).json()["data"]["call_uuid"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let as_other = [("Authorization", "Bearer the-second-crms-token")];
+    let path = format!("/api/pbx/calls/{call}");
+    let r = request(t.addr, "GET", &path, &as_other, b"");
+    assert_eq!((r.status, r.error_code().as_str()), (404, "call_not_found"));
+    let r = request(t.addr, "DELETE", &path, &as_other, b"");
+    assert_eq!((r.status, r.error_code().as_str()), (404, "call_not_found"));
+    // Still alive and visible to its own CRM.
+    let s = wait_status(t.addr, &call, "bridged");
+    assert_eq!(s["hangup_by"], Value::Null);
+}

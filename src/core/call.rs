@@ -207,37 +207,29 @@ impl CallRecord {
         )
     }
 
-    /// `GET /api/pbx/calls/{uuid}` and `c2c status <uuid>`.
-    pub fn status_json(&self) -> Value {
-        let (cause, sip) = self.cause();
-        let used = self.trunk_used();
-        json!({
-            "call_uuid": self.call_uuid.to_string(),
-            "status": self.state.as_str(),
-            "outcome": self.outcome,
-            "from_extension": self.from_extension,
-            "to_phone": self.to_phone,
-            "caller_id": self.caller_id,
-            "routing_mode": self.routing_mode,
-            "trunk_id": used.map(|t| t.0),
-            "trunk_name": used.map(|t| t.1.clone()),
-            "created_at": rfc3339(self.created_at),
-            "hangup_cause": cause,
-            "sip_code": sip,
-            "hangup_by": self.hangup_by.map(HangupBy::as_str),
-            "legs": { "A": self.a.to_json(), "B": self.b.to_json() },
-            "attempts": self.attempts.iter().map(Attempt::to_json).collect::<Vec<_>>(),
-            "headers": self.headers_json(),
-        })
-    }
-
-    /// The `pbx.cdr.created` data: one record covering both legs.
-    pub fn cdr_json(&self) -> Value {
-        let end = self
-            .a
+    /// When the call ended (now, while it has not).
+    pub fn end_time(&self) -> SystemTime {
+        self.a
             .ended_at
             .max(self.b.ended_at)
-            .unwrap_or_else(SystemTime::now);
+            .unwrap_or_else(SystemTime::now)
+    }
+
+    /// Whole seconds from start to end.
+    pub fn duration(&self) -> u64 {
+        secs_between(self.created_at, self.end_time())
+    }
+
+    /// Whole seconds the customer was connected.
+    pub fn billsec(&self) -> u64 {
+        self.b
+            .answered_at
+            .map(|t| secs_between(t, self.end_time()))
+            .unwrap_or(0)
+    }
+
+    /// What the status view and the CDR both say about the call.
+    fn summary(&self) -> Map<String, Value> {
         let (cause, sip) = self.cause();
         let used = self.trunk_used();
         let mut m = self.event_base(None);
@@ -249,12 +241,6 @@ impl CallRecord {
             "trunk_id": used.map(|t| t.0),
             "trunk_name": used.map(|t| t.1.clone()),
             "outcome": self.outcome,
-            "start_time": rfc3339(self.created_at),
-            "answer_time": self.b.answered_at.map(rfc3339),
-            "agent_answer_time": self.a.answered_at.map(rfc3339),
-            "end_time": rfc3339(end),
-            "duration": secs_between(self.created_at, end),
-            "billsec": self.b.answered_at.map(|t| secs_between(t, end)).unwrap_or(0),
             "hangup_cause": cause,
             "sip_code": sip,
             "hangup_by": self.hangup_by.map(HangupBy::as_str),
@@ -264,6 +250,31 @@ impl CallRecord {
         });
         if let Value::Object(e) = extra {
             m.extend(e);
+        }
+        m
+    }
+
+    /// `GET /api/pbx/calls/{uuid}` and `c2c status <uuid>`.
+    pub fn status_json(&self) -> Value {
+        let mut m = self.summary();
+        m.insert("status".into(), json!(self.state.as_str()));
+        m.insert("created_at".into(), json!(rfc3339(self.created_at)));
+        Value::Object(m)
+    }
+
+    /// The `pbx.cdr.created` data: one record covering both legs.
+    pub fn cdr_json(&self) -> Value {
+        let mut m = self.summary();
+        let times = json!({
+            "start_time": rfc3339(self.created_at),
+            "answer_time": self.b.answered_at.map(rfc3339),
+            "agent_answer_time": self.a.answered_at.map(rfc3339),
+            "end_time": rfc3339(self.end_time()),
+            "duration": self.duration(),
+            "billsec": self.billsec(),
+        });
+        if let Value::Object(t) = times {
+            m.extend(t);
         }
         Value::Object(m)
     }

@@ -404,29 +404,17 @@ impl Engine {
         if c.hangup_by.is_none() {
             c.hangup_by = Some(c.cancel.unwrap_or(HangupBy::System));
         }
-        let (leg_name, leg_uuid) = {
-            let (n, l) = c.ending_leg();
-            (n, l.uuid)
-        };
+        let leg_name = c.ending_leg().0;
         let (cause, sip) = c.cause();
-        let end =
-            c.a.ended_at
-                .max(c.b.ended_at)
-                .unwrap_or_else(SystemTime::now);
-        let billsec =
-            c.b.answered_at
-                .map(|t| super::time::secs_between(t, end))
-                .unwrap_or(0);
         let extra = json!({
             "hangup_cause": cause,
             "sip_code": sip,
             "hangup_by": c.hangup_by.map(HangupBy::as_str),
             "outcome": c.outcome,
-            "duration": super::time::secs_between(c.created_at, end),
-            "billsec": billsec,
+            "duration": c.duration(),
+            "billsec": c.billsec(),
         });
         self.emit(&mut c, events::HANGUP, Some(leg_name), extra);
-        debug_assert_eq!(leg_uuid, if leg_name == "A" { c.a.uuid } else { c.b.uuid });
         let cdr = c.cdr_json();
         c.seq += 1;
         let event = CallEvent::new(events::CDR, c.call_uuid, c.seq, c.token.clone(), cdr);

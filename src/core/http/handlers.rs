@@ -3,6 +3,8 @@
 use serde_json::{json, Value};
 use uuid::Uuid;
 
+use crate::core::call::CallRecord;
+
 use crate::core::config::Config;
 use crate::core::errors::{codes, ApiError, FieldError};
 use crate::core::request::ClickToCallRequest;
@@ -134,15 +136,25 @@ fn call_not_found(raw: &str) -> Response {
     ))
 }
 
-pub(crate) fn call_status(state: &HttpState, raw: &str) -> Response {
-    match Uuid::parse_str(raw).ok().and_then(|u| state.engine.call(u)) {
+/// A call this token may see: its own, or one placed from fs_cli. Another
+/// CRM's calls on the same switch do not exist for it.
+fn visible_call(state: &HttpState, raw: &str, token: &str) -> Option<CallRecord> {
+    let call = state.engine.call(Uuid::parse_str(raw).ok()?)?;
+    match call.token.as_deref() {
+        Some(owner) if owner != token => None,
+        _ => Some(call),
+    }
+}
+
+pub(crate) fn call_status(state: &HttpState, raw: &str, token: &str) -> Response {
+    match visible_call(state, raw, token) {
         Some(c) => Response::data(200, c.status_json()),
         None => call_not_found(raw),
     }
 }
 
-pub(crate) fn call_hangup(state: &HttpState, raw: &str) -> Response {
-    let Ok(uuid) = Uuid::parse_str(raw) else {
+pub(crate) fn call_hangup(state: &HttpState, raw: &str, token: &str) -> Response {
+    let Some(uuid) = visible_call(state, raw, token).map(|c| c.call_uuid) else {
         return call_not_found(raw);
     };
     match state.engine.hangup(uuid) {

@@ -170,8 +170,8 @@ fn dispatch(state: &HttpState, req: &Request, trusted: Option<&str>) -> (&'stati
     let response = match spec.name {
         "click_to_call" => click_to_call(state, &config, req, &token),
         "caller_ids" => caller_ids(&config),
-        "call_status" => call_status(state, param),
-        "call_hangup" => call_hangup(state, param),
+        "call_status" => call_status(state, param, &token),
+        "call_hangup" => call_hangup(state, param, &token),
         "health" => health(state),
         "metrics" => Response::text(
             200,

@@ -58,17 +58,39 @@ impl DeadLetter {
     }
 }
 
-/// The `<root>/dead` directory.
+/// The `<root>/dead` directory, holding at most `capacity` dead letters.
 pub struct DeadStore {
     dir: PathBuf,
+    capacity: usize,
 }
 
 impl DeadStore {
     /// Opens (creating) `<root>/dead`.
-    pub fn open(root: &Path) -> io::Result<DeadStore> {
+    pub fn open(root: &Path, capacity: usize) -> io::Result<DeadStore> {
         let dir = root.join("dead");
         fs::create_dir_all(&dir)?;
-        Ok(DeadStore { dir })
+        Ok(DeadStore {
+            dir,
+            capacity: capacity.max(1),
+        })
+    }
+
+    /// When the store is full, discards the oldest dead letters until one
+    /// more fits, and returns them (for the caller to report loudly).
+    pub fn make_room(&self) -> Vec<DeadLetter> {
+        let len = self.len();
+        if len < self.capacity {
+            return Vec::new();
+        }
+        let evicted: Vec<DeadLetter> = self
+            .list()
+            .into_iter()
+            .take(len + 1 - self.capacity)
+            .collect();
+        for d in &evicted {
+            let _ = self.remove(&d.record.id);
+        }
+        evicted
     }
 
     /// Stores a dead letter durably.
@@ -142,7 +164,7 @@ mod tests {
     #[test]
     fn stores_lists_gets_and_removes() {
         let root = std::env::temp_dir().join(format!("c2c-dead-{}", Uuid::new_v4().simple()));
-        let store = DeadStore::open(&root).unwrap();
+        let store = DeadStore::open(&root, 10).unwrap();
         let e = CallEvent::new(events::HANGUP, Uuid::new_v4(), 3, None, json!({}));
         let dead = DeadLetter {
             record: SpoolRecord::from_event(&e),
@@ -158,6 +180,30 @@ mod tests {
         assert_eq!(dead.summary_json()["attempts"], 4);
         store.remove(&e.id).unwrap();
         assert!(store.is_empty());
+        let _ = fs::remove_dir_all(&root);
+    }
+
+    #[test]
+    fn a_full_store_gives_up_its_oldest() {
+        let root = std::env::temp_dir().join(format!("c2c-dead-{}", Uuid::new_v4().simple()));
+        let store = DeadStore::open(&root, 2).unwrap();
+        let mut ids = Vec::new();
+        for i in 0..3u64 {
+            let e = CallEvent::new(events::HANGUP, Uuid::new_v4(), 1, None, json!({}));
+            ids.push(e.id.clone());
+            let evicted = store.make_room();
+            assert_eq!(evicted.len(), usize::from(i == 2));
+            store
+                .put(&DeadLetter {
+                    record: SpoolRecord::from_event(&e),
+                    attempts: 1,
+                    last_error: "HTTP 500".into(),
+                    dead_at: UNIX_EPOCH + Duration::from_secs(1_000 + i),
+                })
+                .unwrap();
+        }
+        let left: Vec<String> = store.list().into_iter().map(|d| d.record.id).collect();
+        assert_eq!(left, ids[1..].to_vec());
         let _ = fs::remove_dir_all(&root);
     }
 }

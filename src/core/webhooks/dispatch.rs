@@ -311,6 +311,15 @@ fn dead_letter(shared: &Shared, job: &Job, attempts: u32, error: &str) -> Done {
         last_error: error.to_string(),
         dead_at: SystemTime::now(),
     };
+    for old in shared.dead.make_room() {
+        shared.log(
+            LogLevel::Error,
+            &format!(
+                "webhooks: dead-letter store full: discarded the oldest, {} ({} of call {}, seq {})",
+                old.record.id, old.record.event_type, old.record.call_uuid, old.record.seq
+            ),
+        );
+    }
     if let Err(e) = shared.dead.put(&dead) {
         // Never drop: keep it in the spool and try again later.
         shared.log(

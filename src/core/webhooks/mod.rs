@@ -126,7 +126,7 @@ impl WebhookService {
         let dir = &settings.spool_dir;
         let (spool, recovered) = Spool::open(dir, settings.max_spool_events)
             .map_err(|e| format!("webhook spool {}: {e}", dir.display()))?;
-        let dead = DeadStore::open(dir)
+        let dead = DeadStore::open(dir, settings.max_spool_events)
             .map_err(|e| format!("webhook dead letters {}: {e}", dir.display()))?;
         for path in &recovered.corrupt {
             log(
