@@ -728,7 +728,7 @@ fn click_to_call_against_a_real_freeswitch() {
         ports.rtp_start + 52,
     );
 
-    let _fs = start_freeswitch(&env, &dir, ports);
+    let freeswitch = start_freeswitch(&env, &dir, ports);
     let mut esl = Esl::connect(ports.esl, Duration::from_secs(60)).unwrap_or_else(|| {
         panic!(
             "no ESL on {}; see {}/freeswitch.out",
@@ -1036,4 +1036,9 @@ fn click_to_call_against_a_real_freeswitch() {
     assert!(r.contains("+OK"), "{r}");
     step("bad config: c2c reload keeps the old one, load refuses (naming trunks/trunk[2]@id), good config loads again");
     println!("e2e: all steps passed against {version}");
+    drop(esl);
+    drop(freeswitch);
+    drop((agent, late, carrier, carrier503));
+    // Kept when a step fails (the panic skips this), for its logs.
+    let _ = fs::remove_dir_all(&dir);
 }
