@@ -892,6 +892,10 @@ fn click_to_call_against_a_real_freeswitch() {
     let call_uuid = call["call_uuid"].as_str().unwrap().to_string();
     let s = wait_state(&mut esl, &call_uuid, "ended", Duration::from_secs(15));
     assert_eq!(s["outcome"], "agent_no_answer", "{s}");
+    let agent_end = format!(
+        "{} / SIP {}",
+        s["legs"]["A"]["hangup_cause"], s["legs"]["A"]["sip_code"]
+    );
     assert_eq!(late.invites().len(), 1, "the agent was rung");
     assert_eq!(
         carrier.invites().len() + carrier503.invites().len(),
@@ -902,7 +906,7 @@ fn click_to_call_against_a_real_freeswitch() {
         late.messages().contains("CANCEL sip:"),
         "the agent's ringing was cancelled"
     );
-    step("agent no-answer: CANCEL after a-leg-timeout, customer never dialled (outcome agent_no_answer)");
+    step(&format!("agent no-answer: CANCEL after a-leg-timeout, customer never dialled (outcome agent_no_answer, A-leg {agent_end})"));
 
     // 2b. c2c hangup while the agent's phone rings: cancelled at once.
     let call = place(

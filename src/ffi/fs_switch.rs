@@ -214,14 +214,23 @@ impl Switch for FsSwitch {
                 return failed("INVALID_NUMBER_FORMAT", None);
             }
         };
-        self.originate(
+        self.ends.forget(leg.leg_uuid);
+        let outcome = self.originate(
             leg.leg_uuid,
             &dial,
             leg.timeout,
             &leg.caller_id_name,
             &leg.caller_id_number,
             &agent_vars(leg),
-        )
+        );
+        let LegOutcome::Failed(f) = outcome else {
+            return outcome;
+        };
+        // The agent's SIP answer (486, 480, …) comes with HANGUP_COMPLETE.
+        let sip = wait_until(Duration::from_millis(1000), || {
+            self.ends.take(leg.leg_uuid, None)
+        });
+        failed(&f.cause, sip.flatten())
     }
 
     fn dial_customer(&self, leg: &CustomerLeg) -> LegOutcome {
