@@ -1,1 +1,15 @@
-//! The FreeSWITCH seam (filled in by the module work).
+//! The FreeSWITCH seam: the only place with `unsafe`. Raw bindings stay
+//! private here (`sys`); the core sees [`fs_switch::FsSwitch`] only through
+//! the [`crate::switch::Switch`] trait.
+
+mod api;
+mod config_load;
+mod cstr;
+mod dial;
+mod events;
+mod fs_switch;
+mod globals;
+mod guard;
+mod log;
+mod module;
+mod sys;

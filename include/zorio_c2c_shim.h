@@ -1,0 +1,139 @@
+/*
+ * zorio_c2c_shim.h: the only contract between the Rust module and the C shim.
+ *
+ * Plain C types and opaque pointers only: no FreeSWITCH type appears here, so
+ * bindgen needs no FreeSWITCH headers. The shim (src/shim/ *.c) includes
+ * switch.h and checks at compile time that what we mirror here matches.
+ *
+ * Ownership: every char* a zc2c_* function returns is allocated by C and must
+ * be released with zc2c_free (or the named clear/free function).
+ * "Borrowed" pointers stay valid only for the duration of the callback.
+ */
+#ifndef ZORIO_C2C_SHIM_H
+#define ZORIO_C2C_SHIM_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* Opaque FreeSWITCH objects. */
+typedef struct zc2c_module_interface zc2c_module_interface; /* switch_loadable_module_interface_t */
+typedef struct zc2c_pool zc2c_pool;                         /* switch_memory_pool_t */
+typedef struct zc2c_stream zc2c_stream;                     /* switch_stream_handle_t */
+typedef struct zc2c_event zc2c_event;                       /* switch_event_t (borrowed in callbacks) */
+typedef struct zc2c_vars zc2c_vars;                         /* switch_event_t holding originate variables */
+typedef struct zc2c_binding zc2c_binding;                   /* an event binding of ours */
+
+/* switch_status_t values we return (checked against switch_types.h by the shim). */
+enum {
+	ZC2C_STATUS_SUCCESS = 0,
+	ZC2C_STATUS_FALSE = 1,
+	ZC2C_STATUS_GENERR = 9,
+	ZC2C_STATUS_NOUNLOAD = 16,
+	ZC2C_STATUS_TERM = 21
+};
+
+/* Log levels (mapped onto switch_log_level_t by the shim). */
+enum {
+	ZC2C_LOG_DEBUG = 0,
+	ZC2C_LOG_INFO = 1,
+	ZC2C_LOG_NOTICE = 2,
+	ZC2C_LOG_WARNING = 3,
+	ZC2C_LOG_ERROR = 4,
+	ZC2C_LOG_CRIT = 5
+};
+
+/* Channel events we bind (mapped onto switch_event_types_t by the shim). */
+enum {
+	ZC2C_EV_OTHER = 0,
+	ZC2C_EV_PROGRESS = 1,
+	ZC2C_EV_PROGRESS_MEDIA = 2,
+	ZC2C_EV_ANSWER = 3,
+	ZC2C_EV_HANGUP_COMPLETE = 4,
+	ZC2C_EV_DESTROY = 5
+};
+
+/* Mirror of switch_loadable_module_function_table_t (layout checked by the shim). */
+typedef int (*zc2c_module_load_fn)(zc2c_module_interface **module_interface, zc2c_pool *pool);
+typedef int (*zc2c_module_fn)(void);
+typedef struct zc2c_module_table {
+	int switch_api_version;
+	zc2c_module_load_fn load;
+	zc2c_module_fn shutdown;
+	zc2c_module_fn runtime;
+	uint32_t flags;
+} zc2c_module_table;
+
+/* Module and API interfaces. Strings passed to zc2c_add_api must outlive the module. */
+typedef int (*zc2c_api_fn)(const char *cmd, zc2c_stream *stream);
+zc2c_module_interface *zc2c_module_create(zc2c_module_interface **out, zc2c_pool *pool, const char *name);
+int zc2c_add_api(zc2c_module_interface *module, const char *name, const char *desc, const char *syntax, zc2c_api_fn fn);
+void zc2c_stream_write(zc2c_stream *stream, const char *text);
+/* A header of the stream's param_event (what mod_xml_rpc tells an API about the
+   HTTP request), or NULL (no such header, or no param_event as under fs_cli).
+   Borrowed: valid during the API call only. */
+const char *zc2c_stream_param(zc2c_stream *stream, const char *name);
+
+/* Logging: text is always printed with "%s". uuid may be NULL. */
+void zc2c_log(int level, const char *uuid, const char *file, const char *func, int line, const char *text);
+
+/* Memory allocated by the shim. */
+void zc2c_free(void *p);
+
+/* Configuration: the <configuration name=cf> element as XML text, or NULL. */
+char *zc2c_config_xml(const char *cf);
+/* A global variable of the switch (e.g. "domain"), or NULL. */
+char *zc2c_global_var(const char *name);
+
+/* Directory. */
+typedef struct zc2c_user {
+	char *status;                    /* zorio_c2c_status (variable, else param), or NULL */
+	char *outbound_caller_id_number; /* outbound_caller_id_number, or NULL */
+	char *outbound_caller_id_name;   /* outbound_caller_id_name, or NULL */
+} zc2c_user;
+/* 1 found (fills out), 0 not found. */
+int zc2c_user_lookup(const char *id, const char *domain, zc2c_user *out);
+void zc2c_user_clear(zc2c_user *user);
+
+/* Originate variables. */
+zc2c_vars *zc2c_vars_new(void);
+int zc2c_vars_add(zc2c_vars *vars, const char *name, const char *value);
+void zc2c_vars_free(zc2c_vars *vars);
+
+/* Originate: blocks until answered or failed. On answer the channel is parked. */
+typedef struct zc2c_originate_result {
+	int answered;
+	const char *cause; /* static hangup cause name (never freed) */
+} zc2c_originate_result;
+/* cancel: a cause code the caller may set (> 0) from another thread to abandon the
+   originate while it rings (FreeSWITCH polls it); must outlive the call. */
+int zc2c_originate(const char *dial_string, uint32_t timeout_sec, const char *cid_name, const char *cid_num,
+				   zc2c_vars *vars, int32_t *cancel, zc2c_originate_result *out);
+/* The hangup cause code of a cause name (NORMAL_CLEARING for an unknown one). */
+int32_t zc2c_cause_code(const char *name);
+int zc2c_uuid_bridge(const char *a_uuid, const char *b_uuid);
+/* 1 hung up, 0 no such channel. */
+int zc2c_hangup(const char *uuid, const char *cause);
+int zc2c_uuid_exists(const char *uuid);
+
+/* Events. The callback runs on a FreeSWITCH thread. */
+typedef void (*zc2c_event_fn)(zc2c_event *event);
+zc2c_binding *zc2c_event_bind(const char *id, int kind, zc2c_event_fn fn);
+void zc2c_event_unbind(zc2c_binding *binding);
+int zc2c_event_kind(zc2c_event *event);
+/* Borrowed: valid during the callback only. */
+const char *zc2c_event_header(zc2c_event *event, const char *name);
+
+/* CUSTOM events. */
+int zc2c_subclass_reserve(const char *owner, const char *subclass);
+int zc2c_subclass_free(const char *owner, const char *subclass);
+int zc2c_fire_custom(const char *subclass, const char *const *names, const char *const *values, size_t count,
+					 const char *body);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

@@ -1,0 +1,31 @@
+//! Our config as FreeSWITCH reads it: `switch_xml_open_cfg("zorio_c2c.conf")`
+//! (so `$${vars}` and includes are resolved), serialized back to text and
+//! parsed whole by the core.
+
+use crate::core::config::{Config, ConfigError};
+
+use super::cstr::take_owned;
+use super::sys;
+
+/// The name FreeSWITCH knows our config by.
+pub(crate) const CONFIG_NAME: &str = "zorio_c2c.conf";
+
+/// Reads and parses the config; an error names the element at fault.
+pub(crate) fn read_config() -> Result<Config, ConfigError> {
+    // SAFETY: a static NUL-terminated name; the shim returns NULL or a
+    // malloc'd string that `take_owned` copies and frees once.
+    let text = unsafe { take_owned(sys::zc2c_config_xml(c"zorio_c2c.conf".as_ptr())) };
+    match text {
+        Some(t) => Config::from_xml(&t),
+        None => Err(ConfigError {
+            at: CONFIG_NAME.to_string(),
+            message: "not found in the switch's configuration (autoload_configs/zorio_c2c.conf.xml), or not XML".into(),
+        }),
+    }
+}
+
+/// The switch's `domain` global variable.
+pub(crate) fn global_domain() -> Option<String> {
+    // SAFETY: static name; result is NULL or malloc'd by the shim, freed once by `take_owned`.
+    unsafe { take_owned(sys::zc2c_global_var(c"domain".as_ptr())) }.filter(|d| !d.is_empty())
+}

@@ -1,0 +1,356 @@
+//! Pure pieces of talking to FreeSWITCH, unit-tested without it: dial
+//! strings, originate variable lists, and reading leg progress out of event
+//! headers.
+//!
+//! House rule 7: only validated tokens (digits, `[A-Za-z0-9_.-]` words, an
+//! admin's template) ever reach a dial string; everything else (caller ids,
+//! custom SIP headers, our tags) travels as originate variables, one
+//! `switch_event_t` header each, so `,` `}` `'` `^^` `${}` in a value stay text.
+
+use std::time::Duration;
+
+use uuid::Uuid;
+
+use crate::core::config::{is_phone, is_word};
+use crate::switch::{AgentLeg, CustomerLeg, Failure, LegEvent, LegReport, Route};
+
+/// Channel variable tagging our channels with their call.
+pub(crate) const VAR_CALL: &str = "zorio_c2c_call_uuid";
+/// Channel variable naming the leg (`A` or `B`).
+pub(crate) const VAR_LEG: &str = "zorio_c2c_leg";
+/// Channel variable numbering B-leg attempts (1, 2, …).
+pub(crate) const VAR_ATTEMPT: &str = "zorio_c2c_attempt";
+
+/// Why a leg could not even be placed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Refused(pub String);
+
+fn word(s: &str, what: &str) -> Result<(), Refused> {
+    if is_word(s) {
+        Ok(())
+    } else {
+        Err(Refused(format!("{what} {s:?} is not [A-Za-z0-9_.-]+")))
+    }
+}
+
+fn number(s: &str) -> Result<(), Refused> {
+    if is_phone(s, 1, 32) {
+        Ok(())
+    } else {
+        Err(Refused(format!("number {s:?} is not digits or +")))
+    }
+}
+
+/// `user/<ext>@<domain>`: the directory's own dial-string rings the agent.
+pub(crate) fn agent_dial_string(extension: &str, domain: &str) -> Result<String, Refused> {
+    number(extension)?;
+    word(domain, "domain")?;
+    Ok(format!("user/{extension}@{domain}"))
+}
+
+/// Where one B-leg attempt goes.
+pub(crate) fn customer_dial_string(route: &Route, number_: &str) -> Result<String, Refused> {
+    number(number_)?;
+    match route {
+        Route::Gateway { gateway } => {
+            word(gateway, "gateway")?;
+            Ok(format!("sofia/gateway/{gateway}/{number_}"))
+        }
+        Route::DialString { template } => {
+            if !template.contains("${number}") {
+                return Err(Refused("dial-string template lacks ${number}".into()));
+            }
+            Ok(template.replace("${number}", number_))
+        }
+        Route::Dialplan { dialplan, context } => {
+            word(dialplan, "dialplan")?;
+            word(context, "context")?;
+            Ok(format!("loopback/{number_}/{context}/{dialplan}"))
+        }
+    }
+}
+
+/// Originate variables of the agent's leg.
+pub(crate) fn agent_vars(leg: &AgentLeg) -> Vec<(String, String)> {
+    let mut v = vec![
+        ("origination_uuid", leg.leg_uuid.to_string()),
+        ("origination_caller_id_name", leg.caller_id_name.clone()),
+        ("origination_caller_id_number", leg.caller_id_number.clone()),
+        ("call_timeout", timeout_secs(leg.timeout).to_string()),
+        ("hangup_after_bridge", "true".to_string()),
+        (VAR_CALL, leg.call_uuid.to_string()),
+        (VAR_LEG, "A".to_string()),
+    ];
+    if leg.auto_answer {
+        v.push(("sip_auto_answer", "true".to_string()));
+    }
+    v.into_iter().map(|(k, val)| (k.to_string(), val)).collect()
+}
+
+/// Originate variables of one B-leg attempt; custom headers become `sip_h_X-<key>`.
+pub(crate) fn customer_vars(leg: &CustomerLeg) -> Vec<(String, String)> {
+    let mut v: Vec<(String, String)> = [
+        ("origination_uuid", leg.leg_uuid.to_string()),
+        ("origination_caller_id_number", leg.caller_id.clone()),
+        ("origination_caller_id_name", leg.caller_id.clone()),
+        ("call_timeout", timeout_secs(leg.timeout).to_string()),
+        ("hangup_after_bridge", "true".to_string()),
+        (VAR_CALL, leg.call_uuid.to_string()),
+        (VAR_LEG, "B".to_string()),
+        (VAR_ATTEMPT, leg.attempt.to_string()),
+    ]
+    .into_iter()
+    .map(|(k, val)| (k.to_string(), val))
+    .collect();
+    if let Some((id, name)) = &leg.trunk {
+        v.push(("zorio_c2c_trunk_id".into(), id.to_string()));
+        v.push(("zorio_c2c_trunk_name".into(), name.clone()));
+    }
+    for (key, value) in &leg.headers {
+        v.push((format!("sip_h_X-{key}"), value.clone()));
+    }
+    v
+}
+
+/// A variable FreeSWITCH's event headers would not carry as given: a name
+/// with `[` (array index) or a value starting `ARRAY::` (split into several).
+pub(crate) fn unsafe_var(name: &str, value: &str) -> bool {
+    name.contains('[') || value.starts_with("ARRAY::") || name.is_empty()
+}
+
+/// Whole seconds for FreeSWITCH, rounded up, at least 1.
+pub(crate) fn timeout_secs(d: Duration) -> u32 {
+    let s = d.as_secs() + u64::from(d.subsec_nanos() > 0);
+    s.clamp(1, u64::from(u32::MAX)) as u32
+}
+
+/// A SIP status such as `503` (from `sip_term_status`), if it is one.
+pub(crate) fn sip_code(s: &str) -> Option<u16> {
+    s.trim()
+        .parse::<u16>()
+        .ok()
+        .filter(|c| (100..700).contains(c))
+}
+
+/// Channel events we bind.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum ChannelEvent {
+    Progress,
+    Answer,
+    HangupComplete,
+}
+
+/// The report an event of one of our channels makes, reading headers by name;
+/// `None` for channels that are not ours.
+pub(crate) fn leg_report(
+    kind: ChannelEvent,
+    header: impl Fn(&str) -> Option<String>,
+) -> Option<LegReport> {
+    header(&format!("variable_{VAR_CALL}"))?;
+    let leg_uuid = Uuid::parse_str(header("Unique-ID")?.trim()).ok()?;
+    let attempt = header(&format!("variable_{VAR_ATTEMPT}")).and_then(|a| a.trim().parse().ok());
+    let event = match kind {
+        ChannelEvent::Progress => LegEvent::Ringing,
+        ChannelEvent::Answer => LegEvent::Answered,
+        ChannelEvent::HangupComplete => LegEvent::HungUp(Failure {
+            cause: header("Hangup-Cause")
+                .or_else(|| header("variable_hangup_cause"))
+                .filter(|c| !c.is_empty())
+                .unwrap_or_else(|| "NORMAL_CLEARING".to_string()),
+            sip_code: header("variable_sip_term_status")
+                .as_deref()
+                .and_then(sip_code),
+        }),
+    };
+    Some(LegReport {
+        leg_uuid,
+        attempt,
+        event,
+    })
+}
+
+/// The leg a CHANNEL_DESTROY is about, if it is one of ours.
+pub(crate) fn destroyed_leg(header: impl Fn(&str) -> Option<String>) -> Option<Uuid> {
+    header(&format!("variable_{VAR_CALL}"))?;
+    Uuid::parse_str(header("Unique-ID")?.trim()).ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashMap;
+
+    fn customer(route: Route, headers: Vec<(&str, &str)>) -> CustomerLeg {
+        CustomerLeg {
+            call_uuid: Uuid::nil(),
+            leg_uuid: Uuid::from_u128(7),
+            agent_leg_uuid: Uuid::from_u128(6),
+            number: "0987654321".into(),
+            route,
+            trunk: Some((4, "POC".into())),
+            caller_id: "0900000020".into(),
+            headers: headers
+                .into_iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
+            timeout: Duration::from_millis(1500),
+            attempt: 2,
+        }
+    }
+
+    #[test]
+    fn dial_strings_per_route() {
+        let gw = Route::Gateway {
+            gateway: "poc".into(),
+        };
+        assert_eq!(
+            customer_dial_string(&gw, "0987654321").unwrap(),
+            "sofia/gateway/poc/0987654321"
+        );
+        let tpl = Route::DialString {
+            template: "sofia/external/${number}@192.0.2.10".into(),
+        };
+        assert_eq!(
+            customer_dial_string(&tpl, "+3312").unwrap(),
+            "sofia/external/+3312@192.0.2.10"
+        );
+        let dp = Route::Dialplan {
+            dialplan: "XML".into(),
+            context: "default".into(),
+        };
+        assert_eq!(
+            customer_dial_string(&dp, "0987654321").unwrap(),
+            "loopback/0987654321/default/XML"
+        );
+        assert_eq!(
+            agent_dial_string("1001", "pbx.example.com").unwrap(),
+            "user/1001@pbx.example.com"
+        );
+    }
+
+    #[test]
+    fn hostile_tokens_never_reach_a_dial_string() {
+        let gw = |g: &str| Route::Gateway { gateway: g.into() };
+        assert!(customer_dial_string(&gw("poc"), "0987,sofia/x").is_err());
+        assert!(customer_dial_string(&gw("poc"), "{a=b}1").is_err());
+        assert!(customer_dial_string(&gw("p}oc"), "0987").is_err());
+        assert!(customer_dial_string(&gw("a,b"), "0987").is_err());
+        let dp = Route::Dialplan {
+            dialplan: "XML".into(),
+            context: "x/y".into(),
+        };
+        assert!(customer_dial_string(&dp, "0987").is_err());
+        assert!(agent_dial_string("1001@evil", "d").is_err());
+        assert!(agent_dial_string("1001", "d,user/2").is_err());
+        assert!(agent_dial_string("1001", "${x}").is_err());
+    }
+
+    #[test]
+    fn hostile_values_travel_as_variables_verbatim() {
+        let hostile = "a,b}c[d]'e^^:f ${g} {origination_uuid=x}";
+        let leg = customer(
+            Route::Gateway {
+                gateway: "poc".into(),
+            },
+            vec![("CRM-Lead-Id", hostile)],
+        );
+        let dial = customer_dial_string(&leg.route, &leg.number).unwrap();
+        assert!(!dial.contains('{') && !dial.contains(hostile));
+        let vars: HashMap<_, _> = customer_vars(&leg).into_iter().collect();
+        assert_eq!(vars["sip_h_X-CRM-Lead-Id"], hostile);
+        assert_eq!(vars["origination_uuid"], Uuid::from_u128(7).to_string());
+        assert_eq!(vars["origination_caller_id_number"], "0900000020");
+        assert_eq!(vars[VAR_LEG], "B");
+        assert_eq!(vars[VAR_ATTEMPT], "2");
+        assert_eq!(vars["call_timeout"], "2");
+        assert!(!unsafe_var("sip_h_X-CRM-Lead-Id", hostile));
+        assert!(unsafe_var("sip_h_X-a", "ARRAY::x|:y"));
+        assert!(unsafe_var("a[1]", "x"));
+    }
+
+    #[test]
+    fn agent_vars_tag_the_leg_and_ask_auto_answer_only_when_told() {
+        let mut leg = AgentLeg {
+            call_uuid: Uuid::from_u128(1),
+            leg_uuid: Uuid::from_u128(2),
+            extension: "1001".into(),
+            domain: "d".into(),
+            timeout: Duration::from_secs(30),
+            caller_id_name: "Click-to-call".into(),
+            caller_id_number: "0987654321".into(),
+            auto_answer: false,
+        };
+        let names = |l: &AgentLeg| agent_vars(l).into_iter().map(|v| v.0).collect::<Vec<_>>();
+        assert!(!names(&leg).contains(&"sip_auto_answer".to_string()));
+        leg.auto_answer = true;
+        let vars: HashMap<_, _> = agent_vars(&leg).into_iter().collect();
+        assert_eq!(vars["sip_auto_answer"], "true");
+        assert_eq!(vars[VAR_LEG], "A");
+        assert_eq!(vars[VAR_CALL], Uuid::from_u128(1).to_string());
+        assert_eq!(vars["origination_uuid"], Uuid::from_u128(2).to_string());
+        assert_eq!(vars["call_timeout"], "30");
+    }
+
+    #[test]
+    fn timeouts_round_up_to_whole_seconds() {
+        assert_eq!(timeout_secs(Duration::from_millis(0)), 1);
+        assert_eq!(timeout_secs(Duration::from_millis(300)), 1);
+        assert_eq!(timeout_secs(Duration::from_millis(2001)), 3);
+        assert_eq!(timeout_secs(Duration::from_secs(60)), 60);
+    }
+
+    #[test]
+    fn events_become_leg_reports_only_for_our_channels() {
+        let leg = Uuid::from_u128(9);
+        let mut h: HashMap<String, String> = HashMap::new();
+        h.insert("Unique-ID".into(), leg.to_string());
+        let get = |h: &HashMap<String, String>| {
+            let h = h.clone();
+            move |n: &str| h.get(n).cloned()
+        };
+        assert_eq!(leg_report(ChannelEvent::Answer, get(&h)), None);
+        h.insert(format!("variable_{VAR_CALL}"), "x".into());
+        h.insert(format!("variable_{VAR_ATTEMPT}"), "2".into());
+        h.insert("Hangup-Cause".into(), "NORMAL_TEMPORARY_FAILURE".into());
+        h.insert("variable_sip_term_status".into(), "503".into());
+        assert_eq!(
+            leg_report(ChannelEvent::HangupComplete, get(&h)),
+            Some(LegReport {
+                leg_uuid: leg,
+                attempt: Some(2),
+                event: LegEvent::HungUp(Failure {
+                    cause: "NORMAL_TEMPORARY_FAILURE".into(),
+                    sip_code: Some(503)
+                })
+            })
+        );
+        assert_eq!(
+            leg_report(ChannelEvent::Progress, get(&h)).map(|r| r.event),
+            Some(LegEvent::Ringing)
+        );
+        h.insert("Unique-ID".into(), "not-a-uuid".into());
+        assert_eq!(leg_report(ChannelEvent::Answer, get(&h)), None);
+    }
+
+    #[test]
+    fn only_our_destroyed_channels_are_noted() {
+        let leg = Uuid::from_u128(5);
+        let ours = |n: &str| match n {
+            "Unique-ID" => Some(leg.to_string()),
+            "variable_zorio_c2c_call_uuid" => Some("c".to_string()),
+            _ => None,
+        };
+        assert_eq!(destroyed_leg(ours), Some(leg));
+        let theirs = |n: &str| (n == "Unique-ID").then(|| leg.to_string());
+        assert_eq!(destroyed_leg(theirs), None);
+    }
+
+    #[test]
+    fn sip_codes_are_parsed_strictly() {
+        assert_eq!(sip_code("503"), Some(503));
+        assert_eq!(sip_code(" 200 "), Some(200));
+        assert_eq!(sip_code("99"), None);
+        assert_eq!(sip_code("abc"), None);
+        assert_eq!(sip_code(""), None);
+    }
+}

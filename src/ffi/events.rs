@@ -1,0 +1,299 @@
+//! FreeSWITCH events both ways: channel events of our legs in (on
+//! FreeSWITCH's threads: filter, copy, `try_send`, nothing more), and our
+//! call events out as CUSTOM events `zorio_c2c::<type without "pbx.">`.
+
+use std::collections::HashMap;
+use std::ffi::{c_char, CString};
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::{Duration, Instant};
+
+use crossbeam_channel::TrySendError;
+use uuid::Uuid;
+
+use crate::core::events::{CallEvent, EventSink, ALL_TYPES};
+use crate::switch::{LegEvent, LegSender};
+
+use super::cstr::{borrowed, c_string};
+use super::dial::{destroyed_leg, leg_report, ChannelEvent};
+use super::guard::guard;
+use super::log::{self, Level};
+use super::sys;
+
+/// Owner name of our reserved subclasses.
+const OWNER: &std::ffi::CStr = c"mod_zorio_c2c";
+
+/// (attempt, SIP status, when) of one leg's HANGUP_COMPLETE.
+type EndNote = (Option<u32>, Option<u16>, Instant);
+
+/// How our legs ended, kept briefly for the thread that placed them: the SIP
+/// status (HANGUP_COMPLETE) and when the channel was destroyed (DESTROY).
+#[derive(Default)]
+pub(crate) struct EndNotes {
+    notes: Mutex<HashMap<Uuid, EndNote>>,
+    destroyed: Mutex<HashMap<Uuid, Instant>>,
+}
+
+impl EndNotes {
+    const KEEP: Duration = Duration::from_secs(120);
+    const MAX: usize = 4096;
+
+    /// Records a leg's end; never waits (skipped when the map is busy).
+    fn note(&self, leg: Uuid, attempt: Option<u32>, sip: Option<u16>) {
+        if let Ok(mut m) = self.notes.try_lock() {
+            if m.len() >= Self::MAX {
+                let now = Instant::now();
+                m.retain(|_, v| now.duration_since(v.2) < Self::KEEP);
+            }
+            if m.len() < Self::MAX {
+                m.insert(leg, (attempt, sip, Instant::now()));
+            }
+        }
+    }
+
+    /// Records that a channel of ours is destroyed; never waits.
+    fn note_destroyed(&self, leg: Uuid) {
+        if let Ok(mut m) = self.destroyed.try_lock() {
+            if m.len() >= Self::MAX {
+                let now = Instant::now();
+                m.retain(|_, t| now.duration_since(*t) < Self::KEEP);
+            }
+            if m.len() < Self::MAX {
+                m.insert(leg, Instant::now());
+            }
+        }
+    }
+
+    /// Whether the channel of `leg` was destroyed since the last [`EndNotes::forget`].
+    pub(crate) fn is_destroyed(&self, leg: Uuid) -> bool {
+        self.destroyed
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .contains_key(&leg)
+    }
+
+    /// Takes the end of `leg` (attempt `attempt`) if it has been seen.
+    pub(crate) fn take(&self, leg: Uuid, attempt: Option<u32>) -> Option<Option<u16>> {
+        let mut m = self.notes.lock().unwrap_or_else(|e| e.into_inner());
+        match m.get(&leg) {
+            Some(n) if n.0 == attempt => m.remove(&leg).map(|n| n.1),
+            _ => None,
+        }
+    }
+
+    /// Forgets an older end of `leg` before a new attempt.
+    pub(crate) fn forget(&self, leg: Uuid) {
+        self.notes
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(&leg);
+        self.destroyed
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(&leg);
+    }
+}
+
+/// Where the channel-event callback sends what it sees.
+pub(crate) struct EventTarget {
+    pub(crate) legs: LegSender,
+    pub(crate) ends: Arc<EndNotes>,
+}
+
+/// Set while loaded; the callback only reads it (writers hold it for an instant).
+static TARGET: RwLock<Option<Arc<EventTarget>>> = RwLock::new(None);
+
+pub(crate) fn set_target(t: Option<Arc<EventTarget>>) {
+    *TARGET.write().unwrap_or_else(|e| e.into_inner()) = t;
+}
+
+fn target() -> Option<Arc<EventTarget>> {
+    TARGET
+        .read()
+        .unwrap_or_else(|e| e.into_inner())
+        .as_ref()
+        .cloned()
+}
+
+/// The channel-event callback (a FreeSWITCH thread).
+extern "C" fn on_channel_event(event: *mut sys::zc2c_event) {
+    guard("channel event callback", (), || {
+        // SAFETY: `event` is the event FreeSWITCH is delivering, alive for this call.
+        let kind = unsafe { sys::zc2c_event_kind(event) } as u32;
+        let header = |name: &str| {
+            let name = c_string(name);
+            // SAFETY: `event` is alive for this call; the returned header is
+            // borrowed from it and copied before we return.
+            unsafe { borrowed(sys::zc2c_event_header(event, name.as_ptr())) }
+        };
+        if kind == sys::ZC2C_EV_DESTROY {
+            if let Some(leg) = destroyed_leg(header) {
+                if let Some(t) = target() {
+                    t.ends.note_destroyed(leg);
+                }
+            }
+            return;
+        }
+        let kind = match kind {
+            sys::ZC2C_EV_PROGRESS | sys::ZC2C_EV_PROGRESS_MEDIA => ChannelEvent::Progress,
+            sys::ZC2C_EV_ANSWER => ChannelEvent::Answer,
+            sys::ZC2C_EV_HANGUP_COMPLETE => ChannelEvent::HangupComplete,
+            _ => return,
+        };
+        let Some(report) = leg_report(kind, header) else {
+            return;
+        };
+        let Some(target) = target() else { return };
+        if let LegEvent::HungUp(f) = &report.event {
+            target
+                .ends
+                .note(report.leg_uuid, report.attempt, f.sip_code);
+        }
+        let leg = report.leg_uuid.to_string();
+        match target.legs.try_send(report) {
+            Ok(()) => {}
+            Err(TrySendError::Full(r)) => log::log(
+                Level::Crit,
+                Some(&leg),
+                &format!("leg report queue FULL: dropped {:?} of leg {leg}", r.event),
+            ),
+            Err(TrySendError::Disconnected(_)) => {}
+        }
+    })
+}
+
+/// Our bindings; unbinding waits out any delivery in flight.
+pub(crate) struct Bindings(Vec<*mut sys::zc2c_binding>);
+
+// SAFETY: the binding handles are only passed back to the shim, which
+// serializes bind/unbind under FreeSWITCH's event lock.
+unsafe impl Send for Bindings {}
+
+impl Bindings {
+    /// Binds PROGRESS, PROGRESS_MEDIA, ANSWER, HANGUP_COMPLETE and DESTROY.
+    pub(crate) fn bind() -> Result<Bindings, String> {
+        let mut b = Bindings(Vec::new());
+        for kind in [
+            sys::ZC2C_EV_PROGRESS,
+            sys::ZC2C_EV_PROGRESS_MEDIA,
+            sys::ZC2C_EV_ANSWER,
+            sys::ZC2C_EV_HANGUP_COMPLETE,
+            sys::ZC2C_EV_DESTROY,
+        ] {
+            // SAFETY: static id string; the callback is a guarded `extern "C"`
+            // fn of this module, unbound (in Drop) before the module goes.
+            let h = unsafe {
+                sys::zc2c_event_bind(OWNER.as_ptr(), kind as i32, Some(on_channel_event))
+            };
+            if h.is_null() {
+                return Err(format!("could not bind channel event kind {kind}"));
+            }
+            b.0.push(h);
+        }
+        Ok(b)
+    }
+}
+
+impl Drop for Bindings {
+    fn drop(&mut self) {
+        for h in self.0.drain(..) {
+            // SAFETY: a handle from zc2c_event_bind, unbound and freed by C exactly once.
+            unsafe { sys::zc2c_event_unbind(h) };
+        }
+    }
+}
+
+/// `zorio_c2c::call.ringing` for `pbx.call.ringing`.
+pub(crate) fn subclass_of(event_type: &str) -> String {
+    format!(
+        "zorio_c2c::{}",
+        event_type.strip_prefix("pbx.").unwrap_or(event_type)
+    )
+}
+
+/// Our reserved CUSTOM subclasses; freed on drop.
+pub(crate) struct Subclasses(Vec<CString>);
+
+impl Subclasses {
+    pub(crate) fn reserve() -> Subclasses {
+        let mut s = Subclasses(Vec::new());
+        for t in ALL_TYPES {
+            let name = c_string(&subclass_of(t));
+            // SAFETY: NUL-terminated strings alive for the call (FreeSWITCH copies them).
+            let st = unsafe { sys::zc2c_subclass_reserve(OWNER.as_ptr(), name.as_ptr()) };
+            if st != sys::ZC2C_STATUS_SUCCESS as i32 {
+                log::warn(&format!(
+                    "could not reserve event subclass {} (already reserved?)",
+                    name.to_string_lossy()
+                ));
+            }
+            s.0.push(name);
+        }
+        s
+    }
+}
+
+impl Drop for Subclasses {
+    fn drop(&mut self) {
+        for name in self.0.drain(..) {
+            // SAFETY: NUL-terminated strings alive for the call.
+            unsafe { sys::zc2c_subclass_free(OWNER.as_ptr(), name.as_ptr()) };
+        }
+    }
+}
+
+/// Mirrors every call event as a FreeSWITCH CUSTOM event (body: the event JSON).
+pub(crate) struct CustomEventSink;
+
+impl EventSink for CustomEventSink {
+    fn emit(&self, event: &CallEvent) {
+        let data = &event.data;
+        let text = |k: &str| data.get(k).and_then(|v| v.as_str()).unwrap_or("");
+        let headers = [
+            ("Zorio-C2C-Event-Type", event.event_type.to_string()),
+            ("Zorio-C2C-Event-ID", event.id.clone()),
+            ("Zorio-C2C-Call-UUID", event.call_uuid.to_string()),
+            ("Zorio-C2C-Seq", event.seq.to_string()),
+            ("Zorio-C2C-Leg", text("leg").to_string()),
+            ("Zorio-C2C-Leg-UUID", text("leg_uuid").to_string()),
+        ];
+        let names: Vec<CString> = headers.iter().map(|h| c_string(h.0)).collect();
+        let values: Vec<CString> = headers.iter().map(|h| c_string(&h.1)).collect();
+        let name_ptrs: Vec<*const c_char> = names.iter().map(|c| c.as_ptr()).collect();
+        let value_ptrs: Vec<*const c_char> = values.iter().map(|c| c.as_ptr()).collect();
+        let subclass = c_string(&subclass_of(event.event_type));
+        let body = c_string(&event.envelope().to_string());
+        // SAFETY: all strings and both pointer arrays (of equal length) live
+        // until the call returns; FreeSWITCH copies what it keeps.
+        let st = unsafe {
+            sys::zc2c_fire_custom(
+                subclass.as_ptr(),
+                name_ptrs.as_ptr(),
+                value_ptrs.as_ptr(),
+                name_ptrs.len(),
+                body.as_ptr(),
+            )
+        };
+        if st != sys::ZC2C_STATUS_SUCCESS as i32 {
+            log::log(
+                Level::Warning,
+                Some(&event.call_uuid.to_string()),
+                &format!("could not fire CUSTOM {}", subclass.to_string_lossy()),
+            );
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn subclasses_drop_the_pbx_prefix() {
+        assert_eq!(
+            super::subclass_of("pbx.call.ringing"),
+            "zorio_c2c::call.ringing"
+        );
+        assert_eq!(
+            super::subclass_of("pbx.cdr.created"),
+            "zorio_c2c::cdr.created"
+        );
+    }
+}

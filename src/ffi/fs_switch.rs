@@ -1,0 +1,311 @@
+//! [`FsSwitch`]: the real [`Switch`], placing legs through FreeSWITCH.
+//! Its blocking calls run on the engine's own call threads, never on a
+//! FreeSWITCH thread.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicI32, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use uuid::Uuid;
+
+use crate::switch::{AgentLeg, CustomerLeg, Extension, Failure, LegOutcome, Switch, SwitchError};
+
+use super::config_load::global_domain;
+use super::cstr::{borrowed, c_string, take_owned};
+use super::dial::{
+    agent_dial_string, agent_vars, customer_dial_string, customer_vars, timeout_secs, unsafe_var,
+    Refused,
+};
+use super::events::EndNotes;
+use super::log::{self, Level};
+use super::sys;
+
+/// The switch we run inside.
+pub(crate) struct FsSwitch {
+    ends: Arc<EndNotes>,
+    /// Legs being originated, with the cause cell FreeSWITCH polls to cancel them.
+    ringing: Mutex<HashMap<Uuid, Arc<AtomicI32>>>,
+}
+
+/// Originate variables held in a C `switch_event_t`; destroyed by C on drop.
+struct Vars(*mut sys::zc2c_vars);
+
+impl Vars {
+    fn new(list: &[(String, String)]) -> Result<Vars, Refused> {
+        // SAFETY: no arguments; returns NULL or a fresh event we own.
+        let vars = Vars(unsafe { sys::zc2c_vars_new() });
+        if vars.0.is_null() {
+            return Err(Refused("could not allocate originate variables".into()));
+        }
+        for (name, value) in list {
+            if unsafe_var(name, value) {
+                return Err(Refused(format!(
+                    "variable {name} has a value FreeSWITCH would reinterpret"
+                )));
+            }
+            let (n, v) = (c_string(name), c_string(value));
+            // SAFETY: `vars.0` is our live event; FreeSWITCH copies both strings.
+            let st = unsafe { sys::zc2c_vars_add(vars.0, n.as_ptr(), v.as_ptr()) };
+            if st != sys::ZC2C_STATUS_SUCCESS as i32 {
+                return Err(Refused(format!("could not set variable {name}")));
+            }
+        }
+        Ok(vars)
+    }
+}
+
+impl Drop for Vars {
+    fn drop(&mut self) {
+        // SAFETY: created by zc2c_vars_new, freed by C exactly once.
+        unsafe { sys::zc2c_vars_free(self.0) };
+    }
+}
+
+fn exists(uuid: Uuid) -> bool {
+    let u = c_string(&uuid.to_string());
+    // SAFETY: NUL-terminated string alive for the call.
+    unsafe { sys::zc2c_uuid_exists(u.as_ptr()) != 0 }
+}
+
+impl FsSwitch {
+    pub(crate) fn new(ends: Arc<EndNotes>) -> FsSwitch {
+        FsSwitch {
+            ends,
+            ringing: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// Places one leg; blocks until answered (then parked) or failed.
+    fn originate(
+        &self,
+        leg: Uuid,
+        dial: &str,
+        timeout: Duration,
+        cid_name: &str,
+        cid_num: &str,
+        vars: &[(String, String)],
+    ) -> LegOutcome {
+        let uuid = leg.to_string();
+        let vars = match Vars::new(vars) {
+            Ok(v) => v,
+            Err(Refused(why)) => {
+                log::log(
+                    Level::Error,
+                    Some(&uuid),
+                    &format!("not placing leg: {why}"),
+                );
+                return failed("INVALID_NUMBER_FORMAT", None);
+            }
+        };
+        log::log(Level::Info, Some(&uuid), &format!("originate {dial}"));
+        let (d, n, c) = (c_string(dial), c_string(cid_name), c_string(cid_num));
+        let mut out = sys::zc2c_originate_result {
+            answered: 0,
+            cause: std::ptr::null(),
+        };
+        let cancel = Arc::new(AtomicI32::new(0));
+        self.ringing_legs().insert(leg, Arc::clone(&cancel));
+        // SAFETY: all strings live across the call; `vars` is our live event
+        // (FreeSWITCH copies from it); `cancel` (an AtomicI32, laid out as an
+        // i32) outlives the call and is only ever set to a cause code, which
+        // FreeSWITCH polls; `out` is a valid place to write; `cause` comes back
+        // as a static string we only read.
+        let cause = unsafe {
+            sys::zc2c_originate(
+                d.as_ptr(),
+                timeout_secs(timeout),
+                n.as_ptr(),
+                c.as_ptr(),
+                vars.0,
+                cancel.as_ptr(),
+                &mut out,
+            );
+            borrowed(out.cause)
+        };
+        self.ringing_legs().remove(&leg);
+        drop(vars);
+        if out.answered != 0 {
+            return LegOutcome::Answered;
+        }
+        let cause = cause.unwrap_or_else(|| "DESTINATION_OUT_OF_ORDER".into());
+        log::log(Level::Info, Some(&uuid), &format!("leg failed: {cause}"));
+        failed(&cause, None)
+    }
+
+    fn ringing_legs(&self) -> std::sync::MutexGuard<'_, HashMap<Uuid, Arc<AtomicI32>>> {
+        self.ringing.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Waits (bounded) until no channel has `uuid`, so it can be used again.
+    fn wait_gone(&self, uuid: Uuid, within: Duration) -> bool {
+        let until = Instant::now() + within;
+        while exists(uuid) {
+            if Instant::now() >= until {
+                return false;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        true
+    }
+}
+
+/// Polls `f` every 10 ms until it gives something or `within` passes.
+fn wait_until<T>(within: Duration, mut f: impl FnMut() -> Option<T>) -> Option<T> {
+    let until = Instant::now() + within;
+    loop {
+        if let Some(v) = f() {
+            return Some(v);
+        }
+        if Instant::now() >= until {
+            return None;
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+fn failed(cause: &str, sip_code: Option<u16>) -> LegOutcome {
+    LegOutcome::Failed(Failure {
+        cause: cause.to_string(),
+        sip_code,
+    })
+}
+
+impl Switch for FsSwitch {
+    fn default_domain(&self) -> String {
+        global_domain().unwrap_or_else(|| "localhost".to_string())
+    }
+
+    fn lookup_extension(&self, domain: &str, id: &str) -> Result<Option<Extension>, SwitchError> {
+        let (i, d) = (c_string(id), c_string(domain));
+        let mut user = sys::zc2c_user {
+            status: std::ptr::null_mut(),
+            outbound_caller_id_number: std::ptr::null_mut(),
+            outbound_caller_id_name: std::ptr::null_mut(),
+        };
+        // SAFETY: strings alive for the call; `user` is filled with NULL or
+        // malloc'd strings, each taken (copied and freed by C) exactly once below.
+        let found = unsafe { sys::zc2c_user_lookup(i.as_ptr(), d.as_ptr(), &mut user) };
+        // SAFETY: see above; `take_owned` frees each pointer once, then we clear them.
+        let (status, number, name) = unsafe {
+            (
+                take_owned(user.status),
+                take_owned(user.outbound_caller_id_number),
+                take_owned(user.outbound_caller_id_name),
+            )
+        };
+        if found == 0 {
+            return Ok(None);
+        }
+        Ok(Some(Extension {
+            id: id.to_string(),
+            domain: domain.to_string(),
+            active: !status.is_some_and(|s| s.trim().eq_ignore_ascii_case("inactive")),
+            outbound_caller_id_number: number.filter(|n| !n.is_empty()),
+            outbound_caller_id_name: name.filter(|n| !n.is_empty()),
+        }))
+    }
+
+    fn originate_agent(&self, leg: &AgentLeg) -> LegOutcome {
+        let dial = match agent_dial_string(&leg.extension, &leg.domain) {
+            Ok(d) => d,
+            Err(Refused(why)) => {
+                log::log(Level::Error, Some(&leg.leg_uuid.to_string()), &why);
+                return failed("INVALID_NUMBER_FORMAT", None);
+            }
+        };
+        self.ends.forget(leg.leg_uuid);
+        let outcome = self.originate(
+            leg.leg_uuid,
+            &dial,
+            leg.timeout,
+            &leg.caller_id_name,
+            &leg.caller_id_number,
+            &agent_vars(leg),
+        );
+        let LegOutcome::Failed(f) = outcome else {
+            return outcome;
+        };
+        // The agent's SIP answer (486, 480, …) comes with HANGUP_COMPLETE.
+        let sip = wait_until(Duration::from_millis(1000), || {
+            self.ends.take(leg.leg_uuid, None)
+        });
+        failed(&f.cause, sip.flatten())
+    }
+
+    fn dial_customer(&self, leg: &CustomerLeg) -> LegOutcome {
+        let uuid = leg.leg_uuid.to_string();
+        let dial = match customer_dial_string(&leg.route, &leg.number) {
+            Ok(d) => d,
+            Err(Refused(why)) => {
+                log::log(Level::Error, Some(&uuid), &why);
+                return failed("INVALID_NUMBER_FORMAT", None);
+            }
+        };
+        // A failover re-uses the leg's UUID: the previous channel must be gone first.
+        if !self.wait_gone(leg.leg_uuid, Duration::from_secs(10)) {
+            log::log(
+                Level::Error,
+                Some(&uuid),
+                "previous channel with this UUID is still up",
+            );
+            return failed("NORMAL_TEMPORARY_FAILURE", None);
+        }
+        self.ends.forget(leg.leg_uuid);
+        let outcome = self.originate(
+            leg.leg_uuid,
+            &dial,
+            leg.timeout,
+            &leg.caller_id,
+            &leg.caller_id,
+            &customer_vars(leg),
+        );
+        let LegOutcome::Failed(f) = outcome else {
+            return outcome;
+        };
+        // The SIP status arrives with the channel's HANGUP_COMPLETE; wait a moment for it.
+        let seen = wait_until(Duration::from_millis(1500), || {
+            self.ends.take(leg.leg_uuid, Some(leg.attempt))
+        });
+        if seen.is_some() {
+            // A failover re-uses this UUID: let FreeSWITCH finish with this
+            // channel (CHANNEL_DESTROY, then its channels table) first.
+            if wait_until(Duration::from_secs(5), || {
+                self.ends.is_destroyed(leg.leg_uuid).then_some(())
+            })
+            .is_some()
+            {
+                std::thread::sleep(Duration::from_millis(250));
+            }
+        }
+        failed(&f.cause, seen.flatten())
+    }
+
+    fn bridge(&self, agent_leg: Uuid, customer_leg: Uuid) -> Result<(), SwitchError> {
+        let (a, b) = (
+            c_string(&agent_leg.to_string()),
+            c_string(&customer_leg.to_string()),
+        );
+        // SAFETY: both strings alive for the call.
+        let st = unsafe { sys::zc2c_uuid_bridge(a.as_ptr(), b.as_ptr()) };
+        if st == sys::ZC2C_STATUS_SUCCESS as i32 {
+            Ok(())
+        } else {
+            Err(SwitchError(format!(
+                "uuid_bridge {agent_leg} {customer_leg} failed ({st})"
+            )))
+        }
+    }
+
+    fn hangup(&self, leg_uuid: Uuid, cause: &str) {
+        let (u, c) = (c_string(&leg_uuid.to_string()), c_string(cause));
+        // Still being originated: abandon it even before its channel exists.
+        if let Some(cancel) = self.ringing_legs().get(&leg_uuid) {
+            // SAFETY: a NUL-terminated string alive for the call.
+            let code = unsafe { sys::zc2c_cause_code(c.as_ptr()) };
+            cancel.store(code.max(1), Ordering::SeqCst);
+        }
+        // SAFETY: both strings alive for the call; a gone channel is a no-op.
+        unsafe { sys::zc2c_hangup(u.as_ptr(), c.as_ptr()) };
+    }
+}

@@ -1,0 +1,171 @@
+//! The module table FreeSWITCH looks up (`mod_zorio_c2c_module_interface`,
+//! defined here in Rust because a cdylib exports no C-defined symbol,
+//! rust-lang/rust#99411) and its load / shutdown / runtime entries.
+
+use std::ffi::c_int;
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::app::App;
+use crate::core::events::EventSink;
+use crate::core::webhooks::{LogHook, LogLevel};
+use crate::switch::leg_channel;
+
+use super::api::{c2c_api, pbx_api, C2C_USAGE};
+use super::config_load::{read_config, CONFIG_NAME};
+use super::events::{set_target, Bindings, CustomEventSink, EndNotes, EventTarget, Subclasses};
+use super::fs_switch::FsSwitch;
+use super::globals::{self, Globals};
+use super::guard::guard;
+use super::log;
+use super::sys;
+
+/// How long shutdown waits for the engine's threads.
+const STOP_DEADLINE: Duration = Duration::from_secs(10);
+
+/// What FreeSWITCH reads on `load mod_zorio_c2c`.
+#[no_mangle]
+#[allow(non_upper_case_globals)]
+pub static mod_zorio_c2c_module_interface: sys::zc2c_module_table = sys::zc2c_module_table {
+    switch_api_version: sys::SWITCH_API_VERSION,
+    load: Some(load),
+    shutdown: Some(shutdown),
+    runtime: Some(runtime),
+    flags: 0,
+};
+
+const SUCCESS: c_int = sys::ZC2C_STATUS_SUCCESS as c_int;
+const GENERR: c_int = sys::ZC2C_STATUS_GENERR as c_int;
+
+extern "C" fn load(mi: *mut *mut sys::zc2c_module_interface, pool: *mut sys::zc2c_pool) -> c_int {
+    guard("load", GENERR, || match start(mi, pool) {
+        Ok(()) => SUCCESS,
+        Err(why) => {
+            log::error(&format!("mod_zorio_c2c not loaded: {why}"));
+            GENERR
+        }
+    })
+}
+
+fn start(
+    mi: *mut *mut sys::zc2c_module_interface,
+    pool: *mut sys::zc2c_pool,
+) -> Result<(), String> {
+    let mut slot = globals::lock();
+    if slot.is_some() {
+        return Err("already loaded".into());
+    }
+    // SAFETY: `mi` and `pool` are what FreeSWITCH passed to load; the name is static.
+    let module = unsafe { sys::zc2c_module_create(mi, pool, c"mod_zorio_c2c".as_ptr()) };
+    if module.is_null() {
+        return Err("could not create the module interface".into());
+    }
+    let config = read_config().map_err(|e| format!("{CONFIG_NAME} refused at {e}"))?;
+    let (legs_tx, legs_rx) = leg_channel();
+    let ends = Arc::new(EndNotes::default());
+    set_target(Some(Arc::new(EventTarget {
+        legs: legs_tx,
+        ends: Arc::clone(&ends),
+    })));
+    let bindings = match Bindings::bind() {
+        Ok(b) => b,
+        Err(e) => {
+            set_target(None);
+            return Err(e);
+        }
+    };
+    let subclasses = Subclasses::reserve();
+    let switch = Arc::new(FsSwitch::new(ends));
+    let sinks: Vec<Arc<dyn EventSink>> = vec![Arc::new(CustomEventSink)];
+    let app = match App::start_with_log(config, switch, legs_rx, sinks, fs_log_hook()) {
+        Ok(a) => a,
+        Err(e) => {
+            drop(bindings);
+            set_target(None);
+            return Err(format!("could not start: {e}"));
+        }
+    };
+    // SAFETY: `module` is the interface just created; names, descriptions and
+    // syntax strings are static for the library's lifetime; the callbacks are
+    // guarded `extern "C"` fns of this module.
+    let apis = unsafe {
+        [
+            sys::zc2c_add_api(
+                module,
+                c"c2c".as_ptr(),
+                c"Zorio click-to-call".as_ptr(),
+                C2C_USAGE.as_ptr(),
+                Some(c2c_api),
+            ),
+            sys::zc2c_add_api(
+                module,
+                c"pbx".as_ptr(),
+                c"Zorio PBX HTTP API without HTTP (fs_cli, ESL)".as_ptr(),
+                c"pbx <METHOD> <path> [<JSON body>]".as_ptr(),
+                Some(pbx_api),
+            ),
+        ]
+    };
+    if apis.iter().any(|s| *s != SUCCESS) {
+        log::warn("could not register every API command");
+    }
+    *slot = Some(Globals {
+        app,
+        bindings,
+        subclasses,
+    });
+    log::info("mod_zorio_c2c loaded");
+    Ok(())
+}
+
+/// Operator messages of the webhook service, into the FreeSWITCH log.
+fn fs_log_hook() -> LogHook {
+    Arc::new(|level, text| {
+        let level = match level {
+            LogLevel::Info => log::Level::Info,
+            LogLevel::Warning => log::Level::Warning,
+            LogLevel::Error => log::Level::Error,
+        };
+        log::log(level, None, text)
+    })
+}
+
+extern "C" fn shutdown() -> c_int {
+    guard("shutdown", GENERR, || {
+        let Some(g) = globals::lock().take() else {
+            return SUCCESS;
+        };
+        let late = g.app.stop(STOP_DEADLINE);
+        let Globals {
+            app,
+            bindings,
+            subclasses,
+        } = g;
+        drop(bindings);
+        set_target(None);
+        drop(subclasses);
+        drop(app);
+        if late.is_empty() {
+            log::info("mod_zorio_c2c stopped");
+            SUCCESS
+        } else {
+            // Code of ours may still run: keep the library mapped.
+            log::log(
+                log::Level::Crit,
+                None,
+                &format!(
+                    "not stopped in time: {}; keeping the module in memory",
+                    late.join(", ")
+                ),
+            );
+            sys::ZC2C_STATUS_NOUNLOAD as c_int
+        }
+    })
+}
+
+extern "C" fn runtime() -> c_int {
+    // Nothing to do on FreeSWITCH's runtime thread: every thread of ours is our own.
+    guard("runtime", sys::ZC2C_STATUS_TERM as c_int, || {
+        sys::ZC2C_STATUS_TERM as c_int
+    })
+}

@@ -1,0 +1,105 @@
+/* Originate, bridge, hang up: every variable travels in a switch_event_t. */
+#include <switch.h>
+#include "zorio_c2c_shim.h"
+
+zc2c_vars *zc2c_vars_new(void)
+{
+	switch_event_t *e = NULL;
+	if (switch_event_create_plain(&e, SWITCH_EVENT_CHANNEL_DATA) != SWITCH_STATUS_SUCCESS) {
+		return NULL;
+	}
+	return (zc2c_vars *) e;
+}
+
+int zc2c_vars_add(zc2c_vars *vars, const char *name, const char *value)
+{
+	if (!vars || !name || !value) {
+		return ZC2C_STATUS_FALSE;
+	}
+	/* "name[" would index an array and "ARRAY::" would split the value: refuse both. */
+	if (strchr(name, '[') || !strncmp(value, "ARRAY::", 7)) {
+		return ZC2C_STATUS_FALSE;
+	}
+	return switch_event_add_header_string((switch_event_t *) vars, SWITCH_STACK_BOTTOM, name, value);
+}
+
+void zc2c_vars_free(zc2c_vars *vars)
+{
+	switch_event_t *e = (switch_event_t *) vars;
+	if (e) {
+		switch_event_destroy(&e);
+	}
+}
+
+_Static_assert(sizeof(switch_call_cause_t) == sizeof(int32_t), "switch_call_cause_t is 32 bits");
+
+int32_t zc2c_cause_code(const char *name)
+{
+	switch_call_cause_t c = name ? switch_channel_str2cause(name) : SWITCH_CAUSE_NONE;
+	return (int32_t) (c == SWITCH_CAUSE_NONE ? SWITCH_CAUSE_NORMAL_CLEARING : c);
+}
+
+int zc2c_originate(const char *dial_string, uint32_t timeout_sec, const char *cid_name, const char *cid_num,
+				   zc2c_vars *vars, int32_t *cancel, zc2c_originate_result *out)
+{
+	switch_core_session_t *session = NULL;
+	switch_call_cause_t cause = SWITCH_CAUSE_NONE;
+	switch_status_t status;
+
+	if (!out) {
+		return ZC2C_STATUS_FALSE;
+	}
+	out->answered = 0;
+	out->cause = switch_channel_cause2str(SWITCH_CAUSE_DESTINATION_OUT_OF_ORDER);
+	if (!dial_string) {
+		return ZC2C_STATUS_FALSE;
+	}
+	status = switch_ivr_originate(NULL, &session, &cause, dial_string, timeout_sec, NULL, cid_name, cid_num, NULL,
+								  (switch_event_t *) vars, SOF_NONE, (switch_call_cause_t *) cancel, NULL);
+	if (status == SWITCH_STATUS_SUCCESS && session) {
+		switch_channel_t *channel = switch_core_session_get_channel(session);
+		if (switch_channel_up(channel)) {
+			/* Keep it waiting, no dialplan, until we bridge it. */
+			switch_ivr_park_session(session);
+			out->answered = 1;
+			cause = SWITCH_CAUSE_SUCCESS;
+		} else {
+			cause = switch_channel_get_cause(channel);
+		}
+		switch_core_session_rwunlock(session);
+	}
+	if (cause == SWITCH_CAUSE_NONE) {
+		cause = SWITCH_CAUSE_DESTINATION_OUT_OF_ORDER;
+	}
+	out->cause = switch_channel_cause2str(cause);
+	return out->answered ? ZC2C_STATUS_SUCCESS : ZC2C_STATUS_FALSE;
+}
+
+int zc2c_uuid_bridge(const char *a_uuid, const char *b_uuid)
+{
+	if (!a_uuid || !b_uuid) {
+		return ZC2C_STATUS_FALSE;
+	}
+	return switch_ivr_uuid_bridge(a_uuid, b_uuid);
+}
+
+int zc2c_hangup(const char *uuid, const char *cause)
+{
+	switch_core_session_t *session;
+	switch_call_cause_t c = cause ? switch_channel_str2cause(cause) : SWITCH_CAUSE_NORMAL_CLEARING;
+
+	if (!uuid || !(session = switch_core_session_locate(uuid))) {
+		return 0;
+	}
+	if (c == SWITCH_CAUSE_NONE) {
+		c = SWITCH_CAUSE_NORMAL_CLEARING;
+	}
+	switch_channel_hangup(switch_core_session_get_channel(session), c);
+	switch_core_session_rwunlock(session);
+	return 1;
+}
+
+int zc2c_uuid_exists(const char *uuid)
+{
+	return uuid && switch_ivr_uuid_exists(uuid) ? 1 : 0;
+}

@@ -1,0 +1,58 @@
+//! The built module exports the table FreeSWITCH looks up by name.
+
+use std::path::PathBuf;
+use std::process::Command;
+
+/// `target/<profile>/libmod_zorio_c2c.so`, next to this test's `deps/` directory.
+fn built_module() -> Option<PathBuf> {
+    if let Some(p) = std::env::var_os("ZORIO_C2C_SO") {
+        return Some(PathBuf::from(p));
+    }
+    let exe = std::env::current_exe().ok()?;
+    let profile_dir = exe.parent()?.parent()?;
+    Some(profile_dir.join("libmod_zorio_c2c.so"))
+}
+
+#[test]
+fn the_module_exports_its_interface_table() {
+    let Some(so) = built_module().filter(|p| p.exists()) else {
+        println!(
+            "SKIPPED: libmod_zorio_c2c.so not built next to this test (cargo build --release)"
+        );
+        return;
+    };
+    let out = match Command::new("nm")
+        .arg("-D")
+        .arg("--defined-only")
+        .arg(&so)
+        .output()
+    {
+        Ok(o) if o.status.success() => o,
+        Ok(o) => panic!("nm -D failed: {}", String::from_utf8_lossy(&o.stderr)),
+        Err(e) => {
+            println!("SKIPPED: nm not available ({e})");
+            return;
+        }
+    };
+    let symbols = String::from_utf8_lossy(&out.stdout);
+    let line = symbols
+        .lines()
+        .find(|l| l.ends_with(" mod_zorio_c2c_module_interface"))
+        .unwrap_or_else(|| {
+            panic!(
+                "{} does not export mod_zorio_c2c_module_interface",
+                so.display()
+            )
+        });
+    // A data symbol (D/R), not a function.
+    let kind = line.split_whitespace().nth(1).unwrap_or("");
+    assert!(
+        matches!(kind, "D" | "R" | "B"),
+        "unexpected symbol kind: {line}"
+    );
+    // Nothing of the shim leaks out as an export.
+    assert!(
+        !symbols.lines().any(|l| l.ends_with(" zc2c_originate")),
+        "shim symbols should stay internal"
+    );
+}
