@@ -87,10 +87,7 @@ impl App {
     /// config (trunks, routes, tokens, timeouts). The HTTP listen address
     /// and the spool take effect on the next start. All or nothing.
     pub fn apply_config(&self, config: Config) -> Result<(), String> {
-        self.webhooks
-            .set_destinations(&config.webhooks, &config.tokens)?;
-        self.engine.set_config(config);
-        Ok(())
+        apply_config(&self.engine, &self.webhooks, config)
     }
 
     /// `c2c webhooks …` (for the command host).
@@ -116,4 +113,15 @@ impl App {
         late.extend(self.webhooks.stop(deadline));
         late
     }
+}
+
+/// [`App::apply_config`] for holders of the parts (the module's `c2c reload`).
+pub fn apply_config(
+    engine: &Engine,
+    webhooks: &WebhookService,
+    config: Config,
+) -> Result<(), String> {
+    webhooks.set_destinations(&config.webhooks, &config.tokens)?;
+    engine.set_config(config);
+    Ok(())
 }

@@ -219,6 +219,16 @@ fn headers_field(obj: &Map<String, Value>, errors: &mut Vec<FieldError>) -> Vec<
             ));
             continue;
         }
+        // FreeSWITCH refuses a variable holding `${` (the header would silently
+        // not be sent) and splits one starting with `ARRAY::`: say so instead.
+        if v.contains("${") || v.starts_with("ARRAY::") {
+            errors.push(field(
+                &name,
+                "invalid_value",
+                "value must not contain ${ nor start with ARRAY::",
+            ));
+            continue;
+        }
         let key = key.strip_prefix("X-").unwrap_or(key).to_string();
         out.push((key, v.to_string()));
     }
@@ -310,9 +320,9 @@ mod tests {
         assert!(fields.contains(&"headers.a}b"));
         assert!(fields.contains(&"headers.ok"));
         let ok = ClickToCallRequest::from_value(&json!({"from_extension": "1001",
-            "to_phone": "0987654321", "headers": {"v": "a,b}c[d]'e^^:f ${g}"}}))
+            "to_phone": "0987654321", "headers": {"v": "a,b}c[d]'e^^:f $g {h}"}}))
         .unwrap();
-        assert_eq!(ok.headers[0].1, "a,b}c[d]'e^^:f ${g}");
+        assert_eq!(ok.headers[0].1, "a,b}c[d]'e^^:f $g {h}");
     }
 
     #[test]

@@ -6,6 +6,7 @@ use std::sync::{Arc, LazyLock};
 
 use crate::core::command::{self, CommandHost, USAGE};
 use crate::core::config::{Config, ConfigError};
+use crate::core::engine::Engine;
 use crate::core::http::xmlrpc::{self, XmlRpcCall};
 use crate::core::http::{route_as, Request};
 use crate::core::webhooks::{self, WebhookService};
@@ -37,6 +38,10 @@ impl CommandHost for Host {
             Err(e) => log::error(&format!("config refused, previous one kept: {e}")),
         }
         r
+    }
+
+    fn apply_config(&self, engine: &Engine, config: Config) -> Result<(), String> {
+        crate::app::apply_config(engine, &self.webhooks, config)
     }
 }
 
