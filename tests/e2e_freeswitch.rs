@@ -685,7 +685,10 @@ fn click_to_call_against_a_real_freeswitch() {
     println!("module under test: {}", env.module.display());
     let modified = |p: &Path| fs::metadata(p).and_then(|m| m.modified()).ok();
     // `cargo test` rebuilds the rlib but not the cdylib: a newer rlib means a stale .so.
-    let rlib = env.module.with_file_name("libmod_zorio_c2c.rlib");
+    let rlib = env
+        .module
+        .with_file_name("deps")
+        .join("libmod_zorio_c2c.rlib");
     if let (Some(so), Some(rlib)) = (modified(&env.module), modified(&rlib)) {
         if so + Duration::from_secs(5) < rlib {
             println!(

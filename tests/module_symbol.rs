@@ -21,6 +21,18 @@ fn the_module_exports_its_interface_table() {
         );
         return;
     };
+    // `cargo test` rebuilds the rlib but not the cdylib: a newer rlib means a stale .so.
+    let modified = |p: &std::path::Path| std::fs::metadata(p).and_then(|m| m.modified()).ok();
+    let rlib = so.with_file_name("deps").join("libmod_zorio_c2c.rlib");
+    if let (Some(built), Some(lib)) = (modified(&so), modified(&rlib)) {
+        if built + std::time::Duration::from_secs(5) < lib {
+            println!(
+                "SKIPPED: {} is older than the library: run `cargo build` (same profile) first",
+                so.display()
+            );
+            return;
+        }
+    }
     let out = match Command::new("nm")
         .arg("-D")
         .arg("--defined-only")
