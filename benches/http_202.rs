@@ -80,10 +80,7 @@ fn main() {
     config.max_concurrent_calls = 1_000_000;
     let token = config.tokens[0].secret.clone();
     // Calls end within milliseconds so the engine does not pile up threads.
-    let mut o = SimOptions::demo();
-    o.agent_answer_after = Duration::from_millis(1);
-    o.customer_ring_for = Duration::from_millis(1);
-    o.talk_time = Duration::from_millis(1);
+    let o = SimOptions::demo_fast(Duration::from_millis(1), Duration::from_millis(1));
     let (tx, rx) = leg_channel();
     let sim = SimSwitch::new(o, tx);
     let app = App::start(config, sim.clone(), rx, vec![]).expect("app");

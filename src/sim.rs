@@ -72,6 +72,20 @@ impl SimOptions {
     }
 }
 
+impl SimOptions {
+    /// The demo world with quick people: both phones are answered after
+    /// `answer`, customers hang up after `talk`, "no answer" rings 4 × `answer`.
+    pub fn demo_fast(answer: Duration, talk: Duration) -> SimOptions {
+        SimOptions {
+            agent_answer_after: answer,
+            customer_ring_for: answer,
+            talk_time: talk,
+            no_answer_after: answer * 4,
+            ..SimOptions::demo()
+        }
+    }
+}
+
 /// What the simulated switch was asked to do, in order (tests read it).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum SimAction {

@@ -40,10 +40,7 @@ fn app_reload_joins_every_webhook_thread_every_time() {
         config.webhooks = settings(Some(rx.url()), &spool);
         config.webhooks.workers = 3;
         config.http.listen = "127.0.0.1:0".parse().unwrap();
-        let mut o = SimOptions::demo();
-        o.agent_answer_after = Duration::from_millis(20);
-        o.customer_ring_for = Duration::from_millis(20);
-        o.talk_time = Duration::from_millis(30);
+        let o = SimOptions::demo_fast(Duration::from_millis(20), Duration::from_millis(30));
         let (tx, legs) = leg_channel();
         let sim = SimSwitch::new(o, tx);
         let app = App::start(

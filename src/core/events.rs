@@ -38,6 +38,17 @@ pub const ALL_TYPES: [&str; 8] = [
     AGENT_MISSED,
 ];
 
+/// The events of a completed call, in the order they are delivered.
+pub const COMPLETED_CALL: [&str; 7] = [
+    RINGING,
+    ANSWERED,
+    CUSTOMER_RINGING,
+    ANSWERED,
+    BRIDGED,
+    HANGUP,
+    CDR,
+];
+
 /// One event of one call.
 #[derive(Debug, Clone, PartialEq)]
 pub struct CallEvent {

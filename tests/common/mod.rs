@@ -47,12 +47,7 @@ pub fn config() -> Config {
 
 /// Fast simulated people: answers within tens of milliseconds.
 pub fn sim_options() -> SimOptions {
-    let mut o = SimOptions::demo();
-    o.agent_answer_after = Duration::from_millis(50);
-    o.customer_ring_for = Duration::from_millis(50);
-    o.talk_time = Duration::from_millis(200);
-    o.no_answer_after = Duration::from_millis(300);
-    o
+    SimOptions::demo_fast(Duration::from_millis(50), Duration::from_millis(200))
 }
 
 pub fn start_with(config: Config, options: SimOptions) -> TestApp {
