@@ -118,7 +118,6 @@ fn build_config(a: &Args) -> Result<Config, String> {
         None => {
             let mut c = Config::from_xml(DEMO_CONFIG).map_err(|e| e.to_string())?;
             c.tokens.clear();
-            c.webhooks.spool_dir = std::env::temp_dir().join("c2c-sandbox-spool");
             c.http.listen = DEFAULT_LISTEN.parse().map_err(|_| "default listen")?;
             c
         }
@@ -147,6 +146,11 @@ fn build_config(a: &Args) -> Result<Config, String> {
         config.http.listen = listen;
     }
     config.http.enabled = true;
+    if config.webhooks.spool_dir.as_os_str().is_empty() {
+        // One spool per address: a restarted sandbox delivers what it had left.
+        let port = config.http.listen.port();
+        config.webhooks.spool_dir = std::env::temp_dir().join(format!("c2c-sandbox-spool-{port}"));
+    }
     if let Some(n) = a.rate_limit {
         config.http.rate_limit_per_minute = (n > 0).then_some(n);
     }

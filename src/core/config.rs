@@ -115,7 +115,8 @@ pub struct WebhookSettings {
     pub url: Option<String>,
     /// Default signing secrets (`whsec_…`).
     pub secrets: Vec<String>,
-    /// Where events wait on disk until delivered.
+    /// Where events wait on disk until delivered. Empty: the host chooses
+    /// (the module `<db_dir>/zorio_c2c`, the sandbox a temp directory).
     pub spool_dir: PathBuf,
     /// Delays between attempts, as data.
     pub retry_schedule: Vec<Duration>,
@@ -166,7 +167,7 @@ impl Default for WebhookSettings {
         WebhookSettings {
             url: None,
             secrets: Vec::new(),
-            spool_dir: PathBuf::from("/var/lib/freeswitch/zorio_c2c/spool"),
+            spool_dir: PathBuf::new(),
             retry_schedule: [5, 30, 120, 600, 1800, 3600]
                 .iter()
                 .map(|s| Duration::from_secs(*s))

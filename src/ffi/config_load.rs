@@ -16,12 +16,26 @@ pub(crate) fn read_config() -> Result<Config, ConfigError> {
     // malloc'd string that `take_owned` copies and frees once.
     let text = unsafe { take_owned(sys::zc2c_config_xml(c"zorio_c2c.conf".as_ptr())) };
     match text {
-        Some(t) => Config::from_xml(&t),
+        Some(t) => Config::from_xml(&t).map(|mut c| {
+            if c.webhooks.spool_dir.as_os_str().is_empty() {
+                c.webhooks.spool_dir = default_spool_dir();
+            }
+            c
+        }),
         None => Err(ConfigError {
             at: CONFIG_NAME.to_string(),
             message: "not found in the switch's configuration (autoload_configs/zorio_c2c.conf.xml), or not XML".into(),
         }),
     }
+}
+
+/// `<db_dir>/zorio_c2c`, the spool when the config names none.
+fn default_spool_dir() -> std::path::PathBuf {
+    // SAFETY: static name; result is NULL or malloc'd by the shim, freed once by `take_owned`.
+    let db = unsafe { take_owned(sys::zc2c_global_var(c"db_dir".as_ptr())) }
+        .filter(|d| !d.is_empty())
+        .unwrap_or_else(|| "/var/lib/freeswitch/db".to_string());
+    std::path::Path::new(&db).join("zorio_c2c")
 }
 
 /// The switch's `domain` global variable.

@@ -132,6 +132,9 @@ impl WebhookService {
     ) -> Result<Arc<WebhookService>, String> {
         let destinations = Destinations::new(settings, tokens)?;
         let dir = &settings.spool_dir;
+        if dir.as_os_str().is_empty() {
+            return Err("webhooks: no spool-dir set".to_string());
+        }
         let (spool, recovered) = Spool::open(dir, settings.max_spool_events)
             .map_err(|e| format!("webhook spool {}: {e}", dir.display()))?;
         let dead = DeadStore::open(dir, settings.max_spool_events)
