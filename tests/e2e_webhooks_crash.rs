@@ -485,11 +485,25 @@ fn webhooks_survive_sigkill_of_a_real_freeswitch() {
     });
     assert_eq!(status["dead_letters"], 0, "{status}");
     assert_eq!(status["dead_lettered"], 0, "{status}");
+    // The module's own listener took its port back from the dead process.
+    let r = http_get(
+        ports.http,
+        "/api/pbx/webhooks/status",
+        "e2e-token-0123456789",
+    );
+    assert!(r.starts_with("HTTP/1.1 200"), "{r}");
+    let over_http = json_of(r.split_once("\r\n\r\n").map_or("", |(_, b)| b));
+    let spool_size = over_http
+        .get("data")
+        .unwrap_or(&over_http)
+        .get("spool_size")
+        .cloned();
+    assert_eq!(spool_size, Some(Value::from(0)), "{over_http}");
     let log = fs::read_to_string(dir.join("log/freeswitch.log")).unwrap_or_default();
     let requeued = format!("webhooks: {} spooled events re-queued", left.len());
     assert!(log.contains(&requeued), "the log says: {requeued}");
     step(&format!(
-        "spool empty at the end (pending/ has no file; c2c webhooks status: spool_size 0, delivered {}, dead_letters 0); log: \"{requeued}\"",
+        "spool empty at the end (pending/ has no file; c2c webhooks status and GET /api/pbx/webhooks/status: spool_size 0, delivered {}, dead_letters 0); log: \"{requeued}\"",
         status["delivered"]
     ));
     println!(
