@@ -78,6 +78,8 @@ fn main() {
     config.http.listen = "127.0.0.1:0".parse().unwrap();
     config.http.rate_limit_per_minute = None;
     config.max_concurrent_calls = 1_000_000;
+    config.webhooks.spool_dir =
+        std::env::temp_dir().join(format!("c2c-bench-spool-{}", std::process::id()));
     let token = config.tokens[0].secret.clone();
     // Calls end within milliseconds so the engine does not pile up threads.
     let o = SimOptions::demo_fast(Duration::from_millis(1), Duration::from_millis(1));
