@@ -64,25 +64,7 @@ fn click_to_call_against_a_real_freeswitch() {
     );
 
     let freeswitch = start_freeswitch(&env, &dir, ports);
-    let mut esl = Esl::connect(ports.esl, Duration::from_secs(60)).unwrap_or_else(|| {
-        panic!(
-            "no ESL on {}; see {}/freeswitch.out",
-            ports.esl,
-            dir.display()
-        )
-    });
-    wait_for("FreeSWITCH ready", Duration::from_secs(30), || {
-        esl.api("status").contains("UP")
-    });
-    assert_eq!(
-        esl.api("module_exists mod_zorio_c2c").trim(),
-        "true",
-        "module not loaded; see {}/log",
-        dir.display()
-    );
-    wait_for("sofia profile", Duration::from_secs(20), || {
-        esl.api("sofia status gateway backup").contains("backup")
-    });
+    let mut esl = connect_ready(ports, &dir);
     step("FreeSWITCH up with mod_zorio_c2c loaded");
     let r = http_get(ports.http, "/api/pbx/caller-ids", "e2e-token-0123456789");
     assert!(

@@ -526,28 +526,3 @@ const CONTRACT: [&str; 4] = [
     "pbx.call.hangup",
     "pbx.cdr.created",
 ];
-
-/// An ESL connection to a FreeSWITCH that is up with the module loaded and
-/// the carriers' gateway ready.
-fn connect_ready(ports: Ports, dir: &Path) -> Esl {
-    let mut esl = Esl::connect(ports.esl, Duration::from_secs(60)).unwrap_or_else(|| {
-        panic!(
-            "no ESL on {}; see {}/freeswitch.out",
-            ports.esl,
-            dir.display()
-        )
-    });
-    wait_for("FreeSWITCH ready", Duration::from_secs(30), || {
-        esl.api("status").contains("UP")
-    });
-    assert_eq!(
-        esl.api("module_exists mod_zorio_c2c").trim(),
-        "true",
-        "module not loaded; see {}/log",
-        dir.display()
-    );
-    wait_for("sofia profile", Duration::from_secs(20), || {
-        esl.api("sofia status gateway backup").contains("backup")
-    });
-    esl
-}

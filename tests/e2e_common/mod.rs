@@ -112,6 +112,21 @@ pub fn default_webhooks(spool: &Path) -> String {
 }
 
 /// The whole FreeSWITCH config; `webhooks` is the inside of `<webhooks>`.
+/// A sofia gateway to a carrier UAS on a loopback port (no registration).
+fn gateway(name: &str, port: u16) -> String {
+    format!(
+        r#"
+            <gateway name="{name}">
+              <param name="proxy" value="127.0.0.1:{port}"/>
+              <param name="register" value="false"/>
+              <param name="username" value="c2c"/>
+              <param name="password" value="unused"/>
+              <param name="caller-id-in-from" value="true"/>
+              <param name="ping" value="0"/>
+            </gateway>"#
+    )
+}
+
 pub fn freeswitch_xml(p: Ports, webhooks: &str) -> String {
     format!(
         r#"<?xml version="1.0"?>
@@ -172,24 +187,7 @@ pub fn freeswitch_xml(p: Ports, webhooks: &str) -> String {
       <global_settings><param name="log-level" value="0"/></global_settings>
       <profiles>
         <profile name="c2c">
-          <gateways>
-            <gateway name="poc">
-              <param name="proxy" value="127.0.0.1:{c503}"/>
-              <param name="register" value="false"/>
-              <param name="username" value="c2c"/>
-              <param name="password" value="unused"/>
-              <param name="caller-id-in-from" value="true"/>
-              <param name="ping" value="0"/>
-            </gateway>
-            <gateway name="backup">
-              <param name="proxy" value="127.0.0.1:{cok}"/>
-              <param name="register" value="false"/>
-              <param name="username" value="c2c"/>
-              <param name="password" value="unused"/>
-              <param name="caller-id-in-from" value="true"/>
-              <param name="ping" value="0"/>
-            </gateway>
-          </gateways>
+          <gateways>{poc}{backup}</gateways>
           <settings>
             <param name="dialplan" value="XML"/>
             <param name="context" value="default"/>
@@ -265,8 +263,8 @@ pub fn freeswitch_xml(p: Ports, webhooks: &str) -> String {
         rtp1 = p.rtp_start + 39,
         esl = p.esl,
         sip = p.sip,
-        c503 = p.carrier_503,
-        cok = p.carrier_ok,
+        poc = gateway("poc", p.carrier_503),
+        backup = gateway("backup", p.carrier_ok),
         agent = p.agent,
         late = p.agent_late,
         http = p.http,
@@ -725,4 +723,29 @@ pub fn describe(env: &Env) -> String {
 
 pub fn step(name: &str) {
     println!("ok: {name}");
+}
+
+/// An ESL connection to a FreeSWITCH that is up with the module loaded and
+/// the carriers' gateway ready.
+pub fn connect_ready(ports: Ports, dir: &Path) -> Esl {
+    let mut esl = Esl::connect(ports.esl, Duration::from_secs(60)).unwrap_or_else(|| {
+        panic!(
+            "no ESL on {}; see {}/freeswitch.out",
+            ports.esl,
+            dir.display()
+        )
+    });
+    wait_for("FreeSWITCH ready", Duration::from_secs(30), || {
+        esl.api("status").contains("UP")
+    });
+    assert_eq!(
+        esl.api("module_exists mod_zorio_c2c").trim(),
+        "true",
+        "module not loaded; see {}/log",
+        dir.display()
+    );
+    wait_for("sofia profile", Duration::from_secs(20), || {
+        esl.api("sofia status gateway backup").contains("backup")
+    });
+    esl
 }
