@@ -62,6 +62,22 @@ fn click_to_call_against_a_real_freeswitch() {
         ports.carrier_503,
         ports.rtp_start + 52,
     );
+    let agent_auto = Sipp::start(
+        &env,
+        &dir,
+        "agent_auto_answer",
+        &scenario_auto_answers(),
+        ports.agent_auto,
+        ports.rtp_start + 36,
+    );
+    let dialplan_carrier = Sipp::start(
+        &env,
+        &dir,
+        "carrier_dialplan",
+        &scenario_answers("dialplan carrier", 300),
+        ports.carrier_dialplan,
+        ports.rtp_start + 56,
+    );
 
     let freeswitch = start_freeswitch(&env, &dir, ports);
     let mut esl = connect_ready(ports, &dir);
@@ -243,6 +259,10 @@ fn click_to_call_against_a_real_freeswitch() {
         t.elapsed()
     ));
 
+    // 2c. Forced trunks and the dialplan route.
+    forced_trunks(&mut esl, &carrier, &carrier503);
+    dialplan_route(&mut esl, &carrier, &carrier503, &dialplan_carrier);
+
     // 3. Reload 20 times with calls in flight (a bridged one and ringing ones).
     let keep = place(
         &mut esl,
@@ -357,10 +377,216 @@ fn click_to_call_against_a_real_freeswitch() {
     let r = esl.api("load mod_zorio_c2c");
     assert!(r.contains("+OK"), "{r}");
     step("bad config: c2c reload keeps the old one, load refuses (naming trunks/trunk[2]@id), good config loads again");
+    // 5. auto-answer switched on by `c2c reload` (it re-reads the config).
+    auto_answer_by_reload(&mut esl, &conf, &agent, &agent_auto);
     println!("e2e: all steps passed against {version}");
     drop(esl);
     drop(freeswitch);
-    drop((agent, late, carrier, carrier503));
+    drop((
+        agent,
+        late,
+        agent_auto,
+        carrier,
+        carrier503,
+        dialplan_carrier,
+    ));
     // Kept when a step fails (the panic skips this), for its logs.
     let _ = fs::remove_dir_all(&dir);
+}
+
+/// The 202 of `c2c <json>` and the call's uuids (call, A, B).
+fn place_call(esl: &mut Esl, body: serde_json::Value) -> (serde_json::Value, [String; 3]) {
+    let d = place(esl, body);
+    let uuid = |k: &str| {
+        d[k].as_str()
+            .unwrap_or_else(|| panic!("{k}: {d}"))
+            .to_string()
+    };
+    let ids = [uuid("call_uuid"), uuid("a_leg_uuid"), uuid("b_leg_uuid")];
+    (d, ids)
+}
+
+/// `(trunk_id, trunk_name)` of each attempt in a `c2c status` answer.
+fn attempt_trunks(s: &serde_json::Value) -> Vec<(serde_json::Value, serde_json::Value)> {
+    s["attempts"]
+        .as_array()
+        .unwrap_or_else(|| panic!("no attempts: {s}"))
+        .iter()
+        .map(|a| (a["trunk_id"].clone(), a["trunk_name"].clone()))
+        .collect()
+}
+
+/// `trunk_id` / `trunk_name` force one trunk (`direct_gateway`): the INVITE
+/// goes to that trunk's gateway only, and a 503 there ends the call (no failover).
+fn forced_trunks(esl: &mut Esl, carrier: &Sipp, carrier503: &Sipp) {
+    use serde_json::json;
+    let (ok0, bad0) = (carrier.invites().len(), carrier503.invites().len());
+    // trunk_id 4 = POC, whose carrier answers 503; LCR would fail over to BACKUP.
+    let (d, [call, _, _]) = place_call(
+        esl,
+        json!({"from_extension": "1001", "to_phone": "0987654321", "trunk_id": 4}),
+    );
+    assert_eq!(d["routing_mode"], "direct_gateway", "{d}");
+    assert_eq!(
+        (&d["trunk_id"], &d["trunk_name"]),
+        (&json!(4), &json!("POC")),
+        "{d}"
+    );
+    let s = wait_state(esl, &call, "ended", Duration::from_secs(20));
+    assert_eq!(s["outcome"], "customer_failed", "{s}");
+    assert_eq!(attempt_trunks(&s), vec![(json!(4), json!("POC"))], "{s}");
+    assert_eq!(s["attempts"][0]["sip_code"], 503, "{s}");
+    assert_eq!(
+        (&s["trunk_id"], &s["trunk_name"]),
+        (&json!(4), &json!("POC")),
+        "{s}"
+    );
+    assert_eq!(
+        carrier503.invites().len(),
+        bad0 + 1,
+        "POC's gateway got the INVITE"
+    );
+    // Give a (wrong) failover time to show up before saying there was none.
+    std::thread::sleep(Duration::from_millis(500));
+    assert_eq!(carrier.invites().len(), ok0, "no failover to BACKUP");
+    step(&format!(
+        "forced trunk_id 4: 202 routing_mode direct_gateway, trunk 4/POC; INVITE only to POC's gateway, its 503 ends the call with no failover (outcome customer_failed, c2c status: trunk POC, 1 attempt {})",
+        s["attempts"][0]["result"]
+    ));
+
+    // trunk_name BACKUP (case-insensitive) = trunk 5.
+    let (d, [call, a, b]) = place_call(
+        esl,
+        json!({"from_extension": "1001", "to_phone": "0987654321", "trunk_name": "backup"}),
+    );
+    assert_eq!(d["routing_mode"], "direct_gateway", "{d}");
+    assert_eq!(
+        (&d["trunk_id"], &d["trunk_name"]),
+        (&json!(5), &json!("BACKUP")),
+        "{d}"
+    );
+    let s = wait_state(esl, &call, "bridged", Duration::from_secs(20));
+    assert_eq!(attempt_trunks(&s), vec![(json!(5), json!("BACKUP"))], "{s}");
+    assert_eq!(s["attempts"][0]["result"], "answered", "{s}");
+    assert_eq!(
+        (&s["trunk_id"], &s["trunk_name"]),
+        (&json!(5), &json!("BACKUP")),
+        "{s}"
+    );
+    assert_eq!(
+        carrier.invites().len(),
+        ok0 + 1,
+        "BACKUP's gateway got the INVITE"
+    );
+    assert_eq!(carrier503.invites().len(), bad0 + 1, "POC not tried");
+    assert_eq!(esl.api(&format!("uuid_exists {a}")).trim(), "true");
+    assert_eq!(esl.api(&format!("uuid_exists {b}")).trim(), "true");
+    let r = esl.api(&format!("c2c hangup {call}"));
+    assert!(r.starts_with("+OK"), "{r}");
+    let s = wait_state(esl, &call, "ended", Duration::from_secs(10));
+    assert_eq!(s["outcome"], "completed", "{s}");
+    step("forced trunk_name \"backup\": 202 routing_mode direct_gateway, trunk 5/BACKUP; INVITE only to BACKUP's gateway, bridged (c2c status: trunk BACKUP, 1 attempt answered), c2c hangup: completed");
+}
+
+/// A number no LCR route covers goes through the XML dialplan
+/// (`loopback/<number>/default/XML`), whose extension bridges it to a carrier.
+fn dialplan_route(esl: &mut Esl, carrier: &Sipp, carrier503: &Sipp, dialplan_carrier: &Sipp) {
+    use serde_json::json;
+    let (ok0, bad0) = (carrier.invites().len(), carrier503.invites().len());
+    let (d, [call, a, b]) = place_call(
+        esl,
+        json!({"from_extension": "1001", "to_phone": "4412345678"}),
+    );
+    assert_eq!(d["routing_mode"], "dialplan_default", "{d}");
+    assert!(d["trunk_id"].is_null() && d["trunk_name"].is_null(), "{d}");
+    let s = wait_state(esl, &call, "bridged", Duration::from_secs(20));
+    assert_eq!(attempt_trunks(&s), vec![(json!(null), json!(null))], "{s}");
+    assert_eq!(s["attempts"][0]["result"], "answered", "{s}");
+    assert!(s["trunk_id"].is_null() && s["trunk_name"].is_null(), "{s}");
+    let invites = dialplan_carrier.invites();
+    assert_eq!(invites.len(), 1, "the dialplan's carrier got one INVITE");
+    assert!(
+        invites[0].contains("INVITE sip:4412345678@"),
+        "the customer's number: {}",
+        invites[0]
+    );
+    assert_eq!(
+        (carrier.invites().len(), carrier503.invites().len()),
+        (ok0, bad0),
+        "no trunk's gateway used"
+    );
+    let b_name = esl.api(&format!("uuid_getvar {b} channel_name"));
+    assert!(b_name.contains("loopback/4412345678"), "B-leg: {b_name}");
+    // Both legs up, and still up a moment later.
+    std::thread::sleep(Duration::from_secs(1));
+    assert_eq!(esl.api(&format!("uuid_exists {a}")).trim(), "true");
+    let s = status(esl, &call);
+    assert_eq!(s["status"], "bridged", "{s}");
+    let mut channels = String::new();
+    wait_for("the dialplan's bridge up", Duration::from_secs(5), || {
+        channels = esl.api("show channels");
+        channels.contains("sofia/c2c/sip:4412345678@")
+    });
+    let r = esl.api(&format!("c2c hangup {call}"));
+    assert!(r.starts_with("+OK"), "{r}");
+    let s = wait_state(esl, &call, "ended", Duration::from_secs(10));
+    assert_eq!(s["outcome"], "completed", "{s}");
+    wait_for("every leg gone", Duration::from_secs(10), || {
+        !esl.api("show channels").contains("4412345678")
+    });
+    assert!(
+        dialplan_carrier.messages().contains("BYE sip:"),
+        "the customer got a BYE"
+    );
+    step(&format!(
+        "uncovered number 4412345678: 202 routing_mode dialplan_default, trunk null; B-leg {} ran the XML dialplan of context default, whose bridge reached the carrier (INVITE sip:4412345678@…); both legs up, c2c status: trunk null, 1 attempt answered; c2c hangup: completed, BYE to the customer",
+        b_name.trim()
+    ));
+}
+
+/// `auto-answer` true, taken by `c2c reload`: the agent's INVITE asks its
+/// phone to answer by itself (sofia's `sip_auto_answer`: `Call-Info: …answer-after=0`).
+fn auto_answer_by_reload(esl: &mut Esl, conf: &std::path::Path, agent: &Sipp, agent_auto: &Sipp) {
+    let good = fs::read_to_string(conf).unwrap();
+    let rung = agent.invites();
+    assert!(!rung.is_empty());
+    assert!(
+        rung.iter().all(|i| !i.contains("answer-after")),
+        "no auto-answer before it is configured"
+    );
+    let on = good.replacen(
+        r#"<param name="a-leg-timeout""#,
+        r#"<param name="auto-answer" value="true"/>
+        <param name="a-leg-timeout""#,
+        1,
+    );
+    assert_ne!(on, good);
+    fs::write(conf, &on).unwrap();
+    esl.api("reloadxml");
+    let r = esl.api("c2c reload");
+    assert!(r.starts_with("+OK"), "{r}");
+    let (_, [call, _, _]) = place_call(
+        esl,
+        serde_json::json!({"from_extension": "1004", "to_phone": "0987654321", "trunk_id": 5}),
+    );
+    wait_state(esl, &call, "bridged", Duration::from_secs(20));
+    let invites = agent_auto.invites();
+    assert_eq!(invites.len(), 1, "agent 1004 rung once");
+    let info = invites[0]
+        .lines()
+        .find(|l| l.starts_with("Call-Info:") && l.contains("answer-after=0"))
+        .unwrap_or_else(|| panic!("no Call-Info answer-after=0:\n{}", invites[0]))
+        .trim()
+        .to_string();
+    let r = esl.api(&format!("c2c hangup {call}"));
+    assert!(r.starts_with("+OK"), "{r}");
+    wait_state(esl, &call, "ended", Duration::from_secs(10));
+    fs::write(conf, &good).unwrap();
+    esl.api("reloadxml");
+    let r = esl.api("c2c reload");
+    assert!(r.starts_with("+OK"), "{r}");
+    step(&format!(
+        "auto-answer=true taken by c2c reload: the agent's INVITE carries {info} (none of the {} agent INVITEs before it did), agent answered, call bridged",
+        rung.len()
+    ));
 }

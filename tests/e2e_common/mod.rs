@@ -79,6 +79,12 @@ pub struct Ports {
     pub carrier_503: u16,
     pub http: u16,
     pub xmlrpc: u16,
+    /// A carrier reached only through the XML dialplan (numbers no LCR route covers).
+    pub carrier_dialplan: u16,
+    /// Agent 1004's phone (auto-answer: takes sofia's NOTIFY Event: talk).
+    pub agent_auto: u16,
+    /// FreeSWITCH's RTP ports are `rtp_start..=rtp_start + 35`; sipp's media
+    /// ports sit above, 4 apart (`+36`, `+40`, … `+56`).
     pub rtp_start: u16,
 }
 
@@ -94,6 +100,8 @@ impl Ports {
             carrier_503: base + 5,
             http: base + 6,
             xmlrpc: base + 7,
+            carrier_dialplan: base + 8,
+            agent_auto: base + 9,
             rtp_start: 45000 + (std::process::id() % 200) as u16 * 60,
         }
     }
@@ -191,7 +199,8 @@ pub fn freeswitch_xml(p: Ports, webhooks: &str) -> String {
           <settings>
             <param name="dialplan" value="XML"/>
             <param name="context" value="default"/>
-            <param name="codec-prefs" value="PCMU,PCMA"/>
+            <param name="inbound-codec-prefs" value="PCMU,PCMA"/>
+            <param name="outbound-codec-prefs" value="PCMU,PCMA"/>
             <param name="sip-ip" value="127.0.0.1"/>
             <param name="rtp-ip" value="127.0.0.1"/>
             <param name="ext-sip-ip" value="127.0.0.1"/>
@@ -247,11 +256,21 @@ pub fn freeswitch_xml(p: Ports, webhooks: &str) -> String {
             <param name="zorio_c2c_status" value="inactive"/>
           </params>
         </user>
+        <user id="1004">
+          <params>
+            <param name="dial-string" value="sofia/c2c/sip:1004@127.0.0.1:{agent_auto}"/>
+          </params>
+        </user>
       </users>
     </domain>
   </section>
   <section name="dialplan">
     <context name="default">
+      <!-- Numbers no LCR route covers reach this context over loopback. A loopback
+           channel is L16: sofia, bridging from it, would offer L16 only. -->
+      <extension name="uncovered"><condition field="destination_number" expression="^(44[0-9]+)$">
+        <action application="bridge" data="{{absolute_codec_string=PCMU,PCMA}}sofia/c2c/sip:$1@127.0.0.1:{dialplan_carrier}"/>
+      </condition></extension>
       <extension name="park"><condition field="destination_number" expression=".*">
         <action application="park"/>
       </condition></extension>
@@ -260,7 +279,7 @@ pub fn freeswitch_xml(p: Ports, webhooks: &str) -> String {
 </document>
 "#,
         rtp0 = p.rtp_start,
-        rtp1 = p.rtp_start + 39,
+        rtp1 = p.rtp_start + 35,
         esl = p.esl,
         sip = p.sip,
         poc = gateway("poc", p.carrier_503),
@@ -269,6 +288,8 @@ pub fn freeswitch_xml(p: Ports, webhooks: &str) -> String {
         late = p.agent_late,
         http = p.http,
         xmlrpc = p.xmlrpc,
+        dialplan_carrier = p.carrier_dialplan,
+        agent_auto = p.agent_auto,
     )
 }
 
@@ -295,6 +316,16 @@ pub fn scenario_answers(name: &str, answer_after_ms: u64) -> String {
     format!(
         "<?xml version=\"1.0\" encoding=\"ISO-8859-1\" ?>\n<scenario name=\"{name}\">\n<recv request=\"INVITE\"/>\n{ring}<pause milliseconds=\"{answer_after_ms}\"/>\n{ok}<recv request=\"ACK\"/>\n{BYE_OK}</scenario>\n",
         ring = ringing(),
+        ok = ok_with_sdp(),
+    )
+}
+
+/// A phone told to answer by itself (`Call-Info: …;answer-after=0`):
+/// answers at once, without a 180 (after a 180, sofia would also send it a
+/// `NOTIFY` with `Event: talk`, which the other scenarios do not expect).
+pub fn scenario_auto_answers() -> String {
+    format!(
+        "<?xml version=\"1.0\" encoding=\"ISO-8859-1\" ?>\n<scenario name=\"auto answer\">\n<recv request=\"INVITE\"/>\n{ok}<recv request=\"ACK\"/>\n{BYE_OK}</scenario>\n",
         ok = ok_with_sdp(),
     )
 }
