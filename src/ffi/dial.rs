@@ -106,6 +106,14 @@ pub(crate) fn customer_vars(leg: &CustomerLeg) -> Vec<(String, String)> {
         v.push(("zorio_c2c_trunk_id".into(), id.to_string()));
         v.push(("zorio_c2c_trunk_name".into(), name.clone()));
     }
+    if let Route::Dialplan { .. } = leg.route {
+        // The B-leg is loopback-a and the dialplan's bridge hangs off
+        // loopback-b. Left alone, mod_loopback "bows out" once both are
+        // bridged and media flows: it bridges the agent straight to the
+        // dialplan's channel and hangs up loopback-a, i.e. our B-leg, so we
+        // took the call for ended and hung up the agent mid-conversation.
+        v.push(("loopback_bowout".into(), "false".into()));
+    }
     for (key, value) in &leg.headers {
         v.push((format!("sip_h_X-{key}"), value.clone()));
     }
@@ -266,6 +274,24 @@ mod tests {
         assert!(!unsafe_var("sip_h_X-CRM-Lead-Id", hostile));
         assert!(unsafe_var("sip_h_X-a", "ARRAY::x|:y"));
         assert!(unsafe_var("a[1]", "x"));
+    }
+
+    #[test]
+    fn dialplan_legs_keep_their_loopback_channel() {
+        let vars = |route| -> HashMap<String, String> {
+            customer_vars(&customer(route, vec![]))
+                .into_iter()
+                .collect()
+        };
+        let dp = vars(Route::Dialplan {
+            dialplan: "XML".into(),
+            context: "default".into(),
+        });
+        assert_eq!(dp["loopback_bowout"], "false");
+        let gw = vars(Route::Gateway {
+            gateway: "poc".into(),
+        });
+        assert!(!gw.contains_key("loopback_bowout"));
     }
 
     #[test]
