@@ -30,11 +30,13 @@ fn click_to_call_against_a_real_freeswitch() {
     let dir = e2e_dir("e2e");
     let version = describe(&env);
 
+    let tone = dir.join("tone.ulaw");
+    write_ulaw_tone(&tone);
     let agent = Sipp::start(
         &env,
         &dir,
         "agent",
-        &scenario_answers("agent", 1500),
+        &scenario_answers_talking("agent", 1500, &tone),
         ports.agent,
         ports.rtp_start + 40,
     );
@@ -261,7 +263,13 @@ fn click_to_call_against_a_real_freeswitch() {
 
     // 2c. Forced trunks and the dialplan route.
     forced_trunks(&mut esl, &carrier, &carrier503);
-    dialplan_route(&mut esl, &carrier, &carrier503, &dialplan_carrier);
+    dialplan_route(
+        &mut esl,
+        &carrier,
+        &carrier503,
+        &dialplan_carrier,
+        &dir.join("log/freeswitch.log"),
+    );
 
     // 3. Reload 20 times with calls in flight (a bridged one and ringing ones).
     let keep = place(
@@ -490,7 +498,13 @@ fn forced_trunks(esl: &mut Esl, carrier: &Sipp, carrier503: &Sipp) {
 
 /// A number no LCR route covers goes through the XML dialplan
 /// (`loopback/<number>/default/XML`), whose extension bridges it to a carrier.
-fn dialplan_route(esl: &mut Esl, carrier: &Sipp, carrier503: &Sipp, dialplan_carrier: &Sipp) {
+fn dialplan_route(
+    esl: &mut Esl,
+    carrier: &Sipp,
+    carrier503: &Sipp,
+    dialplan_carrier: &Sipp,
+    log_path: &std::path::Path,
+) {
     use serde_json::json;
     let (ok0, bad0) = (carrier.invites().len(), carrier503.invites().len());
     let (d, [call, a, b]) = place_call(
@@ -517,9 +531,29 @@ fn dialplan_route(esl: &mut Esl, carrier: &Sipp, carrier503: &Sipp, dialplan_car
     );
     let b_name = esl.api(&format!("uuid_getvar {b} channel_name"));
     assert!(b_name.contains("loopback/4412345678"), "B-leg: {b_name}");
-    // Both legs up, and still up a moment later.
-    std::thread::sleep(Duration::from_secs(1));
-    assert_eq!(esl.api(&format!("uuid_exists {a}")).trim(), "true");
+    // Both legs up, and still up while the agent talks: mod_loopback would
+    // "bow out" (drop our loopback B-leg) a few frames into the conversation.
+    std::thread::sleep(Duration::from_secs(3));
+    let stats = esl.api(&format!(
+        r#"json {{"command":"mediaStats","data":{{"uuid":"{a}"}}}}"#
+    ));
+    let agent_packets = json_of(&stats)["response"]["audio"]["in_packet_count"].clone();
+    assert!(
+        agent_packets.as_u64().unwrap_or(0) > 50,
+        "the agent talks: {stats}"
+    );
+    for leg in [&a, &b] {
+        assert_eq!(
+            esl.api(&format!("uuid_exists {leg}")).trim(),
+            "true",
+            "{leg} still up"
+        );
+    }
+    let log = fs::read_to_string(log_path).unwrap_or_default();
+    assert!(
+        !log.contains("attempting direct connection"),
+        "mod_loopback bowed out"
+    );
     let s = status(esl, &call);
     assert_eq!(s["status"], "bridged", "{s}");
     let mut channels = String::new();
@@ -539,7 +573,7 @@ fn dialplan_route(esl: &mut Esl, carrier: &Sipp, carrier503: &Sipp, dialplan_car
         "the customer got a BYE"
     );
     step(&format!(
-        "uncovered number 4412345678: 202 routing_mode dialplan_default, trunk null; B-leg {} ran the XML dialplan of context default, whose bridge reached the carrier (INVITE sip:4412345678@…); both legs up, c2c status: trunk null, 1 attempt answered; c2c hangup: completed, BYE to the customer",
+        "uncovered number 4412345678: 202 routing_mode dialplan_default, trunk null; B-leg {} ran the XML dialplan of context default, whose bridge reached the carrier (INVITE sip:4412345678@…); both legs still up 3 s on with the agent talking ({agent_packets} RTP packets in, no loopback bowout), c2c status: trunk null, 1 attempt answered; c2c hangup: completed, BYE to the customer",
         b_name.trim()
     ));
 }

@@ -320,6 +320,33 @@ pub fn scenario_answers(name: &str, answer_after_ms: u64) -> String {
     )
 }
 
+/// [`scenario_answers`], then talks: once answered it streams `audio` (raw
+/// 8 kHz PCMU, see [`write_ulaw_tone`]) as RTP, looped, until the BYE.
+pub fn scenario_answers_talking(name: &str, answer_after_ms: u64, audio: &Path) -> String {
+    format!(
+        "<?xml version=\"1.0\" encoding=\"ISO-8859-1\" ?>\n<scenario name=\"{name}\">\n<recv request=\"INVITE\"/>\n{ring}<pause milliseconds=\"{answer_after_ms}\"/>\n{ok}<recv request=\"ACK\"/>\n<nop><action><exec rtp_stream=\"{audio},-1,0\"/></action></nop>\n{BYE_OK}</scenario>\n",
+        ring = ringing(),
+        ok = ok_with_sdp(),
+        audio = audio.display(),
+    )
+}
+
+/// One second of a 400 Hz tone, raw 8 kHz PCMU (for sipp's `rtp_stream`).
+pub fn write_ulaw_tone(path: &Path) {
+    let ulaw = |x: f64| -> u8 {
+        let sample = (x * 8000.0) as i32;
+        let sign = if sample < 0 { 0x80 } else { 0 };
+        let mag = sample.unsigned_abs().min(32635) + 0x84;
+        let exp = (31 - mag.leading_zeros()).saturating_sub(7).min(7);
+        let mant = (mag >> (exp + 3)) & 0x0f;
+        !(sign | (exp << 4) as u8 | mant as u8)
+    };
+    let bytes: Vec<u8> = (0..8000)
+        .map(|i| ulaw((i as f64 * 400.0 * std::f64::consts::TAU / 8000.0).sin()))
+        .collect();
+    fs::write(path, bytes).unwrap();
+}
+
 /// A phone told to answer by itself (`Call-Info: …;answer-after=0`):
 /// answers at once, without a 180 (after a 180, sofia would also send it a
 /// `NOTIFY` with `Event: talk`, which the other scenarios do not expect).
