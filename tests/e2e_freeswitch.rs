@@ -509,7 +509,8 @@ fn dialplan_route(
     let (ok0, bad0) = (carrier.invites().len(), carrier503.invites().len());
     let (d, [call, a, b]) = place_call(
         esl,
-        json!({"from_extension": "1001", "to_phone": "4412345678"}),
+        json!({"from_extension": "1001", "to_phone": "4412345678",
+               "caller_id": "0900000020", "headers": {"CRM-Lead-Id": "LEAD-44"}}),
     );
     assert_eq!(d["routing_mode"], "dialplan_default", "{d}");
     assert!(d["trunk_id"].is_null() && d["trunk_name"].is_null(), "{d}");
@@ -523,6 +524,20 @@ fn dialplan_route(
         invites[0].contains("INVITE sip:4412345678@"),
         "the customer's number: {}",
         invites[0]
+    );
+    // Our variables ride the loopback pair into the dialplan's bridge.
+    assert!(
+        invites[0].contains("X-CRM-Lead-Id: LEAD-44"),
+        "X- header through the dialplan: {}",
+        invites[0]
+    );
+    let from = invites[0]
+        .lines()
+        .find(|l| l.starts_with("From:"))
+        .unwrap_or("");
+    assert!(
+        from.contains("0900000020"),
+        "caller id through the dialplan: {from}"
     );
     assert_eq!(
         (carrier.invites().len(), carrier503.invites().len()),
@@ -573,7 +588,7 @@ fn dialplan_route(
         "the customer got a BYE"
     );
     step(&format!(
-        "uncovered number 4412345678: 202 routing_mode dialplan_default, trunk null; B-leg {} ran the XML dialplan of context default, whose bridge reached the carrier (INVITE sip:4412345678@…); both legs still up 3 s on with the agent talking ({agent_packets} RTP packets in, no loopback bowout), c2c status: trunk null, 1 attempt answered; c2c hangup: completed, BYE to the customer",
+        "uncovered number 4412345678: 202 routing_mode dialplan_default, trunk null; B-leg {} ran the XML dialplan of context default, whose bridge reached the carrier (INVITE sip:4412345678@… with X-CRM-Lead-Id and the caller id in From); both legs still up 3 s on with the agent talking ({agent_packets} RTP packets in, no loopback bowout), c2c status: trunk null, 1 attempt answered; c2c hangup: completed, BYE to the customer",
         b_name.trim()
     ));
 }
