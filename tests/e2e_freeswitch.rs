@@ -21,10 +21,7 @@ use e2e_common::*;
 fn click_to_call_against_a_real_freeswitch() {
     let env = match find_env() {
         Ok(e) => e,
-        Err(why) => {
-            println!("SKIPPED: {why}");
-            return;
-        }
+        Err(why) => return skipped(&why),
     };
     let ports = Ports::new();
     let dir = e2e_dir("e2e");

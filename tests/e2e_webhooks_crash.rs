@@ -107,10 +107,7 @@ fn verify_signed(req: &Req, secret: &str) -> String {
 fn webhooks_survive_sigkill_of_a_real_freeswitch() {
     let env = match find_env() {
         Ok(e) => e,
-        Err(why) => {
-            println!("SKIPPED: {why}");
-            return;
-        }
+        Err(why) => return skipped(&why),
     };
     let started = Instant::now();
     let ports = Ports::new();

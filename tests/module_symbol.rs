@@ -13,12 +13,16 @@ fn built_module() -> Option<PathBuf> {
     Some(profile_dir.join("libmod_zorio_c2c.so"))
 }
 
+/// On the real stderr, which the test harness does not capture.
+fn skipped(why: &str) {
+    use std::io::Write;
+    let _ = writeln!(std::io::stderr(), "SKIPPED: {why}");
+}
+
 #[test]
 fn the_module_exports_its_interface_table() {
     let Some(so) = built_module().filter(|p| p.exists()) else {
-        println!(
-            "SKIPPED: libmod_zorio_c2c.so not built next to this test (cargo build --release)"
-        );
+        skipped("libmod_zorio_c2c.so not built next to this test (cargo build --release)");
         return;
     };
     // `cargo test` rebuilds the rlib but not the cdylib: a newer rlib means a stale .so.
@@ -26,10 +30,10 @@ fn the_module_exports_its_interface_table() {
     let rlib = so.with_file_name("deps").join("libmod_zorio_c2c.rlib");
     if let (Some(built), Some(lib)) = (modified(&so), modified(&rlib)) {
         if built + std::time::Duration::from_secs(5) < lib {
-            println!(
-                "SKIPPED: {} is older than the library: run `cargo build` (same profile) first",
+            skipped(&format!(
+                "{} is older than the library: run `cargo build` (same profile) first",
                 so.display()
-            );
+            ));
             return;
         }
     }
@@ -42,7 +46,7 @@ fn the_module_exports_its_interface_table() {
         Ok(o) if o.status.success() => o,
         Ok(o) => panic!("nm -D failed: {}", String::from_utf8_lossy(&o.stderr)),
         Err(e) => {
-            println!("SKIPPED: nm not available ({e})");
+            skipped(&format!("nm not available ({e})"));
             return;
         }
     };

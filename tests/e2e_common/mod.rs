@@ -807,3 +807,10 @@ pub fn connect_ready(ports: Ports, dir: &Path) -> Esl {
     });
     esl
 }
+
+/// Says a suite was skipped and why, on the process's real stderr: the test
+/// harness captures `println!`, and a CI log must show the skip.
+pub fn skipped(why: &str) {
+    use std::io::Write;
+    let _ = writeln!(std::io::stderr(), "SKIPPED: {why}");
+}
