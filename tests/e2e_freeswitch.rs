@@ -45,22 +45,7 @@ fn click_to_call_against_a_real_freeswitch() {
         ports.agent_late,
         ports.rtp_start + 44,
     );
-    let carrier = Sipp::start(
-        &env,
-        &dir,
-        "carrier_ok",
-        &scenario_answers("carrier", 300),
-        ports.carrier_ok,
-        ports.rtp_start + 48,
-    );
-    let carrier503 = Sipp::start(
-        &env,
-        &dir,
-        "carrier_503",
-        &scenario_503(),
-        ports.carrier_503,
-        ports.rtp_start + 52,
-    );
+    let (carrier, carrier503) = start_carriers(&env, &dir, ports);
     let agent_auto = Sipp::start(
         &env,
         &dir,

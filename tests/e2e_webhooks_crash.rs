@@ -145,22 +145,7 @@ fn webhooks_survive_sigkill_of_a_real_freeswitch() {
         ports.agent,
         ports.rtp_start + 40,
     );
-    let carrier = Sipp::start(
-        &env,
-        &dir,
-        "carrier_ok",
-        &scenario_answers("carrier", 300),
-        ports.carrier_ok,
-        ports.rtp_start + 48,
-    );
-    let carrier503 = Sipp::start(
-        &env,
-        &dir,
-        "carrier_503",
-        &scenario_503(),
-        ports.carrier_503,
-        ports.rtp_start + 52,
-    );
+    let (carrier, carrier503) = start_carriers(&env, &dir, ports);
 
     // ------------------------------------------------ first FreeSWITCH ---
     let mut first = start_freeswitch_with(&env, &dir, ports, &webhooks);

@@ -814,3 +814,24 @@ pub fn skipped(why: &str) {
     use std::io::Write;
     let _ = writeln!(std::io::stderr(), "SKIPPED: {why}");
 }
+
+/// The two trunks' carriers: BACKUP's answers, POC's answers 503.
+pub fn start_carriers(env: &Env, dir: &Path, ports: Ports) -> (Sipp, Sipp) {
+    let carrier = Sipp::start(
+        env,
+        dir,
+        "carrier_ok",
+        &scenario_answers("carrier", 300),
+        ports.carrier_ok,
+        ports.rtp_start + 48,
+    );
+    let carrier503 = Sipp::start(
+        env,
+        dir,
+        "carrier_503",
+        &scenario_503(),
+        ports.carrier_503,
+        ports.rtp_start + 52,
+    );
+    (carrier, carrier503)
+}
