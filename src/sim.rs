@@ -161,7 +161,7 @@ impl SimSwitch {
 
     /// A party hangs up by itself (agent or customer).
     pub fn party_hangs_up(&self, leg: Uuid, cause: &str) {
-        self.shared.end_leg(leg, cause, true);
+        self.shared.end_leg(leg, cause);
     }
 
     /// Stops the clock thread and joins it.
@@ -190,7 +190,7 @@ impl Shared {
     }
 
     /// Ends a leg; a bridged partner ends too, as FreeSWITCH does.
-    fn end_leg(&self, leg: Uuid, cause: &str, far_end: bool) {
+    fn end_leg(&self, leg: Uuid, cause: &str) {
         let mut w = lock(&self.world);
         let Some((state, attempt)) = w.legs.get(&leg).copied() else {
             return;
@@ -213,8 +213,7 @@ impl Shared {
             self.report(leg, attempt, LegEvent::HungUp(failure));
         }
         if let Some(p) = partner {
-            let _ = far_end;
-            self.end_leg(p, "NORMAL_CLEARING", true);
+            self.end_leg(p, "NORMAL_CLEARING");
         }
     }
 
@@ -274,7 +273,7 @@ impl Shared {
             if let Some(i) = w.timers.iter().position(|t| t.0 <= now) {
                 let (_, leg, cause) = w.timers.swap_remove(i);
                 drop(w);
-                self.end_leg(leg, &cause, true);
+                self.end_leg(leg, &cause);
                 w = lock(&self.world);
                 continue;
             }
@@ -396,6 +395,6 @@ impl Switch for SimSwitch {
         lock(&self.shared.world)
             .actions
             .push(SimAction::Hangup(leg_uuid, cause.to_string()));
-        self.shared.end_leg(leg_uuid, cause, false);
+        self.shared.end_leg(leg_uuid, cause);
     }
 }
