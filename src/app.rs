@@ -13,6 +13,7 @@ use crate::core::config::Config;
 use crate::core::engine::Engine;
 use crate::core::events::{EventSink, FanOut};
 use crate::core::http::{HttpServer, HttpState, WebhookAdmin};
+use crate::core::journal::{CallJournal, MemoryJournal};
 use crate::core::webhooks::{self, LogHook, WebhookService};
 use crate::switch::{LegReport, Switch};
 
@@ -49,11 +50,26 @@ impl App {
         extra_sinks: Vec<Arc<dyn EventSink>>,
         log: LogHook,
     ) -> Result<App, String> {
+        let journal = Arc::new(MemoryJournal::default());
+        App::start_with_journal(config, switch, legs, extra_sinks, log, journal)
+    }
+
+    /// [`App::start_with_log`] over a call journal that may hold calls of an
+    /// earlier instance: they are taken back before anything else runs
+    /// (see [`Engine::with_journal`]).
+    pub fn start_with_journal(
+        config: Config,
+        switch: Arc<dyn Switch>,
+        legs: Receiver<LegReport>,
+        extra_sinks: Vec<Arc<dyn EventSink>>,
+        log: LogHook,
+        journal: Arc<dyn CallJournal>,
+    ) -> Result<App, String> {
         let http_settings = config.http.clone();
         let webhooks = WebhookService::start_with_log(&config.webhooks, &config.tokens, log)?;
         let mut sinks: Vec<Arc<dyn EventSink>> = vec![webhooks.clone()];
         sinks.extend(extra_sinks);
-        let engine = Engine::new(config, switch, legs, Arc::new(FanOut(sinks)));
+        let engine = Engine::with_journal(config, switch, legs, Arc::new(FanOut(sinks)), journal);
         let http_state = HttpState::new(Arc::clone(&engine));
         http_state.set_webhook_admin(Some(webhooks.clone() as Arc<dyn WebhookAdmin>));
         let gauges = Arc::clone(&webhooks);
