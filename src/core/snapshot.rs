@@ -134,7 +134,7 @@ fn by_of(v: &Value) -> Result<Option<HangupBy>, String> {
     }
 }
 
-fn known<'a>(list: &[&'static str], v: &'a Value, what: &str) -> Result<&'static str, String> {
+fn known(list: &[&'static str], v: &Value, what: &str) -> Result<&'static str, String> {
     let s = v.as_str().ok_or_else(|| format!("no {what}"))?;
     list.iter()
         .find(|k| **k == s)
