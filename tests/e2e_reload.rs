@@ -249,17 +249,34 @@ fn reload_like_an_admin_never_crashes_and_adopts_live_calls() {
 
     // 2. Reloads with a call at every phase.
     let t = Instant::now();
-    let delays = [30u64, 120, 230, 280, 330, 450, 700, 1200];
+    // From the 202: the agent rings ~200 ms; POC's 503 and the wait for its
+    // channel to go take ~1.5 s; BACKUP rings 300 ms; then bridged.
+    let delays = [30u64, 150, 400, 900, 1500, 1900, 2400, 3500];
     let mut phases: BTreeMap<String, usize> = BTreeMap::new();
     let mut adopted = 0;
     for i in 0..100 {
-        let ext = if i % 10 == 9 { "1002" } else { "1001" };
+        let hanging_up = i % 8 == 7;
+        // 1002 never answers: its phone rings until the reload.
+        let ext = if i % 10 == 9 && !hanging_up {
+            "1002"
+        } else {
+            "1001"
+        };
         let (call, _a, b) = cli.place(json!({"from_extension": ext, "to_phone": "0987654321"}));
         calls.push(call.clone());
-        let hanging_up = i % 8 == 7;
         if hanging_up {
             cli.wait_state(&call, "bridged", Duration::from_secs(10));
             cli.x(&format!("uuid_kill {b}"));
+        } else if i % 8 == 3 {
+            // Reload the moment the call fails over from POC (503) to BACKUP.
+            let until = Instant::now() + Duration::from_secs(10);
+            while Instant::now() < until
+                && cli.status(&call).is_some_and(|s| {
+                    s["attempts"].as_array().map_or(0, Vec::len) < 2 && s["status"] != "ended"
+                })
+            {
+                std::thread::sleep(Duration::from_millis(10));
+            }
         } else {
             std::thread::sleep(Duration::from_millis(delays[i % delays.len()]));
         }
@@ -271,7 +288,10 @@ fn reload_like_an_admin_never_crashes_and_adopts_live_calls() {
                 let n = s["attempts"].as_array().map_or(0, Vec::len);
                 match s["status"].as_str().unwrap() {
                     "customer_dialling" if n == 1 => "customer_dialling (POC)".to_string(),
-                    "customer_dialling" => "failover to BACKUP".to_string(),
+                    "customer_dialling" => "customer_dialling (BACKUP, failed over)".to_string(),
+                    "customer_ringing" if n == 2 => {
+                        "customer_ringing (BACKUP, failed over)".to_string()
+                    }
                     st => st.to_string(),
                 }
             }
@@ -297,12 +317,23 @@ fn reload_like_an_admin_never_crashes_and_adopts_live_calls() {
             adopted += 1;
         }
     }
-    wait_for("every channel gone", Duration::from_secs(30), || {
-        cli.x("show channels count").contains("0 total")
-    });
+    let until = Instant::now() + Duration::from_secs(30);
+    loop {
+        let left = cli.x("show channels");
+        if left.lines().any(|l| l.trim() == "0 total.") {
+            break;
+        }
+        assert!(
+            Instant::now() < until,
+            "channels left after the reloads:\n{left}\n{}",
+            cli.x("c2c status")
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
     assert!(
         phases.keys().any(|p| p == "agent_ringing")
             && phases.keys().any(|p| p.starts_with("customer_dialling"))
+            && phases.keys().any(|p| p.contains("failed over"))
             && phases.keys().any(|p| p == "bridged")
             && phases.keys().any(|p| p.starts_with("hanging up")),
         "phases hit: {phases:?}"
