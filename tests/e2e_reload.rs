@@ -225,13 +225,7 @@ fn reload_like_an_admin_never_crashes_and_adopts_live_calls() {
     let mut freeswitch = start_freeswitch_with(&env, &dir, ports, &webhooks);
     drop(connect_ready(ports, &dir));
     same_switch(&mut freeswitch, &cli, &dir, "start");
-    let log = fs::read_to_string(dir.join("log/freeswitch.log")).unwrap_or_default();
-    assert!(
-        log.contains("max-concurrent-calls 100"),
-        "capacity follows max-sessions 200: {:?}",
-        log.lines().find(|l| l.contains("mod_zorio_c2c loaded"))
-    );
-    step("FreeSWITCH up; the module says max-concurrent-calls 100 (half of max-sessions 200)");
+    step("FreeSWITCH up with mod_zorio_c2c loaded");
     let mut calls: Vec<String> = Vec::new();
 
     // 1. Idle reloads.
@@ -488,6 +482,13 @@ fn reload_like_an_admin_never_crashes_and_adopts_live_calls() {
         calls.len(),
         receiver.delivered().len()
     ));
+    let log = fs::read_to_string(dir.join("log/freeswitch.log")).unwrap_or_default();
+    assert!(
+        log.contains("max-concurrent-calls 100"),
+        "capacity follows max-sessions 200: {:?}",
+        log.lines().find(|l| l.contains("mod_zorio_c2c loaded"))
+    );
+    step("the module says max-concurrent-calls 100 (half of max-sessions 200)");
     println!(
         "e2e reload: all steps passed against {version} in {:?}",
         started.elapsed()
