@@ -413,6 +413,11 @@ fn reload_like_an_admin_never_crashes_and_adopts_live_calls() {
     assert!(r.contains("+OK"), "{r}");
     assert!(took < Duration::from_secs(10), "unload took {took:?}");
     same_switch(&mut freeswitch, &cli, &dir, "unload");
+    let maps = fs::read_to_string(format!("/proc/{}/maps", freeswitch.pid())).unwrap_or_default();
+    assert!(
+        maps.contains("mod_zorio_c2c.so"),
+        "the library stays mapped after unload (-z nodelete)"
+    );
     assert!(
         !cli.exists(&ringing_a),
         "the ringing agent is hung up at unload"
@@ -448,7 +453,7 @@ fn reload_like_an_admin_never_crashes_and_adopts_live_calls() {
     );
     assert_eq!(cdr["data"]["recovered"], false, "{cdr}");
     step(&format!(
-        "unload with 2 bridged and 1 ringing call took {took:?}: the ringing one ended and reported (hangup_by system), the bridged ones kept talking; one that ended while unloaded reported on load (recovered true, NORMAL_UNSPECIFIED); the other adopted, its CDR sent when it ended"
+        "unload with 2 bridged and 1 ringing call took {took:?}: the library still mapped, the ringing call ended and reported (hangup_by system), the bridged ones kept talking; one that ended while unloaded reported on load (recovered true, NORMAL_UNSPECIFIED); the other adopted, its CDR sent when it ended"
     ));
 
     // 6. Every call placed: exactly one hangup and one CDR, events in seq order.
