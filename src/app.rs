@@ -5,7 +5,7 @@
 
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use crossbeam_channel::Receiver;
 
@@ -111,22 +111,25 @@ impl App {
         webhooks::cli(&self.webhooks, args)
     }
 
-    /// Stops everything, each part within `deadline`; returns what did not
+    /// Stops everything within `deadline` in all; returns what did not
     /// stop in time. The listener goes first, so a request answered 202 is
     /// one the engine has; webhooks go last, so the engine's final events
     /// (hangups of cancelled calls) are spooled.
     pub fn stop(&self, deadline: Duration) -> Vec<String> {
+        // One deadline for the whole stop, shared by its parts in turn.
+        let until = Instant::now() + deadline;
+        let left = || until.saturating_duration_since(Instant::now());
         let mut late = Vec::new();
         if let Some(http) = &self.http {
-            if !http.stop(deadline) {
+            if !http.stop(left()) {
                 late.push("http connection threads".to_string());
             }
         }
-        let stuck = self.engine.shutdown(deadline);
+        let stuck = self.engine.shutdown(left());
         if stuck > 0 {
             late.push(format!("{stuck} call threads"));
         }
-        late.extend(self.webhooks.stop(deadline));
+        late.extend(self.webhooks.stop(left().max(Duration::from_millis(100))));
         late
     }
 }
