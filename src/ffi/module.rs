@@ -12,6 +12,7 @@ use crate::core::webhooks::{LogHook, LogLevel};
 use crate::switch::leg_channel;
 
 use super::api::{c2c_api, pbx_api, C2C_USAGE};
+use super::complete;
 use super::config_load::{read_config, CONFIG_NAME};
 use super::events::{set_target, Bindings, CustomEventSink, EndNotes, EventTarget, Subclasses};
 use super::fs_switch::FsSwitch;
@@ -109,6 +110,7 @@ fn start(
     if apis.iter().any(|s| *s != SUCCESS) {
         log::warn("could not register every API command");
     }
+    complete::register();
     *slot = Some(Globals {
         app,
         bindings,
@@ -132,6 +134,7 @@ fn fs_log_hook() -> LogHook {
 
 extern "C" fn shutdown() -> c_int {
     guard("shutdown", GENERR, || {
+        complete::unregister();
         let Some(g) = globals::lock().take() else {
             return SUCCESS;
         };
