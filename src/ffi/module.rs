@@ -122,13 +122,13 @@ fn start(
 
 /// Operator messages of the webhook service, into the FreeSWITCH log.
 fn fs_log_hook() -> LogHook {
-    Arc::new(|level, text| {
+    Arc::new(|level, uuid, text| {
         let level = match level {
             LogLevel::Info => log::Level::Info,
             LogLevel::Warning => log::Level::Warning,
             LogLevel::Error => log::Level::Error,
         };
-        log::log(level, None, text)
+        log::log(level, uuid, text)
     })
 }
 
