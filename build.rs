@@ -57,6 +57,11 @@ fn main() {
     );
 
     compile_shim(&source, &shown, &dirs, version);
+    // Pinned: FreeSWITCH's dlclose on unload/reload leaves the library mapped,
+    // so nothing that still points into it (a thread-specific-data destructor
+    // std registered on a FreeSWITCH thread) can jump into unmapped memory.
+    // See docs/freeswitch-module.md, "Reload".
+    println!("cargo:rustc-cdylib-link-arg=-Wl,-z,nodelete");
 
     #[cfg(feature = "regen-bindings")]
     regenerate_bindings();

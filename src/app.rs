@@ -5,7 +5,7 @@
 
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use crossbeam_channel::Receiver;
 
@@ -13,6 +13,7 @@ use crate::core::config::Config;
 use crate::core::engine::Engine;
 use crate::core::events::{EventSink, FanOut};
 use crate::core::http::{HttpServer, HttpState, WebhookAdmin};
+use crate::core::journal::{CallJournal, MemoryJournal};
 use crate::core::webhooks::{self, LogHook, WebhookService};
 use crate::switch::{LegReport, Switch};
 
@@ -49,11 +50,26 @@ impl App {
         extra_sinks: Vec<Arc<dyn EventSink>>,
         log: LogHook,
     ) -> Result<App, String> {
+        let journal = Arc::new(MemoryJournal::default());
+        App::start_with_journal(config, switch, legs, extra_sinks, log, journal)
+    }
+
+    /// [`App::start_with_log`] over a call journal that may hold calls of an
+    /// earlier instance: they are taken back before anything else runs
+    /// (see [`Engine::with_journal`]).
+    pub fn start_with_journal(
+        config: Config,
+        switch: Arc<dyn Switch>,
+        legs: Receiver<LegReport>,
+        extra_sinks: Vec<Arc<dyn EventSink>>,
+        log: LogHook,
+        journal: Arc<dyn CallJournal>,
+    ) -> Result<App, String> {
         let http_settings = config.http.clone();
         let webhooks = WebhookService::start_with_log(&config.webhooks, &config.tokens, log)?;
         let mut sinks: Vec<Arc<dyn EventSink>> = vec![webhooks.clone()];
         sinks.extend(extra_sinks);
-        let engine = Engine::new(config, switch, legs, Arc::new(FanOut(sinks)));
+        let engine = Engine::with_journal(config, switch, legs, Arc::new(FanOut(sinks)), journal);
         let http_state = HttpState::new(Arc::clone(&engine));
         http_state.set_webhook_admin(Some(webhooks.clone() as Arc<dyn WebhookAdmin>));
         let gauges = Arc::clone(&webhooks);
@@ -95,22 +111,25 @@ impl App {
         webhooks::cli(&self.webhooks, args)
     }
 
-    /// Stops everything, each part within `deadline`; returns what did not
+    /// Stops everything within `deadline` in all; returns what did not
     /// stop in time. The listener goes first, so a request answered 202 is
     /// one the engine has; webhooks go last, so the engine's final events
     /// (hangups of cancelled calls) are spooled.
     pub fn stop(&self, deadline: Duration) -> Vec<String> {
+        // One deadline for the whole stop, shared by its parts in turn.
+        let until = Instant::now() + deadline;
+        let left = || until.saturating_duration_since(Instant::now());
         let mut late = Vec::new();
         if let Some(http) = &self.http {
-            if !http.stop(deadline) {
+            if !http.stop(left()) {
                 late.push("http connection threads".to_string());
             }
         }
-        let stuck = self.engine.shutdown(deadline);
+        let stuck = self.engine.shutdown(left());
         if stuck > 0 {
             late.push(format!("{stuck} call threads"));
         }
-        late.extend(self.webhooks.stop(deadline));
+        late.extend(self.webhooks.stop(left().max(Duration::from_millis(100))));
         late
     }
 }

@@ -31,7 +31,8 @@ pub struct Config {
     /// Dialplan type for those B-legs (normally `XML`).
     pub dialplan: String,
     /// Calls in flight at once; further requests are refused with 503.
-    pub max_concurrent_calls: usize,
+    /// `None`: half the switch's `max-sessions` (two channels a call).
+    pub max_concurrent_calls: Option<usize>,
     /// Outbound trunks, in config order.
     pub trunks: Vec<Trunk>,
     /// Least-cost routes.
@@ -192,7 +193,7 @@ impl Default for Config {
             auto_answer: false,
             dialplan_context: "default".to_string(),
             dialplan: "XML".to_string(),
-            max_concurrent_calls: 200,
+            max_concurrent_calls: None,
             trunks: Vec::new(),
             lcr: Vec::new(),
             caller_ids: Vec::new(),

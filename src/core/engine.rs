@@ -16,6 +16,7 @@ use super::call::{CallRecord, CallState, HangupBy, Leg};
 use super::config::Config;
 use super::errors::{codes, ApiError};
 use super::events::{self, CallEvent, EventSink};
+use super::journal::{self, CallJournal, MemoryJournal};
 use super::request::ClickToCallRequest;
 use super::routing;
 use crate::switch::{Failure, LegEvent, LegReport, Switch};
@@ -40,6 +41,10 @@ pub struct Accepted {
 pub struct EngineStats {
     pub accepted: AtomicU64,
     pub rejected: AtomicU64,
+    /// Calls taken back from the journal at start with a leg still up.
+    pub adopted: AtomicU64,
+    /// Calls taken back from the journal whose end nobody saw (`recovered`).
+    pub recovered: AtomicU64,
     /// (outcome, count) of ended calls.
     pub outcomes: Mutex<HashMap<&'static str, u64>>,
     /// (trunk name, attempts, failures).
@@ -65,6 +70,7 @@ pub struct Engine {
     pub(crate) switch: Arc<dyn Switch>,
     sink: Arc<dyn EventSink>,
     registry: Mutex<Registry>,
+    pub(crate) journal: Arc<dyn CallJournal>,
     shutting_down: AtomicBool,
     dispatch_stop: Arc<AtomicBool>,
     dispatcher: Mutex<Option<JoinHandle<()>>>,
@@ -86,16 +92,32 @@ impl Engine {
         legs: Receiver<LegReport>,
         sink: Arc<dyn EventSink>,
     ) -> Arc<Engine> {
+        let journal = Arc::new(MemoryJournal::default());
+        Engine::with_journal(config, switch, legs, sink, journal)
+    }
+
+    /// [`Engine::new`] over a journal that may hold calls of an earlier
+    /// engine: before the first leg report is read, each is taken back
+    /// (adopted while a leg is up in the switch, else reported ended).
+    pub fn with_journal(
+        config: Config,
+        switch: Arc<dyn Switch>,
+        legs: Receiver<LegReport>,
+        sink: Arc<dyn EventSink>,
+        journal: Arc<dyn CallJournal>,
+    ) -> Arc<Engine> {
         let engine = Arc::new(Engine {
             config: RwLock::new(Arc::new(config)),
             switch,
             sink,
             registry: Mutex::new(Registry::default()),
+            journal,
             shutting_down: AtomicBool::new(false),
             dispatch_stop: Arc::new(AtomicBool::new(false)),
             dispatcher: Mutex::new(None),
             stats: EngineStats::default(),
         });
+        engine.recover();
         let weak = Arc::downgrade(&engine);
         let stop = Arc::clone(&engine.dispatch_stop);
         let handle = std::thread::Builder::new()
@@ -186,6 +208,7 @@ impl Engine {
         }
         let plan = routing::plan(&config, req)?;
         let caller_id = super::callerid::resolve(req, &ext);
+        let now = SystemTime::now();
         let record = CallRecord {
             call_uuid: Uuid::new_v4(),
             token: token.map(str::to_string),
@@ -196,7 +219,7 @@ impl Engine {
             routing_mode: plan.mode,
             reported_trunk: plan.reported_trunk().cloned(),
             headers: req.headers.clone(),
-            created_at: SystemTime::now(),
+            created_at: now,
             state: CallState::Queued,
             a: Leg::new(Uuid::new_v4()),
             b: Leg::new(Uuid::new_v4()),
@@ -206,6 +229,9 @@ impl Engine {
             outcome: None,
             runner_done: false,
             seq: 0,
+            instance: journal::instance(),
+            seen_at: now,
+            recovered: false,
         };
         let accepted = Accepted {
             call_uuid: record.call_uuid.to_string(),
@@ -220,27 +246,66 @@ impl Engine {
             status: "queued",
         };
         let (call_uuid, a, b) = (record.call_uuid, record.a.uuid, record.b.uuid);
+        let limit = self.max_concurrent_calls(&config);
+        self.check_capacity(lock(&self.registry).active.len(), limit)?;
+        // The accepted call is in the journal before its 202 leaves.
+        self.journal.put(&record);
         let cell: CallCell = Arc::new(Mutex::new(record));
         let mut reg = lock(&self.registry);
         reg.runners.retain(|h| !h.is_finished());
-        if reg.active.len() >= config.max_concurrent_calls {
-            return Err(ApiError::new(
-                503,
-                codes::CAPACITY_EXCEEDED,
-                format!("{} calls in flight: the limit", reg.active.len()),
-            ));
-        }
         let engine = Arc::clone(self);
         let run_cell = Arc::clone(&cell);
-        let handle = std::thread::Builder::new()
-            .name(format!("c2c-call-{}", &accepted.call_uuid[..8]))
-            .spawn(move || engine.run_call(run_cell, config, plan))
-            .map_err(|e| ApiError::new(503, codes::CAPACITY_EXCEEDED, e.to_string()))?;
+        let spawned = self.check_capacity(reg.active.len(), limit).and_then(|()| {
+            std::thread::Builder::new()
+                .name(format!("c2c-call-{}", &accepted.call_uuid[..8]))
+                .spawn(move || engine.run_call(run_cell, config, plan))
+                .map_err(|e| ApiError::new(503, codes::CAPACITY_EXCEEDED, e.to_string()))
+        });
+        let handle = match spawned {
+            Ok(h) => h,
+            Err(e) => {
+                drop(reg);
+                self.journal.remove(call_uuid);
+                return Err(e);
+            }
+        };
         reg.active.insert(call_uuid, cell);
         reg.by_leg.insert(a, call_uuid);
         reg.by_leg.insert(b, call_uuid);
         reg.runners.push(handle);
         Ok(accepted)
+    }
+
+    /// Puts a call into the registry of calls in flight.
+    pub(crate) fn register(&self, cell: &CallCell) {
+        let (call, a, b) = {
+            let c = lock(cell);
+            (c.call_uuid, c.a.uuid, c.b.uuid)
+        };
+        let mut reg = lock(&self.registry);
+        reg.active.insert(call, Arc::clone(cell));
+        reg.by_leg.insert(a, call);
+        reg.by_leg.insert(b, call);
+    }
+
+    /// Calls in flight at once: the config's `max-concurrent-calls`, else
+    /// half the switch's session limit (two channels a call), else 200.
+    pub fn max_concurrent_calls(&self, config: &Config) -> usize {
+        config
+            .max_concurrent_calls
+            .or_else(|| self.switch.max_sessions().map(|s| s as usize / 2))
+            .unwrap_or(200)
+    }
+
+    fn check_capacity(&self, in_flight: usize, limit: usize) -> Result<(), ApiError> {
+        if in_flight >= limit {
+            return Err(ApiError::new(
+                503,
+                codes::CAPACITY_EXCEEDED,
+                format!("{in_flight} calls in flight: the limit"),
+            ));
+        }
+        Ok(())
     }
 
     /// A call by its UUID (active or recently ended).
@@ -384,6 +449,8 @@ impl Engine {
             Value::Object(data),
         );
         self.sink.emit(&event);
+        c.seen_at = SystemTime::now();
+        self.journal.put(c);
     }
 
     /// Ends the call when nothing of it is left: the runner is done and no leg is live.
@@ -413,12 +480,10 @@ impl Engine {
             "outcome": c.outcome,
             "duration": c.duration(),
             "billsec": c.billsec(),
+            "recovered": c.recovered,
         });
         self.emit(&mut c, events::HANGUP, Some(leg_name), extra);
-        let cdr = c.cdr_json();
-        c.seq += 1;
-        let event = CallEvent::new(events::CDR, c.call_uuid, c.seq, c.token.clone(), cdr);
-        self.sink.emit(&event);
+        self.emit_cdr(&mut c);
         let outcome = c.outcome.unwrap_or("failed");
         let (call_uuid, a, b) = (c.call_uuid, c.a.uuid, c.b.uuid);
         drop(c);
@@ -434,15 +499,30 @@ impl Engine {
         }
     }
 
+    /// The `pbx.cdr.created` of an ended call (its `pbx.call.hangup` was
+    /// emitted); the call leaves the journal.
+    pub(crate) fn emit_cdr(&self, c: &mut CallRecord) {
+        let cdr = c.cdr_json();
+        c.seq += 1;
+        let event = CallEvent::new(events::CDR, c.call_uuid, c.seq, c.token.clone(), cdr);
+        self.sink.emit(&event);
+        self.journal.remove(c.call_uuid);
+    }
+
     /// Refuses new calls, hangs up every call not yet bridged (bridged calls
-    /// go on inside the switch), and joins every call thread within `deadline`.
+    /// go on inside the switch and stay in the journal, for the next engine
+    /// to adopt), and joins every call thread within `deadline`.
     /// Returns how many threads did not finish in time.
     pub fn shutdown(&self, deadline: Duration) -> usize {
         self.shutting_down.store(true, Ordering::SeqCst);
         let cells: Vec<CallCell> = lock(&self.registry).active.values().cloned().collect();
         for cell in &cells {
-            let bridged = lock(cell).state == CallState::Bridged;
-            if !bridged {
+            let mut c = lock(cell);
+            if c.state == CallState::Bridged {
+                c.seen_at = SystemTime::now();
+                self.journal.put(&c);
+            } else {
+                drop(c);
                 self.cancel(cell, HangupBy::System, "SYSTEM_SHUTDOWN");
             }
         }
@@ -464,10 +544,9 @@ impl Engine {
             std::thread::sleep(Duration::from_millis(10));
         }
         self.dispatch_stop.store(true, Ordering::SeqCst);
+        // Never called from the dispatcher itself (it holds only a Weak).
         if let Some(h) = lock(&self.dispatcher).take() {
-            if h.thread().id() != std::thread::current().id() {
-                let _ = h.join();
-            }
+            let _ = h.join();
         }
         stuck
     }

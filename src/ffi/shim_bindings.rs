@@ -183,6 +183,9 @@ unsafe extern "C" {
 unsafe extern "C" {
     pub fn zc2c_uuid_exists(uuid: *const ::std::os::raw::c_char) -> ::std::os::raw::c_int;
 }
+unsafe extern "C" {
+    pub fn zc2c_max_sessions() -> u32;
+}
 pub type zc2c_event_fn = ::std::option::Option<unsafe extern "C" fn(event: *mut zc2c_event)>;
 unsafe extern "C" {
     pub fn zc2c_event_bind(

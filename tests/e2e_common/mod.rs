@@ -666,7 +666,9 @@ pub fn start_freeswitch_with(env: &Env, dir: &Path, ports: Ports, webhooks: &str
         cmd.arg(flag).arg(d);
     }
     let out = fs::File::create(dir.join("freeswitch.out")).unwrap();
+    // A core file (`ulimit -c unlimited`, core_pattern `core`) lands in `dir`.
     let child = cmd
+        .current_dir(dir)
         .stdin(Stdio::null())
         .stdout(Stdio::from(out.try_clone().unwrap()))
         .stderr(Stdio::from(out))
