@@ -13,14 +13,23 @@
    ours is in flight and none will start. */
 static zc2c_complete_fn complete_slot;
 
+/* FreeSWITCH hands completion functions an UNINITIALISED list pointer
+   (switch_console.c: `switch_console_callback_match_t *matches;` then
+   `&matches`) and reads it only on SWITCH_STATUS_SUCCESS: like its own
+   functions, build the list from NULL and hand it over only when non-empty. */
 static switch_status_t complete_trampoline(const char *line, const char *cursor, switch_console_callback_match_t **matches)
 {
+	switch_console_callback_match_t *mine = NULL;
 	zc2c_complete_fn fn = complete_slot;
 	if (!fn || !matches) {
 		return SWITCH_STATUS_FALSE;
 	}
-	fn(line, cursor, (zc2c_matches *) matches);
-	return *matches ? SWITCH_STATUS_SUCCESS : SWITCH_STATUS_FALSE;
+	fn(line, cursor, (zc2c_matches *) &mine);
+	if (!mine) {
+		return SWITCH_STATUS_FALSE;
+	}
+	*matches = mine;
+	return SWITCH_STATUS_SUCCESS;
 }
 
 int zc2c_console_set_complete(const char *line)
