@@ -135,6 +135,22 @@ int zc2c_subclass_free(const char *owner, const char *subclass);
 int zc2c_fire_custom(const char *subclass, const char *const *names, const char *const *values, size_t count,
 					 const char *body);
 
+/* fs_cli tab completion (src/shim/console.c). */
+typedef struct zc2c_matches zc2c_matches; /* the match list a completion fills (borrowed) */
+/* A completion function: push the candidates for the word at `cursor` of
+   `line` (either may be NULL) into `matches` with zc2c_push_match. Runs on a
+   FreeSWITCH thread, under FreeSWITCH's console lock: must not block. */
+typedef void (*zc2c_complete_fn)(const char *line, const char *cursor, zc2c_matches *matches);
+/* switch_console_set_complete: "add c2c status ::owner::func", "del c2c". */
+int zc2c_console_set_complete(const char *line);
+/* Registers / removes the one completion function of ours (one slot: a second
+   name replaces the first). `name` must outlive the registration. Once
+   zc2c_console_del_complete_func returns, `fn` is never called again. */
+int zc2c_console_add_complete_func(const char *name, zc2c_complete_fn fn);
+int zc2c_console_del_complete_func(const char *name);
+/* Adds a copy of `value` to `matches` (C allocates it, FreeSWITCH frees the list). */
+void zc2c_push_match(zc2c_matches *matches, const char *value);
+
 #ifdef __cplusplus
 }
 #endif

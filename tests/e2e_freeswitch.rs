@@ -195,6 +195,31 @@ fn click_to_call_against_a_real_freeswitch() {
         "CUSTOM zorio_c2c::call.bridged fired"
     );
     step("CUSTOM events zorio_c2c::call.* fired");
+    // fs_cli's TAB sends `console_complete <line>`: our subcommands, then the
+    // uuids of the calls in flight (our completion function).
+    let r = esl.api("console_complete c2c h");
+    assert!(r.contains("hangup") && r.contains("help"), "{r}");
+    let r = esl.api(&format!("console_complete c2c hangup {}", &call_uuid[..8]));
+    assert!(r.contains(&call_uuid[8..]), "{r}");
+    step(&format!("tab completion: `c2c h` offers hangup and help; `c2c hangup {}` completes the live call's uuid", &call_uuid[..8]));
+    // Our lines about the call carry its channels' uuids (logfile `uuid`:
+    // each line starts with it), so fs_cli's /uuid shows them with the switch's.
+    let log = std::fs::read_to_string(dir.join("log/freeswitch.log")).unwrap_or_default();
+    for (uuid, text) in [
+        (
+            &a,
+            format!("pbx.call.answered of call {call_uuid} (seq 2, leg A)"),
+        ),
+        (&b, "originate sofia/gateway/".to_string()),
+        (&a, format!("pbx.call.bridged of call {call_uuid}")),
+    ] {
+        assert!(
+            log.lines()
+                .any(|l| l.starts_with(uuid.as_str()) && l.contains(&text)),
+            "no log line tagged {uuid} with {text:?}"
+        );
+    }
+    step("log lines about the call carry its channel uuids (A: answered, bridged; B: originate)");
     let r = esl.api(&format!("c2c hangup {call_uuid}"));
     assert!(r.starts_with("+OK"), "{r}");
     let s = wait_state(&mut esl, &call_uuid, "ended", Duration::from_secs(10));

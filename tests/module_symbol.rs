@@ -1,49 +1,18 @@
 //! The built module exports the table FreeSWITCH looks up by name, and is
 //! marked to stay mapped when FreeSWITCH unloads it.
 
-use std::path::PathBuf;
+mod built_module;
+
 use std::process::Command;
 
-/// `target/<profile>/libmod_zorio_c2c.so`, next to this test's `deps/` directory.
-fn built_module() -> Option<PathBuf> {
-    if let Some(p) = std::env::var_os("ZORIO_C2C_SO") {
-        return Some(PathBuf::from(p));
-    }
-    let exe = std::env::current_exe().ok()?;
-    let profile_dir = exe.parent()?.parent()?;
-    Some(profile_dir.join("libmod_zorio_c2c.so"))
-}
-
-/// On the real stderr, which the test harness does not capture.
-fn skipped(why: &str) {
-    use std::io::Write;
-    let _ = writeln!(std::io::stderr(), "SKIPPED: {why}");
-}
-
-/// The built module, unless it is missing or stale (then says why).
-fn fresh_module() -> Option<PathBuf> {
-    let Some(so) = built_module().filter(|p| p.exists()) else {
-        skipped("libmod_zorio_c2c.so not built next to this test (cargo build --release)");
-        return None;
-    };
-    // `cargo test` rebuilds the rlib but not the cdylib: a newer rlib means a stale .so.
-    let modified = |p: &std::path::Path| std::fs::metadata(p).and_then(|m| m.modified()).ok();
-    let rlib = so.with_file_name("deps").join("libmod_zorio_c2c.rlib");
-    if let (Some(built), Some(lib)) = (modified(&so), modified(&rlib)) {
-        if built + std::time::Duration::from_secs(5) < lib {
-            skipped(&format!(
-                "{} is older than the library: run `cargo build` (same profile) first",
-                so.display()
-            ));
-            return None;
-        }
-    }
-    Some(so)
-}
+use built_module::{built_module, skipped};
 
 #[test]
 fn the_module_exports_its_interface_table() {
-    let Some(so) = fresh_module() else { return };
+    let so = match built_module() {
+        Ok(so) => so,
+        Err(why) => return skipped(&why),
+    };
     let out = match Command::new("nm")
         .arg("-D")
         .arg("--defined-only")
@@ -85,7 +54,10 @@ fn the_module_exports_its_interface_table() {
 /// registered on a FreeSWITCH thread can jump into unmapped memory.
 #[test]
 fn the_module_stays_mapped_after_dlclose() {
-    let Some(so) = fresh_module() else { return };
+    let so = match built_module() {
+        Ok(so) => so,
+        Err(why) => return skipped(&why),
+    };
     let out = match Command::new("readelf").arg("-d").arg(&so).output() {
         Ok(o) if o.status.success() => o,
         Ok(o) => panic!("readelf -d failed: {}", String::from_utf8_lossy(&o.stderr)),

@@ -123,7 +123,10 @@ fn given_up_events_become_dead_letters_and_can_be_replayed() {
         .lock()
         .unwrap()
         .iter()
-        .any(|(l, m)| *l == LogLevel::Warning && m.contains("gave up") && m.contains(&e1.id)));
+        .any(|(l, u, m)| *l == LogLevel::Warning
+            && m.contains("gave up")
+            && m.contains(&e1.id)
+            && *u == Some(e1.log_uuid())));
 
     let listing = cli(&s, "dead");
     assert!(listing.starts_with("+OK 2 dead letters\n"), "{listing}");
@@ -184,15 +187,17 @@ fn a_full_spool_refuses_loudly_and_never_grows_past_its_bound() {
     assert_eq!(status(&s, "spool_size"), 3);
     assert_eq!(status(&s, "refused_spool_full"), 2);
     assert_eq!(pending_files(&spool), 3);
-    let errors: Vec<String> = lines
+    let errors: Vec<(Option<String>, String)> = lines
         .lock()
         .unwrap()
         .iter()
-        .filter(|(l, _)| *l == LogLevel::Error)
-        .map(|(_, m)| m.clone())
+        .filter(|(l, _, _)| *l == LogLevel::Error)
+        .map(|(_, u, m)| (u.clone(), m.clone()))
         .collect();
     assert_eq!(errors.len(), 2);
-    assert!(errors[0].contains("spool full") && errors[0].contains(&evs[3].id));
+    assert!(errors[0].1.contains("spool full") && errors[0].1.contains(&evs[3].id));
+    // Tagged with the call's channel, so FreeSWITCH's per-call log filter shows it.
+    assert_eq!(errors[0].0, Some(evs[3].log_uuid()));
     assert!(s.stop(Duration::from_secs(1)).is_empty());
 }
 

@@ -11,9 +11,79 @@ use super::engine::Engine;
 use super::errors::ApiError;
 use super::request::ClickToCallRequest;
 
-/// The one-line usage answered for anything the command does not know.
-pub const USAGE: &str = "-USAGE: c2c <from_extension> <to_phone> | c2c <JSON request body> | \
-c2c status [<call_uuid>] | c2c hangup <call_uuid> | c2c reload | c2c webhooks [status|dead|replay <id>|replay-all]";
+/// Every form of the command and what it does: `c2c help` lists them, the
+/// usage line and fs_cli's tab completion ([`completions`]) are made from them.
+pub const FORMS: &[(&str, &str)] = &[
+    (
+        "<from_extension> <to_phone>",
+        "place a call: ring the agent, then dial the customer",
+    ),
+    (
+        "<JSON request body>",
+        "place a call with every option of the HTTP request, e.g. {\"from_extension\":\"1001\",\"to_phone\":\"0987654321\",\"trunk_id\":4}",
+    ),
+    ("status", "the calls in flight"),
+    (
+        "status <call_uuid>",
+        "one call: legs, attempts, trunk, hangup cause",
+    ),
+    ("hangup <call_uuid>", "hang a call up"),
+    (
+        "reload",
+        "read the config again (a bad one is refused whole, the old one stays)",
+    ),
+    ("webhooks status", "webhook delivery state (also: c2c webhooks)"),
+    ("webhooks dead", "the dead letters"),
+    ("webhooks replay <id>", "deliver one dead letter again"),
+    ("webhooks replay-all", "deliver every dead letter again"),
+    ("help", "this list"),
+];
+
+/// The placeholder of [`FORMS`] that fs_cli completes with live call UUIDs.
+const CALL_UUID: &str = "<call_uuid>";
+
+/// The one-line usage answered for anything the command does not know (and
+/// FreeSWITCH's `show api` syntax).
+pub fn usage() -> String {
+    let forms: Vec<String> = FORMS.iter().map(|(f, _)| format!("c2c {f}")).collect();
+    format!("-USAGE: {}", forms.join(" | "))
+}
+
+/// `c2c help`: every form, one a line.
+pub fn help() -> String {
+    let width = FORMS.iter().map(|(f, _)| f.len()).max().unwrap_or(0) + 4;
+    let mut out = String::from("+OK c2c commands\n");
+    for (form, what) in FORMS {
+        out += &format!("c2c {form:<width$}  {what}\n");
+    }
+    out
+}
+
+/// fs_cli's tab completion of `c2c`, as `switch_console_set_complete` lines
+/// (`add c2c status <call_uuids>`…): the leading words of each form, with
+/// `<call_uuid>` completed by the function named `call_uuids`.
+pub fn completions(call_uuids: &str) -> Vec<String> {
+    let mut lines: Vec<String> = Vec::new();
+    for (form, _) in FORMS {
+        let mut words = vec!["add", "c2c"];
+        for w in form.split_whitespace() {
+            if w == CALL_UUID {
+                words.push(call_uuids);
+            }
+            if w.starts_with(['<', '[']) {
+                break;
+            }
+            words.push(w);
+        }
+        let line = words.join(" ");
+        if words.len() > 2 && !lines.contains(&line) {
+            lines.push(line);
+        }
+    }
+    // `add c2c status` says nothing `add c2c status <call_uuids>` does not.
+    let longer = |l: &String| lines.iter().any(|m| m.starts_with(&format!("{l} ")));
+    lines.iter().filter(|l| !longer(l)).cloned().collect()
+}
 
 /// What the command needs beyond the engine.
 pub trait CommandHost {
@@ -87,11 +157,12 @@ pub fn execute(engine: &Arc<Engine>, host: &dyn CommandHost, cmd: &str) -> Strin
             Err(e) => format!("-ERR config_invalid {e} (previous config kept)\n"),
         },
         ("webhooks", args) => host.webhooks(&args.join(" ")),
+        ("help", []) => help(),
         (ext, [phone]) if !ext.is_empty() => {
             let body = json!({"from_extension": ext, "to_phone": phone});
             place(engine, ClickToCallRequest::from_value(&body))
         }
-        _ => USAGE.to_string() + "\n",
+        _ => usage() + "\n",
     }
 }
 
@@ -114,4 +185,39 @@ fn parse_uuid(s: &str) -> Result<Uuid, ApiError> {
 
 fn pretty(v: &serde_json::Value) -> String {
     serde_json::to_string_pretty(v).unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn completion_lines_follow_the_forms() {
+        assert_eq!(
+            completions("::x::calls"),
+            [
+                "add c2c status ::x::calls",
+                "add c2c hangup ::x::calls",
+                "add c2c reload",
+                "add c2c webhooks status",
+                "add c2c webhooks dead",
+                "add c2c webhooks replay",
+                "add c2c webhooks replay-all",
+                "add c2c help",
+            ]
+        );
+    }
+
+    #[test]
+    fn help_and_usage_name_every_form() {
+        let (help, usage) = (help(), usage());
+        assert!(help.starts_with("+OK "), "{help}");
+        assert!(usage.starts_with("-USAGE: c2c "), "{usage}");
+        for (form, what) in FORMS {
+            assert!(help.contains(&format!("c2c {form} ")), "{form} in {help}");
+            assert!(help.contains(what), "{what} in {help}");
+            assert!(usage.contains(&format!("c2c {form}")), "{form} in {usage}");
+        }
+        assert_eq!(help.lines().count(), FORMS.len() + 1);
+    }
 }

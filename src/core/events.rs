@@ -85,6 +85,11 @@ impl CallEvent {
         }
     }
 
+    /// What this event's log lines are tagged with: see [`log_uuid`].
+    pub fn log_uuid(&self) -> String {
+        log_uuid(self.call_uuid, &self.data)
+    }
+
     /// The webhook body: `{"id", "type", "created_at", "data"}`.
     pub fn envelope(&self) -> Value {
         json!({
@@ -94,6 +99,17 @@ impl CallEvent {
             "data": self.data,
         })
     }
+}
+
+/// The uuid a log line about a call's event carries, so that FreeSWITCH's
+/// per-call log filter (fs_cli `/uuid`) shows it beside the switch's own
+/// lines: the leg's channel for a leg's event (`leg_uuid`), else the agent's
+/// channel (`a_leg_uuid`), else the call's uuid.
+pub fn log_uuid(call_uuid: Uuid, data: &Value) -> String {
+    ["leg_uuid", "a_leg_uuid"]
+        .iter()
+        .find_map(|k| data.get(k)?.as_str())
+        .map_or_else(|| call_uuid.to_string(), str::to_string)
 }
 
 /// Where events go. Called from core threads only, never from a FreeSWITCH
@@ -144,5 +160,23 @@ impl EventSink for EventLog {
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .push(event.clone());
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn log_lines_carry_the_legs_channel_else_the_agents_else_the_call() {
+        let (call, a, b) = (Uuid::new_v4(), Uuid::new_v4(), Uuid::new_v4());
+        let leg = json!({"call_uuid": call.to_string(), "leg": "B", "leg_uuid": b.to_string()});
+        assert_eq!(log_uuid(call, &leg), b.to_string());
+        let cdr = json!({"call_uuid": call.to_string(), "a_leg_uuid": a.to_string()});
+        assert_eq!(log_uuid(call, &cdr), a.to_string());
+        assert_eq!(log_uuid(call, &json!({})), call.to_string());
+        assert_eq!(log_uuid(call, &Value::Null), call.to_string());
+        let e = CallEvent::new(BRIDGED, call, 5, None, cdr);
+        assert_eq!(e.log_uuid(), a.to_string());
     }
 }

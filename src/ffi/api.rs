@@ -4,7 +4,7 @@
 use std::ffi::{c_char, c_int, CString};
 use std::sync::{Arc, LazyLock};
 
-use crate::core::command::{self, CommandHost, USAGE};
+use crate::core::command::{self, CommandHost};
 use crate::core::config::{Config, ConfigError};
 use crate::core::engine::Engine;
 use crate::core::http::xmlrpc::{self, XmlRpcCall};
@@ -19,7 +19,7 @@ use super::log;
 use super::sys;
 
 /// Syntax strings FreeSWITCH keeps pointers to: alive as long as the library.
-pub(crate) static C2C_USAGE: LazyLock<CString> = LazyLock::new(|| c_string(USAGE));
+pub(crate) static C2C_USAGE: LazyLock<CString> = LazyLock::new(|| c_string(&command::usage()));
 
 /// What `c2c` needs beyond the engine.
 struct Host {

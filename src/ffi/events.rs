@@ -273,10 +273,24 @@ impl EventSink for CustomEventSink {
                 body.as_ptr(),
             )
         };
+        let uuid = event.log_uuid();
+        // The call's story in the switch's log, beside the switch's own lines for that channel.
+        let leg = match data.get("leg").and_then(|l| l.as_str()) {
+            Some(l) => format!(", leg {l}"),
+            None => String::new(),
+        };
+        log::log(
+            Level::Info,
+            Some(&uuid),
+            &format!(
+                "{} of call {} (seq {}{leg})",
+                event.event_type, event.call_uuid, event.seq
+            ),
+        );
         if st != sys::ZC2C_STATUS_SUCCESS as i32 {
             log::log(
                 Level::Warning,
-                Some(&event.call_uuid.to_string()),
+                Some(&uuid),
                 &format!("could not fire CUSTOM {}", subclass.to_string_lossy()),
             );
         }

@@ -2,7 +2,7 @@
 //! fills and shutdown empties, so `reload mod_zorio_c2c` starts from scratch;
 //! and the call journal, which carries live calls from one load to the next.
 
-use std::sync::{Arc, LazyLock, Mutex, MutexGuard};
+use std::sync::{Arc, LazyLock, Mutex, MutexGuard, TryLockError};
 
 use crate::app::App;
 use crate::core::engine::Engine;
@@ -44,7 +44,22 @@ pub(crate) struct Services {
 
 /// The running service, if loaded.
 pub(crate) fn services() -> Option<Services> {
-    lock().as_ref().map(|g| Services {
+    services_of(&lock())
+}
+
+/// [`services`] for callers that must never wait (FreeSWITCH threads holding
+/// a lock of their own, e.g. tab completion): `None` while load or shutdown
+/// holds the globals.
+pub(crate) fn try_services() -> Option<Services> {
+    match GLOBALS.try_lock() {
+        Ok(g) => services_of(&g),
+        Err(TryLockError::Poisoned(e)) => services_of(&e.into_inner()),
+        Err(TryLockError::WouldBlock) => None,
+    }
+}
+
+fn services_of(g: &Option<Globals>) -> Option<Services> {
+    g.as_ref().map(|g| Services {
         engine: Arc::clone(&g.app.engine),
         webhooks: Arc::clone(&g.app.webhooks),
         http: Arc::clone(&g.app.http_state),

@@ -3,6 +3,7 @@
 //! the [`crate::switch::Switch`] trait.
 
 mod api;
+mod complete;
 mod config_load;
 mod cstr;
 mod dial;

@@ -13,6 +13,7 @@ use crate::core::webhooks::{LogHook, LogLevel};
 use crate::switch::leg_channel;
 
 use super::api::{c2c_api, pbx_api, C2C_USAGE};
+use super::complete;
 use super::config_load::{read_config, CONFIG_NAME};
 use super::events::{set_target, Bindings, CustomEventSink, EndNotes, EventTarget, Subclasses};
 use super::fs_switch::FsSwitch;
@@ -113,6 +114,7 @@ fn start(
     if apis.iter().any(|s| *s != SUCCESS) {
         log::warn("could not register every API command");
     }
+    complete::register();
     *slot = Some(Globals {
         app,
         bindings,
@@ -133,18 +135,19 @@ fn start(
 
 /// Operator messages of the webhook service, into the FreeSWITCH log.
 fn fs_log_hook() -> LogHook {
-    Arc::new(|level, text| {
+    Arc::new(|level, uuid, text| {
         let level = match level {
             LogLevel::Info => log::Level::Info,
             LogLevel::Warning => log::Level::Warning,
             LogLevel::Error => log::Level::Error,
         };
-        log::log(level, None, text)
+        log::log(level, uuid, text)
     })
 }
 
 extern "C" fn shutdown() -> c_int {
     guard("shutdown", GENERR, || {
+        complete::unregister();
         let Some(g) = globals::lock().take() else {
             return SUCCESS;
         };

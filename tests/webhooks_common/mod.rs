@@ -270,15 +270,18 @@ pub fn settings(url: Option<String>, spool: &std::path::Path) -> WebhookSettings
     }
 }
 
-/// A log hook that keeps messages for the test to inspect.
-/// Log lines kept by [`captured_log`].
-pub type Lines = Arc<Mutex<Vec<(LogLevel, String)>>>;
+/// Log lines kept by [`captured_log`]: level, the uuid they carry, text.
+pub type Lines = Arc<Mutex<Vec<(LogLevel, Option<String>, String)>>>;
 
+/// A log hook that keeps messages for the test to inspect.
 pub fn captured_log() -> (LogHook, Lines) {
     let lines = Arc::new(Mutex::new(Vec::new()));
     let l = lines.clone();
-    let hook: LogHook =
-        Arc::new(move |level, msg: &str| l.lock().unwrap().push((level, msg.to_string())));
+    let hook: LogHook = Arc::new(move |level, uuid: Option<&str>, msg: &str| {
+        l.lock()
+            .unwrap()
+            .push((level, uuid.map(str::to_string), msg.to_string()))
+    });
     (hook, lines)
 }
 

@@ -272,8 +272,9 @@ fn attempt(shared: &Shared, job: Job) -> Done {
         Attempt::Delivered(_) => {
             shared.stats.delivered.fetch_add(1, Ordering::Relaxed);
             if let Err(e) = shared.spool.remove(&r.id) {
-                shared.log(
+                shared.log_record(
                     LogLevel::Error,
+                    r,
                     &format!("webhooks: delivered {} but could not unspool it: {e}", r.id),
                 );
             }
@@ -312,8 +313,9 @@ fn dead_letter(shared: &Shared, job: &Job, attempts: u32, error: &str) -> Done {
         dead_at: SystemTime::now(),
     };
     for old in shared.dead.make_room() {
-        shared.log(
+        shared.log_record(
             LogLevel::Error,
+            &old.record,
             &format!(
                 "webhooks: dead-letter store full: discarded the oldest, {} ({} of call {}, seq {})",
                 old.record.id, old.record.event_type, old.record.call_uuid, old.record.seq
@@ -322,8 +324,9 @@ fn dead_letter(shared: &Shared, job: &Job, attempts: u32, error: &str) -> Done {
     }
     if let Err(e) = shared.dead.put(&dead) {
         // Never drop: keep it in the spool and try again later.
-        shared.log(
+        shared.log_record(
             LogLevel::Error,
+            r,
             &format!(
                 "webhooks: cannot dead-letter {}: {e}; keeping it spooled",
                 r.id
@@ -333,8 +336,9 @@ fn dead_letter(shared: &Shared, job: &Job, attempts: u32, error: &str) -> Done {
         return Done::Retry(r.call_uuid, Instant::now() + later, attempts);
     }
     if let Err(e) = shared.spool.remove(&r.id) {
-        shared.log(
+        shared.log_record(
             LogLevel::Error,
+            r,
             &format!(
                 "webhooks: dead-lettered {} but could not unspool it: {e}",
                 r.id
@@ -342,8 +346,9 @@ fn dead_letter(shared: &Shared, job: &Job, attempts: u32, error: &str) -> Done {
         );
     }
     shared.stats.dead_lettered.fetch_add(1, Ordering::Relaxed);
-    shared.log(
+    shared.log_record(
         LogLevel::Warning,
+        r,
         &format!(
             "webhooks: gave up on {} ({} of call {}, seq {}) after {attempts} attempts: {error}",
             r.id, r.event_type, r.call_uuid, r.seq

@@ -52,12 +52,20 @@ pub enum LogLevel {
 }
 
 /// Where the service reports what an operator must know (spool full,
-/// events given up…). The module routes it to the FreeSWITCH log.
-pub type LogHook = Arc<dyn Fn(LogLevel, &str) + Send + Sync>;
+/// events given up…), with the uuid of the call's channel when the message
+/// concerns one call ([`super::events::log_uuid`]). The module routes it to
+/// the FreeSWITCH log, tagged with that uuid.
+pub type LogHook = Arc<dyn Fn(LogLevel, Option<&str>, &str) + Send + Sync>;
 
 /// A [`LogHook`] writing to stderr.
 pub fn stderr_log() -> LogHook {
-    Arc::new(|level, msg| eprintln!("[{level:?}] {msg}"))
+    Arc::new(|level, uuid, msg| eprintln!("[{level:?}] {} {msg}", uuid.unwrap_or("-")))
+}
+
+/// The uuid a message about a spooled event carries ([`super::events::log_uuid`]).
+fn record_log_uuid(r: &SpoolRecord) -> String {
+    let body: serde_json::Value = serde_json::from_str(&r.body).unwrap_or_default();
+    super::events::log_uuid(r.call_uuid, &body["data"])
 }
 
 /// What the dispatcher and senders share.
@@ -75,7 +83,12 @@ pub(crate) struct Shared {
 
 impl Shared {
     fn log(&self, level: LogLevel, msg: &str) {
-        (self.log)(level, msg);
+        (self.log)(level, None, msg);
+    }
+
+    /// A message about one spooled event (so, about its call).
+    fn log_record(&self, level: LogLevel, record: &SpoolRecord, msg: &str) {
+        (self.log)(level, Some(&record_log_uuid(record)), msg);
     }
 
     /// The destinations in force (replaced whole by a config reload).
@@ -142,6 +155,7 @@ impl WebhookService {
         for path in &recovered.corrupt {
             log(
                 LogLevel::Error,
+                None,
                 &format!(
                     "webhooks: unreadable spool file set aside: {}",
                     path.display()
@@ -151,6 +165,7 @@ impl WebhookService {
         if !recovered.records.is_empty() {
             log(
                 LogLevel::Info,
+                None,
                 &format!(
                     "webhooks: {} spooled events re-queued",
                     recovered.records.len()
@@ -293,8 +308,9 @@ impl WebhookService {
             .put(&dead.record)
             .map_err(|e| ReplayError::Spool(e.to_string()))?;
         if let Err(e) = self.shared.dead.remove(id) {
-            self.shared.log(
+            self.shared.log_record(
                 LogLevel::Warning,
+                &dead.record,
                 &format!("webhooks: replayed {id} but could not remove its dead letter: {e}"),
             );
         }
@@ -362,8 +378,9 @@ impl EventSink for WebhookService {
                     SpoolError::Io(_) => &sh.stats.spool_errors,
                 };
                 counter.fetch_add(1, Ordering::Relaxed);
-                sh.log(
+                sh.log_record(
                     LogLevel::Error,
+                    &record,
                     &format!(
                         "webhooks: {e}: event {} ({} of call {}, seq {}) NOT queued for delivery",
                         event.id, event.event_type, event.call_uuid, event.seq

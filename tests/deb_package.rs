@@ -1,0 +1,150 @@
+//! `make deb`'s package (scripts/deb.sh over the built module): its contents
+//! and metadata, and a real install, edit, upgrade, remove and purge with dpkg
+//! in a scratch root. Prints `SKIPPED` where dpkg / dpkg-deb are missing or
+//! the module is not built (`cargo build --release`).
+
+mod built_module;
+
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use built_module::{built_module, skipped};
+
+const PKG: &str = "freeswitch-mod-zorio-c2c";
+const MODDIR: &str = "/usr/lib/freeswitch/mod";
+const CONFDIR: &str = "/etc/freeswitch";
+const SO: &str = "usr/lib/freeswitch/mod/mod_zorio_c2c.so";
+const CONF: &str = "etc/freeswitch/autoload_configs/zorio_c2c.conf.xml";
+
+fn root_dir() -> &'static Path {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// Runs `cmd`, panicking with its output when it fails; its stdout.
+fn run(cmd: &mut Command) -> String {
+    let out = cmd
+        .output()
+        .unwrap_or_else(|e| panic!("{cmd:?} did not start: {e}"));
+    assert!(
+        out.status.success(),
+        "{cmd:?} failed: {}\n{}{}",
+        out.status,
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+fn have(tool: &str) -> bool {
+    Command::new(tool).arg("--version").output().is_ok()
+}
+
+/// scripts/deb.sh with the module at `so`, version `version`, into `out`.
+fn build_deb(so: &Path, version: &str, out: &Path) -> PathBuf {
+    let printed = run(Command::new(root_dir().join("scripts/deb.sh"))
+        .env("SO", so)
+        .env("VERSION", version)
+        .env("MODDIR", MODDIR)
+        .env("CONFDIR", CONFDIR)
+        .env("OUTDIR", out)
+        .env("COMPRESS", "gzip"));
+    let deb = PathBuf::from(printed.lines().last().unwrap_or_default());
+    assert!(deb.exists(), "deb.sh printed {printed:?}");
+    deb
+}
+
+/// dpkg acting on a scratch root (its own instdir and admindir).
+fn dpkg(root: &Path) -> Command {
+    let mut c = Command::new("dpkg");
+    c.arg(format!("--root={}", root.display()))
+        .arg(format!("--log={}", root.join("dpkg.log").display()))
+        // The scratch root has no libc6 to satisfy Depends.
+        .arg("--force-depends")
+        .arg("--force-not-root");
+    c
+}
+
+#[test]
+fn the_package_installs_upgrades_keeping_conffile_edits_and_purges() {
+    let so = match built_module() {
+        Ok(so) => so,
+        Err(why) => return skipped(&why),
+    };
+    if !have("dpkg-deb") || !have("dpkg") {
+        return skipped("dpkg-deb / dpkg not installed (Debian's dpkg package)");
+    }
+    let tmp = std::env::temp_dir().join(format!("zorio-c2c-deb-{}", std::process::id()));
+    let _ = fs::remove_dir_all(&tmp);
+    fs::create_dir_all(&tmp).unwrap();
+    let arch = run(Command::new("dpkg").arg("--print-architecture"))
+        .trim()
+        .to_string();
+    let version = env!("CARGO_PKG_VERSION");
+
+    // Name, metadata, contents.
+    let deb = build_deb(&so, version, &tmp.join("out"));
+    assert_eq!(
+        deb.file_name().unwrap().to_string_lossy(),
+        format!("{PKG}_{version}_{arch}.deb")
+    );
+    let field = |name: &str| {
+        run(Command::new("dpkg-deb").arg("-f").arg(&deb).arg(name))
+            .trim()
+            .to_string()
+    };
+    assert_eq!(field("Package"), PKG);
+    assert_eq!(field("Version"), version);
+    assert_eq!(field("Architecture"), arch);
+    assert!(field("Description").contains("click-to-call"));
+    let info = run(Command::new("dpkg-deb").arg("-I").arg(&deb));
+    assert!(info.contains("conffiles"), "{info}");
+    let conffiles = run(Command::new("dpkg-deb")
+        .arg("-I")
+        .arg(&deb)
+        .arg("conffiles"));
+    assert_eq!(conffiles.trim(), format!("/{CONF}"));
+    let contents = run(Command::new("dpkg-deb").arg("-c").arg(&deb));
+    for path in [SO, CONF] {
+        let line = contents
+            .lines()
+            .find(|l| l.ends_with(&format!("./{path}")))
+            .unwrap_or_else(|| panic!("{path} not in the package:\n{contents}"));
+        assert!(line.contains("root/root"), "owned by root: {line}");
+    }
+
+    // Install into a scratch root.
+    let root = tmp.join("root");
+    for d in ["var/lib/dpkg/info", "var/lib/dpkg/updates"] {
+        fs::create_dir_all(root.join(d)).unwrap();
+    }
+    fs::write(root.join("var/lib/dpkg/status"), "").unwrap();
+    run(dpkg(&root).arg("--install").arg(&deb));
+    let shipped = fs::read(root_dir().join("conf/autoload_configs/zorio_c2c.conf.xml")).unwrap();
+    assert!(root.join(SO).is_file());
+    assert_eq!(fs::read(root.join(CONF)).unwrap(), shipped);
+
+    // The admin edits the config; an upgrade keeps the edit and replaces the module.
+    let edited = format!(
+        "{}<!-- the admin's edit -->\n",
+        String::from_utf8_lossy(&shipped)
+    );
+    fs::write(root.join(CONF), &edited).unwrap();
+    let deb2 = build_deb(&so, &format!("{version}+1"), &tmp.join("out"));
+    run(dpkg(&root).arg("--install").arg(&deb2));
+    let status = run(dpkg(&root).args(["-s", PKG]));
+    assert!(
+        status.contains(&format!("Version: {version}+1")),
+        "{status}"
+    );
+    assert_eq!(fs::read_to_string(root.join(CONF)).unwrap(), edited);
+    assert!(root.join(SO).is_file());
+
+    // Remove takes the module and keeps the admin's config; purge takes it too.
+    run(dpkg(&root).args(["--remove", PKG]));
+    assert!(!root.join(SO).exists());
+    assert_eq!(fs::read_to_string(root.join(CONF)).unwrap(), edited);
+    run(dpkg(&root).args(["--purge", PKG]));
+    assert!(!root.join(CONF).exists(), "purge removes the conffile");
+    let _ = fs::remove_dir_all(&tmp);
+}
