@@ -120,6 +120,14 @@ impl Conn {
         }
     }
 
+    /// A connection over a stream opened elsewhere.
+    pub fn from_stream(stream: TcpStream) -> Conn {
+        Conn {
+            stream,
+            buf: Vec::new(),
+        }
+    }
+
     pub fn send_raw(&mut self, bytes: &[u8]) {
         self.stream.write_all(bytes).expect("send");
     }
