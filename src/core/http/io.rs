@@ -164,7 +164,12 @@ pub(crate) fn error_bytes(status: u16, code: &'static str, message: &str) -> Vec
 /// If `buf` starts with one of hyper's own error answers (an error status,
 /// empty body), the status.
 fn hyper_error_status(buf: &[u8]) -> Option<u16> {
-    if buf.len() < 12 || !buf.starts_with(b"HTTP/1.") || buf[8] != b' ' {
+    // hyper's own answers are a head alone; ours always have a body.
+    if buf.len() < 12
+        || !buf.ends_with(b"\r\n\r\n")
+        || !buf.starts_with(b"HTTP/1.")
+        || buf[8] != b' '
+    {
         return None;
     }
     let status: u16 = std::str::from_utf8(&buf[9..12]).ok()?.parse().ok()?;

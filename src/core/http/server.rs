@@ -44,7 +44,9 @@ use tokio::sync::{Notify, Semaphore};
 
 use crate::core::config::HttpSettings;
 use crate::core::errors::{codes, ApiError};
+use crate::core::request::ClickToCallRequest;
 
+use super::auth;
 use super::codes as http_codes;
 use super::io::{error_bytes, Deadlines, GuardedIo, Phase};
 use super::message::{Request, Response};
@@ -520,20 +522,25 @@ async fn read_request(
     })
 }
 
-/// Whether a request may block (it reaches the engine, the switch or the
-/// disk): those run on the blocking threads, the rest on the worker.
-fn may_block(req: &Request) -> bool {
-    !(req.method == "GET"
-        && matches!(
-            req.path.as_str(),
-            "/health" | "/metrics" | "/api/pbx/caller-ids" | "/api/pbx/webhooks/status"
-        ))
+/// Whether a request may block (it reaches the switch or the disk): those
+/// run on the blocking threads, the rest on the workers. A click-to-call
+/// reaches the switch (directory lookup, originate) only once it is
+/// authorized and valid: the refusals (401, 400, 422) are made on a worker.
+fn may_block(state: &HttpState, req: &Request) -> bool {
+    match (req.method.as_str(), req.path.as_str()) {
+        ("POST", "/api/pbx/calls/click-to-call") => {
+            auth::authenticate(&state.engine.config(), req).is_ok()
+                && ClickToCallRequest::from_json_bytes(&req.body).is_ok()
+        }
+        ("DELETE", p) => p.starts_with("/api/pbx/calls/"),
+        (_, p) => p.starts_with("/api/pbx/webhooks/dead-letters"),
+    }
 }
 
 async fn dispatch(req: Request, ctx: &Ctx) -> Response {
     let state = Arc::clone(&ctx.shared.state);
     let internal = || error(500, codes::INTERNAL, "internal error");
-    if may_block(&req) {
+    if may_block(&state, &req) {
         tokio::task::spawn_blocking(move || route(&state, &req))
             .await
             .unwrap_or_else(|_| internal())
