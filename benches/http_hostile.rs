@@ -74,7 +74,7 @@ fn start_sandbox() -> Sandbox {
     let mut cmd = Command::new(&bin);
     cmd.args([
         "--listen",
-        &format!("0.0.0.0:{port}"),
+        &format!("127.0.0.1:{port}"),
         "--quiet",
         "--rate-limit",
         "0",
