@@ -16,26 +16,15 @@ mod common;
 
 use std::cell::RefCell;
 use std::collections::BTreeSet;
-use std::io::{BufRead, BufReader};
-use std::process::{Command, Stdio};
 
 use proptest::prelude::*;
 use proptest::test_runner::{Config, TestCaseError, TestRunner};
 use regex::Regex;
 use serde_json::{json, Map, Value};
 
-use common::Conn;
+use common::{Conn, Sandbox};
 
 const DOC: &str = include_str!("../openapi/openapi.json");
-
-struct Running(std::process::Child);
-
-impl Drop for Running {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
 
 fn schema() -> Value {
     let doc: Value = serde_json::from_str(DOC).unwrap();
@@ -292,35 +281,18 @@ fn bodies(schema: &Value) -> BoxedStrategy<Value> {
 
 #[test]
 fn the_server_accepts_exactly_what_the_openapi_document_says() {
-    let mut child = Running(
-        Command::new(env!("CARGO_BIN_EXE_c2c-sandbox"))
-            .args([
-                "--listen",
-                "127.0.0.1:0",
-                "--quiet",
-                "--rate-limit",
-                "0",
-                "--agent-answer-ms",
-                "1",
-                "--customer-answer-ms",
-                "1",
-                "--talk-ms",
-                "1",
-            ])
-            .stdout(Stdio::piped())
-            .spawn()
-            .expect("sandbox starts"),
-    );
-    let mut lines = BufReader::new(child.0.stdout.take().unwrap()).lines();
-    let first = lines.next().unwrap().unwrap();
-    // Keep reading its output: a closed pipe would end the sandbox.
-    std::thread::spawn(move || for _ in lines {});
-    let addr: std::net::SocketAddr = first
-        .split("http://")
-        .nth(1)
-        .and_then(|s| s.split_whitespace().next())
-        .and_then(|s| s.parse().ok())
-        .unwrap_or_else(|| panic!("no address in {first:?}"));
+    let sandbox = Sandbox::start(&[
+        "--quiet",
+        "--rate-limit",
+        "0",
+        "--agent-answer-ms",
+        "1",
+        "--customer-answer-ms",
+        "1",
+        "--talk-ms",
+        "1",
+    ]);
+    let addr = sandbox.addr;
     let schema = schema();
     let conn = RefCell::new(Conn::open(addr));
     let (mut valid_seen, mut invalid_seen) = (0, 0);

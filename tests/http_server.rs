@@ -116,22 +116,28 @@ fn an_idle_keep_alive_connection_is_closed_after_the_idle_timeout() {
     assert!(t0.elapsed() >= Duration::from_millis(250));
 }
 
-#[test]
-fn the_connection_cap_answers_503_and_closes() {
-    let t = start(|c| c.http.max_connections = 2);
-    let mut held: Vec<Conn> = (0..2)
+/// Opens `cap` connections that each got an answer, then one more: its answer.
+fn fill_to_cap(addr: std::net::SocketAddr, cap: usize) -> (Vec<Conn>, Conn, Resp) {
+    let held: Vec<Conn> = (0..cap)
         .map(|_| {
-            let mut c = Conn::open(t.addr);
+            let mut c = Conn::open(addr);
             c.send("GET", "/health", &[], b"");
             assert_eq!(c.read().status, 200);
             c
         })
         .collect();
-    let mut third = Conn::open(t.addr);
-    third.send("GET", "/health", &[], b"");
-    let r = third.read();
+    let mut extra = Conn::open(addr);
+    extra.send("GET", "/health", &[], b"");
+    let r = extra.read();
     assert_eq!(r.status, 503);
     assert_eq!(r.error_code(), "too_many_connections");
+    (held, extra, r)
+}
+
+#[test]
+fn the_connection_cap_answers_503_and_closes() {
+    let t = start(|c| c.http.max_connections = 2);
+    let (mut held, mut third, r) = fill_to_cap(t.addr, 2);
     assert!(r.header("retry-after").is_some());
     assert!(third.closed_within(Duration::from_secs(2)));
     // The held connections still work; freeing one lets a new one in.
@@ -581,19 +587,7 @@ fn content_length_with_transfer_encoding_is_read_as_chunked_and_the_connection_c
 #[test]
 fn the_per_address_cap_refuses_one_address_and_not_another() {
     let t = start(|c| c.http.max_connections_per_ip = 2);
-    let mut held: Vec<Conn> = (0..2)
-        .map(|_| {
-            let mut c = Conn::open(t.addr);
-            c.send("GET", "/health", &[], b"");
-            assert_eq!(c.read().status, 200);
-            c
-        })
-        .collect();
-    let mut third = Conn::open(t.addr);
-    third.send("GET", "/health", &[], b"");
-    let r = third.read();
-    assert_eq!(r.status, 503);
-    assert_eq!(r.error_code(), "too_many_connections");
+    let (mut held, _third, _) = fill_to_cap(t.addr, 2);
     // Another loopback address has its own budget.
     let other = {
         let s = connect_from("127.0.0.2", t.addr);
