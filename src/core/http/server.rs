@@ -156,6 +156,13 @@ impl HttpServer {
                 _ if Instant::now() > until => {
                     shared.stop.store(true, Ordering::SeqCst);
                     owner.thread().unpark();
+                    let late = Instant::now() + Duration::from_secs(5);
+                    while !owner.is_finished() && Instant::now() < late {
+                        std::thread::sleep(Duration::from_millis(2));
+                    }
+                    if owner.is_finished() {
+                        let _ = owner.join();
+                    }
                     return Err(io::Error::other("the HTTP runtime did not start"));
                 }
                 _ => std::thread::sleep(Duration::from_millis(1)),
@@ -327,7 +334,11 @@ async fn accept_loop(listener: tokio::net::TcpListener, shared: Arc<Shared>, wak
                 let metrics = &shared.state.metrics;
                 metrics.refused_connections.fetch_add(1, Ordering::Relaxed);
                 metrics.record("server", 503);
-                // A flood past MAX_REFUSING: just close.
+                // A flood past MAX_REFUSING, or HTTPS (a plain 503 is no
+                // answer to a TLS hello): just close.
+                if shared.tls.is_some() {
+                    continue;
+                }
                 if let Ok(permit) = Arc::clone(&refusing).try_acquire_owned() {
                     tokio::spawn(async move {
                         refuse(stream).await;
