@@ -100,10 +100,11 @@ impl App {
     }
 
     /// Applies a reloaded config: webhook destinations, then the engine's
-    /// config (trunks, routes, tokens, timeouts). The HTTP listen address
-    /// and the spool take effect on the next start. All or nothing.
+    /// config (trunks, routes, tokens, timeouts), then a renewed HTTPS
+    /// certificate (open connections are kept). The HTTP listen address, TLS
+    /// on/off and the spool take effect on the next start. All or nothing.
     pub fn apply_config(&self, config: Config) -> Result<(), String> {
-        apply_config(&self.engine, &self.webhooks, config)
+        apply_config(&self.engine, &self.webhooks, &self.http_state, config)
     }
 
     /// `c2c webhooks …` (for the command host).
@@ -122,7 +123,7 @@ impl App {
         let mut late = Vec::new();
         if let Some(http) = &self.http {
             if !http.stop(left()) {
-                late.push("http connection threads".to_string());
+                late.push("http runtime threads".to_string());
             }
         }
         let stuck = self.engine.shutdown(left());
@@ -138,9 +139,12 @@ impl App {
 pub fn apply_config(
     engine: &Engine,
     webhooks: &WebhookService,
+    http: &HttpState,
     config: Config,
 ) -> Result<(), String> {
+    let tls = http.prepare_tls(&config.http)?;
     webhooks.set_destinations(&config.webhooks, &config.tokens)?;
     engine.set_config(config);
+    http.install_tls(tls);
     Ok(())
 }

@@ -2,47 +2,17 @@
 
 mod common;
 
-use std::io::{BufRead, BufReader};
-use std::process::{Command, Stdio};
+use std::process::Command;
 
 use common::*;
 
-/// Ends the sandbox process even when an assertion fails.
-struct Running(std::process::Child);
-
-impl Drop for Running {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
 #[test]
 fn the_sandbox_serves_the_demo_world_and_prints_a_working_curl_line() {
-    let mut child = Running(
-        Command::new(env!("CARGO_BIN_EXE_c2c-sandbox"))
-            .args([
-                "--listen",
-                "127.0.0.1:0",
-                "--quiet",
-                "--agent-answer-ms",
-                "50",
-            ])
-            .stdout(Stdio::piped())
-            .spawn()
-            .expect("sandbox starts"),
-    );
-    let mut lines = BufReader::new(child.0.stdout.take().unwrap()).lines();
-    let first = lines.next().unwrap().unwrap();
-    let addr: std::net::SocketAddr = first
-        .split("http://")
-        .nth(1)
-        .and_then(|s| s.split_whitespace().next())
-        .and_then(|s| s.parse().ok())
-        .unwrap_or_else(|| panic!("no address in {first:?}"));
-    let curl = lines
-        .by_ref()
-        .map(|l| l.unwrap())
+    let sandbox = Sandbox::start(&["--quiet", "--agent-answer-ms", "50"]);
+    let addr = sandbox.addr;
+    let curl = sandbox
+        .lines
+        .iter()
         .find(|l| l.starts_with("curl "))
         .expect("a curl line");
     assert!(curl.contains("Bearer sandbox-token"), "{curl}");
@@ -86,7 +56,7 @@ fn the_sandbox_serves_the_demo_world_and_prints_a_working_curl_line() {
         .status,
         401
     );
-    drop(child);
+    drop(sandbox);
 }
 
 #[test]
@@ -104,6 +74,9 @@ fn help_and_bad_flags() {
         "--webhook-secret",
         "--config",
         "--talk-ms",
+        "--max-connections-per-ip",
+        "--header-read-timeout",
+        "--tls-cert",
     ] {
         assert!(text.contains(flag), "{flag}");
     }

@@ -116,22 +116,28 @@ fn an_idle_keep_alive_connection_is_closed_after_the_idle_timeout() {
     assert!(t0.elapsed() >= Duration::from_millis(250));
 }
 
-#[test]
-fn the_connection_cap_answers_503_and_closes() {
-    let t = start(|c| c.http.max_connections = 2);
-    let mut held: Vec<Conn> = (0..2)
+/// Opens `cap` connections that each got an answer, then one more: its answer.
+fn fill_to_cap(addr: std::net::SocketAddr, cap: usize) -> (Vec<Conn>, Conn, Resp) {
+    let held: Vec<Conn> = (0..cap)
         .map(|_| {
-            let mut c = Conn::open(t.addr);
+            let mut c = Conn::open(addr);
             c.send("GET", "/health", &[], b"");
             assert_eq!(c.read().status, 200);
             c
         })
         .collect();
-    let mut third = Conn::open(t.addr);
-    third.send("GET", "/health", &[], b"");
-    let r = third.read();
+    let mut extra = Conn::open(addr);
+    extra.send("GET", "/health", &[], b"");
+    let r = extra.read();
     assert_eq!(r.status, 503);
     assert_eq!(r.error_code(), "too_many_connections");
+    (held, extra, r)
+}
+
+#[test]
+fn the_connection_cap_answers_503_and_closes() {
+    let t = start(|c| c.http.max_connections = 2);
+    let (mut held, mut third, r) = fill_to_cap(t.addr, 2);
     assert!(r.header("retry-after").is_some());
     assert!(third.closed_within(Duration::from_secs(2)));
     // The held connections still work; freeing one lets a new one in.
@@ -455,4 +461,162 @@ fn every_202_answered_during_a_stop_is_a_call_the_engine_has() {
         answered.len(),
         "a call whose 202 was lost"
     );
+}
+
+#[test]
+fn chunked_bodies_are_understood_up_to_the_limit() {
+    let t = start(|c| c.http.max_body_bytes = 200);
+    let head = "POST /api/pbx/calls/click-to-call HTTP/1.1\r\nHost: t\r\n\
+                Content-Type: application/json\r\nTransfer-Encoding: chunked\r\n";
+    let head = format!("{head}Authorization: Bearer {TOKEN}\r\n\r\n");
+    let (a, b) = MODE1.split_at(10);
+    let mut c = Conn::open(t.addr);
+    c.send_raw(
+        format!(
+            "{head}{:x}\r\n{a}\r\n{:x}\r\n{b}\r\n0\r\n\r\n",
+            a.len(),
+            b.len()
+        )
+        .as_bytes(),
+    );
+    assert_eq!(c.read().status, 202);
+    // Kept alive after a chunked request.
+    c.send("GET", "/health", &[], b"");
+    assert_eq!(c.read().status, 200);
+    // Past the limit: 413 as soon as it is passed, without reading on.
+    let mut c = Conn::open(t.addr);
+    c.send_raw(format!("{head}100\r\n{}\r\n", "x".repeat(256)).as_bytes());
+    let r = c.read();
+    assert_eq!(r.status, 413);
+    assert_eq!(r.error_code(), "payload_too_large");
+    assert!(c.closed_within(Duration::from_secs(2)));
+}
+
+#[test]
+fn malformed_requests_all_get_the_one_error_shape_and_never_a_5xx() {
+    let t = start(|_| {});
+    let post = "POST /api/pbx/calls/click-to-call HTTP/1.1\r\nHost: t\r\n";
+    let many_headers: String = (0..5000).map(|i| format!("X-H{i}: v\r\n")).collect();
+    let cases: Vec<(&str, Vec<u8>, u16)> = vec![
+        (
+            "bad chunk size",
+            format!("{post}Transfer-Encoding: chunked\r\n\r\nzz\r\nabc\r\n0\r\n\r\n").into_bytes(),
+            400,
+        ),
+        (
+            "huge chunk size",
+            format!("{post}Transfer-Encoding: chunked\r\n\r\nffffffffffffffffffff\r\nabc\r\n")
+                .into_bytes(),
+            400,
+        ),
+        (
+            "absurd Content-Length",
+            format!("{post}Content-Length: 99999999999999999999999999\r\n\r\n").into_bytes(),
+            400,
+        ),
+        (
+            "Content-Length not a number",
+            format!("{post}Content-Length: ten\r\n\r\n").into_bytes(),
+            400,
+        ),
+        (
+            "100 KB header line",
+            format!(
+                "GET /health HTTP/1.1\r\nX-Big: {}\r\n\r\n",
+                "a".repeat(100_000)
+            )
+            .into_bytes(),
+            431,
+        ),
+        (
+            "5,000 headers",
+            format!("GET /health HTTP/1.1\r\n{many_headers}\r\n").into_bytes(),
+            431,
+        ),
+        ("HTTP/0.9", b"GET /health\r\n\r\n".to_vec(), 400),
+        (
+            "binary garbage",
+            (0..=255u8).cycle().take(3000).collect(),
+            400,
+        ),
+        (
+            "unknown TE",
+            format!("{post}Transfer-Encoding: gzip\r\n\r\n").into_bytes(),
+            400,
+        ),
+    ];
+    for (name, bytes, status) in cases {
+        let mut c = Conn::open(t.addr);
+        // The server may close before taking everything: ignore send errors.
+        use std::io::Write;
+        let _ = c.stream.write_all(&bytes);
+        let r = c.try_read().unwrap_or_else(|| panic!("{name}: no answer"));
+        assert_eq!(r.status, status, "{name}: {}", r.text());
+        assert!(r.status < 500, "{name}");
+        assert!(!r.error_code().is_empty(), "{name}");
+        assert_eq!(r.header("content-type"), Some("application/json"), "{name}");
+    }
+    // The server is still fine.
+    assert_eq!(post_call(t.addr, MODE1, &[]).status, 202);
+}
+
+#[test]
+fn content_length_with_transfer_encoding_is_read_as_chunked_and_the_connection_closed() {
+    // RFC 9112 §6.3: Transfer-Encoding overrides Content-Length (there is
+    // no second reading of the body to smuggle a request through), and the
+    // connection is closed after the answer. The bytes after the chunked
+    // body are never read as a request.
+    let t = start(|_| {});
+    let mut c = Conn::open(t.addr);
+    let body = format!("{:x}\r\n{MODE1}\r\n0\r\n\r\n", MODE1.len());
+    c.send_raw(
+        format!(
+            "POST /api/pbx/calls/click-to-call HTTP/1.1\r\nHost: t\r\n\
+             Authorization: Bearer {TOKEN}\r\nContent-Type: application/json\r\n\
+             Content-Length: 4\r\nTransfer-Encoding: chunked\r\n\r\n{body}\
+             GET /smuggled HTTP/1.1\r\nHost: t\r\n\r\n"
+        )
+        .as_bytes(),
+    );
+    let r = c.read();
+    assert_eq!(r.status, 202);
+    assert!(r.header("connection").unwrap().contains("close"));
+    assert!(c.try_read().is_none(), "the smuggled request was answered");
+}
+
+#[test]
+fn the_per_address_cap_refuses_one_address_and_not_another() {
+    let t = start(|c| c.http.max_connections_per_ip = 2);
+    let (mut held, _third, _) = fill_to_cap(t.addr, 2);
+    // Another loopback address has its own budget.
+    let other = {
+        let s = connect_from("127.0.0.2", t.addr);
+        let mut c = Conn::from_stream(s);
+        c.send("GET", "/health", &[], b"");
+        c.read().status
+    };
+    assert_eq!(other, 200);
+    held[0].send("GET", "/health", &[], b"");
+    assert_eq!(held[0].read().status, 200);
+}
+
+/// A client socket bound to `source` (any 127.x address is loopback; std
+/// has no bind-before-connect, tokio's TcpSocket has).
+fn connect_from(source: &str, to: std::net::SocketAddr) -> TcpStream {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_io()
+        .build()
+        .unwrap();
+    let s = rt.block_on(async {
+        let sock = tokio::net::TcpSocket::new_v4().unwrap();
+        sock.bind(std::net::SocketAddr::new(source.parse().unwrap(), 0))
+            .unwrap();
+        sock.connect(to).await.unwrap()
+    });
+    let s = {
+        let _g = rt.enter();
+        s.into_std().unwrap()
+    };
+    s.set_nonblocking(false).unwrap();
+    s
 }

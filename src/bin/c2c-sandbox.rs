@@ -35,6 +35,13 @@ OPTIONS:
   --webhook-secret SECRET   Standard Webhooks signing secret (whsec_<base64>)
   --config FILE             a zorio_c2c.conf.xml (module format) instead of the demo data
   --rate-limit N            click-to-call requests per minute per token (0: off; default 10)
+  --max-connections N       open HTTP connections in all (default 16384)
+  --max-connections-per-ip N  open HTTP connections per client address (default 256)
+  --header-read-timeout S   seconds a request head may take from its first byte (default 10)
+  --read-timeout S          seconds a whole request may take from its first byte (default 10)
+  --idle-timeout S          seconds an idle keep-alive connection is kept (default 30)
+  --tls-cert FILE           PEM certificate chain: serve HTTPS (with --tls-key)
+  --tls-key FILE            PEM private key of --tls-cert
   --agent-answer-ms MS      the agent picks up after MS (default 1500)
   --customer-answer-ms MS   the customer picks up after MS of ringing (default 1500)
   --talk-ms MS              the customer hangs up after talking MS (default 3000)
@@ -56,6 +63,13 @@ struct Args {
     webhook_secret: Option<String>,
     config: Option<PathBuf>,
     rate_limit: Option<u32>,
+    max_connections: Option<usize>,
+    max_connections_per_ip: Option<usize>,
+    header_read_timeout: Option<u64>,
+    read_timeout: Option<u64>,
+    idle_timeout: Option<u64>,
+    tls_cert: Option<PathBuf>,
+    tls_key: Option<PathBuf>,
     agent_answer_ms: Option<u64>,
     customer_answer_ms: Option<u64>,
     talk_ms: Option<u64>,
@@ -76,6 +90,14 @@ fn parse_args(argv: impl IntoIterator<Item = String>) -> Result<Args, String> {
                 .clone()
                 .or_else(|| it.next())
                 .ok_or_else(|| format!("{flag} needs a value"))
+        };
+        let count = |v: String| {
+            v.parse::<usize>()
+                .map_err(|_| format!("{flag}: not a number: {v}"))
+        };
+        let secs = |v: String| {
+            v.parse::<u64>()
+                .map_err(|_| format!("{flag}: not a number of seconds: {v}"))
         };
         let ms = |v: String| {
             v.parse::<u64>()
@@ -99,6 +121,13 @@ fn parse_args(argv: impl IntoIterator<Item = String>) -> Result<Args, String> {
                 let v = value()?;
                 a.rate_limit = Some(v.parse().map_err(|_| format!("--rate-limit: {v}"))?);
             }
+            "--max-connections" => a.max_connections = Some(count(value()?)?),
+            "--max-connections-per-ip" => a.max_connections_per_ip = Some(count(value()?)?),
+            "--header-read-timeout" => a.header_read_timeout = Some(secs(value()?)?),
+            "--read-timeout" => a.read_timeout = Some(secs(value()?)?),
+            "--idle-timeout" => a.idle_timeout = Some(secs(value()?)?),
+            "--tls-cert" => a.tls_cert = Some(PathBuf::from(value()?)),
+            "--tls-key" => a.tls_key = Some(PathBuf::from(value()?)),
             "--agent-answer-ms" => a.agent_answer_ms = Some(ms(value()?)?),
             "--customer-answer-ms" => a.customer_answer_ms = Some(ms(value()?)?),
             "--talk-ms" => a.talk_ms = Some(ms(value()?)?),
@@ -154,6 +183,26 @@ fn build_config(a: &Args) -> Result<Config, String> {
     if let Some(n) = a.rate_limit {
         config.http.rate_limit_per_minute = (n > 0).then_some(n);
     }
+    let h = &mut config.http;
+    if let Some(n) = a.max_connections {
+        h.max_connections = n;
+    }
+    if let Some(n) = a.max_connections_per_ip {
+        h.max_connections_per_ip = n;
+    }
+    if let Some(s) = a.header_read_timeout {
+        h.header_read_timeout = Duration::from_secs(s);
+    }
+    if let Some(s) = a.read_timeout {
+        h.read_timeout = Duration::from_secs(s);
+    }
+    if let Some(s) = a.idle_timeout {
+        h.idle_timeout = Duration::from_secs(s);
+    }
+    if a.tls_cert.is_some() || a.tls_key.is_some() {
+        h.tls_cert = a.tls_cert.clone();
+        h.tls_key = a.tls_key.clone();
+    }
     if let Some(url) = &a.webhook_url {
         config.webhooks.url = Some(url.clone());
     }
@@ -180,6 +229,7 @@ fn run() -> Result<(), String> {
         return Ok(());
     }
     let config = build_config(&args)?;
+    let config_tls = config.http.tls_cert.is_some();
     let mut options = SimOptions::demo();
     if let Some(ms) = args.agent_answer_ms {
         options.agent_answer_after = Duration::from_millis(ms);
@@ -204,7 +254,8 @@ fn run() -> Result<(), String> {
     };
     let app = App::start(config, switch, rx, sinks)?;
     let addr = app.http_addr().ok_or("the HTTP listener did not start")?;
-    println!("c2c-sandbox listening on http://{addr}  (Ctrl-C to stop)");
+    let scheme = if config_tls { "https" } else { "http" };
+    println!("c2c-sandbox listening on {scheme}://{addr}  (Ctrl-C to stop)");
     println!("token: {token}");
     println!(
         "extensions 1001, 1002 answer; 1003 inactive; 1004 never answers. Busy: {}, \
@@ -215,7 +266,7 @@ fn run() -> Result<(), String> {
     );
     println!("place a call:");
     println!(
-        "curl -sS -X POST http://{addr}/api/pbx/calls/click-to-call \
+        "curl -sS -X POST {scheme}://{addr}/api/pbx/calls/click-to-call \
          -H 'Authorization: Bearer {token}' -H 'Content-Type: application/json' \
          -d '{{\"from_extension\":\"1001\",\"to_phone\":\"0987654321\"}}'"
     );

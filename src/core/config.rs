@@ -90,9 +90,20 @@ pub struct HttpSettings {
     pub listen: SocketAddr,
     pub max_body_bytes: usize,
     pub max_header_bytes: usize,
+    /// The head of a request must arrive within this of its first byte.
+    pub header_read_timeout: Duration,
+    /// The whole request (head and body) must arrive within this of its
+    /// first byte; a response must be taken by the client within it too.
     pub read_timeout: Duration,
+    /// A keep-alive connection with no request is closed after this.
     pub idle_timeout: Duration,
+    /// Open connections in all; beyond it: 503 and close.
     pub max_connections: usize,
+    /// Open connections from one client address; beyond it: 503 and close.
+    pub max_connections_per_ip: usize,
+    /// PEM certificate chain and private key: both set turns on HTTPS.
+    pub tls_cert: Option<PathBuf>,
+    pub tls_key: Option<PathBuf>,
     /// Requests per minute per token on the calls group; `None` turns it off.
     pub rate_limit_per_minute: Option<u32>,
     /// How long an `Idempotency-Key` is remembered.
@@ -154,9 +165,13 @@ impl Default for HttpSettings {
             listen: SocketAddr::from(([127, 0, 0, 1], 8089)),
             max_body_bytes: 64 * 1024,
             max_header_bytes: 16 * 1024,
+            header_read_timeout: Duration::from_secs(10),
             read_timeout: Duration::from_secs(10),
             idle_timeout: Duration::from_secs(30),
-            max_connections: 256,
+            max_connections: 16_384,
+            max_connections_per_ip: 256,
+            tls_cert: None,
+            tls_key: None,
             rate_limit_per_minute: Some(10),
             idempotency_ttl: Duration::from_secs(24 * 3600),
         }
@@ -233,6 +248,15 @@ impl Config {
 
     /// Checks the cross-references a parsed config must satisfy.
     pub fn validate(&self) -> Result<(), ConfigError> {
+        if self.http.tls_cert.is_some() != self.http.tls_key.is_some() {
+            return Err(err(
+                "http/tls-cert",
+                "tls-cert and tls-key go together (both or neither)",
+            ));
+        }
+        if self.http.max_connections == 0 || self.http.max_connections_per_ip == 0 {
+            return Err(err("http/max-connections", "must be at least 1"));
+        }
         let mut ids = HashSet::new();
         let mut names = HashSet::new();
         for (i, t) in self.trunks.iter().enumerate() {

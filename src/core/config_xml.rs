@@ -107,9 +107,13 @@ fn http(cfg: &mut Config, section: Node) -> Result<(), ConfigError> {
             }
             "max-body-bytes" => h.max_body_bytes = number(value, &at)?,
             "max-header-bytes" => h.max_header_bytes = number(value, &at)?,
+            "header-read-timeout" => h.header_read_timeout = secs(value, &at)?,
             "read-timeout" => h.read_timeout = secs(value, &at)?,
             "idle-timeout" => h.idle_timeout = secs(value, &at)?,
             "max-connections" => h.max_connections = number(value, &at)?,
+            "max-connections-per-ip" => h.max_connections_per_ip = number(value, &at)?,
+            "tls-cert" => h.tls_cert = non_empty(value).map(PathBuf::from),
+            "tls-key" => h.tls_key = non_empty(value).map(PathBuf::from),
             "rate-limit-per-minute" => {
                 let n: u32 = number(value, &at)?;
                 h.rate_limit_per_minute = (n > 0).then_some(n);

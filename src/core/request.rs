@@ -88,7 +88,12 @@ impl ClickToCallRequest {
         }
         let trunk_id = match obj.get("trunk_id") {
             None | Some(Value::Null) => None,
-            Some(v) => match v.as_i64() {
+            // JSON has no integer type: 4.0 is the integer 4 (as JSON Schema says).
+            Some(v) => match v.as_i64().or_else(|| {
+                v.as_f64()
+                    .filter(|f| f.fract() == 0.0 && f.abs() < 9.2e18)
+                    .map(|f| f as i64)
+            }) {
                 Some(id) if id > 0 => Some(id),
                 Some(_) => {
                     errors.push(field(

@@ -8,7 +8,7 @@ use crate::core::command::{self, CommandHost};
 use crate::core::config::{Config, ConfigError};
 use crate::core::engine::Engine;
 use crate::core::http::xmlrpc::{self, XmlRpcCall};
-use crate::core::http::{route_as, Request};
+use crate::core::http::{route_as, HttpState, Request};
 use crate::core::webhooks::{self, WebhookService};
 
 use super::config_load::read_config;
@@ -24,6 +24,7 @@ pub(crate) static C2C_USAGE: LazyLock<CString> = LazyLock::new(|| c_string(&comm
 /// What `c2c` needs beyond the engine.
 struct Host {
     webhooks: Arc<WebhookService>,
+    http: Arc<HttpState>,
 }
 
 impl CommandHost for Host {
@@ -41,7 +42,7 @@ impl CommandHost for Host {
     }
 
     fn apply_config(&self, engine: &Engine, config: Config) -> Result<(), String> {
-        crate::app::apply_config(engine, &self.webhooks, config)
+        crate::app::apply_config(engine, &self.webhooks, &self.http, config)
     }
 }
 
@@ -62,6 +63,7 @@ pub(crate) extern "C" fn c2c_api(cmd: *const c_char, stream: *mut sys::zc2c_stre
                 &s.engine,
                 &Host {
                     webhooks: s.webhooks,
+                    http: s.http,
                 },
                 &cmd,
             ),

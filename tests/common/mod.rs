@@ -120,6 +120,14 @@ impl Conn {
         }
     }
 
+    /// A connection over a stream opened elsewhere.
+    pub fn from_stream(stream: TcpStream) -> Conn {
+        Conn {
+            stream,
+            buf: Vec::new(),
+        }
+    }
+
     pub fn send_raw(&mut self, bytes: &[u8]) {
         self.stream.write_all(bytes).expect("send");
     }
@@ -248,4 +256,52 @@ pub fn post_call(addr: SocketAddr, body: &str, extra: &[(&str, &str)]) -> Resp {
         &h,
         body.as_bytes(),
     )
+}
+
+/// The sandbox binary, running until dropped.
+pub struct Sandbox {
+    child: std::process::Child,
+    pub addr: SocketAddr,
+    /// The lines it prints after the first (read on, so it never blocks).
+    pub lines: std::sync::mpsc::Receiver<String>,
+}
+
+impl Sandbox {
+    /// Starts `c2c-sandbox --listen 127.0.0.1:0 ARGS` and reads its address.
+    pub fn start(args: &[&str]) -> Sandbox {
+        use std::io::BufRead;
+        let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_c2c-sandbox"))
+            .args(["--listen", "127.0.0.1:0"])
+            .args(args)
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .expect("sandbox starts");
+        let mut lines = std::io::BufReader::new(child.stdout.take().unwrap()).lines();
+        let first = lines.next().unwrap().unwrap();
+        let addr: SocketAddr = first
+            .split("://")
+            .nth(1)
+            .and_then(|s| s.split_whitespace().next())
+            .and_then(|s| s.parse().ok())
+            .unwrap_or_else(|| panic!("no address in {first:?}"));
+        // Keep reading its output: a closed pipe would end the sandbox.
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            for l in lines.map_while(Result::ok) {
+                let _ = tx.send(l);
+            }
+        });
+        Sandbox {
+            child,
+            addr,
+            lines: rx,
+        }
+    }
+}
+
+impl Drop for Sandbox {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
 }

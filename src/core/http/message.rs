@@ -60,7 +60,7 @@ impl Request {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Response {
     pub status: u16,
-    /// Headers besides `Content-Length` and `Connection` (the server adds those).
+    /// Headers besides `Content-Length`, `Date` and `Connection` (the server adds those).
     pub headers: Vec<(String, String)>,
     pub body: Vec<u8>,
     /// Close the connection after this response.
@@ -113,26 +113,6 @@ impl Response {
     pub fn json_body(&self) -> Value {
         serde_json::from_slice(&self.body).unwrap_or(Value::Null)
     }
-
-    /// Serializes status line, headers and body for HTTP/1.1.
-    pub fn to_bytes(&self, keep_alive: bool) -> Vec<u8> {
-        let mut out = format!("HTTP/1.1 {} {}\r\n", self.status, reason(self.status));
-        for (n, v) in &self.headers {
-            out.push_str(n);
-            out.push_str(": ");
-            out.push_str(v);
-            out.push_str("\r\n");
-        }
-        out.push_str(&format!("Content-Length: {}\r\n", self.body.len()));
-        out.push_str(if keep_alive {
-            "Connection: keep-alive\r\n\r\n"
-        } else {
-            "Connection: close\r\n\r\n"
-        });
-        let mut bytes = out.into_bytes();
-        bytes.extend_from_slice(&self.body);
-        bytes
-    }
 }
 
 /// The reason phrase of a status code.
@@ -148,6 +128,7 @@ pub fn reason(status: u16) -> &'static str {
         408 => "Request Timeout",
         409 => "Conflict",
         413 => "Content Too Large",
+        414 => "URI Too Long",
         415 => "Unsupported Media Type",
         422 => "Unprocessable Content",
         429 => "Too Many Requests",

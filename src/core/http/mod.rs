@@ -1,21 +1,22 @@
-//! The HTTP API: a small server of our own (std sockets + httparse) in front
-//! of a pure router.
+//! The HTTP API: hyper on a small tokio runtime of ours in front of a pure
+//! router.
 //!
 //! [`router::route`] turns a [`Request`] into a [`Response`] and knows nothing
 //! of sockets, so the same handlers can serve another transport (e.g. a
-//! FreeSWITCH API command fed by mod_xml_rpc). [`server::HttpServer`] owns the
-//! listener, the limits and the connection threads.
+//! FreeSWITCH API command fed by mod_xml_rpc), synchronously and without
+//! tokio. [`server::HttpServer`] owns the listener, the runtime and the limits.
 
 pub mod auth;
 mod handlers;
 pub mod idempotency;
+mod io;
 pub mod message;
 pub mod metrics;
 pub mod ratelimit;
-mod reader;
 pub mod router;
 pub mod server;
 pub mod state;
+pub mod tls;
 pub mod webhook_admin;
 pub mod xmlrpc;
 
@@ -28,14 +29,14 @@ pub use webhook_admin::WebhookAdmin;
 /// Error codes of the HTTP layer itself (the API's own are in
 /// [`crate::core::errors::codes`]).
 pub mod codes {
-    /// 408: the request did not arrive within the read timeout.
+    /// 408: the request did not arrive within its deadline.
     pub const REQUEST_TIMEOUT: &str = "request_timeout";
     /// 431: the request head is larger than `max-header-bytes`.
     pub const HEADERS_TOO_LARGE: &str = "headers_too_large";
+    /// 414: the request target is longer than hyper takes (64 KiB).
+    pub const URI_TOO_LONG: &str = "uri_too_long";
     /// 503: too many open connections.
     pub const TOO_MANY_CONNECTIONS: &str = "too_many_connections";
-    /// 501: a transfer encoding we do not accept (send `Content-Length`).
-    pub const NOT_IMPLEMENTED: &str = "not_implemented";
     /// 503: no webhook service is attached.
     pub const WEBHOOKS_UNAVAILABLE: &str = "webhooks_unavailable";
     /// 404: no dead letter with this id.

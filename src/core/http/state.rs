@@ -3,11 +3,13 @@
 
 use std::sync::{Arc, RwLock};
 
+use crate::core::config::HttpSettings;
 use crate::core::engine::Engine;
 
 use super::idempotency::IdempotencyStore;
 use super::metrics::Metrics;
 use super::ratelimit::{Clock, MonotonicClock, RateLimiter};
+use super::tls::{self, CertStore};
 use super::webhook_admin::WebhookAdmin;
 
 /// Extra gauges for `/metrics`: `(name, value)`, where the name may carry
@@ -22,7 +24,12 @@ pub struct HttpState {
     pub metrics: Metrics,
     extra_gauges: RwLock<Option<ExtraGauges>>,
     webhook_admin: RwLock<Option<Arc<dyn WebhookAdmin>>>,
+    /// The HTTPS certificate being served, when the listener has TLS.
+    tls: RwLock<Option<Arc<CertStore>>>,
 }
+
+/// A certificate read for a reload, not yet served ([`HttpState::prepare_tls`]).
+pub struct PreparedTls(Option<(Arc<CertStore>, Arc<rustls::sign::CertifiedKey>)>);
 
 impl HttpState {
     /// State over `engine` with the real clock.
@@ -39,6 +46,7 @@ impl HttpState {
             metrics: Metrics::default(),
             extra_gauges: RwLock::new(None),
             webhook_admin: RwLock::new(None),
+            tls: RwLock::new(None),
         })
     }
 
@@ -71,5 +79,32 @@ impl HttpState {
             .read()
             .unwrap_or_else(|e| e.into_inner())
             .clone()
+    }
+
+    /// The listener's certificate store (set by the listener when it serves HTTPS).
+    pub fn set_tls(&self, store: Option<Arc<CertStore>>) {
+        *self.tls.write().unwrap_or_else(|e| e.into_inner()) = store;
+    }
+
+    /// Reads the certificate and key `settings` name, when the listener
+    /// serves HTTPS (a renewed certificate for `c2c reload`); nothing is
+    /// served differently until [`HttpState::install_tls`]. Turning HTTPS
+    /// on or off takes a restart of the listener.
+    pub fn prepare_tls(&self, settings: &HttpSettings) -> Result<PreparedTls, String> {
+        let store = self.tls.read().unwrap_or_else(|e| e.into_inner()).clone();
+        match (store, &settings.tls_cert, &settings.tls_key) {
+            (Some(store), Some(cert), Some(key)) => {
+                Ok(PreparedTls(Some((store, tls::read_pair(cert, key)?))))
+            }
+            _ => Ok(PreparedTls(None)),
+        }
+    }
+
+    /// Serves a prepared certificate to new handshakes; open connections
+    /// keep theirs.
+    pub fn install_tls(&self, prepared: PreparedTls) {
+        if let Some((store, pair)) = prepared.0 {
+            store.replace(pair);
+        }
     }
 }
