@@ -13,6 +13,7 @@ use crate::core::config::Config;
 use crate::core::engine::Engine;
 use crate::core::events::{EventSink, FanOut};
 use crate::core::http::{HttpServer, HttpState, WebhookAdmin};
+use crate::core::store::Store;
 use crate::core::webhooks::{self, LogHook, WebhookService};
 use crate::switch::{LegReport, Switch};
 
@@ -21,6 +22,8 @@ pub struct App {
     pub engine: Arc<Engine>,
     /// Webhook delivery (spool, retries, dead letters).
     pub webhooks: Arc<WebhookService>,
+    /// The durable store (spool, dead letters, idempotency keys, journal).
+    pub store: Arc<dyn Store>,
     /// What the HTTP API shares; also usable without the listener, through
     /// [`crate::core::http::route`] (the module's `pbx` command for mod_xml_rpc).
     pub http_state: Arc<HttpState>,
@@ -50,11 +53,25 @@ impl App {
         log: LogHook,
     ) -> Result<App, String> {
         let http_settings = config.http.clone();
-        let webhooks = WebhookService::start_with_log(&config.webhooks, &config.tokens, log)?;
+        let store: Arc<dyn Store> = webhooks::open_store(&config.webhooks)?;
+        let webhooks = match WebhookService::start_with_store(
+            &config.webhooks,
+            &config.tokens,
+            Arc::clone(&store),
+            log,
+        ) {
+            Ok(w) => w,
+            Err(e) => {
+                store.close(Duration::from_secs(2));
+                return Err(e);
+            }
+        };
         let mut sinks: Vec<Arc<dyn EventSink>> = vec![webhooks.clone()];
         sinks.extend(extra_sinks);
         let engine = Engine::new(config, switch, legs, Arc::new(FanOut(sinks)));
+        engine.set_store(Some(Arc::clone(&store)));
         let http_state = HttpState::new(Arc::clone(&engine));
+        http_state.idempotency.set_durable(Some(Arc::clone(&store)));
         http_state.set_webhook_admin(Some(webhooks.clone() as Arc<dyn WebhookAdmin>));
         let gauges = Arc::clone(&webhooks);
         http_state.set_extra_gauges(Some(Box::new(move || gauges.gauges())));
@@ -64,6 +81,7 @@ impl App {
                 Err(e) => {
                     engine.shutdown(Duration::from_secs(2));
                     webhooks.stop(Duration::from_secs(2));
+                    store.close(Duration::from_secs(2));
                     return Err(format!("cannot listen on {}: {e}", http_settings.listen));
                 }
             }
@@ -73,6 +91,7 @@ impl App {
         Ok(App {
             engine,
             webhooks,
+            store,
             http_state,
             http,
         })
@@ -98,7 +117,8 @@ impl App {
     /// Stops everything, each part within `deadline`; returns what did not
     /// stop in time. The listener goes first, so a request answered 202 is
     /// one the engine has; webhooks go last, so the engine's final events
-    /// (hangups of cancelled calls) are spooled.
+    /// (hangups of cancelled calls) are spooled, and the store after them,
+    /// committing what is queued.
     pub fn stop(&self, deadline: Duration) -> Vec<String> {
         let mut late = Vec::new();
         if let Some(http) = &self.http {
@@ -111,6 +131,9 @@ impl App {
             late.push(format!("{stuck} call threads"));
         }
         late.extend(self.webhooks.stop(deadline));
+        if !self.store.close(deadline) {
+            late.push("c2c-store".to_string());
+        }
         late
     }
 }

@@ -115,8 +115,10 @@ pub struct WebhookSettings {
     pub url: Option<String>,
     /// Default signing secrets (`whsec_…`).
     pub secrets: Vec<String>,
-    /// Where events wait on disk until delivered. Empty: the host chooses
-    /// (the module `<db_dir>/zorio_c2c`, the sandbox a temp directory).
+    /// The data directory: the durable store (`zorio_c2c.db`: spool, dead
+    /// letters, idempotency keys, call journal) lives here; a file spool an
+    /// older version left here is imported. Empty: the host chooses (the
+    /// module `<db_dir>/zorio_c2c`, the sandbox a temp directory).
     pub spool_dir: PathBuf,
     /// Delays between attempts, as data.
     pub retry_schedule: Vec<Duration>,
@@ -124,11 +126,20 @@ pub struct WebhookSettings {
     pub give_up_after: Duration,
     pub connect_timeout: Duration,
     pub response_timeout: Duration,
-    /// The spool refuses new events past this many (and says so loudly).
-    pub max_spool_events: usize,
+    /// The spool's bound in bytes. Events of accepted calls are never
+    /// dropped: new calls are refused from the high-water mark on.
+    pub max_spool_bytes: u64,
+    /// Percent of `max_spool_bytes` from which new calls are refused (503
+    /// `spool_full`); the rest is the reserve of the calls already accepted.
+    pub spool_high_water_percent: u8,
+    /// Dead letters kept; past it the oldest are discarded (loudly).
+    pub max_dead_letters: usize,
     /// Delivery worker threads.
     pub workers: usize,
 }
+
+/// 2 GiB: a day-long CRM outage at a busy switch (see README, "Spool sizing").
+pub const DEFAULT_MAX_SPOOL_BYTES: u64 = 2 * 1024 * 1024 * 1024;
 
 /// A config that cannot be used, and the element at fault.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -175,7 +186,9 @@ impl Default for WebhookSettings {
             give_up_after: Duration::from_secs(24 * 3600),
             connect_timeout: Duration::from_secs(5),
             response_timeout: Duration::from_secs(15),
-            max_spool_events: 100_000,
+            max_spool_bytes: DEFAULT_MAX_SPOOL_BYTES,
+            spool_high_water_percent: 90,
+            max_dead_letters: 100_000,
             workers: 2,
         }
     }

@@ -18,6 +18,7 @@ use super::errors::{codes, ApiError};
 use super::events::{self, CallEvent, EventSink};
 use super::request::ClickToCallRequest;
 use super::routing;
+use super::store::{Store, Write, COMMIT_TIMEOUT};
 use crate::switch::{Failure, LegEvent, LegReport, Switch};
 
 /// The `data` of a 202: the contract's ten fields.
@@ -51,6 +52,8 @@ pub(crate) type CallCell = Arc<Mutex<CallRecord>>;
 #[derive(Default)]
 struct Registry {
     active: HashMap<Uuid, CallCell>,
+    /// Calls counted against the limit while their acceptance commits.
+    reserved: usize,
     by_leg: HashMap<Uuid, Uuid>,
     recent: VecDeque<CallCell>,
     runners: Vec<JoinHandle<()>>,
@@ -70,6 +73,8 @@ pub struct Engine {
     dispatcher: Mutex<Option<JoinHandle<()>>>,
     /// Counters for metrics.
     pub stats: EngineStats,
+    /// Where the acceptance of a call is committed before it is answered.
+    store: RwLock<Option<Arc<dyn Store>>>,
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -95,6 +100,7 @@ impl Engine {
             dispatch_stop: Arc::new(AtomicBool::new(false)),
             dispatcher: Mutex::new(None),
             stats: EngineStats::default(),
+            store: RwLock::new(None),
         });
         let weak = Arc::downgrade(&engine);
         let stop = Arc::clone(&engine.dispatch_stop);
@@ -130,13 +136,35 @@ impl Engine {
         *self.config.write().unwrap_or_else(|e| e.into_inner()) = Arc::new(config);
     }
 
+    /// Commits what accepts a call (see [`Engine::place_with`]) in `store`.
+    pub fn set_store(&self, store: Option<Arc<dyn Store>>) {
+        *self.store.write().unwrap_or_else(|e| e.into_inner()) = store;
+    }
+
+    fn store(&self) -> Option<Arc<dyn Store>> {
+        self.store.read().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
     /// Validates, resolves and starts a call; returns at once with its UUIDs.
     pub fn place(
         self: &Arc<Self>,
         req: &ClickToCallRequest,
         token: Option<&str>,
     ) -> Result<Accepted, ApiError> {
-        let result = self.try_place(req, token);
+        self.place_with(req, token, &|_| Vec::new())
+    }
+
+    /// [`Engine::place`], committing `durable(&accepted)` (e.g. the
+    /// idempotency key's answer) in the store before the call starts: when
+    /// this returns `Ok`, what it promised is durable. A commit that does not
+    /// come within [`COMMIT_TIMEOUT`] refuses the call (503), nobody is dialled.
+    pub fn place_with(
+        self: &Arc<Self>,
+        req: &ClickToCallRequest,
+        token: Option<&str>,
+        durable: &dyn Fn(&Accepted) -> Vec<Write>,
+    ) -> Result<Accepted, ApiError> {
+        let result = self.try_place(req, token, durable);
         let counter = if result.is_ok() {
             &self.stats.accepted
         } else {
@@ -150,6 +178,7 @@ impl Engine {
         self: &Arc<Self>,
         req: &ClickToCallRequest,
         token: Option<&str>,
+        durable: &dyn Fn(&Accepted) -> Vec<Write>,
     ) -> Result<Accepted, ApiError> {
         if self.shutting_down.load(Ordering::SeqCst) {
             return Err(ApiError::new(
@@ -158,6 +187,8 @@ impl Engine {
                 "the module is shutting down",
             ));
         }
+        // Refuse before the call exists if its events could not be kept.
+        self.sink.admit()?;
         let config = self.config();
         let domain = config
             .domain
@@ -220,16 +251,34 @@ impl Engine {
             status: "queued",
         };
         let (call_uuid, a, b) = (record.call_uuid, record.a.uuid, record.b.uuid);
+        let writes = durable(&accepted);
+        {
+            let mut reg = lock(&self.registry);
+            reg.runners.retain(|h| !h.is_finished());
+            if reg.active.len() + reg.reserved >= config.max_concurrent_calls {
+                return Err(ApiError::new(
+                    503,
+                    codes::CAPACITY_EXCEEDED,
+                    format!("{} calls in flight: the limit", reg.active.len()),
+                ));
+            }
+            reg.reserved += 1;
+        }
+        // The commit happens outside the registry's lock (leg events go on).
+        let committed = match (self.store(), writes.is_empty()) {
+            (Some(store), false) => store.write(writes, COMMIT_TIMEOUT).map_err(|e| {
+                ApiError::new(
+                    503,
+                    codes::STORE_UNAVAILABLE,
+                    format!("the call could not be recorded durably: {e}"),
+                )
+            }),
+            _ => Ok(()),
+        };
         let cell: CallCell = Arc::new(Mutex::new(record));
         let mut reg = lock(&self.registry);
-        reg.runners.retain(|h| !h.is_finished());
-        if reg.active.len() >= config.max_concurrent_calls {
-            return Err(ApiError::new(
-                503,
-                codes::CAPACITY_EXCEEDED,
-                format!("{} calls in flight: the limit", reg.active.len()),
-            ));
-        }
+        reg.reserved -= 1;
+        committed?;
         let engine = Arc::clone(self);
         let run_cell = Arc::clone(&cell);
         let handle = std::thread::Builder::new()

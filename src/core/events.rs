@@ -7,6 +7,7 @@ use std::time::SystemTime;
 use serde_json::{json, Value};
 use uuid::Uuid;
 
+use super::errors::ApiError;
 use super::time::rfc3339;
 
 /// The agent's phone rings (contract).
@@ -85,13 +86,19 @@ impl CallEvent {
         }
     }
 
-    /// The webhook body: `{"id", "type", "created_at", "data"}`.
+    /// The webhook body: `{"id", "type", "created_at", "data"}`; `data`
+    /// also carries `seq`, the event's place in its call (1, 2, …), so a
+    /// receiver can order a call's events and see that none is missing.
     pub fn envelope(&self) -> Value {
+        let mut data = self.data.clone();
+        if let Value::Object(m) = &mut data {
+            m.insert("seq".into(), json!(self.seq));
+        }
         json!({
             "id": self.id,
             "type": self.event_type,
             "created_at": rfc3339(self.created_at),
-            "data": self.data,
+            "data": data,
         })
     }
 }
@@ -100,6 +107,13 @@ impl CallEvent {
 /// thread; an implementation may write to disk but must not wait on the network.
 pub trait EventSink: Send + Sync + 'static {
     fn emit(&self, event: &CallEvent);
+
+    /// Whether a new call may be accepted: a sink that could not keep the
+    /// events of one more call (its spool is above its high-water mark)
+    /// refuses here, before the call exists, rather than drop its events later.
+    fn admit(&self) -> Result<(), ApiError> {
+        Ok(())
+    }
 }
 
 /// Hands each event to several sinks, in order.
@@ -110,6 +124,10 @@ impl EventSink for FanOut {
         for sink in &self.0 {
             sink.emit(event);
         }
+    }
+
+    fn admit(&self) -> Result<(), ApiError> {
+        self.0.iter().try_for_each(|s| s.admit())
     }
 }
 

@@ -13,5 +13,6 @@ pub mod http;
 pub mod request;
 pub mod routing;
 mod runner;
+pub mod store;
 pub mod time;
 pub mod webhooks;
