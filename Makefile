@@ -14,4 +14,4 @@ install: all
 	scripts/install.sh $(MODDIR) $(CONFDIR)
 
 e2e: all
-	FREESWITCH_BIN=$(FREESWITCH_BIN) cargo test --release --test e2e_freeswitch --test e2e_webhooks_crash -- --nocapture
+	FREESWITCH_BIN=$(FREESWITCH_BIN) cargo test --release --test e2e_freeswitch --test e2e_webhooks_crash --test e2e_reload -- --nocapture

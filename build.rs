@@ -52,6 +52,11 @@ fn main() {
         .collect();
     files.sort();
     build.files(&files).compile("zorio_c2c_shim");
+    // Pinned: FreeSWITCH's dlclose on unload/reload leaves the library mapped,
+    // so nothing that still points into it (a thread-specific-data destructor
+    // std registered on a FreeSWITCH thread) can jump into unmapped memory.
+    // See docs/freeswitch-module.md, "Reload".
+    println!("cargo:rustc-cdylib-link-arg=-Wl,-z,nodelete");
 
     let bindings = bindgen::Builder::default()
         .header("include/zorio_c2c_shim.h")

@@ -77,7 +77,7 @@ fn main() {
     let mut config = Config::from_xml(SAMPLE).expect("sample config");
     config.http.listen = "127.0.0.1:0".parse().unwrap();
     config.http.rate_limit_per_minute = None;
-    config.max_concurrent_calls = 1_000_000;
+    config.max_concurrent_calls = Some(1_000_000);
     config.webhooks.spool_dir =
         std::env::temp_dir().join(format!("c2c-bench-spool-{}", std::process::id()));
     let token = config.tokens[0].secret.clone();

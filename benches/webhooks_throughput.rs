@@ -32,7 +32,8 @@ fn main() {
     let spool = temp_spool("bench");
     let mut cfg = settings(Some(rx.url()), &spool);
     cfg.workers = workers;
-    let store: Arc<SqliteStore> = webhooks::open_store(&cfg).expect("store");
+    let store: Arc<SqliteStore> =
+        webhooks::open_store(&cfg, Duration::from_secs(3600)).expect("store");
     let service =
         WebhookService::start_with_store(&cfg, &[], store.clone(), stderr_log()).expect("start");
 

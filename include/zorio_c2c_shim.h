@@ -118,6 +118,8 @@ int zc2c_uuid_bridge(const char *a_uuid, const char *b_uuid);
 /* 1 hung up, 0 no such channel. */
 int zc2c_hangup(const char *uuid, const char *cause);
 int zc2c_uuid_exists(const char *uuid);
+/* The switch's session limit (max-sessions, as `fsctl max_sessions` sets it). */
+uint32_t zc2c_max_sessions(void);
 
 /* Events. The callback runs on a FreeSWITCH thread. */
 typedef void (*zc2c_event_fn)(zc2c_event *event);

@@ -13,6 +13,7 @@ use crate::core::config::Config;
 use crate::core::engine::Engine;
 use crate::core::events::{EventSink, FanOut};
 use crate::core::http::{HttpServer, HttpState, WebhookAdmin};
+use crate::core::journal::{CallJournal, StoreJournal};
 use crate::core::store::Store;
 use crate::core::webhooks::{self, LogHook, WebhookService};
 use crate::switch::{LegReport, Switch};
@@ -52,8 +53,36 @@ impl App {
         extra_sinks: Vec<Arc<dyn EventSink>>,
         log: LogHook,
     ) -> Result<App, String> {
+        App::start_inner(config, switch, legs, extra_sinks, log, None)
+    }
+
+    /// [`App::start_with_log`] over another call journal than the durable
+    /// one in the store. It may hold calls of an earlier instance: they are
+    /// taken back before anything else runs (see [`Engine::with_journal`]).
+    pub fn start_with_journal(
+        config: Config,
+        switch: Arc<dyn Switch>,
+        legs: Receiver<LegReport>,
+        extra_sinks: Vec<Arc<dyn EventSink>>,
+        log: LogHook,
+        journal: Arc<dyn CallJournal>,
+    ) -> Result<App, String> {
+        App::start_inner(config, switch, legs, extra_sinks, log, Some(journal))
+    }
+
+    /// Opens the store, starts webhooks over it, then the engine over the
+    /// journal (by default the store's: calls survive a crash of the switch).
+    fn start_inner(
+        config: Config,
+        switch: Arc<dyn Switch>,
+        legs: Receiver<LegReport>,
+        extra_sinks: Vec<Arc<dyn EventSink>>,
+        log: LogHook,
+        journal: Option<Arc<dyn CallJournal>>,
+    ) -> Result<App, String> {
         let http_settings = config.http.clone();
-        let store: Arc<dyn Store> = webhooks::open_store(&config.webhooks)?;
+        let store: Arc<dyn Store> =
+            webhooks::open_store(&config.webhooks, config.ended_call_retention)?;
         let webhooks = match WebhookService::start_with_store(
             &config.webhooks,
             &config.tokens,
@@ -68,8 +97,16 @@ impl App {
         };
         let mut sinks: Vec<Arc<dyn EventSink>> = vec![webhooks.clone()];
         sinks.extend(extra_sinks);
-        let engine = Engine::new(config, switch, legs, Arc::new(FanOut(sinks)));
-        engine.set_store(Some(Arc::clone(&store)));
+        let journal: Arc<dyn CallJournal> =
+            journal.unwrap_or_else(|| Arc::new(StoreJournal::new(Arc::clone(&store))));
+        let engine = Engine::with_store(
+            config,
+            switch,
+            legs,
+            Arc::new(FanOut(sinks)),
+            journal,
+            Some(Arc::clone(&store)),
+        );
         let http_state = HttpState::new(Arc::clone(&engine));
         http_state.idempotency.set_durable(Some(Arc::clone(&store)));
         http_state.set_webhook_admin(Some(webhooks.clone() as Arc<dyn WebhookAdmin>));

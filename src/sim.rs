@@ -41,6 +41,8 @@ pub struct SimOptions {
     pub no_answer_after: Duration,
     /// Gateways that answer every call with 503.
     pub failing_gateways: HashSet<String>,
+    /// The switch's session limit, if it has one.
+    pub max_sessions: Option<u32>,
 }
 
 impl SimOptions {
@@ -68,6 +70,7 @@ impl SimOptions {
             talk_time: Duration::from_secs(3),
             no_answer_after: Duration::from_secs(5),
             failing_gateways: HashSet::new(),
+            max_sessions: None,
         }
     }
 }
@@ -162,6 +165,14 @@ impl SimSwitch {
     /// A party hangs up by itself (agent or customer).
     pub fn party_hangs_up(&self, leg: Uuid, cause: &str) {
         self.shared.end_leg(leg, cause);
+    }
+
+    /// Takes a leg out of its bridge, so that it can end alone.
+    pub fn unbridge(&self, leg: Uuid) {
+        let mut w = lock(&self.shared.world);
+        if let Some(p) = w.bridges.remove(&leg) {
+            w.bridges.remove(&p);
+        }
     }
 
     /// Stops the clock thread and joins it.
@@ -396,5 +407,16 @@ impl Switch for SimSwitch {
             .actions
             .push(SimAction::Hangup(leg_uuid, cause.to_string()));
         self.shared.end_leg(leg_uuid, cause);
+    }
+
+    fn max_sessions(&self) -> Option<u32> {
+        lock(&self.shared.options).max_sessions
+    }
+
+    fn leg_exists(&self, leg_uuid: Uuid) -> bool {
+        lock(&self.shared.world)
+            .legs
+            .get(&leg_uuid)
+            .is_some_and(|l| l.0 != LegState::Ended)
     }
 }

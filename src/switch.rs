@@ -139,4 +139,10 @@ pub trait Switch: Send + Sync + 'static {
     fn bridge(&self, agent_leg: Uuid, customer_leg: Uuid) -> Result<(), SwitchError>;
     /// Hangs a leg up (no-op when it is already gone).
     fn hangup(&self, leg_uuid: Uuid, cause: &str);
+    /// Whether a channel with this UUID is up in the switch now.
+    fn leg_exists(&self, leg_uuid: Uuid) -> bool;
+    /// How many channels the switch carries at most, when it says.
+    fn max_sessions(&self) -> Option<u32> {
+        None
+    }
 }

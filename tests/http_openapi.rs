@@ -170,7 +170,7 @@ fn produce(method: &str, template: &str, status: u16) -> Response {
         }
         ("POST", "/api/pbx/calls/click-to-call", 503) => {
             let mut c = (*w.app.engine.config()).clone();
-            c.max_concurrent_calls = 0;
+            c.max_concurrent_calls = Some(0);
             w.app.engine.set_config(c);
             route(s, &json_post(MODE1))
         }

@@ -1,4 +1,5 @@
-//! The built module exports the table FreeSWITCH looks up by name.
+//! The built module exports the table FreeSWITCH looks up by name, and is
+//! marked to stay mapped when FreeSWITCH unloads it.
 
 use std::path::PathBuf;
 use std::process::Command;
@@ -19,11 +20,11 @@ fn skipped(why: &str) {
     let _ = writeln!(std::io::stderr(), "SKIPPED: {why}");
 }
 
-#[test]
-fn the_module_exports_its_interface_table() {
+/// The built module, unless it is missing or stale (then says why).
+fn fresh_module() -> Option<PathBuf> {
     let Some(so) = built_module().filter(|p| p.exists()) else {
         skipped("libmod_zorio_c2c.so not built next to this test (cargo build --release)");
-        return;
+        return None;
     };
     // `cargo test` rebuilds the rlib but not the cdylib: a newer rlib means a stale .so.
     let modified = |p: &std::path::Path| std::fs::metadata(p).and_then(|m| m.modified()).ok();
@@ -34,9 +35,15 @@ fn the_module_exports_its_interface_table() {
                 "{} is older than the library: run `cargo build` (same profile) first",
                 so.display()
             ));
-            return;
+            return None;
         }
     }
+    Some(so)
+}
+
+#[test]
+fn the_module_exports_its_interface_table() {
+    let Some(so) = fresh_module() else { return };
     let out = match Command::new("nm")
         .arg("-D")
         .arg("--defined-only")
@@ -71,4 +78,26 @@ fn the_module_exports_its_interface_table() {
         !symbols.lines().any(|l| l.ends_with(" zc2c_originate")),
         "shim symbols should stay internal"
     );
+}
+
+/// `-z nodelete` (build.rs): FreeSWITCH's `dlclose` on unload or reload must
+/// leave the library mapped, so that no thread-specific-data destructor std
+/// registered on a FreeSWITCH thread can jump into unmapped memory.
+#[test]
+fn the_module_stays_mapped_after_dlclose() {
+    let Some(so) = fresh_module() else { return };
+    let out = match Command::new("readelf").arg("-d").arg(&so).output() {
+        Ok(o) if o.status.success() => o,
+        Ok(o) => panic!("readelf -d failed: {}", String::from_utf8_lossy(&o.stderr)),
+        Err(e) => {
+            skipped(&format!("readelf not available ({e})"));
+            return;
+        }
+    };
+    let dynamic = String::from_utf8_lossy(&out.stdout);
+    let flags = dynamic
+        .lines()
+        .find(|l| l.contains("(FLAGS_1)"))
+        .unwrap_or_else(|| panic!("{} has no FLAGS_1 entry:\n{dynamic}", so.display()));
+    assert!(flags.contains("NODELETE"), "not pinned: {flags}");
 }

@@ -151,6 +151,13 @@ pub struct CallRecord {
     pub runner_done: bool,
     /// Events emitted so far (their sequence numbers).
     pub seq: u32,
+    /// The process that placed the call ([`crate::core::journal::instance`]).
+    pub instance: Uuid,
+    /// The last moment this module knew the call to be in this state.
+    pub seen_at: SystemTime,
+    /// Its end was not observed (the module was unloaded or the switch
+    /// stopped meanwhile): reported on recovery, times as far as known.
+    pub recovered: bool,
 }
 
 impl CallRecord {
@@ -247,6 +254,7 @@ impl CallRecord {
             "legs": { "A": self.a.to_json(), "B": self.b.to_json() },
             "attempts": self.attempts.iter().map(Attempt::to_json).collect::<Vec<_>>(),
             "headers": self.headers_json(),
+            "recovered": self.recovered,
         });
         if let Value::Object(e) = extra {
             m.extend(e);

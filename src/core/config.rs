@@ -31,7 +31,11 @@ pub struct Config {
     /// Dialplan type for those B-legs (normally `XML`).
     pub dialplan: String,
     /// Calls in flight at once; further requests are refused with 503.
-    pub max_concurrent_calls: usize,
+    /// `None`: half the switch's `max-sessions` (two channels a call).
+    pub max_concurrent_calls: Option<usize>,
+    /// How long an ended call stays readable (`GET /api/pbx/calls/{uuid}`),
+    /// in the durable store (not in memory).
+    pub ended_call_retention: Duration,
     /// Outbound trunks, in config order.
     pub trunks: Vec<Trunk>,
     /// Least-cost routes.
@@ -205,7 +209,8 @@ impl Default for Config {
             auto_answer: false,
             dialplan_context: "default".to_string(),
             dialplan: "XML".to_string(),
-            max_concurrent_calls: 200,
+            max_concurrent_calls: None,
+            ended_call_retention: Duration::from_secs(7 * 24 * 3600),
             trunks: Vec::new(),
             lcr: Vec::new(),
             caller_ids: Vec::new(),

@@ -83,7 +83,13 @@ fn settings(cfg: &mut Config, section: Node) -> Result<(), ConfigError> {
             "auto-answer" => cfg.auto_answer = boolean(value, &at)?,
             "dialplan-context" => cfg.dialplan_context = value.to_string(),
             "dialplan" => cfg.dialplan = value.to_string(),
-            "max-concurrent-calls" => cfg.max_concurrent_calls = number(value, &at)?,
+            "ended-call-retention" => cfg.ended_call_retention = secs(value, &at)?,
+            "max-concurrent-calls" => {
+                cfg.max_concurrent_calls = match value.trim() {
+                    "auto" => None,
+                    v => Some(number(v, &at)?),
+                }
+            }
             _ => return Err(err(at, "unknown param")),
         }
     }

@@ -1,7 +1,7 @@
 //! The engine: accepts click-to-call requests, drives each call's state
 //! machine on a thread of its own, and turns leg progress into events.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, RwLock};
 use std::thread::JoinHandle;
@@ -16,9 +16,10 @@ use super::call::{CallRecord, CallState, HangupBy, Leg};
 use super::config::Config;
 use super::errors::{codes, ApiError};
 use super::events::{self, CallEvent, EventSink};
+use super::journal::{self, journal_write, CallJournal, MemoryJournal};
 use super::request::ClickToCallRequest;
 use super::routing;
-use super::store::{Store, Write, COMMIT_TIMEOUT};
+use super::store::{Store, StoreError, Write, COMMIT_TIMEOUT};
 use crate::switch::{Failure, LegEvent, LegReport, Switch};
 
 /// The `data` of a 202: the contract's ten fields.
@@ -41,6 +42,10 @@ pub struct Accepted {
 pub struct EngineStats {
     pub accepted: AtomicU64,
     pub rejected: AtomicU64,
+    /// Calls taken back from the journal at start with a leg still up.
+    pub adopted: AtomicU64,
+    /// Calls taken back from the journal whose end nobody saw (`recovered`).
+    pub recovered: AtomicU64,
     /// (outcome, count) of ended calls.
     pub outcomes: Mutex<HashMap<&'static str, u64>>,
     /// (trunk name, attempts, failures).
@@ -55,12 +60,8 @@ struct Registry {
     /// Calls counted against the limit while their acceptance commits.
     reserved: usize,
     by_leg: HashMap<Uuid, Uuid>,
-    recent: VecDeque<CallCell>,
     runners: Vec<JoinHandle<()>>,
 }
-
-/// How many ended calls stay visible to `GET /api/pbx/calls/{uuid}`.
-const RECENT_CALLS: usize = 10_000;
 
 /// The click-to-call engine. One per module load (or sandbox).
 pub struct Engine {
@@ -68,13 +69,14 @@ pub struct Engine {
     pub(crate) switch: Arc<dyn Switch>,
     sink: Arc<dyn EventSink>,
     registry: Mutex<Registry>,
+    pub(crate) journal: Arc<dyn CallJournal>,
     shutting_down: AtomicBool,
     dispatch_stop: Arc<AtomicBool>,
     dispatcher: Mutex<Option<JoinHandle<()>>>,
     /// Counters for metrics.
     pub stats: EngineStats,
-    /// Where the acceptance of a call is committed before it is answered.
-    store: RwLock<Option<Arc<dyn Store>>>,
+    /// Where a call's acceptance and events are committed.
+    store: Option<Arc<dyn Store>>,
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -91,17 +93,48 @@ impl Engine {
         legs: Receiver<LegReport>,
         sink: Arc<dyn EventSink>,
     ) -> Arc<Engine> {
+        let journal = Arc::new(MemoryJournal::default());
+        Engine::with_journal(config, switch, legs, sink, journal)
+    }
+
+    /// [`Engine::new`] over a journal that may hold calls of an earlier
+    /// engine: before the first leg report is read, each is taken back
+    /// (adopted while a leg is up in the switch, else reported ended).
+    pub fn with_journal(
+        config: Config,
+        switch: Arc<dyn Switch>,
+        legs: Receiver<LegReport>,
+        sink: Arc<dyn EventSink>,
+        journal: Arc<dyn CallJournal>,
+    ) -> Arc<Engine> {
+        Engine::with_store(config, switch, legs, sink, journal, None)
+    }
+
+    /// [`Engine::with_journal`] committing in a durable `store`: the journal
+    /// record of a call (when the journal is durable), the events of its
+    /// sinks ([`EventSink::durable_writes`]) and what a caller promises with
+    /// an accepted call, each time in one commit.
+    pub fn with_store(
+        config: Config,
+        switch: Arc<dyn Switch>,
+        legs: Receiver<LegReport>,
+        sink: Arc<dyn EventSink>,
+        journal: Arc<dyn CallJournal>,
+        store: Option<Arc<dyn Store>>,
+    ) -> Arc<Engine> {
         let engine = Arc::new(Engine {
             config: RwLock::new(Arc::new(config)),
             switch,
             sink,
             registry: Mutex::new(Registry::default()),
+            journal,
             shutting_down: AtomicBool::new(false),
             dispatch_stop: Arc::new(AtomicBool::new(false)),
             dispatcher: Mutex::new(None),
             stats: EngineStats::default(),
-            store: RwLock::new(None),
+            store,
         });
+        engine.recover();
         let weak = Arc::downgrade(&engine);
         let stop = Arc::clone(&engine.dispatch_stop);
         let handle = std::thread::Builder::new()
@@ -136,13 +169,8 @@ impl Engine {
         *self.config.write().unwrap_or_else(|e| e.into_inner()) = Arc::new(config);
     }
 
-    /// Commits what accepts a call (see [`Engine::place_with`]) in `store`.
-    pub fn set_store(&self, store: Option<Arc<dyn Store>>) {
-        *self.store.write().unwrap_or_else(|e| e.into_inner()) = store;
-    }
-
     fn store(&self) -> Option<Arc<dyn Store>> {
-        self.store.read().unwrap_or_else(|e| e.into_inner()).clone()
+        self.store.clone()
     }
 
     /// Validates, resolves and starts a call; returns at once with its UUIDs.
@@ -217,6 +245,7 @@ impl Engine {
         }
         let plan = routing::plan(&config, req)?;
         let caller_id = super::callerid::resolve(req, &ext);
+        let now = SystemTime::now();
         let record = CallRecord {
             call_uuid: Uuid::new_v4(),
             token: token.map(str::to_string),
@@ -227,7 +256,7 @@ impl Engine {
             routing_mode: plan.mode,
             reported_trunk: plan.reported_trunk().cloned(),
             headers: req.headers.clone(),
-            created_at: SystemTime::now(),
+            created_at: now,
             state: CallState::Queued,
             a: Leg::new(Uuid::new_v4()),
             b: Leg::new(Uuid::new_v4()),
@@ -237,6 +266,9 @@ impl Engine {
             outcome: None,
             runner_done: false,
             seq: 0,
+            instance: journal::instance(),
+            seen_at: now,
+            recovered: false,
         };
         let accepted = Accepted {
             call_uuid: record.call_uuid.to_string(),
@@ -251,40 +283,45 @@ impl Engine {
             status: "queued",
         };
         let (call_uuid, a, b) = (record.call_uuid, record.a.uuid, record.b.uuid);
-        let writes = durable(&accepted);
+        let limit = self.max_concurrent_calls(&config);
         {
             let mut reg = lock(&self.registry);
             reg.runners.retain(|h| !h.is_finished());
-            if reg.active.len() + reg.reserved >= config.max_concurrent_calls {
-                return Err(ApiError::new(
-                    503,
-                    codes::CAPACITY_EXCEEDED,
-                    format!("{} calls in flight: the limit", reg.active.len()),
-                ));
-            }
+            self.check_capacity(reg.active.len() + reg.reserved, limit)?;
             reg.reserved += 1;
         }
-        // The commit happens outside the registry's lock (leg events go on).
-        let committed = match (self.store(), writes.is_empty()) {
-            (Some(store), false) => store.write(writes, COMMIT_TIMEOUT).map_err(|e| {
+        // The accepted call is in the journal before its 202 leaves, in one
+        // commit with what the caller promises with it (its Idempotency-Key's
+        // answer); outside the registry's lock, so leg events go on meanwhile.
+        let committed = self
+            .commit_call(&record, false, durable(&accepted))
+            .map_err(|e| {
                 ApiError::new(
                     503,
                     codes::STORE_UNAVAILABLE,
                     format!("the call could not be recorded durably: {e}"),
                 )
-            }),
-            _ => Ok(()),
-        };
+            });
         let cell: CallCell = Arc::new(Mutex::new(record));
         let mut reg = lock(&self.registry);
         reg.reserved -= 1;
         committed?;
         let engine = Arc::clone(self);
         let run_cell = Arc::clone(&cell);
-        let handle = std::thread::Builder::new()
-            .name(format!("c2c-call-{}", &accepted.call_uuid[..8]))
-            .spawn(move || engine.run_call(run_cell, config, plan))
-            .map_err(|e| ApiError::new(503, codes::CAPACITY_EXCEEDED, e.to_string()))?;
+        let spawned = self.check_capacity(reg.active.len(), limit).and_then(|()| {
+            std::thread::Builder::new()
+                .name(format!("c2c-call-{}", &accepted.call_uuid[..8]))
+                .spawn(move || engine.run_call(run_cell, config, plan))
+                .map_err(|e| ApiError::new(503, codes::CAPACITY_EXCEEDED, e.to_string()))
+        });
+        let handle = match spawned {
+            Ok(h) => h,
+            Err(e) => {
+                drop(reg);
+                self.journal.remove(call_uuid);
+                return Err(e);
+            }
+        };
         reg.active.insert(call_uuid, cell);
         reg.by_leg.insert(a, call_uuid);
         reg.by_leg.insert(b, call_uuid);
@@ -292,17 +329,46 @@ impl Engine {
         Ok(accepted)
     }
 
-    /// A call by its UUID (active or recently ended).
-    pub fn call(&self, call_uuid: Uuid) -> Option<CallRecord> {
-        let reg = lock(&self.registry);
-        if let Some(c) = reg.active.get(&call_uuid) {
-            return Some(lock(c).clone());
+    /// Puts a call into the registry of calls in flight.
+    pub(crate) fn register(&self, cell: &CallCell) {
+        let (call, a, b) = {
+            let c = lock(cell);
+            (c.call_uuid, c.a.uuid, c.b.uuid)
+        };
+        let mut reg = lock(&self.registry);
+        reg.active.insert(call, Arc::clone(cell));
+        reg.by_leg.insert(a, call);
+        reg.by_leg.insert(b, call);
+    }
+
+    /// Calls in flight at once: the config's `max-concurrent-calls`, else
+    /// half the switch's session limit (two channels a call), else 200.
+    pub fn max_concurrent_calls(&self, config: &Config) -> usize {
+        config
+            .max_concurrent_calls
+            .or_else(|| self.switch.max_sessions().map(|s| s as usize / 2))
+            .unwrap_or(200)
+    }
+
+    fn check_capacity(&self, in_flight: usize, limit: usize) -> Result<(), ApiError> {
+        if in_flight >= limit {
+            return Err(ApiError::new(
+                503,
+                codes::CAPACITY_EXCEEDED,
+                format!("{in_flight} calls in flight: the limit"),
+            ));
         }
-        reg.recent
-            .iter()
-            .map(|c| lock(c))
-            .find(|c| c.call_uuid == call_uuid)
-            .map(|c| c.clone())
+        Ok(())
+    }
+
+    /// A call by its UUID (active, or ended within the journal's retention).
+    pub fn call(&self, call_uuid: Uuid) -> Option<CallRecord> {
+        let active = lock(&self.registry).active.get(&call_uuid).cloned();
+        if let Some(c) = active {
+            return Some(lock(&c).clone());
+        }
+        // Ended calls live in the journal's store, not in memory.
+        self.journal.ended_call(call_uuid)
     }
 
     /// Calls in flight.
@@ -432,7 +498,48 @@ impl Engine {
             c.token.clone(),
             Value::Object(data),
         );
-        self.sink.emit(&event);
+        c.seen_at = SystemTime::now();
+        self.emit_event(c, &event, false);
+    }
+
+    /// Hands `event` to the sinks with the call's journal record: in a
+    /// durable journal, the event's spool row and the record (its `seq`,
+    /// its state) are one commit, so a crash never leaves one without the
+    /// other (no event lost, none emitted twice under two ids).
+    fn emit_event(&self, c: &CallRecord, event: &CallEvent, ended: bool) {
+        let writes = self.sink.durable_writes(event);
+        match self.commit_call(c, ended, writes) {
+            // Timeout: queued in order, committed later; deliver it anyway.
+            Ok(()) | Err(StoreError::Timeout) => self.sink.committed(event),
+            // The store refused: the sinks try on their own (and say so).
+            Err(_) => self.sink.emit(event),
+        }
+    }
+
+    /// Commits `writes` with the call's journal record (when the journal is
+    /// durable), else hands the record to the journal.
+    fn commit_call(
+        &self,
+        c: &CallRecord,
+        ended: bool,
+        mut writes: Vec<Write>,
+    ) -> Result<(), StoreError> {
+        let durable = self.journal.durable();
+        if durable {
+            writes.push(journal_write(c, ended));
+        }
+        let result = match (self.store(), writes.is_empty()) {
+            (Some(store), false) => store.write(writes, COMMIT_TIMEOUT),
+            _ => Ok(()),
+        };
+        if !durable {
+            if ended {
+                self.journal.remove(c.call_uuid);
+            } else {
+                self.journal.put(c);
+            }
+        }
+        result
     }
 
     /// Ends the call when nothing of it is left: the runner is done and no leg is live.
@@ -462,36 +569,45 @@ impl Engine {
             "outcome": c.outcome,
             "duration": c.duration(),
             "billsec": c.billsec(),
+            "recovered": c.recovered,
         });
         self.emit(&mut c, events::HANGUP, Some(leg_name), extra);
-        let cdr = c.cdr_json();
-        c.seq += 1;
-        let event = CallEvent::new(events::CDR, c.call_uuid, c.seq, c.token.clone(), cdr);
-        self.sink.emit(&event);
+        self.emit_cdr(&mut c);
         let outcome = c.outcome.unwrap_or("failed");
         let (call_uuid, a, b) = (c.call_uuid, c.a.uuid, c.b.uuid);
         drop(c);
         *lock(&self.stats.outcomes).entry(outcome).or_default() += 1;
         let mut reg = lock(&self.registry);
-        if let Some(cell) = reg.active.remove(&call_uuid) {
+        if reg.active.remove(&call_uuid).is_some() {
             reg.by_leg.remove(&a);
             reg.by_leg.remove(&b);
-            reg.recent.push_back(cell);
-            if reg.recent.len() > RECENT_CALLS {
-                reg.recent.pop_front();
-            }
         }
     }
 
+    /// The `pbx.cdr.created` of an ended call (its `pbx.call.hangup` was
+    /// emitted); the call leaves the journal.
+    pub(crate) fn emit_cdr(&self, c: &mut CallRecord) {
+        let cdr = c.cdr_json();
+        c.seq += 1;
+        let event = CallEvent::new(events::CDR, c.call_uuid, c.seq, c.token.clone(), cdr);
+        c.seen_at = SystemTime::now();
+        self.emit_event(c, &event, true);
+    }
+
     /// Refuses new calls, hangs up every call not yet bridged (bridged calls
-    /// go on inside the switch), and joins every call thread within `deadline`.
+    /// go on inside the switch and stay in the journal, for the next engine
+    /// to adopt), and joins every call thread within `deadline`.
     /// Returns how many threads did not finish in time.
     pub fn shutdown(&self, deadline: Duration) -> usize {
         self.shutting_down.store(true, Ordering::SeqCst);
         let cells: Vec<CallCell> = lock(&self.registry).active.values().cloned().collect();
         for cell in &cells {
-            let bridged = lock(cell).state == CallState::Bridged;
-            if !bridged {
+            let mut c = lock(cell);
+            if c.state == CallState::Bridged {
+                c.seen_at = SystemTime::now();
+                self.journal.put(&c);
+            } else {
+                drop(c);
                 self.cancel(cell, HangupBy::System, "SYSTEM_SHUTDOWN");
             }
         }
@@ -513,10 +629,9 @@ impl Engine {
             std::thread::sleep(Duration::from_millis(10));
         }
         self.dispatch_stop.store(true, Ordering::SeqCst);
+        // Never called from the dispatcher itself (it holds only a Weak).
         if let Some(h) = lock(&self.dispatcher).take() {
-            if h.thread().id() != std::thread::current().id() {
-                let _ = h.join();
-            }
+            let _ = h.join();
         }
         stuck
     }

@@ -8,6 +8,7 @@ use serde_json::{json, Value};
 use uuid::Uuid;
 
 use super::errors::ApiError;
+use super::store::Write;
 use super::time::rfc3339;
 
 /// The agent's phone rings (contract).
@@ -114,6 +115,18 @@ pub trait EventSink: Send + Sync + 'static {
     fn admit(&self) -> Result<(), ApiError> {
         Ok(())
     }
+
+    /// What this sink needs committed durably for `event` (a spool row),
+    /// for the engine to commit together with the call's journal record;
+    /// then it calls [`EventSink::committed`] instead of `emit`.
+    fn durable_writes(&self, _event: &CallEvent) -> Vec<Write> {
+        Vec::new()
+    }
+
+    /// `event`, once the writes of [`EventSink::durable_writes`] are committed.
+    fn committed(&self, event: &CallEvent) {
+        self.emit(event);
+    }
 }
 
 /// Hands each event to several sinks, in order.
@@ -128,6 +141,19 @@ impl EventSink for FanOut {
 
     fn admit(&self) -> Result<(), ApiError> {
         self.0.iter().try_for_each(|s| s.admit())
+    }
+
+    fn durable_writes(&self, event: &CallEvent) -> Vec<Write> {
+        self.0
+            .iter()
+            .flat_map(|s| s.durable_writes(event))
+            .collect()
+    }
+
+    fn committed(&self, event: &CallEvent) {
+        for sink in &self.0 {
+            sink.committed(event);
+        }
     }
 }
 

@@ -308,4 +308,14 @@ impl Switch for FsSwitch {
         // SAFETY: both strings alive for the call; a gone channel is a no-op.
         unsafe { sys::zc2c_hangup(u.as_ptr(), c.as_ptr()) };
     }
+
+    fn leg_exists(&self, leg_uuid: Uuid) -> bool {
+        exists(leg_uuid)
+    }
+
+    fn max_sessions(&self) -> Option<u32> {
+        // SAFETY: no arguments; reads the switch's session limit.
+        let n = unsafe { sys::zc2c_max_sessions() };
+        (n > 0).then_some(n)
+    }
 }

@@ -1,5 +1,7 @@
 //! The module's state while loaded: one `Mutex<Option<Globals>>` that load
 //! fills and shutdown empties, so `reload mod_zorio_c2c` starts from scratch.
+//! Live calls go from one load to the next through the call journal in the
+//! durable store.
 
 use std::sync::{Arc, Mutex, MutexGuard};
 

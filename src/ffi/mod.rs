@@ -12,4 +12,5 @@ mod globals;
 mod guard;
 mod log;
 mod module;
+mod pinned;
 mod sys;

@@ -3,6 +3,7 @@
 //! rust-lang/rust#99411) and its load / shutdown / runtime entries.
 
 use std::ffi::c_int;
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -18,6 +19,7 @@ use super::fs_switch::FsSwitch;
 use super::globals::{self, Globals};
 use super::guard::guard;
 use super::log;
+use super::pinned;
 use super::sys;
 
 /// How long shutdown waits for the engine's threads.
@@ -77,6 +79,8 @@ fn start(
     let subclasses = Subclasses::reserve();
     let switch = Arc::new(FsSwitch::new(ends));
     let sinks: Vec<Arc<dyn EventSink>> = vec![Arc::new(CustomEventSink)];
+    // The call journal lives in the durable store, next to the spool: it
+    // carries bridged calls from one load to the next, and across a crash.
     let app = match App::start_with_log(config, switch, legs_rx, sinks, fs_log_hook()) {
         Ok(a) => a,
         Err(e) => {
@@ -114,7 +118,16 @@ fn start(
         bindings,
         subclasses,
     });
-    log::info("mod_zorio_c2c loaded");
+    let engine = &slot.as_ref().expect("just set").app.engine;
+    let (adopted, recovered) = (
+        engine.stats.adopted.load(Ordering::Relaxed),
+        engine.stats.recovered.load(Ordering::Relaxed),
+    );
+    let limit = engine.max_concurrent_calls(&engine.config());
+    log::info(&format!(
+        "mod_zorio_c2c loaded: {adopted} live calls adopted, {recovered} ended while unloaded reported; max-concurrent-calls {limit}"
+    ));
+    pinned::warn_if_replaced();
     Ok(())
 }
 

@@ -103,3 +103,9 @@ int zc2c_uuid_exists(const char *uuid)
 {
 	return uuid && switch_ivr_uuid_exists(uuid) ? 1 : 0;
 }
+
+uint32_t zc2c_max_sessions(void)
+{
+	/* 0 asks for the limit without changing it. */
+	return switch_core_session_limit(0);
+}

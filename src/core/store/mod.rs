@@ -95,6 +95,8 @@ pub enum Write {
     CallOpen(Uuid, String),
     /// A call's last snapshot: it is ended, kept until the retention passes.
     CallEnded(Uuid, String, SystemTime),
+    /// A call is ended (its last snapshot stays as it is).
+    CallClosed(Uuid, SystemTime),
 }
 
 /// Counts and bytes of what waits in the spool.

@@ -528,6 +528,10 @@ fn apply(c: &Connection, w: &Write) -> rusqlite::Result<()> {
             )?
             .execute(params![uuid.to_string(), snapshot, unix_ms(*at) as i64])?;
         }
+        Write::CallClosed(uuid, at) => {
+            c.prepare_cached("UPDATE calls SET ended_ms = ?2 WHERE call_uuid = ?1")?
+                .execute(params![uuid.to_string(), unix_ms(*at) as i64])?;
+        }
     }
     Ok(())
 }

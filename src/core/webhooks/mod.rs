@@ -197,14 +197,17 @@ pub struct WebhookService {
     running: AtomicBool,
 }
 
-/// Opens the store a webhook service keeps its spool in when it is given
-/// none: SQLite in `settings.spool_dir` (the data directory).
-pub fn open_store(settings: &WebhookSettings) -> Result<Arc<SqliteStore>, String> {
+/// Opens the durable store in the data directory `settings.spool_dir`
+/// (SQLite, `zorio_c2c.db`), keeping ended calls for `call_retention`.
+pub fn open_store(
+    settings: &WebhookSettings,
+    call_retention: Duration,
+) -> Result<Arc<SqliteStore>, String> {
     let dir = &settings.spool_dir;
     if dir.as_os_str().is_empty() {
-        return Err("webhooks: no data directory (spool-dir) set".to_string());
+        return Err("webhooks: no data directory (data-dir / spool-dir) set".to_string());
     }
-    SqliteStore::open_dir(dir, SqliteOptions::default())
+    SqliteStore::open_dir(dir, SqliteOptions { call_retention })
         .map_err(|e| format!("webhook store in {}: {e}", dir.display()))
 }
 
@@ -225,7 +228,7 @@ impl WebhookService {
         tokens: &[ApiToken],
         log: LogHook,
     ) -> Result<Arc<WebhookService>, String> {
-        let store = open_store(settings)?;
+        let store = open_store(settings, SqliteOptions::default().call_retention)?;
         WebhookService::start_with_store(settings, tokens, store, log)
     }
 
@@ -496,17 +499,11 @@ impl WebhookService {
     }
 }
 
-impl EventSink for WebhookService {
-    fn emit(&self, event: &CallEvent) {
+impl WebhookService {
+    /// The spool row of `event`, or `None` when it has nowhere to go.
+    fn record_of(&self, event: &CallEvent) -> Option<SpoolRecord> {
         let sh = &self.shared;
-        if sh
-            .destinations()
-            .for_token(event.token.as_deref())
-            .is_none()
-        {
-            sh.stats.no_destination.fetch_add(1, Ordering::Relaxed);
-            return;
-        }
+        sh.destinations().for_token(event.token.as_deref())?;
         let record = SpoolRecord::from_event(event);
         let bytes = spool_bytes(&record);
         if sh.spool.bytes() + bytes > sh.spool.max_bytes {
@@ -528,6 +525,24 @@ impl EventSink for WebhookService {
                 ),
             );
         }
+        Some(record)
+    }
+
+    /// `record` is committed: count it and hand it to the dispatcher.
+    fn enqueue(&self, record: SpoolRecord) {
+        self.shared.spooled(1, spool_bytes(&record));
+        // After stop the dispatcher is gone; the event waits in the store.
+        let _ = self.intake.send(Intake::Event(record));
+    }
+}
+
+impl EventSink for WebhookService {
+    fn emit(&self, event: &CallEvent) {
+        let sh = &self.shared;
+        let Some(record) = self.record_of(event) else {
+            sh.stats.no_destination.fetch_add(1, Ordering::Relaxed);
+            return;
+        };
         let until = std::time::Instant::now() + COMMIT_TIMEOUT;
         let result = loop {
             match sh
@@ -571,9 +586,27 @@ impl EventSink for WebhookService {
                 return;
             }
         }
-        sh.spooled(1, bytes);
-        // After stop the dispatcher is gone; the event waits in the store.
-        let _ = self.intake.send(Intake::Event(record));
+        self.enqueue(record);
+    }
+
+    fn durable_writes(&self, event: &CallEvent) -> Vec<Write> {
+        match self.record_of(event) {
+            Some(r) => vec![Write::SpoolPut(r)],
+            None => Vec::new(),
+        }
+    }
+
+    fn committed(&self, event: &CallEvent) {
+        let sh = &self.shared;
+        if sh
+            .destinations()
+            .for_token(event.token.as_deref())
+            .is_none()
+        {
+            sh.stats.no_destination.fetch_add(1, Ordering::Relaxed);
+            return;
+        }
+        self.enqueue(SpoolRecord::from_event(event));
     }
 
     fn admit(&self) -> Result<(), ApiError> {

@@ -1,0 +1,64 @@
+//! The library is linked `-z nodelete` (build.rs): once FreeSWITCH has loaded
+//! it, it stays mapped until the process ends, and `reload mod_zorio_c2c`
+//! runs the same copy again. A new `mod_zorio_c2c.so` installed meanwhile
+//! takes effect at the next start of FreeSWITCH: say so when it happens.
+
+use std::os::unix::fs::MetadataExt;
+
+use super::log;
+
+/// The file this code was mapped from, with its inode then (from
+/// `/proc/self/maps`), or `None` when it cannot be told.
+fn mapped_from() -> Option<(String, u64)> {
+    let here = mapped_from as *const () as usize;
+    let maps = std::fs::read_to_string("/proc/self/maps").ok()?;
+    maps.lines().find_map(|line| {
+        let mut f = line.split_whitespace();
+        let (range, _perms, _off, _dev, inode) =
+            (f.next()?, f.next()?, f.next()?, f.next()?, f.next()?);
+        let path = f.collect::<Vec<_>>().join(" ");
+        let (lo, hi) = range.split_once('-')?;
+        let (lo, hi) = (
+            usize::from_str_radix(lo, 16).ok()?,
+            usize::from_str_radix(hi, 16).ok()?,
+        );
+        (lo <= here && here < hi).then(|| Some((path, inode.parse().ok()?)))?
+    })
+}
+
+/// What the running copy is, against what is on disk now; `None` when both
+/// are the same file.
+pub(crate) fn replaced_note() -> Option<String> {
+    let (path, inode) = mapped_from()?;
+    let on_disk = path.strip_suffix(" (deleted)").map_or_else(
+        || std::fs::metadata(&path).ok(),
+        |p| std::fs::metadata(p).ok(),
+    );
+    let same = !path.ends_with(" (deleted)") && on_disk.is_some_and(|m| m.ino() == inode);
+    (!same).then(|| {
+        format!(
+            "{} on disk is not the copy running (version {} stays in memory once loaded: \
+             restart FreeSWITCH to run the new one)",
+            path.trim_end_matches(" (deleted)"),
+            env!("CARGO_PKG_VERSION")
+        )
+    })
+}
+
+/// Logs a warning when the `.so` was replaced since it was first loaded.
+pub(crate) fn warn_if_replaced() {
+    if let Some(note) = replaced_note() {
+        log::warn(&note);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn the_test_binary_finds_its_own_mapping_unchanged() {
+        let (path, inode) = super::mapped_from().expect("this code is mapped from a file");
+        assert!(std::path::Path::new(&path).exists(), "mapped from {path}");
+        assert!(inode > 0);
+        assert_eq!(super::replaced_note(), None);
+    }
+}
