@@ -142,8 +142,8 @@ pub struct WebhookSettings {
     pub workers: usize,
 }
 
-/// 2 GiB: a day-long CRM outage at a busy switch (see README, "Spool sizing").
-pub const DEFAULT_MAX_SPOOL_BYTES: u64 = 2 * 1024 * 1024 * 1024;
+/// 1 GiB: a day-long CRM outage at a busy switch (see README, "Spool sizing").
+pub const DEFAULT_MAX_SPOOL_BYTES: u64 = 1024 * 1024 * 1024;
 
 /// A config that cannot be used, and the element at fault.
 #[derive(Debug, Clone, PartialEq, Eq)]
