@@ -230,40 +230,17 @@ impl IdempotencyStore {
                             .expires
                             .duration_since(SystemTime::now())
                             .unwrap_or_default();
-                        inner.generation += 1;
-                        let generation = inner.generation;
-                        let expires = now + left;
-                        inner.map.insert(
-                            k.clone(),
-                            Entry {
-                                fingerprint: rec.fingerprint,
-                                slot: Slot::Done(Response {
-                                    status: rec.status,
-                                    headers: rec.headers,
-                                    body: rec.body,
-                                    close: false,
-                                }),
-                                expires,
-                                generation,
-                            },
-                        );
-                        inner.order.push_back((expires, k.clone(), generation));
+                        let answer = Slot::Done(Response {
+                            status: rec.status,
+                            headers: rec.headers,
+                            body: rec.body,
+                            close: false,
+                        });
+                        remember(&mut inner, &k, rec.fingerprint, answer, now + left);
                     }
                 }
                 None => {
-                    inner.generation += 1;
-                    let generation = inner.generation;
-                    let expires = now + ttl;
-                    inner.map.insert(
-                        k.clone(),
-                        Entry {
-                            fingerprint: fp,
-                            slot: Slot::InProgress,
-                            expires,
-                            generation,
-                        },
-                    );
-                    inner.order.push_back((expires, k.clone(), generation));
+                    let generation = remember(&mut inner, &k, fp, Slot::InProgress, now + ttl);
                     while inner.map.len() > self.capacity {
                         match inner.order.pop_front() {
                             Some((_, old, g)) => remove_if(&mut inner, &old, g),
@@ -282,6 +259,29 @@ impl IdempotencyStore {
             }
         }
     }
+}
+
+/// Puts a new entry for `key`; returns its generation.
+fn remember(
+    inner: &mut Inner,
+    key: &Key,
+    fingerprint: [u8; 32],
+    slot: Slot,
+    expires: Duration,
+) -> u64 {
+    inner.generation += 1;
+    let generation = inner.generation;
+    inner.map.insert(
+        key.clone(),
+        Entry {
+            fingerprint,
+            slot,
+            expires,
+            generation,
+        },
+    );
+    inner.order.push_back((expires, key.clone(), generation));
+    generation
 }
 
 fn remove_if(inner: &mut Inner, key: &Key, generation: u64) {

@@ -20,7 +20,8 @@ use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use rusqlite::{params, Connection, OptionalExtension, TransactionBehavior};
+use rusqlite::types::Value as SqlValue;
+use rusqlite::{params, params_from_iter, Connection, OptionalExtension, TransactionBehavior};
 use uuid::Uuid;
 
 use super::{IdempotencyRecord, JournalEntry, SpoolUsage, Store, StoreError, Write, ROW_OVERHEAD};
@@ -461,16 +462,7 @@ fn apply(c: &Connection, w: &Write) -> rusqlite::Result<()> {
                  (id, call_uuid, seq, type, token, created_us, since_us, body)
                  VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
             )?
-            .execute(params![
-                r.id,
-                r.call_uuid.to_string(),
-                r.seq,
-                r.event_type,
-                r.token,
-                unix_us(r.created_at) as i64,
-                unix_us(r.since) as i64,
-                r.body
-            ])?;
+            .execute(params_from_iter(record_values(r)))?;
         }
         Write::SpoolRemove(id) => {
             c.prepare_cached("DELETE FROM spool WHERE id = ?1")?
@@ -484,19 +476,11 @@ fn apply(c: &Connection, w: &Write) -> rusqlite::Result<()> {
                   attempts, last_error, dead_ms)
                  VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
             )?
-            .execute(params![
-                r.id,
-                r.call_uuid.to_string(),
-                r.seq,
-                r.event_type,
-                r.token,
-                unix_us(r.created_at) as i64,
-                unix_us(r.since) as i64,
-                r.body,
-                d.attempts,
-                d.last_error,
-                unix_ms(d.dead_at) as i64
-            ])?;
+            .execute(params_from_iter(record_values(r).into_iter().chain([
+                SqlValue::Integer(d.attempts.into()),
+                SqlValue::Text(d.last_error.clone()),
+                SqlValue::Integer(unix_ms(d.dead_at) as i64),
+            ])))?;
             c.prepare_cached("DELETE FROM spool WHERE id = ?1")?
                 .execute([&r.id])?;
         }
@@ -539,6 +523,20 @@ fn apply(c: &Connection, w: &Write) -> rusqlite::Result<()> {
         }
     }
     Ok(())
+}
+
+/// The columns a spooled event and a dead letter share, in table order.
+fn record_values(r: &SpoolRecord) -> Vec<SqlValue> {
+    vec![
+        SqlValue::Text(r.id.clone()),
+        SqlValue::Text(r.call_uuid.to_string()),
+        SqlValue::Integer(r.seq.into()),
+        SqlValue::Text(r.event_type.clone()),
+        r.token.clone().map_or(SqlValue::Null, SqlValue::Text),
+        SqlValue::Integer(unix_us(r.created_at) as i64),
+        SqlValue::Integer(unix_us(r.since) as i64),
+        SqlValue::Text(r.body.clone()),
+    ]
 }
 
 fn housekeeping(c: &Connection, options: &SqliteOptions) -> rusqlite::Result<()> {
