@@ -13,7 +13,8 @@ use crate::core::config::Config;
 use crate::core::engine::Engine;
 use crate::core::events::{EventSink, FanOut};
 use crate::core::http::{HttpServer, HttpState, WebhookAdmin};
-use crate::core::journal::{CallJournal, MemoryJournal};
+use crate::core::journal::{CallJournal, StoreJournal};
+use crate::core::store::Store;
 use crate::core::webhooks::{self, LogHook, WebhookService};
 use crate::switch::{LegReport, Switch};
 
@@ -22,6 +23,8 @@ pub struct App {
     pub engine: Arc<Engine>,
     /// Webhook delivery (spool, retries, dead letters).
     pub webhooks: Arc<WebhookService>,
+    /// The durable store (spool, dead letters, idempotency keys, journal).
+    pub store: Arc<dyn Store>,
     /// What the HTTP API shares; also usable without the listener, through
     /// [`crate::core::http::route`] (the module's `pbx` command for mod_xml_rpc).
     pub http_state: Arc<HttpState>,
@@ -50,13 +53,12 @@ impl App {
         extra_sinks: Vec<Arc<dyn EventSink>>,
         log: LogHook,
     ) -> Result<App, String> {
-        let journal = Arc::new(MemoryJournal::default());
-        App::start_with_journal(config, switch, legs, extra_sinks, log, journal)
+        App::start_inner(config, switch, legs, extra_sinks, log, None)
     }
 
-    /// [`App::start_with_log`] over a call journal that may hold calls of an
-    /// earlier instance: they are taken back before anything else runs
-    /// (see [`Engine::with_journal`]).
+    /// [`App::start_with_log`] over another call journal than the durable
+    /// one in the store. It may hold calls of an earlier instance: they are
+    /// taken back before anything else runs (see [`Engine::with_journal`]).
     pub fn start_with_journal(
         config: Config,
         switch: Arc<dyn Switch>,
@@ -65,12 +67,48 @@ impl App {
         log: LogHook,
         journal: Arc<dyn CallJournal>,
     ) -> Result<App, String> {
+        App::start_inner(config, switch, legs, extra_sinks, log, Some(journal))
+    }
+
+    /// Opens the store, starts webhooks over it, then the engine over the
+    /// journal (by default the store's: calls survive a crash of the switch).
+    fn start_inner(
+        config: Config,
+        switch: Arc<dyn Switch>,
+        legs: Receiver<LegReport>,
+        extra_sinks: Vec<Arc<dyn EventSink>>,
+        log: LogHook,
+        journal: Option<Arc<dyn CallJournal>>,
+    ) -> Result<App, String> {
         let http_settings = config.http.clone();
-        let webhooks = WebhookService::start_with_log(&config.webhooks, &config.tokens, log)?;
+        let store: Arc<dyn Store> =
+            webhooks::open_store(&config.webhooks, config.ended_call_retention)?;
+        let webhooks = match WebhookService::start_with_store(
+            &config.webhooks,
+            &config.tokens,
+            Arc::clone(&store),
+            log,
+        ) {
+            Ok(w) => w,
+            Err(e) => {
+                store.close(Duration::from_secs(2));
+                return Err(e);
+            }
+        };
         let mut sinks: Vec<Arc<dyn EventSink>> = vec![webhooks.clone()];
         sinks.extend(extra_sinks);
-        let engine = Engine::with_journal(config, switch, legs, Arc::new(FanOut(sinks)), journal);
+        let journal: Arc<dyn CallJournal> =
+            journal.unwrap_or_else(|| Arc::new(StoreJournal::new(Arc::clone(&store))));
+        let engine = Engine::with_store(
+            config,
+            switch,
+            legs,
+            Arc::new(FanOut(sinks)),
+            journal,
+            Some(Arc::clone(&store)),
+        );
         let http_state = HttpState::new(Arc::clone(&engine));
+        http_state.idempotency.set_durable(Some(Arc::clone(&store)));
         http_state.set_webhook_admin(Some(webhooks.clone() as Arc<dyn WebhookAdmin>));
         let gauges = Arc::clone(&webhooks);
         http_state.set_extra_gauges(Some(Box::new(move || gauges.gauges())));
@@ -80,6 +118,7 @@ impl App {
                 Err(e) => {
                     engine.shutdown(Duration::from_secs(2));
                     webhooks.stop(Duration::from_secs(2));
+                    store.close(Duration::from_secs(2));
                     return Err(format!("cannot listen on {}: {e}", http_settings.listen));
                 }
             }
@@ -89,6 +128,7 @@ impl App {
         Ok(App {
             engine,
             webhooks,
+            store,
             http_state,
             http,
         })
@@ -115,7 +155,8 @@ impl App {
     /// Stops everything within `deadline` in all; returns what did not
     /// stop in time. The listener goes first, so a request answered 202 is
     /// one the engine has; webhooks go last, so the engine's final events
-    /// (hangups of cancelled calls) are spooled.
+    /// (hangups of cancelled calls) are spooled, and the store after them,
+    /// committing what is queued.
     pub fn stop(&self, deadline: Duration) -> Vec<String> {
         // One deadline for the whole stop, shared by its parts in turn.
         let until = Instant::now() + deadline;
@@ -131,6 +172,9 @@ impl App {
             late.push(format!("{stuck} call threads"));
         }
         late.extend(self.webhooks.stop(left().max(Duration::from_millis(100))));
+        if !self.store.close(left().max(Duration::from_millis(100))) {
+            late.push("c2c-store".to_string());
+        }
         late
     }
 }

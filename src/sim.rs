@@ -4,7 +4,7 @@
 //! FreeSWITCH does, for tests and for the `c2c-sandbox` binary.
 #![forbid(unsafe_code)]
 
-use std::collections::{HashMap, HashSet};
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
@@ -89,7 +89,8 @@ impl SimOptions {
     }
 }
 
-/// What the simulated switch was asked to do, in order (tests read it).
+/// What the simulated switch was asked to do, in order (tests read it; the
+/// last 10,000 are kept).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum SimAction {
     OriginateAgent(AgentLeg),
@@ -105,14 +106,41 @@ enum LegState {
     Ended,
 }
 
+/// Ended legs and actions the simulated switch remembers (the oldest are
+/// forgotten): a long-running sandbox keeps a flat memory.
+const REMEMBERED: usize = 10_000;
+
 #[derive(Default)]
 struct World {
     legs: HashMap<Uuid, (LegState, Option<u32>)>,
+    /// Ended legs, oldest first (forgotten past [`REMEMBERED`]).
+    ended: VecDeque<Uuid>,
     bridges: HashMap<Uuid, Uuid>,
-    actions: Vec<SimAction>,
+    actions: VecDeque<SimAction>,
     /// (when, leg, cause): scheduled hangups by the far end.
     timers: Vec<(Instant, Uuid, String)>,
     stop: bool,
+}
+
+impl World {
+    fn end(&mut self, leg: Uuid, attempt: Option<u32>) {
+        self.legs.insert(leg, (LegState::Ended, attempt));
+        self.ended.push_back(leg);
+        while self.ended.len() > REMEMBERED {
+            if let Some(old) = self.ended.pop_front() {
+                if self.legs.get(&old).is_some_and(|l| l.0 == LegState::Ended) {
+                    self.legs.remove(&old);
+                }
+            }
+        }
+    }
+
+    fn act(&mut self, action: SimAction) {
+        self.actions.push_back(action);
+        if self.actions.len() > REMEMBERED {
+            self.actions.pop_front();
+        }
+    }
 }
 
 struct Shared {
@@ -154,7 +182,7 @@ impl SimSwitch {
 
     /// Everything asked of the switch so far.
     pub fn actions(&self) -> Vec<SimAction> {
-        lock(&self.shared.world).actions.clone()
+        lock(&self.shared.world).actions.iter().cloned().collect()
     }
 
     /// Changes the simulated world (e.g. make a gateway fail).
@@ -209,7 +237,7 @@ impl Shared {
         if state == LegState::Ended {
             return;
         }
-        w.legs.insert(leg, (LegState::Ended, attempt));
+        w.end(leg, attempt);
         let partner = w.bridges.remove(&leg);
         if let Some(p) = partner {
             w.bridges.remove(&p);
@@ -248,7 +276,7 @@ impl Shared {
         let mut w = lock(&self.world);
         loop {
             if w.legs.get(&leg).map(|l| l.0) == Some(LegState::Ended) || w.stop {
-                w.legs.insert(leg, (LegState::Ended, attempt));
+                w.end(leg, attempt);
                 return LegOutcome::Failed(Failure {
                     cause: "ORIGINATOR_CANCEL".into(),
                     sip_code: Some(487),
@@ -262,7 +290,7 @@ impl Shared {
                 return LegOutcome::Answered;
             }
             if now >= end_at {
-                w.legs.insert(leg, (LegState::Ended, attempt));
+                w.end(leg, attempt);
                 return LegOutcome::Failed(give_up);
             }
             let next = answer_at.map_or(end_at, |t| t.min(end_at));
@@ -317,9 +345,7 @@ impl Switch for SimSwitch {
     }
 
     fn originate_agent(&self, leg: &AgentLeg) -> LegOutcome {
-        lock(&self.shared.world)
-            .actions
-            .push(SimAction::OriginateAgent(leg.clone()));
+        lock(&self.shared.world).act(SimAction::OriginateAgent(leg.clone()));
         let o = lock(&self.shared.options).clone();
         let answers = !o.agents_no_answer.contains(&leg.extension);
         self.shared.ring(
@@ -335,9 +361,7 @@ impl Switch for SimSwitch {
     }
 
     fn dial_customer(&self, leg: &CustomerLeg) -> LegOutcome {
-        lock(&self.shared.world)
-            .actions
-            .push(SimAction::DialCustomer(leg.clone()));
+        lock(&self.shared.world).act(SimAction::DialCustomer(leg.clone()));
         let o = lock(&self.shared.options).clone();
         let attempt = Some(leg.attempt);
         let trunk_down = match &leg.route {
@@ -348,9 +372,7 @@ impl Switch for SimSwitch {
             || leg.number == NUMBER_ALL_TRUNKS_FAIL
             || (leg.number == NUMBER_FIRST_TRUNK_FAILS && leg.attempt == 1);
         if fail_503 {
-            lock(&self.shared.world)
-                .legs
-                .insert(leg.leg_uuid, (LegState::Ended, attempt));
+            lock(&self.shared.world).end(leg.leg_uuid, attempt);
             return LegOutcome::Failed(Failure {
                 cause: "NORMAL_TEMPORARY_FAILURE".into(),
                 sip_code: Some(503),
@@ -392,7 +414,7 @@ impl Switch for SimSwitch {
 
     fn bridge(&self, agent_leg: Uuid, customer_leg: Uuid) -> Result<(), SwitchError> {
         let mut w = lock(&self.shared.world);
-        w.actions.push(SimAction::Bridge(agent_leg, customer_leg));
+        w.act(SimAction::Bridge(agent_leg, customer_leg));
         let up = |u: &Uuid| w.legs.get(u).map(|l| l.0) == Some(LegState::Answered);
         if !(up(&agent_leg) && up(&customer_leg)) {
             return Err(SwitchError("a leg to bridge is gone".into()));
@@ -403,9 +425,7 @@ impl Switch for SimSwitch {
     }
 
     fn hangup(&self, leg_uuid: Uuid, cause: &str) {
-        lock(&self.shared.world)
-            .actions
-            .push(SimAction::Hangup(leg_uuid, cause.to_string()));
+        lock(&self.shared.world).act(SimAction::Hangup(leg_uuid, cause.to_string()));
         self.shared.end_leg(leg_uuid, cause);
     }
 

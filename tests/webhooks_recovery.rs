@@ -27,19 +27,6 @@ fn status(s: &WebhookService, field: &str) -> u64 {
     s.status_json()[field].as_u64().unwrap_or(u64::MAX)
 }
 
-fn pending_files(spool: &std::path::Path) -> usize {
-    std::fs::read_dir(spool.join("pending"))
-        .unwrap()
-        .filter(|e| {
-            e.as_ref()
-                .unwrap()
-                .path()
-                .extension()
-                .is_some_and(|x| x == "json")
-        })
-        .count()
-}
-
 #[test]
 fn a_restart_delivers_everything_spooled_in_per_call_order() {
     let spool = temp_spool("restart");
@@ -59,7 +46,7 @@ fn a_restart_delivers_everything_spooled_in_per_call_order() {
     // Emitted after stop: still spooled, for the next start.
     first.emit(&event(calls[0], 5));
     drop(first);
-    assert_eq!(pending_files(&spool), 13);
+    assert_eq!(spooled(&spool), 13);
 
     let rx = Receiver::ok();
     cfg.url = Some(rx.url());
@@ -83,7 +70,7 @@ fn a_restart_delivers_everything_spooled_in_per_call_order() {
     ids.dedup();
     assert_eq!(ids.len(), 13);
     wait_until(Duration::from_secs(2), "spool emptied", || {
-        pending_files(&spool) == 0
+        spooled(&spool) == 0
     });
     assert!(second.stop(Duration::from_secs(1)).is_empty());
 }
@@ -170,23 +157,38 @@ fn given_up_events_become_dead_letters_and_can_be_replayed() {
 }
 
 #[test]
-fn a_full_spool_refuses_loudly_and_never_grows_past_its_bound() {
+fn above_the_high_water_mark_new_calls_are_refused_and_no_event_is_dropped() {
     let spool = temp_spool("full");
     let nowhere = format!("http://127.0.0.1:{}/hooks", free_port());
-    let mut cfg = settings(Some(nowhere), &spool);
-    cfg.max_spool_events = 3;
+    let mut cfg = settings(Some(nowhere.clone()), &spool);
+    let one = mod_zorio_c2c::core::store::spool_bytes(
+        &mod_zorio_c2c::core::webhooks::spool::SpoolRecord::from_event(&event(Uuid::new_v4(), 1)),
+    );
+    // Room for 4 events; new calls are refused from the third on.
+    cfg.max_spool_bytes = 4 * one + one / 2;
+    cfg.spool_high_water_percent = 50;
     cfg.retry_schedule = vec![Duration::from_secs(60)];
     cfg.give_up_after = Duration::from_secs(600);
     let (log, lines) = captured_log();
     let s = WebhookService::start_with_log(&cfg, &[], log).unwrap();
     let call = Uuid::new_v4();
-    let evs: Vec<CallEvent> = (1..=5).map(|n| event(call, n)).collect();
-    for e in &evs {
+    let evs: Vec<CallEvent> = (1..=6).map(|n| event(call, n)).collect();
+    assert!(s.admit().is_ok());
+    s.emit(&evs[0]);
+    s.emit(&evs[1]);
+    assert!(s.admit().is_ok());
+    s.emit(&evs[2]);
+    let refused = s.admit().unwrap_err();
+    assert_eq!((refused.status, refused.code), (503, "spool_full"));
+    // The accepted call goes on: every event is kept, past the bound too.
+    for e in &evs[3..] {
         s.emit(e);
     }
-    assert_eq!(status(&s, "spool_size"), 3);
-    assert_eq!(status(&s, "refused_spool_full"), 2);
-    assert_eq!(pending_files(&spool), 3);
+    assert_eq!(status(&s, "spool_size"), 6);
+    assert_eq!(spooled(&spool), 6);
+    assert_eq!(status(&s, "refused_calls_spool_full"), 1);
+    assert_eq!(status(&s, "spool_over_capacity"), 2);
+    assert_eq!(s.status_json()["accepting_calls"], false);
     let errors: Vec<(Option<String>, String)> = lines
         .lock()
         .unwrap()
@@ -194,10 +196,32 @@ fn a_full_spool_refuses_loudly_and_never_grows_past_its_bound() {
         .filter(|(l, _, _)| *l == LogLevel::Error)
         .map(|(_, u, m)| (u.clone(), m.clone()))
         .collect();
-    assert_eq!(errors.len(), 2);
-    assert!(errors[0].1.contains("spool full") && errors[0].1.contains(&evs[3].id));
+    assert_eq!(errors.len(), 3, "{errors:?}");
+    assert!(errors[0].1.contains("NEW CALLS ARE REFUSED"), "{errors:?}");
+    assert!(errors[1].1.contains("kept anyway") && errors[1].1.contains(&evs[4].id));
     // Tagged with the call's channel, so FreeSWITCH's per-call log filter shows it.
-    assert_eq!(errors[0].0, Some(evs[3].log_uuid()));
+    assert_eq!(errors[1].0, Some(evs[4].log_uuid()));
+    assert!(cli(&s, "status").contains("\"accepting_calls\": false"));
+    let gauges = s.gauges();
+    assert!(gauges.contains(&("c2c_webhook_spool_full".to_string(), 1.0)));
+    assert!(s.stop(Duration::from_secs(1)).is_empty());
+    drop(s);
+
+    // The CRM is back: the backlog drains and new calls are welcome again.
+    let rx = Receiver::ok();
+    cfg.url = Some(rx.url());
+    let (log, lines) = captured_log();
+    let s = WebhookService::start_with_log(&cfg, &[], log).unwrap();
+    assert!(s.admit().is_err(), "still full right after the restart");
+    rx.wait_delivered(6, Duration::from_secs(5));
+    wait_until(Duration::from_secs(2), "accepting again", || {
+        s.admit().is_ok()
+    });
+    assert!(lines
+        .lock()
+        .unwrap()
+        .iter()
+        .any(|(l, _, m)| *l == LogLevel::Info && m.contains("new calls are accepted again")));
     assert!(s.stop(Duration::from_secs(1)).is_empty());
 }
 
@@ -210,7 +234,7 @@ fn events_with_no_destination_are_counted_and_not_spooled() {
     s.emit(&event(Uuid::new_v4(), 1));
     assert_eq!(status(&s, "no_destination"), 2);
     assert_eq!(status(&s, "spool_size"), 0);
-    assert_eq!(pending_files(&spool), 0);
+    assert_eq!(spooled(&spool), 0);
     assert!(s.stop(Duration::from_secs(1)).is_empty());
 }
 

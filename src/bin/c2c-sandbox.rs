@@ -34,6 +34,10 @@ OPTIONS:
   --webhook-url URL         where to POST webhook events
   --webhook-secret SECRET   Standard Webhooks signing secret (whsec_<base64>)
   --config FILE             a zorio_c2c.conf.xml (module format) instead of the demo data
+  --data-dir DIR            where the durable store lives (zorio_c2c.db: undelivered
+                            events, dead letters, idempotency keys, calls); a restart
+                            on the same DIR delivers what was left (default: a temp
+                            dir per listen port)
   --rate-limit N            click-to-call requests per minute per token (0: off; default 10)
   --max-connections N       open HTTP connections in all (default 16384)
   --max-connections-per-ip N  open HTTP connections per client address (default 256)
@@ -62,6 +66,7 @@ struct Args {
     webhook_url: Option<String>,
     webhook_secret: Option<String>,
     config: Option<PathBuf>,
+    data_dir: Option<PathBuf>,
     rate_limit: Option<u32>,
     max_connections: Option<usize>,
     max_connections_per_ip: Option<usize>,
@@ -117,6 +122,7 @@ fn parse_args(argv: impl IntoIterator<Item = String>) -> Result<Args, String> {
             "--webhook-url" => a.webhook_url = Some(value()?),
             "--webhook-secret" => a.webhook_secret = Some(value()?),
             "--config" => a.config = Some(PathBuf::from(value()?)),
+            "--data-dir" => a.data_dir = Some(PathBuf::from(value()?)),
             "--rate-limit" => {
                 let v = value()?;
                 a.rate_limit = Some(v.parse().map_err(|_| format!("--rate-limit: {v}"))?);
@@ -175,8 +181,11 @@ fn build_config(a: &Args) -> Result<Config, String> {
         config.http.listen = listen;
     }
     config.http.enabled = true;
+    if let Some(dir) = &a.data_dir {
+        config.webhooks.spool_dir = dir.clone();
+    }
     if config.webhooks.spool_dir.as_os_str().is_empty() {
-        // One spool per address: a restarted sandbox delivers what it had left.
+        // One store per address: a restarted sandbox delivers what it had left.
         let port = config.http.listen.port();
         config.webhooks.spool_dir = std::env::temp_dir().join(format!("c2c-sandbox-spool-{port}"));
     }

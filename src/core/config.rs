@@ -33,6 +33,9 @@ pub struct Config {
     /// Calls in flight at once; further requests are refused with 503.
     /// `None`: half the switch's `max-sessions` (two channels a call).
     pub max_concurrent_calls: Option<usize>,
+    /// How long an ended call stays readable (`GET /api/pbx/calls/{uuid}`),
+    /// in the durable store (not in memory).
+    pub ended_call_retention: Duration,
     /// Outbound trunks, in config order.
     pub trunks: Vec<Trunk>,
     /// Least-cost routes.
@@ -127,8 +130,10 @@ pub struct WebhookSettings {
     pub url: Option<String>,
     /// Default signing secrets (`whsec_…`).
     pub secrets: Vec<String>,
-    /// Where events wait on disk until delivered. Empty: the host chooses
-    /// (the module `<db_dir>/zorio_c2c`, the sandbox a temp directory).
+    /// The data directory: the durable store (`zorio_c2c.db`: spool, dead
+    /// letters, idempotency keys, call journal) lives here; a file spool an
+    /// older version left here is imported. Empty: the host chooses (the
+    /// module `<db_dir>/zorio_c2c`, the sandbox a temp directory).
     pub spool_dir: PathBuf,
     /// Delays between attempts, as data.
     pub retry_schedule: Vec<Duration>,
@@ -136,11 +141,20 @@ pub struct WebhookSettings {
     pub give_up_after: Duration,
     pub connect_timeout: Duration,
     pub response_timeout: Duration,
-    /// The spool refuses new events past this many (and says so loudly).
-    pub max_spool_events: usize,
+    /// The spool's bound in bytes. Events of accepted calls are never
+    /// dropped: new calls are refused from the high-water mark on.
+    pub max_spool_bytes: u64,
+    /// Percent of `max_spool_bytes` from which new calls are refused (503
+    /// `spool_full`); the rest is the reserve of the calls already accepted.
+    pub spool_high_water_percent: u8,
+    /// Dead letters kept; past it the oldest are discarded (loudly).
+    pub max_dead_letters: usize,
     /// Delivery worker threads.
     pub workers: usize,
 }
+
+/// 1 GiB: a day-long CRM outage at a busy switch (see README, "Spool sizing").
+pub const DEFAULT_MAX_SPOOL_BYTES: u64 = 1024 * 1024 * 1024;
 
 /// A config that cannot be used, and the element at fault.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -191,7 +205,9 @@ impl Default for WebhookSettings {
             give_up_after: Duration::from_secs(24 * 3600),
             connect_timeout: Duration::from_secs(5),
             response_timeout: Duration::from_secs(15),
-            max_spool_events: 100_000,
+            max_spool_bytes: DEFAULT_MAX_SPOOL_BYTES,
+            spool_high_water_percent: 90,
+            max_dead_letters: 100_000,
             workers: 2,
         }
     }
@@ -209,6 +225,7 @@ impl Default for Config {
             dialplan_context: "default".to_string(),
             dialplan: "XML".to_string(),
             max_concurrent_calls: None,
+            ended_call_retention: Duration::from_secs(7 * 24 * 3600),
             trunks: Vec::new(),
             lcr: Vec::new(),
             caller_ids: Vec::new(),

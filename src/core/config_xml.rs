@@ -83,6 +83,7 @@ fn settings(cfg: &mut Config, section: Node) -> Result<(), ConfigError> {
             "auto-answer" => cfg.auto_answer = boolean(value, &at)?,
             "dialplan-context" => cfg.dialplan_context = value.to_string(),
             "dialplan" => cfg.dialplan = value.to_string(),
+            "ended-call-retention" => cfg.ended_call_retention = secs(value, &at)?,
             "max-concurrent-calls" => {
                 cfg.max_concurrent_calls = match value.trim() {
                     "auto" => None,
@@ -131,7 +132,7 @@ fn webhooks(cfg: &mut Config, section: Node) -> Result<(), ConfigError> {
         match name.as_str() {
             "url" => w.url = non_empty(value),
             "secret" => w.secrets = list(value),
-            "spool-dir" => w.spool_dir = PathBuf::from(value),
+            "data-dir" | "spool-dir" => w.spool_dir = PathBuf::from(value),
             "retry-schedule" => {
                 w.retry_schedule = list(value)
                     .iter()
@@ -141,7 +142,19 @@ fn webhooks(cfg: &mut Config, section: Node) -> Result<(), ConfigError> {
             "give-up-after" => w.give_up_after = secs(value, &at)?,
             "connect-timeout" => w.connect_timeout = secs(value, &at)?,
             "response-timeout" => w.response_timeout = secs(value, &at)?,
-            "max-spool-events" => w.max_spool_events = number(value, &at)?,
+            "max-spool-bytes" => w.max_spool_bytes = bytes(value, &at)?,
+            "spool-high-water" => {
+                let p: u8 = number(value, &at)?;
+                if !(1..=100).contains(&p) {
+                    return Err(err(at, "must be a percent, 1 to 100"));
+                }
+                w.spool_high_water_percent = p;
+            }
+            "max-dead-letters" => w.max_dead_letters = number::<usize>(value, &at)?.max(1),
+            // Before the byte bound; kept so that old configs still load.
+            "max-spool-events" => {
+                number::<usize>(value, &at)?;
+            }
             "workers" => w.workers = number::<usize>(value, &at)?.max(1),
             _ => return Err(err(at, "unknown param")),
         }
@@ -263,6 +276,31 @@ fn number<T: std::str::FromStr>(v: &str, at: &str) -> Result<T, ConfigError> {
     v.trim()
         .parse()
         .map_err(|_| err(at, format!("not a valid number: {v:?}")))
+}
+
+/// Bytes: a number, optionally with a binary suffix `K`, `M`, `G` (e.g. `2G`).
+fn bytes(v: &str, at: &str) -> Result<u64, ConfigError> {
+    let t = v.trim();
+    let (digits, unit) = match t.char_indices().last() {
+        Some((i, c)) if c.is_ascii_alphabetic() => (&t[..i], c.to_ascii_uppercase()),
+        _ => (t, 'B'),
+    };
+    let shift = match unit {
+        'B' => 0,
+        'K' => 10,
+        'M' => 20,
+        'G' => 30,
+        _ => {
+            return Err(err(
+                at,
+                format!("not a size: {v:?} (bytes, or with K, M, G)"),
+            ))
+        }
+    };
+    let n: u64 = number(digits, at)?;
+    n.checked_mul(1u64 << shift)
+        .filter(|b| *b > 0)
+        .ok_or_else(|| err(at, format!("not a size: {v:?}")))
 }
 
 fn secs(v: &str, at: &str) -> Result<Duration, ConfigError> {

@@ -1,7 +1,7 @@
 //! The engine: accepts click-to-call requests, drives each call's state
 //! machine on a thread of its own, and turns leg progress into events.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, RwLock};
 use std::thread::JoinHandle;
@@ -16,9 +16,10 @@ use super::call::{CallRecord, CallState, HangupBy, Leg};
 use super::config::Config;
 use super::errors::{codes, ApiError};
 use super::events::{self, CallEvent, EventSink};
-use super::journal::{self, CallJournal, MemoryJournal};
+use super::journal::{self, journal_write, CallJournal, MemoryJournal};
 use super::request::ClickToCallRequest;
 use super::routing;
+use super::store::{Store, StoreError, Write, COMMIT_TIMEOUT};
 use crate::switch::{Failure, LegEvent, LegReport, Switch};
 
 /// The `data` of a 202: the contract's ten fields.
@@ -56,13 +57,11 @@ pub(crate) type CallCell = Arc<Mutex<CallRecord>>;
 #[derive(Default)]
 struct Registry {
     active: HashMap<Uuid, CallCell>,
+    /// Calls counted against the limit while their acceptance commits.
+    reserved: usize,
     by_leg: HashMap<Uuid, Uuid>,
-    recent: VecDeque<CallCell>,
     runners: Vec<JoinHandle<()>>,
 }
-
-/// How many ended calls stay visible to `GET /api/pbx/calls/{uuid}`.
-const RECENT_CALLS: usize = 10_000;
 
 /// The click-to-call engine. One per module load (or sandbox).
 pub struct Engine {
@@ -76,6 +75,8 @@ pub struct Engine {
     dispatcher: Mutex<Option<JoinHandle<()>>>,
     /// Counters for metrics.
     pub stats: EngineStats,
+    /// Where a call's acceptance and events are committed.
+    store: Option<Arc<dyn Store>>,
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -106,6 +107,21 @@ impl Engine {
         sink: Arc<dyn EventSink>,
         journal: Arc<dyn CallJournal>,
     ) -> Arc<Engine> {
+        Engine::with_store(config, switch, legs, sink, journal, None)
+    }
+
+    /// [`Engine::with_journal`] committing in a durable `store`: the journal
+    /// record of a call (when the journal is durable), the events of its
+    /// sinks ([`EventSink::durable_writes`]) and what a caller promises with
+    /// an accepted call, each time in one commit.
+    pub fn with_store(
+        config: Config,
+        switch: Arc<dyn Switch>,
+        legs: Receiver<LegReport>,
+        sink: Arc<dyn EventSink>,
+        journal: Arc<dyn CallJournal>,
+        store: Option<Arc<dyn Store>>,
+    ) -> Arc<Engine> {
         let engine = Arc::new(Engine {
             config: RwLock::new(Arc::new(config)),
             switch,
@@ -116,6 +132,7 @@ impl Engine {
             dispatch_stop: Arc::new(AtomicBool::new(false)),
             dispatcher: Mutex::new(None),
             stats: EngineStats::default(),
+            store,
         });
         engine.recover();
         let weak = Arc::downgrade(&engine);
@@ -152,13 +169,30 @@ impl Engine {
         *self.config.write().unwrap_or_else(|e| e.into_inner()) = Arc::new(config);
     }
 
+    fn store(&self) -> Option<Arc<dyn Store>> {
+        self.store.clone()
+    }
+
     /// Validates, resolves and starts a call; returns at once with its UUIDs.
     pub fn place(
         self: &Arc<Self>,
         req: &ClickToCallRequest,
         token: Option<&str>,
     ) -> Result<Accepted, ApiError> {
-        let result = self.try_place(req, token);
+        self.place_with(req, token, &|_| Vec::new())
+    }
+
+    /// [`Engine::place`], committing `durable(&accepted)` (e.g. the
+    /// idempotency key's answer) in the store before the call starts: when
+    /// this returns `Ok`, what it promised is durable. A commit that does not
+    /// come within [`COMMIT_TIMEOUT`] refuses the call (503), nobody is dialled.
+    pub fn place_with(
+        self: &Arc<Self>,
+        req: &ClickToCallRequest,
+        token: Option<&str>,
+        durable: &dyn Fn(&Accepted) -> Vec<Write>,
+    ) -> Result<Accepted, ApiError> {
+        let result = self.try_place(req, token, durable);
         let counter = if result.is_ok() {
             &self.stats.accepted
         } else {
@@ -172,6 +206,7 @@ impl Engine {
         self: &Arc<Self>,
         req: &ClickToCallRequest,
         token: Option<&str>,
+        durable: &dyn Fn(&Accepted) -> Vec<Write>,
     ) -> Result<Accepted, ApiError> {
         if self.shutting_down.load(Ordering::SeqCst) {
             return Err(ApiError::new(
@@ -180,6 +215,8 @@ impl Engine {
                 "the module is shutting down",
             ));
         }
+        // Refuse before the call exists if its events could not be kept.
+        self.sink.admit()?;
         let config = self.config();
         let domain = config
             .domain
@@ -247,12 +284,28 @@ impl Engine {
         };
         let (call_uuid, a, b) = (record.call_uuid, record.a.uuid, record.b.uuid);
         let limit = self.max_concurrent_calls(&config);
-        self.check_capacity(lock(&self.registry).active.len(), limit)?;
-        // The accepted call is in the journal before its 202 leaves.
-        self.journal.put(&record);
+        {
+            let mut reg = lock(&self.registry);
+            reg.runners.retain(|h| !h.is_finished());
+            self.check_capacity(reg.active.len() + reg.reserved, limit)?;
+            reg.reserved += 1;
+        }
+        // The accepted call is in the journal before its 202 leaves, in one
+        // commit with what the caller promises with it (its Idempotency-Key's
+        // answer); outside the registry's lock, so leg events go on meanwhile.
+        let committed = self
+            .commit_call(&record, false, durable(&accepted))
+            .map_err(|e| {
+                ApiError::new(
+                    503,
+                    codes::STORE_UNAVAILABLE,
+                    format!("the call could not be recorded durably: {e}"),
+                )
+            });
         let cell: CallCell = Arc::new(Mutex::new(record));
         let mut reg = lock(&self.registry);
-        reg.runners.retain(|h| !h.is_finished());
+        reg.reserved -= 1;
+        committed?;
         let engine = Arc::clone(self);
         let run_cell = Arc::clone(&cell);
         let spawned = self.check_capacity(reg.active.len(), limit).and_then(|()| {
@@ -308,17 +361,14 @@ impl Engine {
         Ok(())
     }
 
-    /// A call by its UUID (active or recently ended).
+    /// A call by its UUID (active, or ended within the journal's retention).
     pub fn call(&self, call_uuid: Uuid) -> Option<CallRecord> {
-        let reg = lock(&self.registry);
-        if let Some(c) = reg.active.get(&call_uuid) {
-            return Some(lock(c).clone());
+        let active = lock(&self.registry).active.get(&call_uuid).cloned();
+        if let Some(c) = active {
+            return Some(lock(&c).clone());
         }
-        reg.recent
-            .iter()
-            .map(|c| lock(c))
-            .find(|c| c.call_uuid == call_uuid)
-            .map(|c| c.clone())
+        // Ended calls live in the journal's store, not in memory.
+        self.journal.ended_call(call_uuid)
     }
 
     /// Calls in flight.
@@ -448,9 +498,48 @@ impl Engine {
             c.token.clone(),
             Value::Object(data),
         );
-        self.sink.emit(&event);
         c.seen_at = SystemTime::now();
-        self.journal.put(c);
+        self.emit_event(c, &event, false);
+    }
+
+    /// Hands `event` to the sinks with the call's journal record: in a
+    /// durable journal, the event's spool row and the record (its `seq`,
+    /// its state) are one commit, so a crash never leaves one without the
+    /// other (no event lost, none emitted twice under two ids).
+    fn emit_event(&self, c: &CallRecord, event: &CallEvent, ended: bool) {
+        let writes = self.sink.durable_writes(event);
+        match self.commit_call(c, ended, writes) {
+            // Timeout: queued in order, committed later; deliver it anyway.
+            Ok(()) | Err(StoreError::Timeout) => self.sink.committed(event),
+            // The store refused: the sinks try on their own (and say so).
+            Err(_) => self.sink.emit(event),
+        }
+    }
+
+    /// Commits `writes` with the call's journal record (when the journal is
+    /// durable), else hands the record to the journal.
+    fn commit_call(
+        &self,
+        c: &CallRecord,
+        ended: bool,
+        mut writes: Vec<Write>,
+    ) -> Result<(), StoreError> {
+        let durable = self.journal.durable();
+        if durable {
+            writes.push(journal_write(c, ended));
+        }
+        let result = match (self.store(), writes.is_empty()) {
+            (Some(store), false) => store.write(writes, COMMIT_TIMEOUT),
+            _ => Ok(()),
+        };
+        if !durable {
+            if ended {
+                self.journal.remove(c.call_uuid);
+            } else {
+                self.journal.put(c);
+            }
+        }
+        result
     }
 
     /// Ends the call when nothing of it is left: the runner is done and no leg is live.
@@ -489,13 +578,9 @@ impl Engine {
         drop(c);
         *lock(&self.stats.outcomes).entry(outcome).or_default() += 1;
         let mut reg = lock(&self.registry);
-        if let Some(cell) = reg.active.remove(&call_uuid) {
+        if reg.active.remove(&call_uuid).is_some() {
             reg.by_leg.remove(&a);
             reg.by_leg.remove(&b);
-            reg.recent.push_back(cell);
-            if reg.recent.len() > RECENT_CALLS {
-                reg.recent.pop_front();
-            }
         }
     }
 
@@ -505,8 +590,8 @@ impl Engine {
         let cdr = c.cdr_json();
         c.seq += 1;
         let event = CallEvent::new(events::CDR, c.call_uuid, c.seq, c.token.clone(), cdr);
-        self.sink.emit(&event);
-        self.journal.remove(c.call_uuid);
+        c.seen_at = SystemTime::now();
+        self.emit_event(c, &event, true);
     }
 
     /// Refuses new calls, hangs up every call not yet bridged (bridged calls

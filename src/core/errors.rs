@@ -93,6 +93,10 @@ pub mod codes {
     pub const CAPACITY_EXCEEDED: &str = "capacity_exceeded";
     pub const SWITCH_UNAVAILABLE: &str = "switch_unavailable";
     pub const SHUTTING_DOWN: &str = "shutting_down";
+    /// The webhook spool is above its high-water mark: new calls wait.
+    pub const SPOOL_FULL: &str = "spool_full";
+    /// The durable store did not commit the call in time.
+    pub const STORE_UNAVAILABLE: &str = "store_unavailable";
     pub const UNAUTHORIZED: &str = "unauthorized";
     pub const RATE_LIMITED: &str = "rate_limited";
     pub const IDEMPOTENCY_CONFLICT: &str = "idempotency_conflict";

@@ -7,6 +7,8 @@ use std::time::SystemTime;
 use serde_json::{json, Value};
 use uuid::Uuid;
 
+use super::errors::ApiError;
+use super::store::Write;
 use super::time::rfc3339;
 
 /// The agent's phone rings (contract).
@@ -90,13 +92,19 @@ impl CallEvent {
         log_uuid(self.call_uuid, &self.data)
     }
 
-    /// The webhook body: `{"id", "type", "created_at", "data"}`.
+    /// The webhook body: `{"id", "type", "created_at", "data"}`; `data`
+    /// also carries `seq`, the event's place in its call (1, 2, …), so a
+    /// receiver can order a call's events and see that none is missing.
     pub fn envelope(&self) -> Value {
+        let mut data = self.data.clone();
+        if let Value::Object(m) = &mut data {
+            m.insert("seq".into(), json!(self.seq));
+        }
         json!({
             "id": self.id,
             "type": self.event_type,
             "created_at": rfc3339(self.created_at),
-            "data": self.data,
+            "data": data,
         })
     }
 }
@@ -116,6 +124,25 @@ pub fn log_uuid(call_uuid: Uuid, data: &Value) -> String {
 /// thread; an implementation may write to disk but must not wait on the network.
 pub trait EventSink: Send + Sync + 'static {
     fn emit(&self, event: &CallEvent);
+
+    /// Whether a new call may be accepted: a sink that could not keep the
+    /// events of one more call (its spool is above its high-water mark)
+    /// refuses here, before the call exists, rather than drop its events later.
+    fn admit(&self) -> Result<(), ApiError> {
+        Ok(())
+    }
+
+    /// What this sink needs committed durably for `event` (a spool row),
+    /// for the engine to commit together with the call's journal record;
+    /// then it calls [`EventSink::committed`] instead of `emit`.
+    fn durable_writes(&self, _event: &CallEvent) -> Vec<Write> {
+        Vec::new()
+    }
+
+    /// `event`, once the writes of [`EventSink::durable_writes`] are committed.
+    fn committed(&self, event: &CallEvent) {
+        self.emit(event);
+    }
 }
 
 /// Hands each event to several sinks, in order.
@@ -125,6 +152,23 @@ impl EventSink for FanOut {
     fn emit(&self, event: &CallEvent) {
         for sink in &self.0 {
             sink.emit(event);
+        }
+    }
+
+    fn admit(&self) -> Result<(), ApiError> {
+        self.0.iter().try_for_each(|s| s.admit())
+    }
+
+    fn durable_writes(&self, event: &CallEvent) -> Vec<Write> {
+        self.0
+            .iter()
+            .flat_map(|s| s.durable_writes(event))
+            .collect()
+    }
+
+    fn committed(&self, event: &CallEvent) {
+        for sink in &self.0 {
+            sink.committed(event);
         }
     }
 }

@@ -16,5 +16,6 @@ pub mod request;
 pub mod routing;
 mod runner;
 pub mod snapshot;
+pub mod store;
 pub mod time;
 pub mod webhooks;

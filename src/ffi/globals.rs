@@ -1,13 +1,13 @@
 //! The module's state while loaded: one `Mutex<Option<Globals>>` that load
-//! fills and shutdown empties, so `reload mod_zorio_c2c` starts from scratch;
-//! and the call journal, which carries live calls from one load to the next.
+//! fills and shutdown empties, so `reload mod_zorio_c2c` starts from scratch.
+//! Live calls go from one load to the next through the call journal in the
+//! durable store.
 
-use std::sync::{Arc, LazyLock, Mutex, MutexGuard, TryLockError};
+use std::sync::{Arc, Mutex, MutexGuard, TryLockError};
 
 use crate::app::App;
 use crate::core::engine::Engine;
 use crate::core::http::HttpState;
-use crate::core::journal::MemoryJournal;
 use crate::core::webhooks::WebhookService;
 
 use super::events::{Bindings, Subclasses};
@@ -20,15 +20,6 @@ pub(crate) struct Globals {
 }
 
 static GLOBALS: Mutex<Option<Globals>> = Mutex::new(None);
-
-/// The call journal of this process: what one load leaves running in the
-/// switch (bridged calls), the next load takes back. It outlives a reload
-/// because the library stays mapped (see `build.rs`, `-z nodelete`).
-static JOURNAL: LazyLock<Arc<MemoryJournal>> = LazyLock::new(Arc::default);
-
-pub(crate) fn journal() -> Arc<MemoryJournal> {
-    Arc::clone(&JOURNAL)
-}
 
 pub(crate) fn lock() -> MutexGuard<'static, Option<Globals>> {
     GLOBALS.lock().unwrap_or_else(|e| e.into_inner())

@@ -80,9 +80,9 @@ fn start(
     let subclasses = Subclasses::reserve();
     let switch = Arc::new(FsSwitch::new(ends));
     let sinks: Vec<Arc<dyn EventSink>> = vec![Arc::new(CustomEventSink)];
-    let journal = globals::journal();
-    let app = match App::start_with_journal(config, switch, legs_rx, sinks, fs_log_hook(), journal)
-    {
+    // The call journal lives in the durable store, next to the spool: it
+    // carries bridged calls from one load to the next, and across a crash.
+    let app = match App::start_with_log(config, switch, legs_rx, sinks, fs_log_hook()) {
         Ok(a) => a,
         Err(e) => {
             drop(bindings);

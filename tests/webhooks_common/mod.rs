@@ -265,9 +265,23 @@ pub fn settings(url: Option<String>, spool: &std::path::Path) -> WebhookSettings
         give_up_after: Duration::from_secs(30),
         connect_timeout: Duration::from_millis(500),
         response_timeout: Duration::from_millis(800),
-        max_spool_events: 10_000,
+        max_spool_bytes: 64 << 20,
+        spool_high_water_percent: 90,
+        max_dead_letters: 10_000,
         workers: 2,
     }
+}
+
+/// Events committed in the spool of the store in `dir` (read by a connection
+/// of the test's own, as an operator's `sqlite3` would).
+pub fn spooled(dir: &std::path::Path) -> usize {
+    let db = dir.join("zorio_c2c.db");
+    if !db.exists() {
+        return 0;
+    }
+    let c = rusqlite::Connection::open(db).expect("open the store");
+    c.query_row("SELECT COUNT(*) FROM spool", [], |r| r.get::<_, i64>(0))
+        .expect("count the spool") as usize
 }
 
 /// Log lines kept by [`captured_log`]: level, the uuid they carry, text.

@@ -6,6 +6,7 @@ use uuid::Uuid;
 use crate::core::call::CallRecord;
 
 use crate::core::config::Config;
+use crate::core::engine::Accepted;
 use crate::core::errors::{codes, ApiError, FieldError};
 use crate::core::request::ClickToCallRequest;
 
@@ -73,6 +74,14 @@ pub(crate) fn click_to_call(
                 Claim::Conflict(m) => {
                     return Response::error(&ApiError::new(409, codes::IDEMPOTENCY_CONFLICT, m))
                 }
+                Claim::Unavailable(e) => {
+                    return Response::error(&ApiError::new(
+                        503,
+                        codes::STORE_UNAVAILABLE,
+                        format!("the Idempotency-Key could not be checked: {e}"),
+                    ))
+                    .with_header("Retry-After", "5")
+                }
             }
         }
     };
@@ -93,14 +102,23 @@ pub(crate) fn click_to_call(
             return r;
         }
     }
+    // The key's answer is committed with the call, before the 202 leaves.
+    let durable = |accepted: &Accepted| match &pending {
+        Some(p) => vec![p.record(&accepted_response(accepted))],
+        None => Vec::new(),
+    };
     let placed = ClickToCallRequest::from_json_bytes(&req.body)
-        .and_then(|r| state.engine.place(&r, Some(token)));
+        .and_then(|r| state.engine.place_with(&r, Some(token), &durable));
     let response = match placed {
-        Ok(accepted) => {
-            let location = format!("/api/pbx/calls/{}", accepted.call_uuid);
-            Response::data(202, json!(accepted)).with_header("Location", location)
+        Ok(accepted) => accepted_response(&accepted),
+        Err(e) => {
+            let r = Response::error(&e);
+            match e.code {
+                codes::SPOOL_FULL => r.with_header("Retry-After", SPOOL_FULL_RETRY_AFTER),
+                codes::STORE_UNAVAILABLE => r.with_header("Retry-After", "5"),
+                _ => r,
+            }
         }
-        Err(e) => Response::error(&e),
     };
     if let Some(p) = pending {
         p.finish(&response);
@@ -108,6 +126,16 @@ pub(crate) fn click_to_call(
     let mut response = response;
     response.headers.extend(limit_headers);
     response
+}
+
+/// Seconds a client is told to wait when the spool is full: the CRM must
+/// take a good part of its backlog first.
+pub const SPOOL_FULL_RETRY_AFTER: &str = "60";
+
+/// The 202 of an accepted call.
+fn accepted_response(accepted: &Accepted) -> Response {
+    let location = format!("/api/pbx/calls/{}", accepted.call_uuid);
+    Response::data(202, json!(accepted)).with_header("Location", location)
 }
 
 pub(crate) fn caller_ids(config: &Config) -> Response {

@@ -2,16 +2,22 @@
 //! first answer instead of placing a second call; the same key with another
 //! body is a conflict. A duplicate that arrives while the first request is
 //! still being handled waits for its answer. Keys expire after the configured
-//! TTL and the store holds at most [`MAX_KEYS`] of them.
+//! TTL; memory holds at most [`MAX_KEYS`] of them.
+//!
+//! With a durable store attached ([`IdempotencyStore::set_durable`]) a key
+//! holds for its whole TTL across restarts and crashes: the answer to keep is
+//! written in the same commit that accepts the call, before the 202 leaves
+//! ([`Pending::record`]), and a key not in memory is looked up in the store.
 
 use std::collections::{HashMap, VecDeque};
-use std::sync::{Arc, Condvar, Mutex, MutexGuard};
-use std::time::{Duration, Instant};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard, RwLock};
+use std::time::{Duration, Instant, SystemTime};
 
 use sha2::{Digest, Sha256};
 
 use super::message::Response;
 use super::ratelimit::Clock;
+use crate::core::store::{IdempotencyRecord, Store, Write};
 
 /// Most keys remembered at once; the oldest are forgotten first.
 pub const MAX_KEYS: usize = 100_000;
@@ -52,6 +58,8 @@ pub enum Claim {
     /// Seen with another body, or the first is still running after
     /// [`WAIT_FOR_FIRST`]: 409.
     Conflict(&'static str),
+    /// The durable store could not be read: 503 (rather than risk a second call).
+    Unavailable(String),
 }
 
 /// The store.
@@ -60,6 +68,7 @@ pub struct IdempotencyStore {
     capacity: usize,
     inner: Mutex<Inner>,
     done: Condvar,
+    durable: RwLock<Option<Arc<dyn Store>>>,
 }
 
 /// A claimed key; dropping it unfinished releases the key.
@@ -68,9 +77,25 @@ pub struct Pending {
     key: Key,
     generation: u64,
     finished: bool,
+    fingerprint: [u8; 32],
+    ttl: Duration,
 }
 
 impl Pending {
+    /// The durable record of `response` as this key's answer, to commit
+    /// with the call it accepts (before the answer leaves).
+    pub fn record(&self, response: &Response) -> Write {
+        Write::IdempotencyPut(IdempotencyRecord {
+            token: self.key.0.clone(),
+            key: self.key.1.clone(),
+            fingerprint: self.fingerprint,
+            status: response.status,
+            headers: response.headers.clone(),
+            body: response.body.clone(),
+            expires: SystemTime::now() + self.ttl,
+        })
+    }
+
     /// Records the answer: a success is stored for replay, anything else
     /// releases the key so that a retry is handled afresh.
     pub fn finish(mut self, response: &Response) {
@@ -127,7 +152,21 @@ impl IdempotencyStore {
             capacity: capacity.max(1),
             inner: Mutex::new(Inner::default()),
             done: Condvar::new(),
+            durable: RwLock::new(None),
         })
+    }
+
+    /// Looks keys missing from memory up in `store` (where the HTTP handler
+    /// commits each key's answer with the call it accepts).
+    pub fn set_durable(&self, store: Option<Arc<dyn Store>>) {
+        *self.durable.write().unwrap_or_else(|e| e.into_inner()) = store;
+    }
+
+    fn durable(&self) -> Option<Arc<dyn Store>> {
+        self.durable
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
     }
 
     fn lock(&self) -> MutexGuard<'_, Inner> {
@@ -148,6 +187,8 @@ impl IdempotencyStore {
     pub fn claim(self: &Arc<Self>, token: &str, key: &str, body: &[u8], ttl: Duration) -> Claim {
         let fp = fingerprint(body);
         let k: Key = (token.to_string(), key.to_string());
+        let durable = self.durable();
+        let mut looked_up = false;
         let mut inner = self.lock();
         let waited_until = Instant::now() + WAIT_FOR_FIRST;
         loop {
@@ -175,20 +216,31 @@ impl IdempotencyStore {
                         .unwrap_or_else(|e| e.into_inner())
                         .0;
                 }
+                None if !looked_up && durable.is_some() => {
+                    // Not in memory: remembered from before a restart?
+                    looked_up = true;
+                    let store = durable.as_ref().map(Arc::clone);
+                    let found = match store.map(|s| s.idempotency_get(token, key)) {
+                        Some(Ok(found)) => found,
+                        Some(Err(e)) => return Claim::Unavailable(e.to_string()),
+                        None => None,
+                    };
+                    if let Some(rec) = found {
+                        let left = rec
+                            .expires
+                            .duration_since(SystemTime::now())
+                            .unwrap_or_default();
+                        let answer = Slot::Done(Response {
+                            status: rec.status,
+                            headers: rec.headers,
+                            body: rec.body,
+                            close: false,
+                        });
+                        remember(&mut inner, &k, rec.fingerprint, answer, now + left);
+                    }
+                }
                 None => {
-                    inner.generation += 1;
-                    let generation = inner.generation;
-                    let expires = now + ttl;
-                    inner.map.insert(
-                        k.clone(),
-                        Entry {
-                            fingerprint: fp,
-                            slot: Slot::InProgress,
-                            expires,
-                            generation,
-                        },
-                    );
-                    inner.order.push_back((expires, k.clone(), generation));
+                    let generation = remember(&mut inner, &k, fp, Slot::InProgress, now + ttl);
                     while inner.map.len() > self.capacity {
                         match inner.order.pop_front() {
                             Some((_, old, g)) => remove_if(&mut inner, &old, g),
@@ -200,11 +252,36 @@ impl IdempotencyStore {
                         key: k,
                         generation,
                         finished: false,
+                        fingerprint: fp,
+                        ttl,
                     });
                 }
             }
         }
     }
+}
+
+/// Puts a new entry for `key`; returns its generation.
+fn remember(
+    inner: &mut Inner,
+    key: &Key,
+    fingerprint: [u8; 32],
+    slot: Slot,
+    expires: Duration,
+) -> u64 {
+    inner.generation += 1;
+    let generation = inner.generation;
+    inner.map.insert(
+        key.clone(),
+        Entry {
+            fingerprint,
+            slot,
+            expires,
+            generation,
+        },
+    );
+    inner.order.push_back((expires, key.clone(), generation));
+    generation
 }
 
 fn remove_if(inner: &mut Inner, key: &Key, generation: u64) {

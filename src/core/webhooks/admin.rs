@@ -54,10 +54,31 @@ impl WebhookService {
             ("c2c_webhook_dead_lettered_total", "dead_lettered"),
             ("c2c_webhook_dead_letters", "dead_letters"),
             ("c2c_webhook_spool_size", "spool_size"),
-            ("c2c_webhook_refused_spool_full_total", "refused_spool_full"),
+            ("c2c_webhook_spool_bytes", "spool_bytes"),
+            ("c2c_webhook_spool_capacity_bytes", "spool_capacity_bytes"),
+            (
+                "c2c_webhook_spool_high_water_bytes",
+                "spool_high_water_bytes",
+            ),
+            (
+                "c2c_webhook_spool_over_capacity_total",
+                "spool_over_capacity",
+            ),
+            (
+                "c2c_calls_refused_spool_full_total",
+                "refused_calls_spool_full",
+            ),
         ]
         .iter()
         .map(|(name, key)| (name.to_string(), s[*key].as_f64().unwrap_or(0.0)))
+        .chain(std::iter::once((
+            "c2c_webhook_spool_full".to_string(),
+            if s["accepting_calls"] == true {
+                0.0
+            } else {
+                1.0
+            },
+        )))
         .collect()
     }
 }

@@ -17,6 +17,7 @@ use super::schedule::Next;
 use super::sender::Attempt;
 use super::spool::SpoolRecord;
 use super::{LogLevel, Shared};
+use crate::core::store::{Write, COMMIT_TIMEOUT};
 
 /// What the dispatcher is told.
 pub(crate) enum Intake {
@@ -271,13 +272,16 @@ fn attempt(shared: &Shared, job: Job) -> Done {
     match result {
         Attempt::Delivered(_) => {
             shared.stats.delivered.fetch_add(1, Ordering::Relaxed);
-            if let Err(e) = shared.spool.remove(&r.id) {
-                shared.log_record(
+            // Not waited for: the removal goes out with the next commit. If
+            // it is lost in a crash, the event is delivered again (same id).
+            if let Err(e) = shared.store.forget(vec![Write::SpoolRemove(r.id.clone())]) {
+                shared.log(
                     LogLevel::Error,
                     r,
                     &format!("webhooks: delivered {} but could not unspool it: {e}", r.id),
                 );
             }
+            shared.unspooled(r);
             Done::Finished(call)
         }
         Attempt::Failed { .. } if shared.interrupted.load(Ordering::SeqCst) => {
@@ -312,17 +316,12 @@ fn dead_letter(shared: &Shared, job: &Job, attempts: u32, error: &str) -> Done {
         last_error: error.to_string(),
         dead_at: SystemTime::now(),
     };
-    for old in shared.dead.make_room() {
-        shared.log_record(
-            LogLevel::Error,
-            &old.record,
-            &format!(
-                "webhooks: dead-letter store full: discarded the oldest, {} ({} of call {}, seq {})",
-                old.record.id, old.record.event_type, old.record.call_uuid, old.record.seq
-            ),
-        );
-    }
-    if let Err(e) = shared.dead.put(&dead) {
+    make_room(shared);
+    // One commit: into the dead letters, out of the spool.
+    if let Err(e) = shared
+        .store
+        .write(vec![Write::DeadPut(dead)], COMMIT_TIMEOUT)
+    {
         // Never drop: keep it in the spool and try again later.
         shared.log_record(
             LogLevel::Error,
@@ -335,16 +334,7 @@ fn dead_letter(shared: &Shared, job: &Job, attempts: u32, error: &str) -> Done {
         let later = shared.schedule.base_delay(attempts.max(1));
         return Done::Retry(r.call_uuid, Instant::now() + later, attempts);
     }
-    if let Err(e) = shared.spool.remove(&r.id) {
-        shared.log_record(
-            LogLevel::Error,
-            r,
-            &format!(
-                "webhooks: dead-lettered {} but could not unspool it: {e}",
-                r.id
-            ),
-        );
-    }
+    shared.unspooled(r);
     shared.stats.dead_lettered.fetch_add(1, Ordering::Relaxed);
     shared.log_record(
         LogLevel::Warning,
@@ -355,6 +345,35 @@ fn dead_letter(shared: &Shared, job: &Job, attempts: u32, error: &str) -> Done {
         ),
     );
     Done::Finished(r.call_uuid)
+}
+
+/// When the dead letters are at their bound, forgets the oldest until one
+/// more fits, each reported loudly.
+fn make_room(shared: &Shared) {
+    let len = shared.store.dead_len().unwrap_or(0) as usize;
+    if len < shared.max_dead_letters {
+        return;
+    }
+    let oldest: Vec<DeadLetter> = shared
+        .store
+        .dead_list()
+        .unwrap_or_default()
+        .into_iter()
+        .take(len + 1 - shared.max_dead_letters)
+        .collect();
+    for old in oldest {
+        let _ = shared
+            .store
+            .forget(vec![Write::DeadRemove(old.record.id.clone())]);
+        shared.log_record(
+            LogLevel::Error,
+            &old.record,
+            &format!(
+                "webhooks: dead letters full: discarded the oldest, {} ({} of call {}, seq {})",
+                old.record.id, old.record.event_type, old.record.call_uuid, old.record.seq
+            ),
+        );
+    }
 }
 
 #[cfg(test)]

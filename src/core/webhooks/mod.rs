@@ -1,11 +1,17 @@
-//! Webhook delivery: every call event is spooled to disk, signed (Standard
-//! Webhooks) and POSTed to its destination, per call strictly in seq order,
-//! at least once, with retries on a schedule and a dead-letter store.
+//! Webhook delivery: every call event is spooled in the durable store,
+//! signed (Standard Webhooks) and POSTed to its destination, per call strictly
+//! in seq order, at least once, with retries on a schedule and dead letters.
 //!
 //! [`WebhookService`] is an [`EventSink`]: `emit` writes the event to the
-//! spool (fsync'd) and hands it to the dispatcher thread, never waiting on the
-//! network. Sender threads make the HTTP attempts. [`WebhookService::stop`]
-//! drains what is ready, interrupts what is in flight and joins every thread.
+//! store's spool (waiting on the group commit that carries it) and hands it
+//! to the dispatcher thread, never waiting on the network. Sender threads
+//! make the HTTP attempts. [`WebhookService::stop`] drains what is ready,
+//! interrupts what is in flight and joins every thread.
+//!
+//! Back-pressure: the spool is bounded in bytes. Above its high-water mark
+//! the service refuses *new calls* ([`EventSink::admit`], 503 `spool_full`),
+//! so the reserve between the mark and the bound is left to the calls
+//! already accepted: their events are always spooled, never dropped.
 //!
 //! Order: a call's next event is sent only once the previous one is delivered
 //! or given up (dead-lettered); a call waiting for a retry holds up nothing
@@ -23,7 +29,7 @@ pub mod signer;
 pub mod spool;
 mod stats;
 
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
@@ -31,15 +37,18 @@ use std::time::{Duration, Instant};
 use crossbeam_channel::Sender as ChanSender;
 use serde_json::{json, Value};
 
-use self::dead::{DeadLetter, DeadStore};
+use self::dead::DeadLetter;
 use self::destination::Destinations;
 use self::dispatch::Intake;
 use self::schedule::RetrySchedule;
 use self::sender::Sender;
-use self::spool::{Spool, SpoolError, SpoolRecord};
+use self::spool::{import_files, order_per_call, SpoolRecord};
 use self::stats::Stats;
 use super::config::{ApiToken, WebhookSettings};
+use super::errors::{codes, ApiError};
 use super::events::{CallEvent, EventSink};
+use super::store::sqlite::SqliteOptions;
+use super::store::{spool_bytes, SqliteStore, Store, StoreError, Write, COMMIT_TIMEOUT};
 
 pub use self::cli::cli;
 
@@ -68,10 +77,33 @@ fn record_log_uuid(r: &SpoolRecord) -> String {
     super::events::log_uuid(r.call_uuid, &body["data"])
 }
 
+/// How full the spool is, and its bounds (bytes).
+pub(crate) struct SpoolGauge {
+    events: AtomicU64,
+    bytes: AtomicU64,
+    /// The bound: past it an accepted call's event is still kept, and logged.
+    max_bytes: u64,
+    /// New calls are refused from here on.
+    high_water: u64,
+    /// Whether new calls are being refused (to log each change once).
+    refusing: AtomicBool,
+}
+
+impl SpoolGauge {
+    fn bytes(&self) -> u64 {
+        self.bytes.load(Ordering::SeqCst)
+    }
+
+    fn above_high_water(&self) -> bool {
+        self.bytes() >= self.high_water
+    }
+}
+
 /// What the dispatcher and senders share.
 pub(crate) struct Shared {
-    spool: Spool,
-    dead: DeadStore,
+    store: Arc<dyn Store>,
+    spool: SpoolGauge,
+    max_dead_letters: usize,
     destinations: RwLock<Arc<Destinations>>,
     schedule: RetrySchedule,
     sender: Sender,
@@ -91,6 +123,57 @@ impl Shared {
         (self.log)(level, Some(&record_log_uuid(record)), msg);
     }
 
+    /// Counts events now in the spool (`n` of them, `bytes` in all).
+    fn spooled(&self, n: u64, bytes: u64) {
+        self.spool.events.fetch_add(n, Ordering::SeqCst);
+        self.spool.bytes.fetch_add(bytes, Ordering::SeqCst);
+        self.note_level();
+    }
+
+    /// An event left the spool (delivered or dead-lettered).
+    pub(crate) fn unspooled(&self, record: &SpoolRecord) {
+        let b = spool_bytes(record);
+        let _ = self
+            .spool
+            .events
+            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1));
+        let _ = self
+            .spool
+            .bytes
+            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| {
+                Some(n.saturating_sub(b))
+            });
+        self.note_level();
+    }
+
+    /// Logs once each time the spool crosses its high-water mark.
+    fn note_level(&self) {
+        let above = self.spool.above_high_water();
+        if self.spool.refusing.swap(above, Ordering::SeqCst) == above {
+            return;
+        }
+        let (bytes, mark) = (self.spool.bytes(), self.spool.high_water);
+        if above {
+            self.log(
+                LogLevel::Error,
+                &format!(
+                    "webhooks: spool holds {bytes} bytes, at its high-water mark ({mark} of \
+                     {} bytes): NEW CALLS ARE REFUSED (503 spool_full) until the CRM takes \
+                     its events; calls already accepted go on and their events are kept",
+                    self.spool.max_bytes
+                ),
+            );
+        } else {
+            self.log(
+                LogLevel::Info,
+                &format!(
+                    "webhooks: spool back under its high-water mark ({bytes} of {mark} bytes): \
+                     new calls are accepted again"
+                ),
+            );
+        }
+    }
+
     /// The destinations in force (replaced whole by a config reload).
     fn destinations(&self) -> Arc<Destinations> {
         self.destinations
@@ -105,7 +188,7 @@ impl Shared {
 pub enum ReplayError {
     /// No dead letter has this id.
     NotFound(String),
-    /// The spool is full or the disk failed.
+    /// The spool is above its high-water mark, or the store failed.
     Spool(String),
 }
 
@@ -127,9 +210,24 @@ pub struct WebhookService {
     running: AtomicBool,
 }
 
+/// Opens the durable store in the data directory `settings.spool_dir`
+/// (SQLite, `zorio_c2c.db`), keeping ended calls for `call_retention`.
+pub fn open_store(
+    settings: &WebhookSettings,
+    call_retention: Duration,
+) -> Result<Arc<SqliteStore>, String> {
+    let dir = &settings.spool_dir;
+    if dir.as_os_str().is_empty() {
+        return Err("webhooks: no data directory (data-dir / spool-dir) set".to_string());
+    }
+    SqliteStore::open_dir(dir, SqliteOptions { call_retention })
+        .map_err(|e| format!("webhook store in {}: {e}", dir.display()))
+}
+
 impl WebhookService {
-    /// Opens the spool, re-queues what it holds (per call, in seq order) and
-    /// starts the dispatcher and `settings.workers` sender threads; logs to stderr.
+    /// Opens a store of its own in the data directory ([`open_store`]),
+    /// re-queues what its spool holds (per call, in seq order) and starts the
+    /// dispatcher and `settings.workers` sender threads; logs to stderr.
     pub fn start(
         settings: &WebhookSettings,
         tokens: &[ApiToken],
@@ -143,39 +241,77 @@ impl WebhookService {
         tokens: &[ApiToken],
         log: LogHook,
     ) -> Result<Arc<WebhookService>, String> {
+        let store = open_store(settings, SqliteOptions::default().call_retention)?;
+        WebhookService::start_with_store(settings, tokens, store, log)
+    }
+
+    /// Starts over `store` (shared with the rest of the module). A file
+    /// spool left in `settings.spool_dir` by an older version is imported
+    /// into the store first.
+    pub fn start_with_store(
+        settings: &WebhookSettings,
+        tokens: &[ApiToken],
+        store: Arc<dyn Store>,
+        log: LogHook,
+    ) -> Result<Arc<WebhookService>, String> {
         let destinations = Destinations::new(settings, tokens)?;
         let dir = &settings.spool_dir;
-        if dir.as_os_str().is_empty() {
-            return Err("webhooks: no spool-dir set".to_string());
+        if !dir.as_os_str().is_empty() {
+            let imported = import_files(dir, store.as_ref()).map_err(|e| {
+                format!("webhooks: importing the file spool {}: {e}", dir.display())
+            })?;
+            for path in &imported.corrupt {
+                log(
+                    LogLevel::Error,
+                    &format!(
+                        "webhooks: unreadable spool file set aside: {}",
+                        path.display()
+                    ),
+                );
+            }
+            if imported.pending + imported.dead > 0 {
+                log(
+                    LogLevel::Info,
+                    &format!(
+                        "webhooks: file spool in {} taken over: {} events and {} dead letters \
+                         now in the store, files removed",
+                        dir.display(),
+                        imported.pending,
+                        imported.dead
+                    ),
+                );
+            }
         }
-        let (spool, recovered) = Spool::open(dir, settings.max_spool_events)
-            .map_err(|e| format!("webhook spool {}: {e}", dir.display()))?;
-        let dead = DeadStore::open(dir, settings.max_spool_events)
-            .map_err(|e| format!("webhook dead letters {}: {e}", dir.display()))?;
-        for path in &recovered.corrupt {
-            log(
-                LogLevel::Error,
-                None,
-                &format!(
-                    "webhooks: unreadable spool file set aside: {}",
-                    path.display()
-                ),
-            );
-        }
-        if !recovered.records.is_empty() {
+        let records = order_per_call(
+            store
+                .spool_all()
+                .map_err(|e| format!("webhooks: reading the spool: {e}"))?,
+        );
+        let usage = store
+            .spool_usage()
+            .map_err(|e| format!("webhooks: reading the spool: {e}"))?;
+        if !records.is_empty() {
             log(
                 LogLevel::Info,
                 None,
-                &format!(
-                    "webhooks: {} spooled events re-queued",
-                    recovered.records.len()
-                ),
+                &format!("webhooks: {} spooled events re-queued", records.len()),
             );
         }
+        let max_bytes = settings.max_spool_bytes.max(1);
+        let high_water = (max_bytes as u128
+            * u128::from(settings.spool_high_water_percent.min(100))
+            / 100) as u64;
         let workers = settings.workers.max(1);
         let shared = Arc::new(Shared {
-            spool,
-            dead,
+            store,
+            spool: SpoolGauge {
+                events: AtomicU64::new(usage.events),
+                bytes: AtomicU64::new(usage.bytes),
+                max_bytes,
+                high_water,
+                refusing: AtomicBool::new(false),
+            },
+            max_dead_letters: settings.max_dead_letters.max(1),
             destinations: RwLock::new(Arc::new(destinations)),
             schedule: RetrySchedule::new(settings.retry_schedule.clone(), settings.give_up_after),
             sender: Sender::new(settings.connect_timeout, settings.response_timeout, workers),
@@ -186,7 +322,8 @@ impl WebhookService {
         let (intake_tx, intake_rx) = crossbeam_channel::unbounded();
         let (jobs_tx, jobs_rx) = crossbeam_channel::bounded(workers);
         let (done_tx, done_rx) = crossbeam_channel::unbounded();
-        for record in recovered.records {
+        shared.note_level();
+        for record in records {
             // The channel is ours and open: this cannot fail.
             let _ = intake_tx.send(Intake::Event(record));
         }
@@ -278,10 +415,14 @@ impl WebhookService {
             "delivered": n(&s.delivered),
             "failed_attempts": n(&s.failed_attempts),
             "dead_lettered": n(&s.dead_lettered),
-            "dead_letters": self.shared.dead.len(),
-            "spool_size": self.shared.spool.len(),
-            "spool_capacity": self.shared.spool.capacity(),
-            "refused_spool_full": n(&s.refused_full),
+            "dead_letters": self.shared.store.dead_len().unwrap_or(0),
+            "spool_size": n(&self.shared.spool.events),
+            "spool_bytes": self.shared.spool.bytes(),
+            "spool_capacity_bytes": self.shared.spool.max_bytes,
+            "spool_high_water_bytes": self.shared.spool.high_water,
+            "accepting_calls": !self.shared.spool.above_high_water(),
+            "refused_calls_spool_full": n(&s.refused_calls),
+            "spool_over_capacity": n(&s.over_capacity),
             "spool_errors": n(&s.spool_errors),
             "no_destination": n(&s.no_destination),
             "replayed": n(&s.replayed),
@@ -291,30 +432,47 @@ impl WebhookService {
 
     /// Every dead letter, oldest first.
     pub fn dead_letters(&self) -> Vec<DeadLetter> {
-        self.shared.dead.list()
+        self.shared.store.dead_list().unwrap_or_else(|e| {
+            self.shared
+                .log(LogLevel::Error, &format!("webhooks: dead letters: {e}"));
+            Vec::new()
+        })
     }
 
-    /// Puts one dead letter back in the spool and queues it for delivery,
-    /// with a fresh give-up horizon.
+    /// The store the spool lives in.
+    pub fn store(&self) -> Arc<dyn Store> {
+        Arc::clone(&self.shared.store)
+    }
+
+    /// Puts one dead letter back in the spool (in the same commit that
+    /// forgets the dead letter) and queues it for delivery, with a fresh
+    /// give-up horizon. Refused while the spool is above its high-water mark.
     pub fn replay(&self, id: &str) -> Result<(), ReplayError> {
-        let mut dead = self
-            .shared
-            .dead
-            .get(id)
+        let sh = &self.shared;
+        let mut dead = sh
+            .store
+            .dead_get(id)
+            .map_err(|e| ReplayError::Spool(e.to_string()))?
             .ok_or_else(|| ReplayError::NotFound(id.to_string()))?;
-        dead.record.since = std::time::SystemTime::now();
-        self.shared
-            .spool
-            .put(&dead.record)
-            .map_err(|e| ReplayError::Spool(e.to_string()))?;
-        if let Err(e) = self.shared.dead.remove(id) {
-            self.shared.log_record(
-                LogLevel::Warning,
-                &dead.record,
-                &format!("webhooks: replayed {id} but could not remove its dead letter: {e}"),
-            );
+        if sh.spool.above_high_water() {
+            return Err(ReplayError::Spool(format!(
+                "spool_full: the spool holds {} bytes, over its high-water mark {}",
+                sh.spool.bytes(),
+                sh.spool.high_water
+            )));
         }
-        self.shared.stats.replayed.fetch_add(1, Ordering::Relaxed);
+        dead.record.since = std::time::SystemTime::now();
+        sh.store
+            .write(
+                vec![
+                    Write::SpoolPut(dead.record.clone()),
+                    Write::DeadRemove(id.to_string()),
+                ],
+                COMMIT_TIMEOUT,
+            )
+            .map_err(|e| ReplayError::Spool(e.to_string()))?;
+        sh.spooled(1, spool_bytes(&dead.record));
+        sh.stats.replayed.fetch_add(1, Ordering::Relaxed);
         let _ = self.intake.send(Intake::Event(dead.record));
         Ok(())
     }
@@ -355,8 +513,104 @@ impl WebhookService {
     }
 }
 
+impl WebhookService {
+    /// The spool row of `event`, or `None` when it has nowhere to go.
+    fn record_of(&self, event: &CallEvent) -> Option<SpoolRecord> {
+        let sh = &self.shared;
+        sh.destinations().for_token(event.token.as_deref())?;
+        let record = SpoolRecord::from_event(event);
+        let bytes = spool_bytes(&record);
+        if sh.spool.bytes() + bytes > sh.spool.max_bytes {
+            // Only calls accepted before the high-water mark get here: their
+            // events are kept all the same (the reserve was too small).
+            sh.stats.over_capacity.fetch_add(1, Ordering::Relaxed);
+            sh.log(
+                LogLevel::Error,
+                &format!(
+                    "webhooks: spool over its bound ({} of {} bytes): event {} ({} of call {}, \
+                     seq {}) kept anyway, as its call was accepted; raise max-spool-bytes or \
+                     lower spool-high-water",
+                    sh.spool.bytes(),
+                    sh.spool.max_bytes,
+                    event.id,
+                    event.event_type,
+                    event.call_uuid,
+                    event.seq
+                ),
+            );
+        }
+        Some(record)
+    }
+
+    /// `record` is committed: count it and hand it to the dispatcher.
+    fn enqueue(&self, record: SpoolRecord) {
+        self.shared.spooled(1, spool_bytes(&record));
+        // After stop the dispatcher is gone; the event waits in the store.
+        let _ = self.intake.send(Intake::Event(record));
+    }
+}
+
 impl EventSink for WebhookService {
     fn emit(&self, event: &CallEvent) {
+        let sh = &self.shared;
+        let Some(record) = self.record_of(event) else {
+            sh.stats.no_destination.fetch_add(1, Ordering::Relaxed);
+            return;
+        };
+        let until = std::time::Instant::now() + COMMIT_TIMEOUT;
+        let result = loop {
+            match sh
+                .store
+                .write(vec![Write::SpoolPut(record.clone())], COMMIT_TIMEOUT)
+            {
+                // The writer's queue is full: wait for it rather than drop.
+                Err(StoreError::Overloaded) if std::time::Instant::now() < until => {
+                    std::thread::sleep(Duration::from_millis(1));
+                }
+                r => break r,
+            }
+        };
+        match result {
+            Ok(()) => {}
+            Err(StoreError::Timeout) => {
+                // Queued but not yet committed: it will be, in order with
+                // its removal after delivery. Say so; deliver it anyway.
+                sh.log(
+                    LogLevel::Error,
+                    &format!(
+                        "webhooks: event {} ({} of call {}, seq {}) not committed within {:?}: \
+                         the store is slow; queued for delivery anyway",
+                        event.id, event.event_type, event.call_uuid, event.seq, COMMIT_TIMEOUT
+                    ),
+                );
+            }
+            Err(e) => {
+                sh.stats.spool_errors.fetch_add(1, Ordering::Relaxed);
+                *sh.stats
+                    .last_error
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner()) = Some(e.to_string());
+                sh.log(
+                    LogLevel::Error,
+                    &format!(
+                        "webhooks: {e}: event {} ({} of call {}, seq {}) NOT queued for delivery",
+                        event.id, event.event_type, event.call_uuid, event.seq
+                    ),
+                );
+                return;
+            }
+        }
+        self.enqueue(record);
+    }
+
+    fn durable_writes(&self, event: &CallEvent) -> Vec<Write> {
+        match self.record_of(event) {
+            Some(r) => vec![Write::SpoolPut(r)],
+            None => Vec::new(),
+        }
+    }
+
+    fn committed(&self, event: &CallEvent) {
         let sh = &self.shared;
         if sh
             .destinations()
@@ -366,28 +620,26 @@ impl EventSink for WebhookService {
             sh.stats.no_destination.fetch_add(1, Ordering::Relaxed);
             return;
         }
-        let record = SpoolRecord::from_event(event);
-        match sh.spool.put(&record) {
-            Ok(()) => {
-                // After stop the dispatcher is gone; the event waits on disk.
-                let _ = self.intake.send(Intake::Event(record));
-            }
-            Err(e) => {
-                let counter = match e {
-                    SpoolError::Full(_) => &sh.stats.refused_full,
-                    SpoolError::Io(_) => &sh.stats.spool_errors,
-                };
-                counter.fetch_add(1, Ordering::Relaxed);
-                sh.log_record(
-                    LogLevel::Error,
-                    &record,
-                    &format!(
-                        "webhooks: {e}: event {} ({} of call {}, seq {}) NOT queued for delivery",
-                        event.id, event.event_type, event.call_uuid, event.seq
-                    ),
-                );
-            }
+        self.enqueue(SpoolRecord::from_event(event));
+    }
+
+    fn admit(&self) -> Result<(), ApiError> {
+        let sh = &self.shared;
+        if !sh.spool.above_high_water() {
+            return Ok(());
         }
+        sh.stats.refused_calls.fetch_add(1, Ordering::Relaxed);
+        Err(ApiError::new(
+            503,
+            codes::SPOOL_FULL,
+            format!(
+                "the webhook spool holds {} bytes, over its high-water mark of {} \
+                 ({} events wait for the CRM): new calls are refused until they are delivered",
+                sh.spool.bytes(),
+                sh.spool.high_water,
+                sh.spool.events.load(Ordering::Relaxed)
+            ),
+        ))
     }
 }
 

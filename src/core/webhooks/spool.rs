@@ -1,18 +1,23 @@
-//! The spool: every event waiting for delivery is a file on disk, written and
-//! fsync'd before `emit` returns, removed once delivered, and read back in
-//! per-call order when the service starts again after a stop or a crash.
+//! The spool's records: every event waiting for delivery is a row of the
+//! durable store ([`crate::core::store`]), committed before `emit` returns,
+//! removed once delivered, and read back in per-call order when the service
+//! starts again after a stop or a crash.
+//!
+//! Before the store, the spool was a directory of files (`<dir>/pending/*.json`,
+//! `<dir>/dead/*.json`); [`import_files`] takes such a spool over on the first
+//! start: imported into the store in one commit, then the files removed.
 
 use std::collections::HashMap;
-use std::fs::{self, File};
-use std::io::{self, Write};
+use std::fs;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use serde_json::{json, Value};
 use uuid::Uuid;
 
+use super::dead::DeadLetter;
 use crate::core::events::CallEvent;
+use crate::core::store::{Store, StoreError, Write, COMMIT_TIMEOUT};
 
 /// One event as spooled: the exact body to POST and what orders and routes it.
 #[derive(Debug, Clone, PartialEq)]
@@ -50,7 +55,7 @@ impl SpoolRecord {
         }
     }
 
-    /// The record as stored on disk.
+    /// The record as the file spool stored it.
     pub fn to_json(&self) -> Value {
         json!({
             "id": self.id,
@@ -64,7 +69,7 @@ impl SpoolRecord {
         })
     }
 
-    /// A record read back from disk (`None` if it is not one).
+    /// A record of the file spool (`None` if it is not one).
     pub fn from_json(v: &Value) -> Option<SpoolRecord> {
         let created_at = UNIX_EPOCH + Duration::from_micros(v["created_unix_us"].as_u64()?);
         let since = v["since_unix_us"]
@@ -81,134 +86,6 @@ impl SpoolRecord {
             since,
             body: v["body"].as_str()?.to_string(),
         })
-    }
-}
-
-/// Why an event could not be spooled.
-#[derive(Debug)]
-pub enum SpoolError {
-    /// `max_spool_events` are already waiting.
-    Full(usize),
-    /// The disk said no.
-    Io(io::Error),
-}
-
-impl std::fmt::Display for SpoolError {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            SpoolError::Full(n) => write!(f, "spool full ({n} events waiting)"),
-            SpoolError::Io(e) => write!(f, "spool write failed: {e}"),
-        }
-    }
-}
-
-/// The pending directory, bounded to `max` events.
-pub struct Spool {
-    dir: PathBuf,
-    count: AtomicUsize,
-    max: usize,
-}
-
-/// What [`Spool::open`] found on disk.
-pub struct Recovered {
-    /// Events to deliver: grouped per call (oldest call first), each call in seq order.
-    pub records: Vec<SpoolRecord>,
-    /// Files that could not be read, renamed to `*.corrupt` and left aside.
-    pub corrupt: Vec<PathBuf>,
-}
-
-impl Spool {
-    /// Opens (creating) `<root>/pending` and reads back what is waiting there.
-    pub fn open(root: &Path, max: usize) -> io::Result<(Spool, Recovered)> {
-        let dir = root.join("pending");
-        fs::create_dir_all(&dir)?;
-        let mut records = Vec::new();
-        let mut corrupt = Vec::new();
-        for entry in fs::read_dir(&dir)? {
-            let path = entry?.path();
-            let name = path
-                .file_name()
-                .and_then(|n| n.to_str())
-                .unwrap_or_default()
-                .to_string();
-            if name.ends_with(".tmp") {
-                // Half-written before a crash: its emit never returned.
-                let _ = fs::remove_file(&path);
-                continue;
-            }
-            if !name.ends_with(".json") {
-                continue;
-            }
-            let parsed = fs::read(&path)
-                .ok()
-                .and_then(|b| serde_json::from_slice::<Value>(&b).ok())
-                .and_then(|v| SpoolRecord::from_json(&v));
-            match parsed {
-                Some(r) => records.push(r),
-                None => {
-                    let aside = path.with_extension("corrupt");
-                    let _ = fs::rename(&path, &aside);
-                    corrupt.push(aside);
-                }
-            }
-        }
-        let records = order_per_call(records);
-        let spool = Spool {
-            dir,
-            count: AtomicUsize::new(records.len()),
-            max,
-        };
-        Ok((spool, Recovered { records, corrupt }))
-    }
-
-    /// Writes a record durably (file and directory fsync'd), or refuses when full.
-    pub fn put(&self, record: &SpoolRecord) -> Result<(), SpoolError> {
-        if !is_safe_id(&record.id) {
-            return Err(SpoolError::Io(io::Error::new(
-                io::ErrorKind::InvalidInput,
-                "an event id must be [A-Za-z0-9_-]{1,100}",
-            )));
-        }
-        let reserved = self
-            .count
-            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| {
-                (n < self.max).then_some(n + 1)
-            });
-        if let Err(n) = reserved {
-            return Err(SpoolError::Full(n));
-        }
-        let bytes = record.to_json().to_string();
-        write_durably(&self.dir, &format!("{}.json", record.id), bytes.as_bytes()).map_err(|e| {
-            self.count.fetch_sub(1, Ordering::SeqCst);
-            SpoolError::Io(e)
-        })
-    }
-
-    /// Forgets a delivered (or dead-lettered) event.
-    pub fn remove(&self, id: &str) -> io::Result<()> {
-        match fs::remove_file(self.dir.join(format!("{id}.json"))) {
-            Ok(()) => {
-                self.count.fetch_sub(1, Ordering::SeqCst);
-                Ok(())
-            }
-            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
-            Err(e) => Err(e),
-        }
-    }
-
-    /// Events waiting on disk.
-    pub fn len(&self) -> usize {
-        self.count.load(Ordering::SeqCst)
-    }
-
-    /// Whether nothing waits.
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
-    }
-
-    /// The bound.
-    pub fn capacity(&self) -> usize {
-        self.max
     }
 }
 
@@ -229,18 +106,6 @@ pub fn order_per_call(records: Vec<SpoolRecord>) -> Vec<SpoolRecord> {
     groups.into_iter().flatten().collect()
 }
 
-/// Writes `dir/name` so that after a crash it is either whole or absent:
-/// a temporary file, fsync'd, renamed into place, then the directory fsync'd.
-pub(crate) fn write_durably(dir: &Path, name: &str, bytes: &[u8]) -> io::Result<()> {
-    let tmp = dir.join(format!(".{name}.tmp"));
-    let mut f = File::create(&tmp)?;
-    f.write_all(bytes)?;
-    f.sync_all()?;
-    drop(f);
-    fs::rename(&tmp, dir.join(name))?;
-    File::open(dir)?.sync_all()
-}
-
 /// Event ids are used as file names: only `[A-Za-z0-9_-]`, 1 to 100 characters.
 pub fn is_safe_id(id: &str) -> bool {
     (1..=100).contains(&id.len())
@@ -259,10 +124,87 @@ fn unix_us(t: SystemTime) -> u64 {
         .unwrap_or(0)
 }
 
+/// What [`import_files`] took over.
+#[derive(Debug, Default)]
+pub struct Imported {
+    pub pending: usize,
+    pub dead: usize,
+    /// Files that could not be read, renamed to `*.corrupt` and left aside.
+    pub corrupt: Vec<PathBuf>,
+}
+
+/// Takes over a file spool left in `root` (`pending/` and `dead/`): every
+/// readable event goes into `store` in one commit, and only then are the
+/// files removed (a crash in between imports them again: same ids, no loss).
+pub fn import_files(root: &Path, store: &dyn Store) -> Result<Imported, StoreError> {
+    let mut imported = Imported::default();
+    let mut writes = Vec::new();
+    let mut files = Vec::new();
+    for (sub, dead) in [("pending", false), ("dead", true)] {
+        let Ok(entries) = fs::read_dir(root.join(sub)) else {
+            continue;
+        };
+        for path in entries.filter_map(|e| e.ok()).map(|e| e.path()) {
+            let name = path
+                .file_name()
+                .and_then(|n| n.to_str())
+                .unwrap_or_default()
+                .to_string();
+            if name.ends_with(".tmp") {
+                // Half-written before a crash: its emit never returned.
+                files.push(path);
+                continue;
+            }
+            if !name.ends_with(".json") {
+                continue;
+            }
+            let value = fs::read(&path)
+                .ok()
+                .and_then(|b| serde_json::from_slice::<Value>(&b).ok());
+            let write = match (dead, value) {
+                (false, Some(v)) => SpoolRecord::from_json(&v).map(Write::SpoolPut),
+                (true, Some(v)) => DeadLetter::from_json(&v).map(Write::DeadPut),
+                (_, None) => None,
+            };
+            match write {
+                Some(w) => {
+                    if dead {
+                        imported.dead += 1;
+                    } else {
+                        imported.pending += 1;
+                    }
+                    writes.push(w);
+                    files.push(path);
+                }
+                None => {
+                    let aside = path.with_extension("corrupt");
+                    let _ = fs::rename(&path, &aside);
+                    imported.corrupt.push(aside);
+                }
+            }
+        }
+    }
+    if files.is_empty() {
+        return Ok(imported);
+    }
+    // A dead letter's DeadPut also removes a spooled row of the same id:
+    // pending rows go first, so a file in both places stays a dead letter.
+    writes.sort_by_key(|w| matches!(w, Write::DeadPut(_)));
+    store.write(writes, COMMIT_TIMEOUT.max(Duration::from_secs(60)))?;
+    for f in files {
+        let _ = fs::remove_file(f);
+    }
+    for sub in ["pending", "dead"] {
+        let _ = fs::remove_dir(root.join(sub)); // only when empty
+    }
+    Ok(imported)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::core::events;
+    use crate::core::store::{sqlite::SqliteOptions, SqliteStore};
 
     fn temp_dir(tag: &str) -> PathBuf {
         let d = std::env::temp_dir().join(format!("c2c-spool-{tag}-{}", Uuid::new_v4().simple()));
@@ -278,49 +220,64 @@ mod tests {
     }
 
     #[test]
-    fn survives_reopen_in_per_call_seq_order_and_stays_bounded() {
-        let root = temp_dir("order");
+    fn order_is_per_call_in_seq_order_oldest_call_first() {
         let (a, b) = (Uuid::new_v4(), Uuid::new_v4());
-        {
-            let (spool, rec) = Spool::open(&root, 4).unwrap();
-            assert!(rec.records.is_empty());
-            for e in [event(a, 1), event(b, 1), event(a, 2), event(b, 2)] {
-                spool.put(&SpoolRecord::from_event(&e)).unwrap();
-            }
-            assert_eq!(spool.len(), 4);
-            let extra = SpoolRecord::from_event(&event(a, 3));
-            assert!(matches!(spool.put(&extra), Err(SpoolError::Full(4))));
+        let records: Vec<SpoolRecord> = [event(a, 2), event(b, 1), event(a, 1), event(b, 2)]
+            .iter()
+            .map(SpoolRecord::from_event)
+            .collect();
+        let order: Vec<(Uuid, u32)> = order_per_call(records)
+            .iter()
+            .map(|r| (r.call_uuid, r.seq))
+            .collect();
+        assert_eq!(order, vec![(a, 1), (a, 2), (b, 1), (b, 2)]);
+    }
+
+    #[test]
+    fn a_file_spool_is_taken_over_once_then_its_files_are_gone() {
+        let root = temp_dir("import");
+        fs::create_dir_all(root.join("pending")).unwrap();
+        fs::create_dir_all(root.join("dead")).unwrap();
+        let call = Uuid::new_v4();
+        let pending: Vec<SpoolRecord> = (1..=3)
+            .map(|seq| SpoolRecord::from_event(&event(call, seq)))
+            .collect();
+        for r in &pending {
+            let name = format!("{}.json", r.id);
+            fs::write(root.join("pending").join(name), r.to_json().to_string()).unwrap();
         }
+        let dead = DeadLetter {
+            record: SpoolRecord::from_event(&event(Uuid::new_v4(), 1)),
+            attempts: 4,
+            last_error: "HTTP 503".into(),
+            dead_at: UNIX_EPOCH + Duration::from_millis(1_700_000_000_123),
+        };
+        let dead_file = root.join("dead").join(format!("{}.json", dead.record.id));
+        fs::write(&dead_file, dead.to_json().to_string()).unwrap();
         fs::write(root.join("pending/.evt_x.json.tmp"), b"half").unwrap();
         fs::write(root.join("pending/evt_bad.json"), b"{not json").unwrap();
-        let (spool, rec) = Spool::open(&root, 4).unwrap();
-        assert_eq!(spool.len(), 4);
-        assert_eq!(rec.corrupt.len(), 1);
+
+        let store = SqliteStore::open_dir(&root, SqliteOptions::default()).unwrap();
+        let got = import_files(&root, store.as_ref()).unwrap();
+        assert_eq!((got.pending, got.dead, got.corrupt.len()), (3, 1, 1));
         assert!(!root.join("pending/.evt_x.json.tmp").exists());
-        let order: Vec<(Uuid, u32)> = rec.records.iter().map(|r| (r.call_uuid, r.seq)).collect();
-        assert_eq!(order, vec![(a, 1), (a, 2), (b, 1), (b, 2)]);
-        let first = &rec.records[0];
-        assert_eq!(first.token.as_deref(), Some("crm"));
-        let body: Value = serde_json::from_str(&first.body).unwrap();
-        assert_eq!(body["id"], first.id.as_str());
-        spool.remove(&first.id).unwrap();
-        spool.remove(&first.id).unwrap();
-        assert_eq!(spool.len(), 3);
+        assert!(root.join("pending/evt_bad.corrupt").exists());
+        assert!(!dead_file.exists());
+        assert_eq!(order_per_call(store.spool_all().unwrap()), pending);
+        assert_eq!(store.dead_list().unwrap(), vec![dead]);
+        // Nothing left to import the second time.
+        let again = import_files(&root, store.as_ref()).unwrap();
+        assert_eq!((again.pending, again.dead), (0, 0));
+        assert_eq!(store.spool_all().unwrap().len(), 3);
+        drop(store);
         let _ = fs::remove_dir_all(&root);
     }
 
     #[test]
-    fn ids_that_could_escape_the_directory_are_refused() {
+    fn ids_that_are_not_plain_are_refused() {
         assert!(is_safe_id("evt_0123abc"));
         assert!(!is_safe_id("../etc/passwd"));
         assert!(!is_safe_id(""));
         assert!(!is_safe_id("a/b"));
-        let root = temp_dir("unsafe");
-        let (spool, _) = Spool::open(&root, 10).unwrap();
-        let mut r = SpoolRecord::from_event(&event(Uuid::new_v4(), 1));
-        r.id = "../escape".into();
-        assert!(matches!(spool.put(&r), Err(SpoolError::Io(_))));
-        assert_eq!(spool.len(), 0);
-        let _ = fs::remove_dir_all(&root);
     }
 }

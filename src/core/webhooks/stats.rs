@@ -11,7 +11,10 @@ pub(crate) struct Stats {
     pub delivered: AtomicU64,
     pub failed_attempts: AtomicU64,
     pub dead_lettered: AtomicU64,
-    pub refused_full: AtomicU64,
+    /// New calls refused because the spool was above its high-water mark.
+    pub refused_calls: AtomicU64,
+    /// Events of accepted calls spooled past the byte bound (kept anyway).
+    pub over_capacity: AtomicU64,
     pub spool_errors: AtomicU64,
     pub no_destination: AtomicU64,
     pub replayed: AtomicU64,
