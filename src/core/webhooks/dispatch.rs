@@ -275,7 +275,7 @@ fn attempt(shared: &Shared, job: Job) -> Done {
             // Not waited for: the removal goes out with the next commit. If
             // it is lost in a crash, the event is delivered again (same id).
             if let Err(e) = shared.store.forget(vec![Write::SpoolRemove(r.id.clone())]) {
-                shared.log(
+                shared.log_record(
                     LogLevel::Error,
                     r,
                     &format!("webhooks: delivered {} but could not unspool it: {e}", r.id),

@@ -263,6 +263,7 @@ impl WebhookService {
             for path in &imported.corrupt {
                 log(
                     LogLevel::Error,
+                    None,
                     &format!(
                         "webhooks: unreadable spool file set aside: {}",
                         path.display()
@@ -272,6 +273,7 @@ impl WebhookService {
             if imported.pending + imported.dead > 0 {
                 log(
                     LogLevel::Info,
+                    None,
                     &format!(
                         "webhooks: file spool in {} taken over: {} events and {} dead letters \
                          now in the store, files removed",
@@ -524,8 +526,9 @@ impl WebhookService {
             // Only calls accepted before the high-water mark get here: their
             // events are kept all the same (the reserve was too small).
             sh.stats.over_capacity.fetch_add(1, Ordering::Relaxed);
-            sh.log(
+            sh.log_record(
                 LogLevel::Error,
+                &record,
                 &format!(
                     "webhooks: spool over its bound ({} of {} bytes): event {} ({} of call {}, \
                      seq {}) kept anyway, as its call was accepted; raise max-spool-bytes or \
@@ -575,8 +578,9 @@ impl EventSink for WebhookService {
             Err(StoreError::Timeout) => {
                 // Queued but not yet committed: it will be, in order with
                 // its removal after delivery. Say so; deliver it anyway.
-                sh.log(
+                sh.log_record(
                     LogLevel::Error,
+                    &record,
                     &format!(
                         "webhooks: event {} ({} of call {}, seq {}) not committed within {:?}: \
                          the store is slow; queued for delivery anyway",
@@ -590,8 +594,9 @@ impl EventSink for WebhookService {
                     .last_error
                     .lock()
                     .unwrap_or_else(|e| e.into_inner()) = Some(e.to_string());
-                sh.log(
+                sh.log_record(
                     LogLevel::Error,
+                    &record,
                     &format!(
                         "webhooks: {e}: event {} ({} of call {}, seq {}) NOT queued for delivery",
                         event.id, event.event_type, event.call_uuid, event.seq
