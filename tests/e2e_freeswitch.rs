@@ -27,24 +27,7 @@ fn click_to_call_against_a_real_freeswitch() {
     let dir = e2e_dir("e2e");
     let version = describe(&env);
 
-    let tone = dir.join("tone.ulaw");
-    write_ulaw_tone(&tone);
-    let agent = Sipp::start(
-        &env,
-        &dir,
-        "agent",
-        &scenario_answers_talking("agent", 1500, &tone),
-        ports.agent,
-        ports.rtp_start + 40,
-    );
-    let late = Sipp::start(
-        &env,
-        &dir,
-        "agent_no_answer",
-        &scenario_never_answers(),
-        ports.agent_late,
-        ports.rtp_start + 44,
-    );
+    let (agent, late) = start_agents(&env, &dir, ports, 1500);
     let (carrier, carrier503) = start_carriers(&env, &dir, ports);
     let agent_auto = Sipp::start(
         &env,

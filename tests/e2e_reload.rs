@@ -203,24 +203,7 @@ fn reload_like_an_admin_never_crashes_and_adopts_live_calls() {
         url = receiver.url(),
         spool = dir.join("spool").display(),
     );
-    let tone = dir.join("tone.ulaw");
-    write_ulaw_tone(&tone);
-    let agent = Sipp::start(
-        &env,
-        &dir,
-        "agent",
-        &scenario_answers_talking("agent", 200, &tone),
-        ports.agent,
-        ports.rtp_start + 40,
-    );
-    let late = Sipp::start(
-        &env,
-        &dir,
-        "agent_no_answer",
-        &scenario_never_answers(),
-        ports.agent_late,
-        ports.rtp_start + 44,
-    );
+    let (agent, late) = start_agents(&env, &dir, ports, 200);
     let (carrier, carrier503) = start_carriers(&env, &dir, ports);
     let mut freeswitch = start_freeswitch_with(&env, &dir, ports, &webhooks);
     drop(connect_ready(ports, &dir));

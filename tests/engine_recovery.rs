@@ -80,6 +80,10 @@ fn unbound_gap(s: &Switchboard) {
     while s.legs.try_recv().is_ok() {}
 }
 
+fn counted(n: &std::sync::atomic::AtomicU64) -> u64 {
+    n.load(std::sync::atomic::Ordering::Relaxed)
+}
+
 fn seqs(log: &EventLog, call: Uuid) -> Vec<u32> {
     log.all()
         .into_iter()
@@ -102,13 +106,7 @@ fn a_bridged_call_is_adopted_by_the_next_engine_and_ends_there_once() {
     assert_eq!(s.journal.open_calls().len(), 1, "left in the journal");
 
     let second = load(&s);
-    assert_eq!(
-        second
-            .stats
-            .adopted
-            .load(std::sync::atomic::Ordering::Relaxed),
-        1
-    );
+    assert_eq!(counted(&second.stats.adopted), 1);
     let st = wait_state(&second, call, "bridged");
     assert_eq!(st["recovered"], false);
     assert_eq!(st["headers"]["X-CRM-Lead-Id"], "L-7");
@@ -157,13 +155,7 @@ fn a_bridged_call_that_ends_while_unloaded_is_reported_recovered() {
     unbound_gap(&s);
 
     let second = load(&s);
-    assert_eq!(
-        second
-            .stats
-            .recovered
-            .load(std::sync::atomic::Ordering::Relaxed),
-        1
-    );
+    assert_eq!(counted(&second.stats.recovered), 1);
     let st = wait_state(&second, call, "ended");
     assert_eq!(st["recovered"], true);
     assert_eq!(st["hangup_cause"], "NORMAL_UNSPECIFIED");
@@ -192,13 +184,7 @@ fn one_leg_gone_while_unloaded_the_other_still_up_is_adopted_and_ends_with_it() 
     // would follow at once; here it lingers so the adoption sees one leg up).
     second_leg_only(&s, a);
     let second = load(&s);
-    assert_eq!(
-        second
-            .stats
-            .adopted
-            .load(std::sync::atomic::Ordering::Relaxed),
-        1
-    );
+    assert_eq!(counted(&second.stats.adopted), 1);
     s.sim.party_hangs_up(b, "NORMAL_CLEARING");
     let st = wait_state(&second, call, "ended");
     assert_eq!(st["hangup_by"], "agent", "the agent's leg ended first");

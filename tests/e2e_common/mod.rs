@@ -817,6 +817,30 @@ pub fn skipped(why: &str) {
     let _ = writeln!(std::io::stderr(), "SKIPPED: {why}");
 }
 
+/// The two agents' phones: 1001 answers after `answer_after_ms` and talks
+/// (RTP from `tone`), 1002 rings and never answers.
+pub fn start_agents(env: &Env, dir: &Path, ports: Ports, answer_after_ms: u64) -> (Sipp, Sipp) {
+    let tone = dir.join("tone.ulaw");
+    write_ulaw_tone(&tone);
+    let agent = Sipp::start(
+        env,
+        dir,
+        "agent",
+        &scenario_answers_talking("agent", answer_after_ms, &tone),
+        ports.agent,
+        ports.rtp_start + 40,
+    );
+    let late = Sipp::start(
+        env,
+        dir,
+        "agent_no_answer",
+        &scenario_never_answers(),
+        ports.agent_late,
+        ports.rtp_start + 44,
+    );
+    (agent, late)
+}
+
 /// The two trunks' carriers: BACKUP's answers, POC's answers 503.
 pub fn start_carriers(env: &Env, dir: &Path, ports: Ports) -> (Sipp, Sipp) {
     let carrier = Sipp::start(
