@@ -5,8 +5,8 @@
 use std::path::{Path, PathBuf};
 
 /// `target/<profile>/libmod_zorio_c2c.so` next to this test's `deps/`
-/// directory (or `ZORIO_C2C_SO`), if built and not older than the library
-/// (`cargo test` rebuilds the rlib, not the cdylib); else why not.
+/// directory (or `ZORIO_C2C_SO`), if built and not older than its sources;
+/// else why not.
 pub fn built_module() -> Result<PathBuf, String> {
     let so = match std::env::var_os("ZORIO_C2C_SO") {
         Some(p) => PathBuf::from(p),
@@ -25,17 +25,37 @@ pub fn built_module() -> Result<PathBuf, String> {
             so.display()
         ));
     }
-    let modified = |p: &Path| std::fs::metadata(p).and_then(|m| m.modified()).ok();
-    let rlib = so.with_file_name("deps").join("libmod_zorio_c2c.rlib");
-    if let (Some(built), Some(lib)) = (modified(&so), modified(&rlib)) {
-        if built + std::time::Duration::from_secs(5) < lib {
-            return Err(format!(
-                "{} is older than the library: run `cargo build` (same profile) first",
-                so.display()
-            ));
-        }
+    // Stale when a source it is built from changed after it was built. (The
+    // rlib's age says nothing: `cargo test` rebuilds the library with its
+    // dev-dependencies' features, never the cdylib.)
+    let built = std::fs::metadata(&so)
+        .and_then(|m| m.modified())
+        .map_err(|e| e.to_string())?;
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let newer = ["src", "include", "build.rs", "Cargo.toml"]
+        .iter()
+        .filter_map(|p| newest(&root.join(p)))
+        .max();
+    if newer.is_some_and(|t| t > built + std::time::Duration::from_secs(1)) {
+        return Err(format!(
+            "{} is older than its sources: run `cargo build` (same profile) first",
+            so.display()
+        ));
     }
     Ok(so)
+}
+
+/// The newest modification time of a file, or of any file below a directory.
+fn newest(path: &Path) -> Option<std::time::SystemTime> {
+    let meta = std::fs::metadata(path).ok()?;
+    if !meta.is_dir() {
+        return meta.modified().ok();
+    }
+    std::fs::read_dir(path)
+        .ok()?
+        .flatten()
+        .filter_map(|e| newest(&e.path()))
+        .max()
 }
 
 /// On the real stderr, which the test harness does not capture.
