@@ -45,40 +45,15 @@ impl App {
     }
 
     /// [`App::start`] with operator messages going to `log` (the module
-    /// passes one writing to the FreeSWITCH log).
+    /// passes one writing to the FreeSWITCH log). Opens the store, starts
+    /// webhooks over it, then the engine over the store's call journal (calls
+    /// survive a reload and a crash of the switch).
     pub fn start_with_log(
         config: Config,
         switch: Arc<dyn Switch>,
         legs: Receiver<LegReport>,
         extra_sinks: Vec<Arc<dyn EventSink>>,
         log: LogHook,
-    ) -> Result<App, String> {
-        App::start_inner(config, switch, legs, extra_sinks, log, None)
-    }
-
-    /// [`App::start_with_log`] over another call journal than the durable
-    /// one in the store. It may hold calls of an earlier instance: they are
-    /// taken back before anything else runs (see [`Engine::with_journal`]).
-    pub fn start_with_journal(
-        config: Config,
-        switch: Arc<dyn Switch>,
-        legs: Receiver<LegReport>,
-        extra_sinks: Vec<Arc<dyn EventSink>>,
-        log: LogHook,
-        journal: Arc<dyn CallJournal>,
-    ) -> Result<App, String> {
-        App::start_inner(config, switch, legs, extra_sinks, log, Some(journal))
-    }
-
-    /// Opens the store, starts webhooks over it, then the engine over the
-    /// journal (by default the store's: calls survive a crash of the switch).
-    fn start_inner(
-        config: Config,
-        switch: Arc<dyn Switch>,
-        legs: Receiver<LegReport>,
-        extra_sinks: Vec<Arc<dyn EventSink>>,
-        log: LogHook,
-        journal: Option<Arc<dyn CallJournal>>,
     ) -> Result<App, String> {
         let http_settings = config.http.clone();
         let store: Arc<dyn Store> =
@@ -97,8 +72,7 @@ impl App {
         };
         let mut sinks: Vec<Arc<dyn EventSink>> = vec![webhooks.clone()];
         sinks.extend(extra_sinks);
-        let journal: Arc<dyn CallJournal> =
-            journal.unwrap_or_else(|| Arc::new(StoreJournal::new(Arc::clone(&store))));
+        let journal: Arc<dyn CallJournal> = Arc::new(StoreJournal::new(Arc::clone(&store)));
         let engine = Engine::with_store(
             config,
             switch,
