@@ -2,7 +2,8 @@
 //! real App over the simulated switch (rate limit off). Prints p50/p90/p99
 //! latency and requests per second.
 //!
-//! `cargo bench --bench http_202` (env: C2C_BENCH_CLIENTS, C2C_BENCH_REQUESTS).
+//! `cargo bench --bench http_202` (env: C2C_BENCH_CLIENTS, C2C_BENCH_REQUESTS,
+//! C2C_BENCH_STORE_SYNC=full|normal).
 
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
@@ -10,7 +11,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use mod_zorio_c2c::app::App;
-use mod_zorio_c2c::core::config::Config;
+use mod_zorio_c2c::core::config::{Config, StoreSync};
 use mod_zorio_c2c::sim::{SimOptions, SimSwitch};
 use mod_zorio_c2c::switch::leg_channel;
 
@@ -78,8 +79,13 @@ fn main() {
     config.http.listen = "127.0.0.1:0".parse().unwrap();
     config.http.rate_limit_per_minute = None;
     config.max_concurrent_calls = Some(1_000_000);
-    config.webhooks.spool_dir =
-        std::env::temp_dir().join(format!("c2c-bench-spool-{}", std::process::id()));
+    let spool = std::env::temp_dir().join(format!("c2c-bench-spool-{}", std::process::id()));
+    config.webhooks.spool_dir = spool.clone();
+    config.webhooks.store_sync = match std::env::var("C2C_BENCH_STORE_SYNC").as_deref() {
+        Ok("normal") => StoreSync::Normal,
+        _ => StoreSync::Full,
+    };
+    let sync = config.webhooks.store_sync;
     let token = config.tokens[0].secret.clone();
     // Calls end within milliseconds so the engine does not pile up threads.
     let o = SimOptions::demo_fast(Duration::from_millis(1), Duration::from_millis(1));
@@ -108,7 +114,8 @@ fn main() {
     all.sort();
     let us = |d: Duration| d.as_secs_f64() * 1e6;
     println!(
-        "http_202: {} requests, {clients} keep-alive clients, {:.2?}: {:.0} req/s; \
+        "http_202 (store-sync {sync:?}): {} requests, {clients} keep-alive clients, \
+         {:.2?}: {:.0} req/s; \
          latency p50 {:.0} µs, p90 {:.0} µs, p99 {:.0} µs, max {:.0} µs",
         all.len(),
         elapsed,
@@ -120,4 +127,5 @@ fn main() {
     );
     app.stop(Duration::from_secs(10));
     sim.stop();
+    let _ = std::fs::remove_dir_all(&spool);
 }

@@ -11,7 +11,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use mod_zorio_c2c::app::App;
-use mod_zorio_c2c::core::config::{ApiToken, Config};
+use mod_zorio_c2c::core::config::{ApiToken, Config, StoreSync};
 use mod_zorio_c2c::core::events::{CallEvent, EventSink};
 use mod_zorio_c2c::sim::{self, SimOptions, SimSwitch};
 use mod_zorio_c2c::switch::leg_channel;
@@ -38,6 +38,8 @@ OPTIONS:
                             events, dead letters, idempotency keys, calls); a restart
                             on the same DIR delivers what was left (default: a temp
                             dir per listen port)
+  --store-sync full|normal  what a commit of the store survives: full (default) fsyncs
+                            each commit (power loss); normal survives a crash or kill -9
   --rate-limit N            click-to-call requests per minute per token (0: off; default 10)
   --max-connections N       open HTTP connections in all (default 16384)
   --max-connections-per-ip N  open HTTP connections per client address (default 256)
@@ -67,6 +69,7 @@ struct Args {
     webhook_secret: Option<String>,
     config: Option<PathBuf>,
     data_dir: Option<PathBuf>,
+    store_sync: Option<StoreSync>,
     rate_limit: Option<u32>,
     max_connections: Option<usize>,
     max_connections_per_ip: Option<usize>,
@@ -123,6 +126,13 @@ fn parse_args(argv: impl IntoIterator<Item = String>) -> Result<Args, String> {
             "--webhook-secret" => a.webhook_secret = Some(value()?),
             "--config" => a.config = Some(PathBuf::from(value()?)),
             "--data-dir" => a.data_dir = Some(PathBuf::from(value()?)),
+            "--store-sync" => {
+                a.store_sync = Some(match value()?.as_str() {
+                    "full" => StoreSync::Full,
+                    "normal" => StoreSync::Normal,
+                    v => return Err(format!("--store-sync: {v} (full or normal)")),
+                })
+            }
             "--rate-limit" => {
                 let v = value()?;
                 a.rate_limit = Some(v.parse().map_err(|_| format!("--rate-limit: {v}"))?);
@@ -183,6 +193,9 @@ fn build_config(a: &Args) -> Result<Config, String> {
     config.http.enabled = true;
     if let Some(dir) = &a.data_dir {
         config.webhooks.spool_dir = dir.clone();
+    }
+    if let Some(sync) = a.store_sync {
+        config.webhooks.store_sync = sync;
     }
     if config.webhooks.spool_dir.as_os_str().is_empty() {
         // One store per address: a restarted sandbox delivers what it had left.

@@ -151,6 +151,31 @@ pub struct WebhookSettings {
     pub max_dead_letters: usize,
     /// Delivery worker threads.
     pub workers: usize,
+    /// What a commit of the durable store survives (`store-sync`).
+    pub store_sync: StoreSync,
+}
+
+/// What a commit of the durable store survives: SQLite's `synchronous`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum StoreSync {
+    /// `full` (the default): every commit is fsync'd before anyone is told
+    /// it is done: a 202, a key and an event survive a power loss.
+    #[default]
+    Full,
+    /// `normal`: commits reach the OS at once and the disk at checkpoints:
+    /// they survive a crash, `kill -9` or reload of FreeSWITCH, not a power
+    /// loss or a kernel crash. Each commit then costs no fsync.
+    Normal,
+}
+
+impl StoreSync {
+    /// The value of SQLite's `PRAGMA synchronous`.
+    pub fn pragma(self) -> &'static str {
+        match self {
+            StoreSync::Full => "FULL",
+            StoreSync::Normal => "NORMAL",
+        }
+    }
 }
 
 /// 1 GiB: a day-long CRM outage at a busy switch (see README, "Spool sizing").
@@ -209,6 +234,7 @@ impl Default for WebhookSettings {
             spool_high_water_percent: 90,
             max_dead_letters: 100_000,
             workers: 2,
+            store_sync: StoreSync::Full,
         }
     }
 }

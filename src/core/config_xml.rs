@@ -9,7 +9,9 @@ use std::time::Duration;
 
 use roxmltree::{Document, Node};
 
-use super::config::{err, ApiToken, Config, ConfigError, LcrRoute, PoolNumber, Trunk, TrunkTarget};
+use super::config::{
+    err, ApiToken, Config, ConfigError, LcrRoute, PoolNumber, StoreSync, Trunk, TrunkTarget,
+};
 
 impl Config {
     /// Parses and validates a whole config document.
@@ -156,6 +158,13 @@ fn webhooks(cfg: &mut Config, section: Node) -> Result<(), ConfigError> {
                 number::<usize>(value, &at)?;
             }
             "workers" => w.workers = number::<usize>(value, &at)?.max(1),
+            "store-sync" => {
+                w.store_sync = match value.to_ascii_lowercase().as_str() {
+                    "full" => StoreSync::Full,
+                    "normal" => StoreSync::Normal,
+                    _ => return Err(err(at, "must be full or normal")),
+                }
+            }
             _ => return Err(err(at, "unknown param")),
         }
     }

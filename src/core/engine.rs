@@ -19,7 +19,7 @@ use super::events::{self, CallEvent, EventSink};
 use super::journal::{self, journal_write, CallJournal, MemoryJournal};
 use super::request::ClickToCallRequest;
 use super::routing;
-use super::store::{Store, StoreError, Write, COMMIT_TIMEOUT};
+use super::store::{Committed, Store, StoreError, Write, COMMIT_TIMEOUT};
 use crate::switch::{Failure, LegEvent, LegReport, Switch};
 
 /// The `data` of a 202: the contract's ten fields.
@@ -506,13 +506,57 @@ impl Engine {
     /// durable journal, the event's spool row and the record (its `seq`,
     /// its state) are one commit, so a crash never leaves one without the
     /// other (no event lost, none emitted twice under two ids).
+    ///
+    /// Nobody waits for that commit but the call's last one (`ended`, so
+    /// that once the call leaves the registry the store answers for it):
+    /// the sinks get the event from the store's thread once it is committed
+    /// (in commit order, so a call's events stay in seq order), and the
+    /// thread that emits (the leg reports', a call's) does not wait on the
+    /// disk.
     fn emit_event(&self, c: &CallRecord, event: &CallEvent, ended: bool) {
-        let writes = self.sink.durable_writes(event);
-        match self.commit_call(c, ended, writes) {
+        let mut writes = self.sink.durable_writes(event);
+        let durable = self.journal.durable();
+        if durable {
+            writes.push(journal_write(c, ended));
+        }
+        let result = match (self.store(), writes.is_empty()) {
+            (Some(store), false) if ended => store.write(writes, COMMIT_TIMEOUT),
+            (Some(store), false) => {
+                let (sink, e) = (Arc::clone(&self.sink), event.clone());
+                let then: Committed = Box::new(move |r| match r {
+                    // Timeout: queued in order, committed later.
+                    Ok(()) | Err(StoreError::Timeout) => sink.committed(&e),
+                    Err(err) => sink.uncommitted(&e, &err),
+                });
+                match store.write_then(writes, then) {
+                    Ok(()) => {
+                        if !durable {
+                            self.journal_memory(c, ended);
+                        }
+                        return;
+                    }
+                    Err(e) => Err(e),
+                }
+            }
+            _ => Ok(()),
+        };
+        if !durable {
+            self.journal_memory(c, ended);
+        }
+        match result {
             // Timeout: queued in order, committed later; deliver it anyway.
             Ok(()) | Err(StoreError::Timeout) => self.sink.committed(event),
             // The store refused: the sinks try on their own (and say so).
             Err(_) => self.sink.emit(event),
+        }
+    }
+
+    /// Hands the record to a journal that is not in the store.
+    fn journal_memory(&self, c: &CallRecord, ended: bool) {
+        if ended {
+            self.journal.remove(c.call_uuid);
+        } else {
+            self.journal.put(c);
         }
     }
 
@@ -533,11 +577,7 @@ impl Engine {
             _ => Ok(()),
         };
         if !durable {
-            if ended {
-                self.journal.remove(c.call_uuid);
-            } else {
-                self.journal.put(c);
-            }
+            self.journal_memory(c, ended);
         }
         result
     }

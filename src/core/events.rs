@@ -8,7 +8,7 @@ use serde_json::{json, Value};
 use uuid::Uuid;
 
 use super::errors::ApiError;
-use super::store::Write;
+use super::store::{StoreError, Write};
 use super::time::rfc3339;
 
 /// The agent's phone rings (contract).
@@ -143,6 +143,13 @@ pub trait EventSink: Send + Sync + 'static {
     fn committed(&self, event: &CallEvent) {
         self.emit(event);
     }
+
+    /// `event`, whose writes the store failed to commit (`error`): a sink
+    /// with a spool delivers it from memory, and says so. Called on the
+    /// store's thread: it must not wait on the store.
+    fn uncommitted(&self, event: &CallEvent, _error: &StoreError) {
+        self.committed(event);
+    }
 }
 
 /// Hands each event to several sinks, in order.
@@ -169,6 +176,12 @@ impl EventSink for FanOut {
     fn committed(&self, event: &CallEvent) {
         for sink in &self.0 {
             sink.committed(event);
+        }
+    }
+
+    fn uncommitted(&self, event: &CallEvent, error: &StoreError) {
+        for sink in &self.0 {
+            sink.uncommitted(event, error);
         }
     }
 }

@@ -269,6 +269,7 @@ pub fn settings(url: Option<String>, spool: &std::path::Path) -> WebhookSettings
         spool_high_water_percent: 90,
         max_dead_letters: 10_000,
         workers: 2,
+        ..WebhookSettings::default()
     }
 }
 

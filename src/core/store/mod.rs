@@ -116,6 +116,9 @@ pub fn spool_bytes(record: &SpoolRecord) -> u64 {
 /// Bytes of a spooled row besides its body (ids, uuid, index entries, page slack).
 pub const ROW_OVERHEAD: u64 = 160;
 
+/// What runs once a [`Store::write_then`] commit is done.
+pub type Committed = Box<dyn FnOnce(Result<(), StoreError>) + Send>;
+
 /// The durable store.
 pub trait Store: Send + Sync + 'static {
     /// Commits `writes` in one transaction (grouped with other callers'),
@@ -125,6 +128,20 @@ pub trait Store: Send + Sync + 'static {
     /// Queues `writes` for the next commit without waiting (order with
     /// other writes is kept). Refuses only when the queue is full or closed.
     fn forget(&self, writes: Vec<Write>) -> Result<(), StoreError>;
+
+    /// Queues `writes` like [`Store::forget`], then runs `then` with the
+    /// outcome of their commit, on the store's own thread: `then` must be
+    /// quick and must not wait on the store. `Err` (queue full or closed):
+    /// refused, and `then` is dropped without being run.
+    fn write_then(&self, writes: Vec<Write>, then: Committed) -> Result<(), StoreError> {
+        match self.write(writes, COMMIT_TIMEOUT) {
+            Err(e @ (StoreError::Overloaded | StoreError::Closed)) => Err(e),
+            r => {
+                then(r);
+                Ok(())
+            }
+        }
+    }
 
     /// Every spooled event (in no particular order).
     fn spool_all(&self) -> Result<Vec<SpoolRecord>, StoreError>;

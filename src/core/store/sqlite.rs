@@ -14,6 +14,7 @@
 //! thread-local destructor of ours.
 
 use std::collections::VecDeque;
+use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
@@ -24,7 +25,10 @@ use rusqlite::types::Value as SqlValue;
 use rusqlite::{params, params_from_iter, Connection, OptionalExtension, TransactionBehavior};
 use uuid::Uuid;
 
-use super::{IdempotencyRecord, JournalEntry, SpoolUsage, Store, StoreError, Write, ROW_OVERHEAD};
+use super::{
+    Committed, IdempotencyRecord, JournalEntry, SpoolUsage, Store, StoreError, Write, ROW_OVERHEAD,
+};
+use crate::core::config::StoreSync;
 use crate::core::webhooks::dead::DeadLetter;
 use crate::core::webhooks::spool::SpoolRecord;
 
@@ -42,12 +46,15 @@ const HOUSEKEEPING_EVERY: Duration = Duration::from_secs(30);
 pub struct SqliteOptions {
     /// How long ended calls stay readable.
     pub call_retention: Duration,
+    /// What a commit survives (SQLite's `synchronous`).
+    pub sync: StoreSync,
 }
 
 impl Default for SqliteOptions {
     fn default() -> Self {
         SqliteOptions {
             call_retention: Duration::from_secs(7 * 24 * 3600),
+            sync: StoreSync::Full,
         }
     }
 }
@@ -94,6 +101,7 @@ impl Completion {
 struct Group {
     writes: Vec<Write>,
     done: Option<Arc<Completion>>,
+    then: Option<Committed>,
 }
 
 #[derive(Default)]
@@ -161,7 +169,7 @@ CREATE TABLE IF NOT EXISTS calls (
 CREATE INDEX IF NOT EXISTS calls_ended ON calls (ended_ms);
 ";
 
-fn connect(path: &Path) -> rusqlite::Result<Connection> {
+fn connect(path: &Path, sync: StoreSync) -> rusqlite::Result<Connection> {
     let conn = Connection::open(path)?;
     conn.busy_timeout(Duration::from_secs(5))?;
     // WAL: readers never block the writer; FULL: every commit is fsync'd.
@@ -173,10 +181,11 @@ fn connect(path: &Path) -> rusqlite::Result<Connection> {
     }
     // Checkpoints (copying the WAL into the database, with an fsync of its
     // own) every 4,000 pages instead of 1,000; the WAL is cut back after.
-    conn.execute_batch(
-        "PRAGMA synchronous=FULL; PRAGMA foreign_keys=OFF; \
+    conn.execute_batch(&format!(
+        "PRAGMA synchronous={}; PRAGMA foreign_keys=OFF; \
          PRAGMA wal_autocheckpoint=4000; PRAGMA journal_size_limit=67108864;",
-    )?;
+        sync.pragma()
+    ))?;
     Ok(conn)
 }
 
@@ -191,9 +200,9 @@ impl SqliteStore {
     /// Opens (creating) the database at `path` and starts the writer thread.
     pub fn open(path: &Path, options: SqliteOptions) -> Result<Arc<SqliteStore>, StoreError> {
         let db = |e: rusqlite::Error| StoreError::Db(format!("{}: {e}", path.display()));
-        let wconn = connect(path).map_err(db)?;
+        let wconn = connect(path, options.sync).map_err(db)?;
         wconn.execute_batch(SCHEMA).map_err(db)?;
-        let reader = connect(path).map_err(db)?;
+        let reader = connect(path, options.sync).map_err(db)?;
         let shared = Arc::new(Shared {
             queue: Mutex::new(Queue::default()),
             wake: Condvar::new(),
@@ -227,7 +236,12 @@ impl SqliteStore {
         )
     }
 
-    fn submit(&self, writes: Vec<Write>, done: Option<Arc<Completion>>) -> Result<(), StoreError> {
+    fn submit(
+        &self,
+        writes: Vec<Write>,
+        done: Option<Arc<Completion>>,
+        then: Option<Committed>,
+    ) -> Result<(), StoreError> {
         let mut q = lock(&self.shared.queue);
         if q.closed {
             return Err(StoreError::Closed);
@@ -235,7 +249,7 @@ impl SqliteStore {
         if q.groups.len() >= MAX_QUEUED {
             return Err(StoreError::Overloaded);
         }
-        q.groups.push_back(Group { writes, done });
+        q.groups.push_back(Group { writes, done, then });
         drop(q);
         self.shared.wake.notify_one();
         Ok(())
@@ -249,12 +263,16 @@ impl SqliteStore {
 impl Store for SqliteStore {
     fn write(&self, writes: Vec<Write>, timeout: Duration) -> Result<(), StoreError> {
         let done = Completion::new();
-        self.submit(writes, Some(Arc::clone(&done)))?;
+        self.submit(writes, Some(Arc::clone(&done)), None)?;
         done.wait(timeout)
     }
 
     fn forget(&self, writes: Vec<Write>) -> Result<(), StoreError> {
-        self.submit(writes, None)
+        self.submit(writes, None, None)
+    }
+
+    fn write_then(&self, writes: Vec<Write>, then: Committed) -> Result<(), StoreError> {
+        self.submit(writes, None, Some(then))
     }
 
     fn spool_all(&self) -> Result<Vec<SpoolRecord>, StoreError> {
@@ -424,6 +442,12 @@ fn commit(conn: &mut Connection, shared: &Shared, groups: VecDeque<Group>) {
     let mut results: Vec<Result<(), StoreError>> = Vec::with_capacity(groups.len());
     let outcome = (|| -> rusqlite::Result<()> {
         let mut tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        if let (1, Some(g)) = (groups.len(), groups.front()) {
+            // One group: no savepoint needed, its failure is the commit's.
+            g.writes.iter().try_for_each(|w| apply(&tx, w))?;
+            results.push(Ok(()));
+            return tx.commit();
+        }
         for g in &groups {
             let mut sp = tx.savepoint()?;
             let r = g.writes.iter().try_for_each(|w| apply(&sp, w));
@@ -444,12 +468,17 @@ fn commit(conn: &mut Connection, shared: &Shared, groups: VecDeque<Group>) {
     shared.commits.fetch_add(1, Ordering::Relaxed);
     shared.groups.fetch_add(n, Ordering::Relaxed);
     for (i, g) in groups.into_iter().enumerate() {
+        let r = match &outcome {
+            Ok(()) => results.get(i).cloned().unwrap_or(Ok(())),
+            Err(e) => Err(StoreError::Db(e.to_string())),
+        };
         if let Some(done) = g.done {
-            let r = match &outcome {
-                Ok(()) => results.get(i).cloned().unwrap_or(Ok(())),
-                Err(e) => Err(StoreError::Db(e.to_string())),
-            };
-            done.set(r);
+            done.set(r.clone());
+        }
+        if let Some(then) = g.then {
+            // A panic there must not take the writer (and every later
+            // commit) with it.
+            let _ = catch_unwind(AssertUnwindSafe(|| then(r)));
         }
     }
 }
@@ -507,13 +536,16 @@ fn apply(c: &Connection, w: &Write) -> rusqlite::Result<()> {
         }
         Write::CallOpen(uuid, snapshot) => {
             c.prepare_cached(
-                "INSERT OR REPLACE INTO calls (call_uuid, snapshot, ended_ms) VALUES (?1, ?2, NULL)",
+                "INSERT INTO calls (call_uuid, snapshot, ended_ms) VALUES (?1, ?2, NULL)
+                 ON CONFLICT (call_uuid) DO UPDATE SET snapshot = excluded.snapshot, ended_ms = NULL",
             )?
             .execute(params![uuid.to_string(), snapshot])?;
         }
         Write::CallEnded(uuid, snapshot, at) => {
             c.prepare_cached(
-                "INSERT OR REPLACE INTO calls (call_uuid, snapshot, ended_ms) VALUES (?1, ?2, ?3)",
+                "INSERT INTO calls (call_uuid, snapshot, ended_ms) VALUES (?1, ?2, ?3)
+                 ON CONFLICT (call_uuid) DO UPDATE
+                 SET snapshot = excluded.snapshot, ended_ms = excluded.ended_ms",
             )?
             .execute(params![uuid.to_string(), snapshot, unix_ms(*at) as i64])?;
         }

@@ -220,8 +220,14 @@ pub fn open_store(
     if dir.as_os_str().is_empty() {
         return Err("webhooks: no data directory (data-dir / spool-dir) set".to_string());
     }
-    SqliteStore::open_dir(dir, SqliteOptions { call_retention })
-        .map_err(|e| format!("webhook store in {}: {e}", dir.display()))
+    SqliteStore::open_dir(
+        dir,
+        SqliteOptions {
+            call_retention,
+            sync: settings.store_sync,
+        },
+    )
+    .map_err(|e| format!("webhook store in {}: {e}", dir.display()))
 }
 
 impl WebhookService {
@@ -626,6 +632,26 @@ impl EventSink for WebhookService {
             return;
         }
         self.enqueue(SpoolRecord::from_event(event));
+    }
+
+    fn uncommitted(&self, event: &CallEvent, error: &StoreError) {
+        let sh = &self.shared;
+        sh.stats.spool_errors.fetch_add(1, Ordering::Relaxed);
+        *sh.stats
+            .last_error
+            .lock()
+            .unwrap_or_else(|e| e.into_inner()) = Some(error.to_string());
+        let record = SpoolRecord::from_event(event);
+        sh.log_record(
+            LogLevel::Error,
+            &record,
+            &format!(
+                "webhooks: {error}: event {} ({} of call {}, seq {}) is not in the store; \
+                 delivering it from memory (a restart before it is delivered loses it)",
+                event.id, event.event_type, event.call_uuid, event.seq
+            ),
+        );
+        self.committed(event);
     }
 
     fn admit(&self) -> Result<(), ApiError> {
