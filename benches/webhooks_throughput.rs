@@ -2,16 +2,18 @@
 //! durable spool on (SQLite, WAL, synchronous=FULL, group commit):
 //! `cargo bench --bench webhooks_throughput`
 //! (args: `[calls] [events per call] [workers] [emitting threads]`, default
-//! 2000 7 4 64: the engine emits from one thread per call in flight).
+//! 2000 7, the module's default workers, 64: the engine emits from one
+//! thread per call in flight).
 
 #[path = "../tests/webhooks_common/mod.rs"]
 mod webhooks_common;
 
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use mod_zorio_c2c::core::events::{self, CallEvent, EventSink};
-use mod_zorio_c2c::core::store::{SqliteStore, Store};
+use mod_zorio_c2c::core::store::{Committed, SqliteStore, Store};
 use mod_zorio_c2c::core::webhooks::{self, stderr_log, WebhookService};
 use serde_json::json;
 use uuid::Uuid;
@@ -24,7 +26,10 @@ fn main() {
         .collect();
     let calls = args.first().copied().unwrap_or(2000);
     let per_call = args.get(1).copied().unwrap_or(7) as u32;
-    let workers = args.get(2).copied().unwrap_or(4);
+    let workers = args
+        .get(2)
+        .copied()
+        .unwrap_or(mod_zorio_c2c::core::config::DEFAULT_WEBHOOK_WORKERS);
     let emitters = args.get(3).copied().unwrap_or(64);
     let total = calls * per_call as usize;
 
@@ -37,23 +42,31 @@ fn main() {
     let service =
         WebhookService::start_with_store(&cfg, &[], store.clone(), stderr_log()).expect("start");
 
-    // Emit from many "call threads" at once, like the engine does.
+    // Emit from many "call threads" at once, the way the engine does: the
+    // event's spool row goes to the store without waiting, and the service
+    // gets the event from the store's thread once it is committed.
+    let committed = Arc::new(AtomicUsize::new(0));
     let started = Instant::now();
     let threads: Vec<_> = (0..emitters)
         .map(|t| {
             let s: Arc<WebhookService> = service.clone();
+            let store: Arc<SqliteStore> = store.clone();
+            let committed = Arc::clone(&committed);
             std::thread::spawn(move || {
                 for _ in (t..calls).step_by(emitters) {
                     let call = Uuid::new_v4();
                     for seq in 1..=per_call {
                         let data = json!({"call_uuid": call.to_string(), "leg": "A", "seq": seq});
-                        s.emit(&CallEvent::new(
-                            events::ANSWERED,
-                            call,
-                            seq,
-                            Some("crm".into()),
-                            data,
-                        ));
+                        let event =
+                            CallEvent::new(events::ANSWERED, call, seq, Some("crm".into()), data);
+                        let writes = s.durable_writes(&event);
+                        let (s2, done) = (Arc::clone(&s), Arc::clone(&committed));
+                        let then: Committed = Box::new(move |r| {
+                            assert!(r.is_ok(), "{r:?}");
+                            s2.committed(&event);
+                            done.fetch_add(1, Ordering::SeqCst);
+                        });
+                        store.write_then(writes, then).expect("queued");
                     }
                 }
             })
@@ -61,6 +74,9 @@ fn main() {
         .collect();
     for e in threads {
         e.join().expect("emitter");
+    }
+    while committed.load(Ordering::SeqCst) < total {
+        std::thread::sleep(Duration::from_micros(200));
     }
     let emitted_in = started.elapsed();
     let (commits, groups) = store.commit_stats();

@@ -223,7 +223,20 @@ pub(crate) fn dispatcher(
             .max(Duration::from_millis(1));
         select! {
             recv(intake) -> msg => match msg {
-                Ok(Intake::Event(record)) => q.add(record),
+                Ok(Intake::Event(record)) => {
+                    q.add(record);
+                    // New events come in bursts (a commit of many at once).
+                    loop {
+                        match intake.try_recv() {
+                            Ok(Intake::Event(record)) => q.add(record),
+                            Ok(Intake::Stop { drain_until }) => {
+                                stop = Some(drain_until);
+                                break;
+                            }
+                            Err(_) => break,
+                        }
+                    }
+                }
                 Ok(Intake::Stop { drain_until }) => stop = Some(drain_until),
                 Err(_) => {
                     // The service is gone: stop now, and stop listening.
@@ -235,6 +248,12 @@ pub(crate) fn dispatcher(
                 Ok(done) => {
                     free += 1;
                     q.done(done);
+                    // Take every other result at hand before handing out
+                    // jobs: one pass of bookkeeping for all of them.
+                    while let Ok(done) = results.try_recv() {
+                        free += 1;
+                        q.done(done);
+                    }
                 }
                 Err(_) => {
                     // Every sender thread is gone (they only end on a panic).
