@@ -57,6 +57,44 @@ impl ApiError {
         }})
     }
 
+    /// [`ApiError::to_json`] as bytes, written straight from the fields
+    /// (same keys, same order: no `Value` tree built on the refusal paths).
+    pub fn to_json_bytes(&self) -> Vec<u8> {
+        #[derive(Serialize)]
+        struct Body<'a> {
+            error: Inner<'a>,
+        }
+        #[derive(Serialize)]
+        struct Inner<'a> {
+            code: &'a str,
+            fields: Vec<Field<'a>>,
+            message: &'a str,
+        }
+        #[derive(Serialize)]
+        struct Field<'a> {
+            code: &'a str,
+            field: &'a str,
+            message: &'a str,
+        }
+        let fields = self
+            .fields
+            .iter()
+            .map(|f| Field {
+                code: f.code,
+                field: &f.field,
+                message: &f.message,
+            })
+            .collect();
+        let body = Body {
+            error: Inner {
+                code: self.code,
+                fields,
+                message: &self.message,
+            },
+        };
+        serde_json::to_vec(&body).unwrap_or_else(|_| self.to_json().to_string().into_bytes())
+    }
+
     /// The fs_cli form: `-ERR <code> <message>[: field: message; …]`.
     pub fn to_cli(&self) -> String {
         let mut out = format!("-ERR {} {}", self.code, self.message);
@@ -111,6 +149,18 @@ pub mod codes {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn bytes_are_the_json() {
+        let e = ApiError::validation(vec![FieldError {
+            field: "to_phone".into(),
+            code: "invalid_format",
+            message: "must match \"^[0-9+]+$\"".into(),
+        }]);
+        assert_eq!(e.to_json_bytes(), e.to_json().to_string().into_bytes());
+        let e = ApiError::new(401, codes::UNAUTHORIZED, "no");
+        assert_eq!(e.to_json_bytes(), e.to_json().to_string().into_bytes());
+    }
 
     #[test]
     fn validation_lists_every_field_in_json_and_cli() {

@@ -26,6 +26,14 @@ pub fn authenticate(config: &Config, req: &Request) -> Result<String, Response> 
     }
 }
 
+/// Whether the request presents a valid API token (nothing built to say
+/// why not: [`authenticate`] does that).
+pub fn is_authorized(config: &Config, req: &Request) -> bool {
+    req.header("authorization")
+        .and_then(bearer)
+        .is_some_and(|secret| config.token_by_secret(secret).is_some())
+}
+
 /// The token of a `Bearer` credential (scheme case-insensitive).
 pub fn bearer(value: &str) -> Option<&str> {
     let (scheme, token) = value.trim().split_once(' ')?;

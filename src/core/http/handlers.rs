@@ -8,7 +8,6 @@ use crate::core::call::CallRecord;
 use crate::core::config::Config;
 use crate::core::engine::Accepted;
 use crate::core::errors::{codes, ApiError, FieldError};
-use crate::core::request::ClickToCallRequest;
 
 use super::codes as http_codes;
 use super::idempotency::{Claim, MAX_KEY_LEN};
@@ -107,7 +106,8 @@ pub(crate) fn click_to_call(
         Some(p) => vec![p.record(&accepted_response(accepted))],
         None => Vec::new(),
     };
-    let placed = ClickToCallRequest::from_json_bytes(&req.body)
+    let placed = req
+        .click_to_call_body()
         .and_then(|r| state.engine.place_with(&r, Some(token), &durable));
     let response = match placed {
         Ok(accepted) => accepted_response(&accepted),

@@ -5,6 +5,7 @@ use std::net::SocketAddr;
 use serde_json::Value;
 
 use crate::core::errors::ApiError;
+use crate::core::request::ClickToCallRequest;
 
 /// An HTTP request, fully read.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -20,6 +21,9 @@ pub struct Request {
     pub body: Vec<u8>,
     /// The client's address, when there is a socket.
     pub peer: Option<SocketAddr>,
+    /// The body already parsed as a click-to-call request (the server does
+    /// it once, to choose the thread; the handler takes it from here).
+    pub(crate) click_to_call: Option<Result<ClickToCallRequest, ApiError>>,
 }
 
 impl Request {
@@ -47,7 +51,16 @@ impl Request {
     /// Sets the body (builder style).
     pub fn with_body(mut self, body: impl Into<Vec<u8>>) -> Request {
         self.body = body.into();
+        self.click_to_call = None;
         self
+    }
+
+    /// The body as a click-to-call request (parsed now unless it was).
+    pub fn click_to_call_body(&self) -> Result<ClickToCallRequest, ApiError> {
+        match &self.click_to_call {
+            Some(parsed) => parsed.clone(),
+            None => ClickToCallRequest::from_json_bytes(&self.body),
+        }
     }
 
     /// The first value of a header (name case-insensitive).
@@ -85,7 +98,12 @@ impl Response {
 
     /// The one error shape: `{"error": {"code", "message", "fields"}}`.
     pub fn error(e: &ApiError) -> Response {
-        Response::json(e.status, &e.to_json())
+        Response {
+            status: e.status,
+            headers: vec![("Content-Type".into(), "application/json".into())],
+            body: e.to_json_bytes(),
+            close: false,
+        }
     }
 
     /// A plain-text response.

@@ -94,19 +94,16 @@ pub const ROUTES: &[RouteSpec] = &[
     ),
 ];
 
-/// The path parameter of a matched pattern, if it has one.
+/// The path parameter of a matched pattern, if it has one. A pattern has
+/// at most one `{name}`, a whole segment.
 fn matches<'a>(pattern: &str, path: &'a str) -> Option<Option<&'a str>> {
-    let mut param = None;
-    let mut p = pattern.split('/');
-    let mut s = path.split('/');
-    loop {
-        match (p.next(), s.next()) {
-            (None, None) => return Some(param),
-            (Some(pp), Some(ss)) if pp.starts_with('{') && !ss.is_empty() => param = Some(ss),
-            (Some(pp), Some(ss)) if pp == ss => {}
-            _ => return None,
-        }
-    }
+    let Some(open) = pattern.find('{') else {
+        return (pattern == path).then_some(None);
+    };
+    let rest = path.strip_prefix(&pattern[..open])?;
+    let tail = &pattern[open + pattern[open..].find('}')? + 1..];
+    let (segment, after) = rest.split_at(rest.find('/').unwrap_or(rest.len()));
+    (!segment.is_empty() && after == tail).then_some(Some(segment))
 }
 
 /// Handles one request. Every answer is counted in the metrics.
@@ -128,19 +125,19 @@ pub fn route_as(state: &HttpState, req: &Request, token: &str) -> Response {
 
 fn dispatch(state: &HttpState, req: &Request, trusted: Option<&str>) -> (&'static str, Response) {
     // `/calls/click-to-call` is literal; it wins over `/calls/{call_uuid}`.
-    let mut found: Vec<(&RouteSpec, Option<&str>)> = ROUTES
-        .iter()
-        .filter_map(|r| matches(r.pattern, &req.path).map(|p| (r, p)))
-        .collect();
-    if found.iter().any(|(r, _)| !r.pattern.contains('{')) {
-        found.retain(|(r, _)| !r.pattern.contains('{'));
-    }
-    if found.is_empty() {
-        let e = ApiError::new(404, codes::NOT_FOUND, format!("no route for {}", req.path));
-        return ("unknown", Response::error(&e));
-    }
-    let Some(&(spec, param)) = found.iter().find(|(r, _)| r.method == req.method) else {
-        let allow: Vec<&str> = found.iter().map(|(r, _)| r.method).collect();
+    let literal = ROUTES.iter().any(|r| r.pattern == req.path);
+    let found = || {
+        ROUTES
+            .iter()
+            .filter(move |r| !literal || !r.pattern.contains('{'))
+            .filter_map(|r| matches(r.pattern, &req.path).map(|p| (r, p)))
+    };
+    let Some((spec, param)) = found().find(|(r, _)| r.method == req.method) else {
+        let allow: Vec<&str> = found().map(|(r, _)| r.method).collect();
+        let Some(first) = found().next() else {
+            let e = ApiError::new(404, codes::NOT_FOUND, format!("no route for {}", req.path));
+            return ("unknown", Response::error(&e));
+        };
         let e = ApiError::new(
             405,
             codes::METHOD_NOT_ALLOWED,
@@ -151,7 +148,7 @@ fn dispatch(state: &HttpState, req: &Request, trusted: Option<&str>) -> (&'stati
             ),
         );
         return (
-            found[0].0.name,
+            first.0.name,
             Response::error(&e).with_header("Allow", allow.join(", ")),
         );
     };
@@ -193,5 +190,9 @@ mod tests {
         assert_eq!(matches("/a/{x}/b", "/a//b"), None);
         assert_eq!(matches("/a/b", "/a/b/"), None);
         assert_eq!(matches("/health", "/health"), Some(None));
+        assert_eq!(matches("/a/{x}", "/a/1"), Some(Some("1")));
+        assert_eq!(matches("/a/{x}", "/a/1/"), None);
+        assert_eq!(matches("/a/{x}/b", "/a/1/bc"), None);
+        assert_eq!(matches("/a/{x}/b", "/b/1/b"), None);
     }
 }

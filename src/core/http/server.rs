@@ -32,7 +32,7 @@ use std::time::{Duration, Instant};
 
 use http_body_util::{BodyExt, Full, Limited};
 use hyper::body::{Body, Bytes, Incoming};
-use hyper::header::{HeaderName, HeaderValue, CONNECTION};
+use hyper::header::{HeaderName, HeaderValue, CONNECTION, CONTENT_TYPE};
 use hyper::server::conn::http1;
 use hyper::service::service_fn;
 use hyper::Version;
@@ -514,7 +514,7 @@ async fn read_request(
             }
         }
     };
-    Ok(Request {
+    let mut req = Request {
         method: parts.method.as_str().to_string(),
         path: parts.uri.path().to_string(),
         query: parts.uri.query().unwrap_or("").to_string(),
@@ -530,8 +530,16 @@ async fn read_request(
             .collect(),
         body: body.to_vec(),
         peer: Some(ctx.peer),
-    })
+        ..Request::default()
+    };
+    if req.method == "POST" && req.path == CLICK_TO_CALL {
+        req.click_to_call = Some(ClickToCallRequest::from_json_bytes(&req.body));
+    }
+    Ok(req)
 }
+
+/// The one route that reaches the switch once its request is valid.
+const CLICK_TO_CALL: &str = "/api/pbx/calls/click-to-call";
 
 /// Whether a request may block (it reaches the switch or the disk): those
 /// run on the blocking threads, the rest on the workers. A click-to-call
@@ -539,9 +547,9 @@ async fn read_request(
 /// authorized and valid: the refusals (401, 400, 422) are made on a worker.
 fn may_block(state: &HttpState, req: &Request) -> bool {
     match (req.method.as_str(), req.path.as_str()) {
-        ("POST", "/api/pbx/calls/click-to-call") => {
-            auth::authenticate(&state.engine.config(), req).is_ok()
-                && ClickToCallRequest::from_json_bytes(&req.body).is_ok()
+        ("POST", CLICK_TO_CALL) => {
+            auth::is_authorized(&state.engine.config(), req)
+                && req.click_to_call.as_ref().is_some_and(Result::is_ok)
         }
         ("DELETE", p) => p.starts_with("/api/pbx/calls/"),
         (_, p) => p.starts_with("/api/pbx/webhooks/dead-letters"),
@@ -566,7 +574,9 @@ fn to_hyper(r: Response, keep_alive: bool) -> hyper::Response<Full<Bytes>> {
         hyper::StatusCode::from_u16(r.status).unwrap_or(hyper::StatusCode::INTERNAL_SERVER_ERROR);
     let headers = out.headers_mut();
     for (n, v) in &r.headers {
-        if let (Ok(n), Ok(v)) = (
+        if n == "Content-Type" && v == "application/json" {
+            headers.append(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+        } else if let (Ok(n), Ok(v)) = (
             HeaderName::from_bytes(n.as_bytes()),
             HeaderValue::from_str(v),
         ) {
