@@ -13,7 +13,7 @@
 //! thread (fs_cli `c2c`) may wait on a commit, and must not be left with a
 //! thread-local destructor of ours.
 
-use std::collections::VecDeque;
+use std::collections::{HashMap, VecDeque};
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -37,6 +37,11 @@ pub const DB_FILE: &str = "zorio_c2c.db";
 
 /// Most write groups waiting for the writer at once; more are refused.
 pub const MAX_QUEUED: usize = 200_000;
+
+/// Longest a commit that nobody waits for is held back for more writes.
+const LINGER: Duration = Duration::from_millis(2);
+/// Groups after which such a commit goes at once.
+const LINGER_MAX: usize = 4096;
 
 /// How often the writer forgets expired keys and ended calls past retention.
 const HOUSEKEEPING_EVERY: Duration = Duration::from_secs(30);
@@ -108,6 +113,8 @@ struct Group {
 struct Queue {
     groups: VecDeque<Group>,
     closed: bool,
+    /// Someone waits on a queued group.
+    waited: bool,
 }
 
 struct Shared {
@@ -249,6 +256,7 @@ impl SqliteStore {
         if q.groups.len() >= MAX_QUEUED {
             return Err(StoreError::Overloaded);
         }
+        q.waited |= done.is_some();
         q.groups.push_back(Group { writes, done, then });
         drop(q);
         self.shared.wake.notify_one();
@@ -421,6 +429,23 @@ fn writer(mut conn: Connection, shared: Arc<Shared>, options: SqliteOptions) {
                     break;
                 }
             }
+            // Nobody waits on what is queued (events, removals): let more
+            // gather for a moment, so that a caller who does wait (a 202)
+            // finds the writer ready rather than in the middle of an fsync,
+            // and shares that fsync with them.
+            let until = Instant::now() + LINGER;
+            while !q.waited && !q.closed && !q.groups.is_empty() && q.groups.len() < LINGER_MAX {
+                let now = Instant::now();
+                if now >= until {
+                    break;
+                }
+                q = shared
+                    .wake
+                    .wait_timeout(q, until - now)
+                    .unwrap_or_else(|e| e.into_inner())
+                    .0;
+            }
+            q.waited = false;
             (std::mem::take(&mut q.groups), q.closed)
         };
         if last_housekeeping.elapsed() >= HOUSEKEEPING_EVERY {
@@ -438,35 +463,17 @@ fn writer(mut conn: Connection, shared: Arc<Shared>, options: SqliteOptions) {
 }
 
 fn commit(conn: &mut Connection, shared: &Shared, groups: VecDeque<Group>) {
-    let n = groups.len() as u64;
-    let mut results: Vec<Result<(), StoreError>> = Vec::with_capacity(groups.len());
-    let outcome = (|| -> rusqlite::Result<()> {
-        let mut tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
-        if let (1, Some(g)) = (groups.len(), groups.front()) {
-            // One group: no savepoint needed, its failure is the commit's.
-            g.writes.iter().try_for_each(|w| apply(&tx, w))?;
-            results.push(Ok(()));
-            return tx.commit();
-        }
-        for g in &groups {
-            let mut sp = tx.savepoint()?;
-            let r = g.writes.iter().try_for_each(|w| apply(&sp, w));
-            match r {
-                Ok(()) => {
-                    sp.commit()?;
-                    results.push(Ok(()));
-                }
-                Err(e) => {
-                    sp.rollback()?;
-                    drop(sp);
-                    results.push(Err(StoreError::Db(e.to_string())));
-                }
-            }
-        }
-        tx.commit()
-    })();
+    let n = groups.len();
+    // First all at once (no savepoints; a call's snapshot that a later one
+    // in this commit replaces is not written): one failing write undoes the
+    // whole transaction, which is then done again group by group.
+    let (outcome, results) = match commit_all(conn, &groups) {
+        Ok(()) => (Ok(()), vec![Ok(()); n]),
+        Err(_) if n > 1 => commit_each(conn, &groups),
+        Err(e) => (Err(e), Vec::new()),
+    };
     shared.commits.fetch_add(1, Ordering::Relaxed);
-    shared.groups.fetch_add(n, Ordering::Relaxed);
+    shared.groups.fetch_add(n as u64, Ordering::Relaxed);
     for (i, g) in groups.into_iter().enumerate() {
         let r = match &outcome {
             Ok(()) => results.get(i).cloned().unwrap_or(Ok(())),
@@ -481,6 +488,63 @@ fn commit(conn: &mut Connection, shared: &Shared, groups: VecDeque<Group>) {
             let _ = catch_unwind(AssertUnwindSafe(|| then(r)));
         }
     }
+}
+
+/// The call a write puts a whole snapshot of, if it does.
+fn snapshot_of(w: &Write) -> Option<Uuid> {
+    match w {
+        Write::CallOpen(uuid, _) | Write::CallEnded(uuid, _, _) => Some(*uuid),
+        _ => None,
+    }
+}
+
+/// Every group in one transaction; a snapshot that a later one of the same
+/// call replaces within it is skipped (the commit is atomic: nobody could
+/// ever read it).
+fn commit_all(conn: &mut Connection, groups: &VecDeque<Group>) -> rusqlite::Result<()> {
+    let writes = || groups.iter().flat_map(|g| g.writes.iter()).enumerate();
+    let mut last: HashMap<Uuid, usize> = HashMap::new();
+    for (i, w) in writes() {
+        if let Some(uuid) = snapshot_of(w) {
+            last.insert(uuid, i);
+        }
+    }
+    let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+    for (i, w) in writes() {
+        if snapshot_of(w).is_some_and(|uuid| last.get(&uuid) != Some(&i)) {
+            continue;
+        }
+        apply(&tx, w)?;
+    }
+    tx.commit()
+}
+
+/// Each group in a savepoint of one transaction: a group whose writes fail
+/// is undone alone and told so.
+fn commit_each(
+    conn: &mut Connection,
+    groups: &VecDeque<Group>,
+) -> (rusqlite::Result<()>, Vec<Result<(), StoreError>>) {
+    let mut results: Vec<Result<(), StoreError>> = Vec::with_capacity(groups.len());
+    let outcome = (|| -> rusqlite::Result<()> {
+        let mut tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        for g in groups {
+            let mut sp = tx.savepoint()?;
+            match g.writes.iter().try_for_each(|w| apply(&sp, w)) {
+                Ok(()) => {
+                    sp.commit()?;
+                    results.push(Ok(()));
+                }
+                Err(e) => {
+                    sp.rollback()?;
+                    drop(sp);
+                    results.push(Err(StoreError::Db(e.to_string())));
+                }
+            }
+        }
+        tx.commit()
+    })();
+    (outcome, results)
 }
 
 fn apply(c: &Connection, w: &Write) -> rusqlite::Result<()> {
@@ -664,6 +728,46 @@ mod tests {
             Some("crm".into()),
             json!({"seq": seq}),
         ))
+    }
+
+    #[test]
+    fn write_then_runs_in_order_after_the_commit_and_the_last_snapshot_stays() {
+        let dir = temp("then");
+        let store = SqliteStore::open_dir(&dir, SqliteOptions::default()).unwrap();
+        let call = Uuid::new_v4();
+        let seen = Arc::new(Mutex::new(Vec::new()));
+        for i in 0..20 {
+            let w = if i < 19 {
+                Write::CallOpen(call, format!("{{\"seq\":{i}}}"))
+            } else {
+                Write::CallEnded(call, "{\"seq\":19}".into(), from_ms(1_700_000_000_000))
+            };
+            let (seen, st) = (Arc::clone(&seen), Arc::clone(&store));
+            let then: Committed = Box::new(move |r| {
+                // Committed by now: a reader sees it.
+                let entry = st.call_get(call).unwrap().unwrap();
+                lock(&seen).push((i, r, entry.snapshot));
+            });
+            store.write_then(vec![w], then).unwrap();
+        }
+        // The writer holds writes nobody waits for a moment; then all go.
+        let until = Instant::now() + Duration::from_secs(5);
+        while lock(&seen).len() < 20 {
+            assert!(Instant::now() < until, "callbacks not run");
+            std::thread::sleep(Duration::from_millis(2));
+        }
+        let seen = lock(&seen).clone();
+        let order: Vec<i32> = seen.iter().map(|(i, _, _)| *i).collect();
+        assert_eq!(order, (0..20).collect::<Vec<_>>());
+        assert!(seen.iter().all(|(_, r, _)| r.is_ok()));
+        let (commits, groups) = store.commit_stats();
+        assert_eq!(groups, 20);
+        assert!(commits < 20, "{commits} commits: none shared");
+        let entry = store.call_get(call).unwrap().unwrap();
+        assert_eq!(entry.snapshot, "{\"seq\":19}");
+        assert_eq!(entry.ended_at, Some(from_ms(1_700_000_000_000)));
+        drop(store);
+        let _ = std::fs::remove_dir_all(&dir);
     }
 
     #[test]
