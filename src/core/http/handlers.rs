@@ -14,6 +14,7 @@ use super::codes as http_codes;
 use super::idempotency::{Claim, MAX_KEY_LEN};
 use super::message::{Request, Response};
 use super::state::HttpState;
+use crate::core::cluster::idempotency::GlobalClaim;
 
 /// Whether a `Content-Type` is JSON: `application/json`, optionally with
 /// `charset=utf-8`.
@@ -53,6 +54,9 @@ pub(crate) fn click_to_call(
             "Content-Type must be application/json",
         ));
     }
+    // In a cluster the key is claimed in Redis (every node), else here.
+    let cluster = state.cluster();
+    let mut global = None;
     let pending = match req.header("idempotency-key") {
         None => None,
         Some(key) => {
@@ -65,29 +69,37 @@ pub(crate) fn click_to_call(
                     message: format!("must be 1 to {MAX_KEY_LEN} visible ASCII characters"),
                 }]));
             }
-            match state
-                .idempotency
-                .claim(token, key, &req.body, config.http.idempotency_ttl)
-            {
-                Claim::Proceed(p) => Some(p),
-                Claim::Replay(r) => return r.with_header("Idempotent-Replayed", "true"),
-                Claim::Conflict(m) => {
-                    return Response::error(&ApiError::new(409, codes::IDEMPOTENCY_CONFLICT, m))
+            if let Some(cluster) = &cluster {
+                match cluster.claim(token, key, &req.body, config.http.idempotency_ttl) {
+                    GlobalClaim::Proceed(p) => global = Some(p),
+                    GlobalClaim::Replay(r) => return r.with_header("Idempotent-Replayed", "true"),
+                    GlobalClaim::Conflict(m) => {
+                        return Response::error(&ApiError::new(409, codes::IDEMPOTENCY_CONFLICT, m))
+                    }
+                    GlobalClaim::Unavailable(e) => return key_unavailable(&e),
                 }
-                Claim::Unavailable(e) => {
-                    return Response::error(&ApiError::new(
-                        503,
-                        codes::STORE_UNAVAILABLE,
-                        format!("the Idempotency-Key could not be checked: {e}"),
-                    ))
-                    .with_header("Retry-After", "5")
+                None
+            } else {
+                match state
+                    .idempotency
+                    .claim(token, key, &req.body, config.http.idempotency_ttl)
+                {
+                    Claim::Proceed(p) => Some(p),
+                    Claim::Replay(r) => return r.with_header("Idempotent-Replayed", "true"),
+                    Claim::Conflict(m) => {
+                        return Response::error(&ApiError::new(409, codes::IDEMPOTENCY_CONFLICT, m))
+                    }
+                    Claim::Unavailable(e) => return key_unavailable(&e),
                 }
             }
         }
     };
     let mut limit_headers = Vec::new();
     if let Some(limit) = config.http.rate_limit_per_minute {
-        let d = state.limiter.check(token, limit);
+        let d = match &cluster {
+            Some(c) => c.rate_limit(&state.limiter, token, limit),
+            None => state.limiter.check(token, limit),
+        };
         limit_headers = d.headers();
         if !d.allowed {
             let mut r = Response::error(&ApiError::new(
@@ -109,6 +121,10 @@ pub(crate) fn click_to_call(
     };
     let placed = ClickToCallRequest::from_json_bytes(&req.body)
         .and_then(|r| state.engine.place_with(&r, Some(token), &durable));
+    let call_uuid = placed
+        .as_ref()
+        .ok()
+        .and_then(|a| Uuid::parse_str(&a.call_uuid).ok());
     let response = match placed {
         Ok(accepted) => accepted_response(&accepted),
         Err(e) => {
@@ -123,9 +139,22 @@ pub(crate) fn click_to_call(
     if let Some(p) = pending {
         p.finish(&response);
     }
+    if let Some(c) = &cluster {
+        c.answered(&response, call_uuid, global);
+    }
     let mut response = response;
     response.headers.extend(limit_headers);
     response
+}
+
+/// 503: the key could not be checked, so the call is not placed.
+fn key_unavailable(e: &str) -> Response {
+    Response::error(&ApiError::new(
+        503,
+        codes::STORE_UNAVAILABLE,
+        format!("the Idempotency-Key could not be checked: {e}"),
+    ))
+    .with_header("Retry-After", "5")
 }
 
 /// Seconds a client is told to wait when the spool is full: the CRM must
@@ -174,16 +203,19 @@ fn visible_call(state: &HttpState, raw: &str, token: &str) -> Option<CallRecord>
     }
 }
 
-pub(crate) fn call_status(state: &HttpState, raw: &str, token: &str) -> Response {
+pub(crate) fn call_status(state: &HttpState, raw: &str, token: &str, forwarded: bool) -> Response {
     match visible_call(state, raw, token) {
         Some(c) => Response::data(200, c.status_json()),
-        None => call_not_found(raw),
+        None => {
+            elsewhere(state, "GET", raw, token, forwarded).unwrap_or_else(|| call_not_found(raw))
+        }
     }
 }
 
-pub(crate) fn call_hangup(state: &HttpState, raw: &str, token: &str) -> Response {
+pub(crate) fn call_hangup(state: &HttpState, raw: &str, token: &str, forwarded: bool) -> Response {
     let Some(uuid) = visible_call(state, raw, token).map(|c| c.call_uuid) else {
-        return call_not_found(raw);
+        return elsewhere(state, "DELETE", raw, token, forwarded)
+            .unwrap_or_else(|| call_not_found(raw));
     };
     match state.engine.hangup(uuid) {
         Ok(()) => match state.engine.call(uuid) {
@@ -191,6 +223,34 @@ pub(crate) fn call_hangup(state: &HttpState, raw: &str, token: &str) -> Response
             None => call_not_found(raw),
         },
         Err(e) => Response::error(&e),
+    }
+}
+
+/// A call this node does not have, in a cluster: its owner's answer
+/// (never forwarded twice). `None`: no other node owns it.
+fn elsewhere(
+    state: &HttpState,
+    method: &str,
+    raw: &str,
+    token: &str,
+    forwarded: bool,
+) -> Option<Response> {
+    if forwarded {
+        return None;
+    }
+    let cluster = state.cluster()?;
+    let uuid = Uuid::parse_str(raw).ok()?;
+    let path = format!("/api/pbx/calls/{uuid}");
+    match cluster.ask_owner(method, &path, uuid, token)? {
+        Ok(r) => Some(r),
+        Err(e) => Some(
+            Response::error(&ApiError::new(
+                503,
+                http_codes::CALL_OWNER_UNAVAILABLE,
+                format!("call {raw} belongs to another node, which cannot be asked now: {e}"),
+            ))
+            .with_header("Retry-After", "5"),
+        ),
     }
 }
 
@@ -202,10 +262,11 @@ pub(crate) fn health(state: &HttpState) -> Response {
             "the module is shutting down",
         ));
     }
-    Response::json(
-        200,
-        &json!({"status": "ok", "active_calls": state.engine.active_calls().len()}),
-    )
+    let mut body = json!({"status": "ok", "active_calls": state.engine.active_calls().len()});
+    if let Some(c) = state.cluster() {
+        body["cluster"] = c.health_json();
+    }
+    Response::json(200, &body)
 }
 
 pub(crate) fn webhooks(state: &HttpState, name: &str, id: &str) -> Response {

@@ -538,12 +538,16 @@ async fn read_request(
 /// reaches the switch (directory lookup, originate) only once it is
 /// authorized and valid: the refusals (401, 400, 422) are made on a worker.
 fn may_block(state: &HttpState, req: &Request) -> bool {
+    // In a cluster, a click-to-call asks Redis (key, rate limit) before it is
+    // validated, and a call lookup may ask another node.
+    let cluster = state.cluster().is_some();
     match (req.method.as_str(), req.path.as_str()) {
         ("POST", "/api/pbx/calls/click-to-call") => {
             auth::authenticate(&state.engine.config(), req).is_ok()
-                && ClickToCallRequest::from_json_bytes(&req.body).is_ok()
+                && (cluster || ClickToCallRequest::from_json_bytes(&req.body).is_ok())
         }
         ("DELETE", p) => p.starts_with("/api/pbx/calls/"),
+        ("GET", p) if cluster => p.starts_with("/api/pbx/calls/"),
         (_, p) => p.starts_with("/api/pbx/webhooks/dead-letters"),
     }
 }
