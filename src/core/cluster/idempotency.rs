@@ -1,45 +1,32 @@
-//! Global `Idempotency-Key`s: a key is claimed with one `SET NX PX … GET`
-//! (claimed, or the value it already had, in one round trip); the claim
-//! holds [`CLAIM_TTL`] while the call is placed, then the 202 replaces it for
-//! the key's whole TTL. Two nodes racing on one key: one places the call, the
-//! other waits for its answer and replays it.
+//! Global `Idempotency-Key`s, under `<prefix>idem:<sha256(token, key)>`. A
+//! key is claimed by the admission script ([`super::ratelimit`]) atomically
+//! with the rate-limit decision; the claim holds [`CLAIM_TTL`] while the call
+//! is placed, then the 202 replaces it for the key's whole TTL. Two nodes
+//! racing on one key: one places the call, the others wait for its answer
+//! and replay it.
 
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use base64::Engine as _;
 use redis::Script;
 use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
 
-use crate::core::http::idempotency::{fingerprint, WAIT_FOR_FIRST};
+use crate::core::http::idempotency::fingerprint;
 use crate::core::http::message::Response;
 
-use super::redis::{Redis, RedisDown};
+use super::redis::Redis;
 
 /// How long a claim holds before its answer is stored: a node that dies
 /// while placing the call frees the key after this.
 pub const CLAIM_TTL: Duration = Duration::from_secs(60);
-/// How often a duplicate looks whether the first request has answered.
-const POLL: Duration = Duration::from_millis(20);
 
 /// Deletes KEYS[1] only if it still holds ARGV[1] (our claim).
 const RELEASE: &str = r"
 if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
 return 0
 ";
-
-/// What to do with a request that carries a key (as the local store's `Claim`).
-pub enum GlobalClaim {
-    /// First anywhere: place the call, then [`GlobalPending::finish`].
-    Proceed(GlobalPending),
-    /// Answered before (by any node): send this again.
-    Replay(Response),
-    /// Another body, or the first still running after the wait: 409.
-    Conflict(&'static str),
-    /// Redis could not be asked: 503 rather than risk a second call.
-    Unavailable(String),
-}
 
 /// A key this node claimed; dropping it unfinished releases it.
 pub struct GlobalPending {
@@ -52,6 +39,24 @@ pub struct GlobalPending {
 }
 
 impl GlobalPending {
+    /// A claim the admission script made.
+    pub fn new(
+        redis: Arc<Redis>,
+        key: String,
+        claim: String,
+        fingerprint: String,
+        ttl: Duration,
+    ) -> GlobalPending {
+        GlobalPending {
+            redis,
+            key,
+            claim,
+            fingerprint,
+            ttl,
+            released: false,
+        }
+    }
+
     /// The Redis key (for the pipeline that stores the answer).
     pub fn redis_key(&self) -> &str {
         &self.key
@@ -93,93 +98,53 @@ impl Drop for GlobalPending {
     }
 }
 
-/// Claims keys under `<prefix>idem:<sha256(token, key)>`.
-pub struct GlobalIdempotency {
-    prefix: String,
-    node: String,
+/// What a key already in Redis means for a request with this fingerprint.
+pub enum Seen {
+    /// Answered before (by any node): send this again.
+    Replay(Response),
+    /// Claimed by a request still being handled: wait and look again.
+    InProgress,
+    /// Used with another body: 409.
+    OtherBody,
+    /// Not readable as ours.
+    Unreadable,
 }
 
-impl GlobalIdempotency {
-    /// Claims for node `node`.
-    pub fn new(prefix: &str, node: &str) -> GlobalIdempotency {
-        GlobalIdempotency {
-            prefix: prefix.to_string(),
-            node: node.to_string(),
-        }
-    }
+/// The Redis key of `key` of `token`.
+pub fn redis_key(prefix: &str, token: &str, key: &str) -> String {
+    let mut h = Sha256::new();
+    h.update(token.as_bytes());
+    h.update([0]);
+    h.update(key.as_bytes());
+    format!("{prefix}idem:{}", hex(&h.finalize()))
+}
 
-    fn redis_key(&self, token: &str, key: &str) -> String {
-        let mut h = Sha256::new();
-        h.update(token.as_bytes());
-        h.update([0]);
-        h.update(key.as_bytes());
-        format!("{}idem:{}", self.prefix, hex(&h.finalize()))
-    }
+/// A new claim by `node` for a request body with fingerprint `fp` (hex).
+pub fn claim_value(fp: &str, node: &str) -> String {
+    json!({
+        "state": "pending",
+        "fp": fp,
+        "node": node,
+        "claim": uuid::Uuid::new_v4().simple().to_string(),
+    })
+    .to_string()
+}
 
-    /// Claims `key` of `token` for a request with this `body` on every node.
-    pub fn claim(
-        &self,
-        redis: &Arc<Redis>,
-        token: &str,
-        key: &str,
-        body: &[u8],
-        ttl: Duration,
-    ) -> GlobalClaim {
-        let rkey = self.redis_key(token, key);
-        let fp = hex(&fingerprint(body));
-        let claim = json!({
-            "state": "pending",
-            "fp": fp,
-            "node": self.node,
-            "claim": uuid::Uuid::new_v4().simple().to_string(),
-        })
-        .to_string();
-        let claim_ms = CLAIM_TTL.min(ttl).as_millis().max(1) as u64;
-        let until = Instant::now() + WAIT_FOR_FIRST;
-        loop {
-            let old: Result<Option<String>, RedisDown> = redis.run(|c| {
-                redis::cmd("SET")
-                    .arg(&rkey)
-                    .arg(&claim)
-                    .arg("NX")
-                    .arg("PX")
-                    .arg(claim_ms)
-                    .arg("GET")
-                    .query(c)
-            });
-            let old = match old {
-                Ok(None) => {
-                    return GlobalClaim::Proceed(GlobalPending {
-                        redis: Arc::clone(redis),
-                        key: rkey,
-                        claim,
-                        fingerprint: fp,
-                        ttl,
-                        released: false,
-                    })
-                }
-                Ok(Some(old)) => old,
-                Err(e) => return GlobalClaim::Unavailable(e.to_string()),
-            };
-            let v: Value = serde_json::from_str(&old).unwrap_or(Value::Null);
-            if v["fp"].as_str() != Some(fp.as_str()) {
-                return GlobalClaim::Conflict(
-                    "this Idempotency-Key was used with another request body",
-                );
-            }
-            if v["state"] == "done" {
-                match stored_response(&v) {
-                    Some(r) => return GlobalClaim::Replay(r),
-                    None => return GlobalClaim::Unavailable("unreadable stored answer".into()),
-                }
-            }
-            if Instant::now() >= until {
-                return GlobalClaim::Conflict(
-                    "a request with this Idempotency-Key is still in progress",
-                );
-            }
-            std::thread::sleep(POLL);
-        }
+/// The fingerprint of a request body, as stored (hex).
+pub fn body_fingerprint(body: &[u8]) -> String {
+    hex(&fingerprint(body))
+}
+
+/// Reads the value a key already has.
+pub fn judge(seen: &str, fp: &str) -> Seen {
+    let v: Value = serde_json::from_str(seen).unwrap_or(Value::Null);
+    if v["fp"].as_str() != Some(fp) {
+        return Seen::OtherBody;
+    }
+    match v["state"].as_str() {
+        Some("done") => stored_response(&v).map_or(Seen::Unreadable, Seen::Replay),
+        Some("pending") => Seen::InProgress,
+        _ => Seen::Unreadable,
     }
 }
 

@@ -19,26 +19,63 @@ pub mod redis;
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
 use uuid::Uuid;
 
 use crate::core::config::ClusterSettings;
+use crate::core::http::idempotency::WAIT_FOR_FIRST;
 use crate::core::http::message::Response;
 use crate::core::http::ratelimit::{Decision, RateLimiter};
 use crate::core::webhooks::{LogHook, LogLevel};
 
 use self::heartbeat::{Beat, Heartbeat, NodeSeen};
-use self::idempotency::{GlobalClaim, GlobalIdempotency, GlobalPending};
+use self::idempotency::{GlobalPending, Seen, CLAIM_TTL};
 use self::lookup::Forwarder;
-use self::ratelimit::GlobalLimiter;
-use self::redis::Redis;
+use self::ratelimit::{Admission, Ask, Verdict};
+use self::redis::{Redis, RedisDown};
+
+/// How often a duplicate looks whether the first request has answered.
+const POLL: Duration = Duration::from_millis(20);
+
+/// A click-to-call to admit ([`Cluster::admit`]).
+pub struct Admit<'a> {
+    /// The token's name.
+    pub token: &'a str,
+    /// Its `Idempotency-Key`, if any.
+    pub key: Option<&'a str>,
+    pub body: &'a [u8],
+    /// How long the key is remembered.
+    pub ttl: Duration,
+    /// Requests per minute; `None`: no limit.
+    pub limit: Option<u32>,
+    /// The UUID the call will be placed under.
+    pub call_uuid: Uuid,
+}
+
+/// What to do with a click-to-call ([`Cluster::admit`]).
+pub enum Gate {
+    /// Place the call; then [`Cluster::answered`] with `pending`.
+    Proceed {
+        /// For the `RateLimit-*` headers, when a limit is on.
+        decision: Option<Decision>,
+        pending: Option<GlobalPending>,
+    },
+    /// 429.
+    Limited(Decision),
+    /// The key's stored answer.
+    Replay(Response),
+    /// 409.
+    Conflict(&'static str),
+    /// 503: a key that Redis could not check.
+    Unavailable(String),
+}
 
 /// Counters for `/metrics`.
 #[derive(Default)]
 pub struct ClusterStats {
-    /// Rate-limit decisions made by the local limiter because Redis was unreachable.
+    /// Rate-limit decisions made by this node's own limiter because Redis was unreachable.
     pub ratelimit_local: AtomicU64,
     /// Requests with an `Idempotency-Key` refused (503) because Redis was unreachable.
     pub idempotency_unavailable: AtomicU64,
@@ -46,7 +83,7 @@ pub struct ClusterStats {
     pub forwarded: AtomicU64,
     /// Call lookups whose owner node could not be asked.
     pub forward_failed: AtomicU64,
-    /// Owner records or answers that could not be stored after a 202.
+    /// Key answers that could not be stored after a 202.
     pub record_failed: AtomicU64,
 }
 
@@ -55,8 +92,7 @@ pub struct Cluster {
     settings: ClusterSettings,
     url: String,
     redis: Arc<Redis>,
-    limiter: GlobalLimiter,
-    idempotency: GlobalIdempotency,
+    admission: Admission,
     forwarder: Forwarder,
     view: Arc<Mutex<Vec<NodeSeen>>>,
     heartbeat: Heartbeat,
@@ -100,8 +136,7 @@ impl Cluster {
         }
         let heartbeat = Heartbeat::start(beat)?;
         Ok(Arc::new(Cluster {
-            limiter: GlobalLimiter::new(&settings.key_prefix),
-            idempotency: GlobalIdempotency::new(&settings.key_prefix, &settings.node_name),
+            admission: Admission::new(&settings.key_prefix),
             forwarder: Forwarder::new(settings.forward_timeout),
             settings: settings.clone(),
             url,
@@ -136,95 +171,132 @@ impl Cluster {
         self.redis.is_up()
     }
 
-    /// One rate-limit decision: global in Redis, else `local` (counted).
-    pub fn rate_limit(&self, local: &RateLimiter, token: &str, limit: u32) -> Decision {
-        match self.limiter.check(&self.redis, token, limit) {
-            Ok(d) => d,
-            Err(e) => {
-                let n = self.stats.ratelimit_local.fetch_add(1, Ordering::Relaxed);
-                if n % 100 == 0 {
-                    (self.log)(
-                        LogLevel::Warning,
-                        None,
-                        &format!(
-                            "cluster: rate limit decided by this node alone ({e}); \
-                             {} such decisions so far",
-                            n + 1
-                        ),
-                    );
-                }
-                local.check(token, limit)
-            }
-        }
-    }
-
-    /// Claims an `Idempotency-Key` across every node.
-    pub fn claim(&self, token: &str, key: &str, body: &[u8], ttl: Duration) -> GlobalClaim {
-        let claim = self.idempotency.claim(&self.redis, token, key, body, ttl);
-        if matches!(claim, GlobalClaim::Unavailable(_)) {
-            self.stats
-                .idempotency_unavailable
-                .fetch_add(1, Ordering::Relaxed);
-        }
-        claim
-    }
-
-    /// After an answer to a click-to-call: stores the key's answer (or
-    /// releases the key) and records this node as the call's owner, in one
-    /// round trip. The answer has been decided: a failure here is logged
-    /// and counted, not returned.
-    pub fn answered(
-        &self,
-        response: &Response,
-        call_uuid: Option<Uuid>,
-        pending: Option<GlobalPending>,
-    ) {
-        let answer = pending.as_ref().and_then(|p| p.answer_value(response));
-        let owner = call_uuid.filter(|_| response.status == 202);
-        if answer.is_none() && owner.is_none() {
-            return; // a pending claim, if any, is released by its drop
-        }
+    /// Admits a click-to-call that will be placed as `call_uuid`: in one
+    /// Redis round trip, its `Idempotency-Key` (if any) is looked up and
+    /// claimed, the token's rate limit decided, and this node recorded as
+    /// the call's owner. Redis unreachable: the local limiter decides
+    /// (counted), and a request with a key is refused (503).
+    pub fn admit(&self, local: &RateLimiter, req: &Admit) -> Gate {
         let prefix = &self.settings.key_prefix;
+        let owner_key = lookup::owner_key(prefix, req.call_uuid);
+        let fp = idempotency::body_fingerprint(req.body);
+        let rkey = req
+            .key
+            .map(|k| idempotency::redis_key(prefix, req.token, k));
+        let claim = idempotency::claim_value(&fp, &self.settings.node_name);
+        let claim_ttl = idempotency::CLAIM_TTL.min(req.ttl);
+        let ask = Ask {
+            token: req.token,
+            limit: req.limit,
+            claim: rkey.as_deref().map(|k| (k, claim.as_str(), claim_ttl)),
+            owner: (
+                &owner_key,
+                &self.settings.node_name,
+                self.settings.call_owner_ttl,
+            ),
+        };
+        let until = Instant::now() + WAIT_FOR_FIRST;
+        loop {
+            let verdict = match self.admission.ask(&self.redis, &ask) {
+                Ok(v) => v,
+                Err(e) if rkey.is_some() => {
+                    self.stats
+                        .idempotency_unavailable
+                        .fetch_add(1, Ordering::Relaxed);
+                    return Gate::Unavailable(e.to_string());
+                }
+                Err(e) => return self.local_limit(local, req, &e),
+            };
+            match verdict {
+                Verdict::Admitted(decision) => {
+                    let pending = rkey.map(|k| {
+                        GlobalPending::new(Arc::clone(&self.redis), k, claim, fp, req.ttl)
+                    });
+                    return Gate::Proceed { decision, pending };
+                }
+                Verdict::Limited(d) => return Gate::Limited(d),
+                Verdict::Seen(seen) => match idempotency::judge(&seen, &fp) {
+                    Seen::Replay(r) => return Gate::Replay(r),
+                    Seen::OtherBody => {
+                        return Gate::Conflict(
+                            "this Idempotency-Key was used with another request body",
+                        )
+                    }
+                    Seen::Unreadable => {
+                        return Gate::Unavailable("unreadable stored answer".into())
+                    }
+                    Seen::InProgress if Instant::now() >= until => {
+                        return Gate::Conflict(
+                            "a request with this Idempotency-Key is still in progress",
+                        )
+                    }
+                    Seen::InProgress => std::thread::sleep(POLL),
+                },
+            }
+        }
+    }
+
+    fn local_limit(&self, local: &RateLimiter, req: &Admit, e: &RedisDown) -> Gate {
+        let Some(limit) = req.limit else {
+            return Gate::Proceed {
+                decision: None,
+                pending: None,
+            };
+        };
+        let n = self.stats.ratelimit_local.fetch_add(1, Ordering::Relaxed);
+        if n % 100 == 0 {
+            (self.log)(
+                LogLevel::Warning,
+                None,
+                &format!(
+                    "cluster: rate limit decided by this node alone ({e}); {} such decisions so far",
+                    n + 1
+                ),
+            );
+        }
+        let d = local.check(req.token, limit);
+        if d.allowed {
+            Gate::Proceed {
+                decision: Some(d),
+                pending: None,
+            }
+        } else {
+            Gate::Limited(d)
+        }
+    }
+
+    /// After the answer to an admitted request with a key: stores a 2xx as
+    /// the key's answer for its whole TTL (one round trip), or releases the
+    /// key. The answer has been decided: a failure here is logged and
+    /// counted, not returned (the claim then expires after [`CLAIM_TTL`]).
+    pub fn answered(&self, response: &Response, call_uuid: Uuid, pending: Option<GlobalPending>) {
+        let Some(pending) = pending else { return };
+        let Some((value, ttl_ms)) = pending.answer_value(response) else {
+            return; // released by the drop
+        };
         let done = self.redis.run(|c| {
-            let mut pipe = ::redis::pipe();
-            if let (Some(p), Some((value, ttl_ms))) = (&pending, &answer) {
-                pipe.cmd("SET")
-                    .arg(p.redis_key())
-                    .arg(value)
-                    .arg("PX")
-                    .arg(*ttl_ms)
-                    .ignore();
-            }
-            if let Some(uuid) = owner {
-                pipe.cmd("SET")
-                    .arg(lookup::owner_key(prefix, uuid))
-                    .arg(&self.settings.node_name)
-                    .arg("PX")
-                    .arg(self.settings.call_owner_ttl.as_millis() as u64)
-                    .ignore();
-            }
-            pipe.query::<()>(c)
+            ::redis::cmd("SET")
+                .arg(pending.redis_key())
+                .arg(&value)
+                .arg("PX")
+                .arg(ttl_ms)
+                .query::<()>(c)
         });
         match done {
-            Ok(()) => {
-                if let (Some(p), Some(_)) = (pending, answer) {
-                    p.stored();
-                }
-            }
+            Ok(()) => pending.stored(),
             Err(e) => {
                 self.stats.record_failed.fetch_add(1, Ordering::Relaxed);
-                // While Redis is known down, the transition was said once, loudly.
-                if e == redis::RedisDown::Down {
-                    return;
-                }
                 (self.log)(
                     LogLevel::Error,
-                    call_uuid.map(|u| u.to_string()).as_deref(),
+                    Some(&call_uuid.to_string()),
                     &format!(
-                        "cluster: call accepted, but its owner / Idempotency-Key answer could \
-                         not be stored in Redis ({e}): other nodes cannot find it"
+                        "cluster: call accepted, but its Idempotency-Key answer could not be \
+                         stored in Redis ({e}): a retry within {} s is answered 409, later \
+                         ones could place it again",
+                        CLAIM_TTL.as_secs()
                     ),
                 );
+                pending.stored();
             }
         }
     }

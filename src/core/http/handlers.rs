@@ -13,8 +13,9 @@ use crate::core::request::ClickToCallRequest;
 use super::codes as http_codes;
 use super::idempotency::{Claim, MAX_KEY_LEN};
 use super::message::{Request, Response};
+use super::ratelimit::Decision;
 use super::state::HttpState;
-use crate::core::cluster::idempotency::GlobalClaim;
+use crate::core::cluster::{Admit, Cluster, Gate};
 
 /// Whether a `Content-Type` is JSON: `application/json`, optionally with
 /// `charset=utf-8`.
@@ -54,10 +55,7 @@ pub(crate) fn click_to_call(
             "Content-Type must be application/json",
         ));
     }
-    // In a cluster the key is claimed in Redis (every node), else here.
-    let cluster = state.cluster();
-    let mut global = None;
-    let pending = match req.header("idempotency-key") {
+    let key = match req.header("idempotency-key") {
         None => None,
         Some(key) => {
             let valid = (1..=MAX_KEY_LEN).contains(&key.len())
@@ -69,45 +67,35 @@ pub(crate) fn click_to_call(
                     message: format!("must be 1 to {MAX_KEY_LEN} visible ASCII characters"),
                 }]));
             }
-            if let Some(cluster) = &cluster {
-                match cluster.claim(token, key, &req.body, config.http.idempotency_ttl) {
-                    GlobalClaim::Proceed(p) => global = Some(p),
-                    GlobalClaim::Replay(r) => return r.with_header("Idempotent-Replayed", "true"),
-                    GlobalClaim::Conflict(m) => {
-                        return Response::error(&ApiError::new(409, codes::IDEMPOTENCY_CONFLICT, m))
-                    }
-                    GlobalClaim::Unavailable(e) => return key_unavailable(&e),
+            Some(key)
+        }
+    };
+    // In a cluster, keys and the rate limit are every node's (in Redis).
+    if let Some(cluster) = state.cluster() {
+        return clustered(state, config, req, token, key, &cluster);
+    }
+    let pending = match key {
+        None => None,
+        Some(key) => {
+            match state
+                .idempotency
+                .claim(token, key, &req.body, config.http.idempotency_ttl)
+            {
+                Claim::Proceed(p) => Some(p),
+                Claim::Replay(r) => return r.with_header("Idempotent-Replayed", "true"),
+                Claim::Conflict(m) => {
+                    return Response::error(&ApiError::new(409, codes::IDEMPOTENCY_CONFLICT, m))
                 }
-                None
-            } else {
-                match state
-                    .idempotency
-                    .claim(token, key, &req.body, config.http.idempotency_ttl)
-                {
-                    Claim::Proceed(p) => Some(p),
-                    Claim::Replay(r) => return r.with_header("Idempotent-Replayed", "true"),
-                    Claim::Conflict(m) => {
-                        return Response::error(&ApiError::new(409, codes::IDEMPOTENCY_CONFLICT, m))
-                    }
-                    Claim::Unavailable(e) => return key_unavailable(&e),
-                }
+                Claim::Unavailable(e) => return key_unavailable(&e),
             }
         }
     };
     let mut limit_headers = Vec::new();
     if let Some(limit) = config.http.rate_limit_per_minute {
-        let d = match &cluster {
-            Some(c) => c.rate_limit(&state.limiter, token, limit),
-            None => state.limiter.check(token, limit),
-        };
+        let d = state.limiter.check(token, limit);
         limit_headers = d.headers();
         if !d.allowed {
-            let mut r = Response::error(&ApiError::new(
-                429,
-                codes::RATE_LIMITED,
-                format!("more than {limit} click-to-call requests per minute for this token"),
-            ));
-            r.headers.extend(limit_headers);
+            let r = rate_limited(&d);
             if let Some(p) = pending {
                 p.finish(&r);
             }
@@ -121,11 +109,75 @@ pub(crate) fn click_to_call(
     };
     let placed = ClickToCallRequest::from_json_bytes(&req.body)
         .and_then(|r| state.engine.place_with(&r, Some(token), &durable));
-    let call_uuid = placed
-        .as_ref()
-        .ok()
-        .and_then(|a| Uuid::parse_str(&a.call_uuid).ok());
-    let response = match placed {
+    let mut response = placed_response(placed);
+    if let Some(p) = pending {
+        p.finish(&response);
+    }
+    response.headers.extend(limit_headers);
+    response
+}
+
+/// [`click_to_call`] on a cluster node: one Redis round trip admits the
+/// request (key, rate limit, owner record), a second stores a keyed 202.
+fn clustered(
+    state: &HttpState,
+    config: &Config,
+    req: &Request,
+    token: &str,
+    key: Option<&str>,
+    cluster: &Cluster,
+) -> Response {
+    let call_uuid = Uuid::new_v4();
+    let gate = cluster.admit(
+        &state.limiter,
+        &Admit {
+            token,
+            key,
+            body: &req.body,
+            ttl: config.http.idempotency_ttl,
+            limit: config.http.rate_limit_per_minute,
+            call_uuid,
+        },
+    );
+    let (decision, pending) = match gate {
+        Gate::Proceed { decision, pending } => (decision, pending),
+        Gate::Limited(d) => return rate_limited(&d),
+        Gate::Replay(r) => return r.with_header("Idempotent-Replayed", "true"),
+        Gate::Conflict(m) => {
+            return Response::error(&ApiError::new(409, codes::IDEMPOTENCY_CONFLICT, m))
+        }
+        Gate::Unavailable(e) => return key_unavailable(&e),
+    };
+    let placed = ClickToCallRequest::from_json_bytes(&req.body).and_then(|r| {
+        state
+            .engine
+            .place_as(call_uuid, &r, Some(token), &|_| Vec::new())
+    });
+    let mut response = placed_response(placed);
+    cluster.answered(&response, call_uuid, pending);
+    if let Some(d) = decision {
+        response.headers.extend(d.headers());
+    }
+    response
+}
+
+/// 429, with the limit's headers.
+fn rate_limited(d: &Decision) -> Response {
+    let mut r = Response::error(&ApiError::new(
+        429,
+        codes::RATE_LIMITED,
+        format!(
+            "more than {} click-to-call requests per minute for this token",
+            d.limit
+        ),
+    ));
+    r.headers.extend(d.headers());
+    r
+}
+
+/// The answer to a placement: 202, or the engine's refusal.
+fn placed_response(placed: Result<Accepted, ApiError>) -> Response {
+    match placed {
         Ok(accepted) => accepted_response(&accepted),
         Err(e) => {
             let r = Response::error(&e);
@@ -135,16 +187,7 @@ pub(crate) fn click_to_call(
                 _ => r,
             }
         }
-    };
-    if let Some(p) = pending {
-        p.finish(&response);
     }
-    if let Some(c) = &cluster {
-        c.answered(&response, call_uuid, global);
-    }
-    let mut response = response;
-    response.headers.extend(limit_headers);
-    response
 }
 
 /// 503: the key could not be checked, so the call is not placed.
