@@ -181,8 +181,20 @@ fn dispatch(state: &HttpState, req: &Request, trusted: Option<&str>) -> (&'stati
     let response = match spec.name {
         "click_to_call" => click_to_call(state, &config, req, &token),
         "caller_ids" => caller_ids(&config),
-        "call_status" => call_status(state, param, &token, forwarded.is_some()),
-        "call_hangup" => call_hangup(state, param, &token, forwarded.is_some()),
+        // Never forwarded again, nor from a FreeSWITCH thread (`pbx`):
+        // those answer for this node's own calls.
+        "call_status" => call_status(
+            state,
+            param,
+            &token,
+            forwarded.is_some() || trusted.is_some(),
+        ),
+        "call_hangup" => call_hangup(
+            state,
+            param,
+            &token,
+            forwarded.is_some() || trusted.is_some(),
+        ),
         "health" => health(state),
         "metrics" => Response::text(
             200,
