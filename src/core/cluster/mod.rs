@@ -430,7 +430,10 @@ impl Cluster {
         ));
         for n in nodes {
             out.push((
-                format!("c2c_cluster_node_up{{node=\"{}\"}}", n.name),
+                format!(
+                    "c2c_cluster_node_up{{node=\"{}\"}}",
+                    n.name.replace('\\', "\\\\").replace('"', "\\\"")
+                ),
                 "gauge",
                 "1 for a node heard from within node-ttl, by node.",
                 f64::from(u8::from(n.up)),
