@@ -165,3 +165,51 @@ fn stored_response(v: &Value) -> Option<Response> {
 pub fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn keys_claims_and_answers_read_back() {
+        // Token and key are hashed together: no separator ambiguity.
+        assert_ne!(redis_key("p:", "a:b", "c"), redis_key("p:", "a", "b:c"));
+        assert!(redis_key("p:", "t", "k").starts_with("p:idem:"));
+        let fp = body_fingerprint(br#"{"a": 1, "b": 2}"#);
+        assert_eq!(fp, body_fingerprint(br#"{"b":2,"a":1}"#));
+        let claim = claim_value(&fp, "n1");
+        assert!(matches!(judge(&claim, &fp), Seen::InProgress));
+        assert!(matches!(judge(&claim, "other"), Seen::OtherBody));
+        assert!(matches!(judge("garbage", &fp), Seen::OtherBody));
+        let pending = GlobalPending {
+            redis: Redis::new(
+                &crate::core::config::ClusterSettings::new(
+                    "redis://127.0.0.1:1",
+                    "n1",
+                    "0123456789abcdef",
+                ),
+                Arc::new(|_, _, _| {}),
+            )
+            .unwrap(),
+            key: "k".into(),
+            claim,
+            fingerprint: fp.clone(),
+            ttl: Duration::from_secs(60),
+            released: true,
+        };
+        let ok =
+            Response::json(202, &json!({"data": {"call_uuid": "u"}})).with_header("Location", "/x");
+        let (stored, ttl_ms) = pending.answer_value(&ok).unwrap();
+        assert_eq!(ttl_ms, 60_000);
+        let Seen::Replay(r) = judge(&stored, &fp) else {
+            panic!("a stored 202 replays")
+        };
+        assert_eq!(
+            (r.status, r.body, r.headers),
+            (ok.status, ok.body.clone(), ok.headers.clone())
+        );
+        assert!(pending
+            .answer_value(&Response::json(422, &json!({})))
+            .is_none());
+    }
+}

@@ -450,3 +450,18 @@ pub fn redacted(url: &str) -> String {
         _ => url.to_string(),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn passwords_stay_out_of_logs() {
+        assert_eq!(
+            super::redacted("redis://:s3cret@10.0.0.5:6379/0"),
+            "redis://***@10.0.0.5:6379/0"
+        );
+        assert_eq!(
+            super::redacted("redis://10.0.0.5:6379"),
+            "redis://10.0.0.5:6379"
+        );
+    }
+}
