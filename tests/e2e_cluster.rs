@@ -240,10 +240,25 @@ fn the_module_in_a_cluster_with_a_sandbox_peer() {
     wait_state(&mut esl, &uuid, "ended", Duration::from_secs(20));
     step("the peer read the switch's bridged call and hung it up (DELETE forwarded to the owner)");
 
-    let mut cli = Esl::connect(ports.esl, Duration::from_secs(10)).expect("esl");
-    let r = cli.api("reload mod_zorio_c2c");
-    assert!(r.contains("+OK"), "{r}");
-    drop(cli);
+    // Reloaded the way admins do (a fresh connection per command), ten
+    // times: the heartbeat thread and the Redis connections go every time.
+    for i in 0..10 {
+        let mut cli = Esl::connect(ports.esl, Duration::from_secs(10)).expect("esl");
+        let r = cli.api("reload mod_zorio_c2c");
+        assert!(r.contains("+OK"), "reload {i}: {r}");
+    }
+    assert!(esl.api("status").contains("UP"), "FreeSWITCH still up");
+    let log = std::fs::read_to_string(dir.join("log/freeswitch.log")).unwrap_or_default();
+    assert_eq!(
+        log.matches("mod_zorio_c2c loaded").count(),
+        11,
+        "one load and ten reloads"
+    );
+    assert!(
+        !log.contains("[CRIT]"),
+        "a thread did not stop in time; see {}",
+        dir.display()
+    );
     wait_for(
         "the reloaded node back in the cluster",
         Duration::from_secs(20),
@@ -252,7 +267,7 @@ fn the_module_in_a_cluster_with_a_sandbox_peer() {
             h["cluster"]["redis"] == "up" && h["cluster"]["nodes_up"] == 2
         },
     );
-    step("reload mod_zorio_c2c: the node left and joined again");
+    step("reload mod_zorio_c2c x10 through fresh connections (11 loads logged), FreeSWITCH up, the node back in the cluster");
 
     drop(redis);
     wait_for("Redis seen down", Duration::from_secs(15), || {
