@@ -232,12 +232,14 @@ fn main() {
     redis_alone(&settings, requests);
     // End to end, interleaved (one request to each App in turn), so that
     // the machine's drift weighs on the three alike.
+    // One App per client, so that each store and engine carries the same load.
     let (a, sa, token) = app(None);
     let (b, sb, _) = app(Some(settings.clone()));
+    let (c, sc, _) = app(Some(settings.clone()));
     let mut clients = [
         Client::new(a.http_addr().unwrap(), &token, false),
         Client::new(b.http_addr().unwrap(), &token, false),
-        Client::new(b.http_addr().unwrap(), &token, true),
+        Client::new(c.http_addr().unwrap(), &token, true),
     ];
     let mut lat: [Vec<Duration>; 3] = Default::default();
     for i in 0..requests + 300 {
@@ -263,10 +265,10 @@ fn main() {
         diff(k50, l50),
         diff(k99, l99),
     );
-    a.stop(Duration::from_secs(10));
-    b.stop(Duration::from_secs(10));
-    sa.stop();
-    sb.stop();
+    for (app, sim) in [(a, sa), (b, sb), (c, sc)] {
+        app.stop(Duration::from_secs(10));
+        sim.stop();
+    }
     let _ = redis.kill();
     let _ = redis.wait();
 }
