@@ -9,7 +9,8 @@ use std::time::{Duration, Instant};
 
 use crossbeam_channel::Receiver;
 
-use crate::core::config::Config;
+use crate::core::cluster::Cluster;
+use crate::core::config::{ClusterSettings, Config, HttpSettings};
 use crate::core::engine::Engine;
 use crate::core::events::{EventSink, FanOut};
 use crate::core::http::{HttpServer, HttpState, WebhookAdmin};
@@ -30,6 +31,8 @@ pub struct App {
     pub http_state: Arc<HttpState>,
     /// The HTTP listener, when `http.enabled`.
     pub http: Option<HttpServer>,
+    /// This node's part in a cluster, when `<cluster>` is configured.
+    pub cluster: Option<Arc<Cluster>>,
 }
 
 impl App {
@@ -56,6 +59,8 @@ impl App {
         log: LogHook,
     ) -> Result<App, String> {
         let http_settings = config.http.clone();
+        let cluster_settings = config.cluster.clone();
+        let cluster_log = log.clone();
         let store: Arc<dyn Store> =
             webhooks::open_store(&config.webhooks, config.ended_call_retention)?;
         let webhooks = match WebhookService::start_with_store(
@@ -99,12 +104,33 @@ impl App {
         } else {
             None
         };
+        let cluster = match &cluster_settings {
+            None => None,
+            Some(settings) => {
+                let started = node_url(settings, http.as_ref(), &http_settings)
+                    .and_then(|url| Cluster::start(settings, url, cluster_log));
+                match started {
+                    Ok(c) => Some(c),
+                    Err(e) => {
+                        if let Some(h) = &http {
+                            h.stop(Duration::from_secs(2));
+                        }
+                        engine.shutdown(Duration::from_secs(2));
+                        webhooks.stop(Duration::from_secs(2));
+                        store.close(Duration::from_secs(2));
+                        return Err(e);
+                    }
+                }
+            }
+        };
+        http_state.set_cluster(cluster.clone());
         Ok(App {
             engine,
             webhooks,
             store,
             http_state,
             http,
+            cluster,
         })
     }
 
@@ -141,6 +167,12 @@ impl App {
                 late.push("http runtime threads".to_string());
             }
         }
+        if let Some(cluster) = &self.cluster {
+            self.http_state.set_cluster(None);
+            if !cluster.stop(left().max(Duration::from_millis(100))) {
+                late.push("c2c-cluster".to_string());
+            }
+        }
         let stuck = self.engine.shutdown(left());
         if stuck > 0 {
             late.push(format!("{stuck} call threads"));
@@ -151,6 +183,32 @@ impl App {
         }
         late
     }
+}
+
+/// The URL other nodes reach this node's API on: `node-url`, else the
+/// listener's own address (which must then be a specific IP).
+fn node_url(
+    settings: &ClusterSettings,
+    http: Option<&HttpServer>,
+    http_settings: &HttpSettings,
+) -> Result<String, String> {
+    if let Some(url) = &settings.node_url {
+        return Ok(url.clone());
+    }
+    let addr = http
+        .map(HttpServer::local_addr)
+        .ok_or("cluster: node-url is required when the HTTP listener is off")?;
+    if addr.ip().is_unspecified() {
+        return Err(format!(
+            "cluster: node-url is required when http listen is {addr} (other nodes need an address)"
+        ));
+    }
+    let scheme = if http_settings.tls_cert.is_some() {
+        "https"
+    } else {
+        "http"
+    };
+    Ok(format!("{scheme}://{addr}"))
 }
 
 /// [`App::apply_config`] for holders of the parts (the module's `c2c reload`).

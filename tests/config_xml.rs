@@ -155,3 +155,60 @@ fn tokens_are_found_by_secret() {
     assert_eq!(c.token_by_secret(""), None);
     assert_eq!(c.tokens[1].webhook_secrets.len(), 1);
 }
+
+#[test]
+fn the_cluster_section_is_optional_and_parsed_whole() {
+    use mod_zorio_c2c::core::config::ClusterSettings;
+    assert_eq!(Config::from_xml(SAMPLE).unwrap().cluster, None);
+    // The sample's commented-out section, uncommented, is valid.
+    let start = SAMPLE.find("  <cluster>").expect("a <cluster> example");
+    let end = SAMPLE.find("</cluster>").unwrap() + "</cluster>".len();
+    let section = &SAMPLE[start..end];
+    let c = Config::from_xml(&format!(
+        r#"<configuration name="zorio_c2c.conf">{section}</configuration>"#
+    ))
+    .unwrap()
+    .cluster
+    .unwrap();
+    assert_eq!(c.redis_url, "redis://127.0.0.1:6379/0");
+    assert_eq!(c.node_name, "fs1");
+    assert_eq!(c.node_url.as_deref(), Some("http://10.0.0.11:8089"));
+    assert_eq!(c.command_timeout, Duration::from_millis(250));
+    assert_eq!(c.node_ttl, Duration::from_secs(5));
+    let minimal = with(
+        "cluster",
+        r#"<param name="redis-url" value="redis://r:6379"/><param name="node-secret" value="0123456789abcdef"/>"#,
+    );
+    let c = Config::from_xml(&minimal).unwrap().cluster.unwrap();
+    let defaults = ClusterSettings::new("redis://r:6379", &c.node_name, "0123456789abcdef");
+    assert_eq!(c, defaults);
+    assert!(!c.node_name.is_empty(), "the host name by default");
+
+    let secret = r#"<param name="node-secret" value="0123456789abcdef"/>"#;
+    for (body, at) in [
+        (secret.to_string(), "cluster/param[redis-url]"),
+        (
+            format!(r#"<param name="redis-url" value="http://r"/>{secret}"#),
+            "cluster/param[redis-url]",
+        ),
+        (
+            r#"<param name="redis-url" value="redis://r"/><param name="node-secret" value="short"/>"#
+                .to_string(),
+            "cluster/param[node-secret]",
+        ),
+        (
+            format!(r#"<param name="redis-url" value="redis://r"/>{secret}<param name="node-name" value="a b"/>"#),
+            "cluster/param[node-name]",
+        ),
+        (
+            format!(r#"<param name="redis-url" value="redis://r"/>{secret}<param name="node-ttl" value="1"/>"#),
+            "cluster/param[node-ttl]",
+        ),
+        (
+            format!(r#"<param name="redis-url" value="redis://r"/>{secret}<param name="bogus" value="1"/>"#),
+            "cluster/param[bogus]",
+        ),
+    ] {
+        assert_eq!(error_at(&with("cluster", &body)), at, "{body}");
+    }
+}

@@ -148,7 +148,15 @@ fn given_up_events_become_dead_letters_and_can_be_replayed() {
     let bodies = rx.wait_delivered(2, Duration::from_secs(3));
     assert_eq!(bodies[1]["id"], e2.id.as_str());
     assert!(s.dead_letters().is_empty());
-    let st: Value = serde_json::from_str(cli(&s, "status").split_once('\n').unwrap().1).unwrap();
+    // The receiver has the body before the sender has read the 200 and
+    // counted the delivery: wait for the count, not for the body.
+    let st = || -> Value {
+        serde_json::from_str(cli(&s, "status").split_once('\n').unwrap().1).unwrap()
+    };
+    wait_until(Duration::from_secs(3), "two deliveries counted", || {
+        st()["delivered"] == 2
+    });
+    let st = st();
     assert_eq!(st["replayed"], 3);
     assert_eq!(st["delivered"], 2);
     assert_eq!(st["dead_letters"], 0);

@@ -11,7 +11,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use mod_zorio_c2c::app::App;
-use mod_zorio_c2c::core::config::{ApiToken, Config, StoreSync};
+use mod_zorio_c2c::core::config::{ApiToken, ClusterSettings, Config, StoreSync};
 use mod_zorio_c2c::core::events::{CallEvent, EventSink};
 use mod_zorio_c2c::sim::{self, SimOptions, SimSwitch};
 use mod_zorio_c2c::switch::leg_channel;
@@ -19,6 +19,8 @@ use mod_zorio_c2c::switch::leg_channel;
 /// The documented demo token, used when no `--token` is given.
 const DEMO_TOKEN: &str = "sandbox-token";
 const DEFAULT_LISTEN: &str = "127.0.0.1:8089";
+/// The documented node-to-node credential of sandbox clusters.
+const SANDBOX_NODE_SECRET: &str = "sandbox-node-secret";
 /// The demo world: trunks 4 POC, 5 BACKUP (active), 7 OLD (inactive), the
 /// caller-id pool 0900000020/21 and an LCR route for prefix 0.
 const DEMO_CONFIG: &str = include_str!("../../conf/autoload_configs/zorio_c2c.conf.xml");
@@ -48,6 +50,11 @@ OPTIONS:
   --idle-timeout S          seconds an idle keep-alive connection is kept (default 30)
   --tls-cert FILE           PEM certificate chain: serve HTTPS (with --tls-key)
   --tls-key FILE            PEM private key of --tls-cert
+  --redis URL               join a cluster sharing state in Redis (redis://127.0.0.1:6379):
+                            global rate limit and Idempotency-Keys, calls found from any node
+  --node-name NAME          this node's name in the cluster (default: sandbox-<port>)
+  --node-secret SECRET      node-to-node credential, the same on every node (default:
+                            the documented sandbox one; at least 16 characters)
   --agent-answer-ms MS      the agent picks up after MS (default 1500)
   --customer-answer-ms MS   the customer picks up after MS of ringing (default 1500)
   --talk-ms MS              the customer hangs up after talking MS (default 3000)
@@ -78,6 +85,9 @@ struct Args {
     idle_timeout: Option<u64>,
     tls_cert: Option<PathBuf>,
     tls_key: Option<PathBuf>,
+    redis: Option<String>,
+    node_name: Option<String>,
+    node_secret: Option<String>,
     agent_answer_ms: Option<u64>,
     customer_answer_ms: Option<u64>,
     talk_ms: Option<u64>,
@@ -144,6 +154,9 @@ fn parse_args(argv: impl IntoIterator<Item = String>) -> Result<Args, String> {
             "--idle-timeout" => a.idle_timeout = Some(secs(value()?)?),
             "--tls-cert" => a.tls_cert = Some(PathBuf::from(value()?)),
             "--tls-key" => a.tls_key = Some(PathBuf::from(value()?)),
+            "--redis" => a.redis = Some(value()?),
+            "--node-name" => a.node_name = Some(value()?),
+            "--node-secret" => a.node_secret = Some(value()?),
             "--agent-answer-ms" => a.agent_answer_ms = Some(ms(value()?)?),
             "--customer-answer-ms" => a.customer_answer_ms = Some(ms(value()?)?),
             "--talk-ms" => a.talk_ms = Some(ms(value()?)?),
@@ -231,6 +244,24 @@ fn build_config(a: &Args) -> Result<Config, String> {
     if let Some(secret) = &a.webhook_secret {
         config.webhooks.secrets = vec![secret.clone()];
     }
+    if let Some(url) = &a.redis {
+        let port = config.http.listen.port();
+        let name = a
+            .node_name
+            .clone()
+            .unwrap_or_else(|| format!("sandbox-{port}"));
+        let secret = a.node_secret.as_deref().unwrap_or(SANDBOX_NODE_SECRET);
+        let mut c = config
+            .cluster
+            .take()
+            .unwrap_or_else(|| ClusterSettings::new(url, &name, secret));
+        c.redis_url = url.clone();
+        c.node_name = name;
+        c.node_secret = secret.to_string();
+        config.cluster = Some(c);
+    } else if a.node_name.is_some() || a.node_secret.is_some() {
+        return Err("--node-name and --node-secret go with --redis".into());
+    }
     config.validate().map_err(|e| format!("config: {e}"))?;
     Ok(config)
 }
@@ -279,6 +310,10 @@ fn run() -> Result<(), String> {
     let scheme = if config_tls { "https" } else { "http" };
     println!("c2c-sandbox listening on {scheme}://{addr}  (Ctrl-C to stop)");
     println!("token: {token}");
+    if let Some(c) = &app.cluster {
+        let redis = if c.redis_up() { "up" } else { "DOWN" };
+        println!("cluster node {} (Redis {redis})", c.node_name());
+    }
     println!(
         "extensions 1001, 1002 answer; 1003 inactive; 1004 never answers. Busy: {}, \
          no answer: {}, failover: {}",

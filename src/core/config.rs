@@ -48,6 +48,64 @@ pub struct Config {
     pub tokens: Vec<ApiToken>,
     /// Webhook delivery.
     pub webhooks: WebhookSettings,
+    /// Several switches behind one API, sharing state in Redis; `None`
+    /// (the default): this switch alone, no Redis.
+    pub cluster: Option<ClusterSettings>,
+}
+
+/// The `<cluster>` section: where the shared state lives and who this node is.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ClusterSettings {
+    /// `redis://[:password@]host:port[/db]` (or `rediss://`).
+    pub redis_url: String,
+    /// This switch's name among the nodes (default: the host name).
+    pub node_name: String,
+    /// Prefix of every key we write (several PBXs may share one Redis).
+    pub key_prefix: String,
+    /// Connecting to Redis may take this long.
+    pub connect_timeout: Duration,
+    /// One Redis command (or script) may take this long.
+    pub command_timeout: Duration,
+    /// How often this node says it is alive (and reads the others).
+    pub heartbeat_interval: Duration,
+    /// A node not heard from for this long is down.
+    pub node_ttl: Duration,
+    /// How long an accepted call's owner is remembered.
+    pub call_owner_ttl: Duration,
+    /// The URL other nodes reach this node's API on; default from `http/listen`.
+    pub node_url: Option<String>,
+    /// The node-to-node credential (the same on every node).
+    pub node_secret: String,
+    /// A call lookup forwarded to its owner may take this long.
+    pub forward_timeout: Duration,
+}
+
+impl ClusterSettings {
+    /// Defaults for everything but the URL, the name and the secret.
+    pub fn new(redis_url: &str, node_name: &str, node_secret: &str) -> ClusterSettings {
+        ClusterSettings {
+            redis_url: redis_url.to_string(),
+            node_name: node_name.to_string(),
+            key_prefix: "zorio_c2c:".to_string(),
+            connect_timeout: Duration::from_millis(500),
+            command_timeout: Duration::from_millis(250),
+            heartbeat_interval: Duration::from_secs(1),
+            node_ttl: Duration::from_secs(5),
+            call_owner_ttl: Duration::from_secs(7 * 24 * 3600),
+            node_url: None,
+            node_secret: node_secret.to_string(),
+            forward_timeout: Duration::from_secs(2),
+        }
+    }
+}
+
+/// The host's name, the default node name.
+pub fn host_name() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .ok()
+        .map(|s| s.trim().to_string())
+        .filter(|s| !s.is_empty())
+        .unwrap_or_else(|| "node".to_string())
 }
 
 /// How a trunk reaches the carrier.
@@ -264,6 +322,7 @@ impl Default for Config {
             http: HttpSettings::default(),
             tokens: Vec::new(),
             webhooks: WebhookSettings::default(),
+            cluster: None,
         }
     }
 }
@@ -397,6 +456,9 @@ impl Config {
                 "must list at least one delay",
             ));
         }
+        if let Some(c) = &self.cluster {
+            c.validate()?;
+        }
         if let Some(domain) = &self.domain {
             if domain.is_empty() || !is_word(domain) {
                 return Err(err("settings/param[domain]", "must be [A-Za-z0-9_.-]+"));
@@ -406,6 +468,63 @@ impl Config {
             return Err(err(
                 "settings/param[dialplan-context]",
                 "must be [A-Za-z0-9_.-]+",
+            ));
+        }
+        Ok(())
+    }
+}
+
+impl ClusterSettings {
+    fn validate(&self) -> Result<(), ConfigError> {
+        let scheme = self.redis_url.split("://").next().unwrap_or("");
+        if !matches!(scheme, "redis" | "rediss") || !self.redis_url.contains("://") {
+            return Err(err(
+                "cluster/param[redis-url]",
+                "must be redis://host:port (or rediss://)",
+            ));
+        }
+        if !is_word(&self.node_name) || self.node_name.len() > 64 {
+            return Err(err(
+                "cluster/param[node-name]",
+                "must be 1 to 64 of [A-Za-z0-9_.-]",
+            ));
+        }
+        if self.node_secret.len() < 16 {
+            return Err(err(
+                "cluster/param[node-secret]",
+                "must be at least 16 characters (the same on every node)",
+            ));
+        }
+        if self.key_prefix.is_empty() || self.key_prefix.len() > 64 {
+            return Err(err(
+                "cluster/param[key-prefix]",
+                "must be 1 to 64 characters",
+            ));
+        }
+        if let Some(url) = &self.node_url {
+            if !(url.starts_with("http://") || url.starts_with("https://")) {
+                return Err(err(
+                    "cluster/param[node-url]",
+                    "must be an http:// or https:// URL",
+                ));
+            }
+        }
+        let positive = [
+            ("connect-timeout", self.connect_timeout),
+            ("command-timeout", self.command_timeout),
+            ("heartbeat-interval", self.heartbeat_interval),
+            ("forward-timeout", self.forward_timeout),
+            ("call-owner-ttl", self.call_owner_ttl),
+        ];
+        for (name, d) in positive {
+            if d.is_zero() {
+                return Err(err(format!("cluster/param[{name}]"), "must be more than 0"));
+            }
+        }
+        if self.node_ttl <= self.heartbeat_interval {
+            return Err(err(
+                "cluster/param[node-ttl]",
+                "must be longer than heartbeat-interval",
             ));
         }
         Ok(())

@@ -10,7 +10,8 @@ use std::time::Duration;
 use roxmltree::{Document, Node};
 
 use super::config::{
-    err, ApiToken, Config, ConfigError, LcrRoute, PoolNumber, StoreSync, Trunk, TrunkTarget,
+    err, host_name, ApiToken, ClusterSettings, Config, ConfigError, LcrRoute, PoolNumber,
+    StoreSync, Trunk, TrunkTarget,
 };
 
 impl Config {
@@ -28,6 +29,7 @@ impl Config {
                 "trunks" => cfg.trunks = trunks(section)?,
                 "lcr" => cfg.lcr = lcr(section)?,
                 "caller-ids" => cfg.caller_ids = caller_ids(section)?,
+                "cluster" => cfg.cluster = Some(cluster(section)?),
                 other => return Err(err(other, "unknown section")),
             }
         }
@@ -169,6 +171,30 @@ fn webhooks(cfg: &mut Config, section: Node) -> Result<(), ConfigError> {
         }
     }
     Ok(())
+}
+
+fn cluster(section: Node) -> Result<ClusterSettings, ConfigError> {
+    let mut c = ClusterSettings::new("", &host_name(), "");
+    for (name, value, at) in params(section)? {
+        match name.as_str() {
+            "redis-url" => c.redis_url = value.trim().to_string(),
+            "node-name" => c.node_name = non_empty(value).unwrap_or_else(host_name),
+            "key-prefix" => c.key_prefix = value.to_string(),
+            "connect-timeout" => c.connect_timeout = secs(value, &at)?,
+            "command-timeout" => c.command_timeout = secs(value, &at)?,
+            "heartbeat-interval" => c.heartbeat_interval = secs(value, &at)?,
+            "node-ttl" => c.node_ttl = secs(value, &at)?,
+            "call-owner-ttl" => c.call_owner_ttl = secs(value, &at)?,
+            "node-url" => c.node_url = non_empty(value),
+            "node-secret" => c.node_secret = value.to_string(),
+            "forward-timeout" => c.forward_timeout = secs(value, &at)?,
+            _ => return Err(err(at, "unknown param")),
+        }
+    }
+    if c.redis_url.is_empty() {
+        return Err(err("cluster/param[redis-url]", "is required"));
+    }
+    Ok(c)
 }
 
 fn tokens(section: Node) -> Result<Vec<ApiToken>, ConfigError> {

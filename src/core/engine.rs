@@ -192,7 +192,20 @@ impl Engine {
         token: Option<&str>,
         durable: &dyn Fn(&Accepted) -> Vec<Write>,
     ) -> Result<Accepted, ApiError> {
-        let result = self.try_place(req, token, durable);
+        self.place_as(Uuid::new_v4(), req, token, durable)
+    }
+
+    /// [`Engine::place_with`] under a `call_uuid` chosen by the caller (a
+    /// cluster node records the call's owner in the same Redis round trip
+    /// that admits the request, before the call exists).
+    pub fn place_as(
+        self: &Arc<Self>,
+        call_uuid: Uuid,
+        req: &ClickToCallRequest,
+        token: Option<&str>,
+        durable: &dyn Fn(&Accepted) -> Vec<Write>,
+    ) -> Result<Accepted, ApiError> {
+        let result = self.try_place(call_uuid, req, token, durable);
         let counter = if result.is_ok() {
             &self.stats.accepted
         } else {
@@ -204,6 +217,7 @@ impl Engine {
 
     fn try_place(
         self: &Arc<Self>,
+        call_uuid: Uuid,
         req: &ClickToCallRequest,
         token: Option<&str>,
         durable: &dyn Fn(&Accepted) -> Vec<Write>,
@@ -247,7 +261,7 @@ impl Engine {
         let caller_id = super::callerid::resolve(req, &ext);
         let now = SystemTime::now();
         let record = CallRecord {
-            call_uuid: Uuid::new_v4(),
+            call_uuid,
             token: token.map(str::to_string),
             from_extension: req.from_extension.clone(),
             domain,

@@ -3,6 +3,7 @@
 
 pub mod call;
 pub mod callerid;
+pub mod cluster;
 pub mod command;
 pub mod config;
 pub mod config_xml;

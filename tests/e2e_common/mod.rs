@@ -136,6 +136,12 @@ fn gateway(name: &str, port: u16) -> String {
 }
 
 pub fn freeswitch_xml(p: Ports, webhooks: &str) -> String {
+    freeswitch_xml_with(p, webhooks, "")
+}
+
+/// [`freeswitch_xml`] with `extra` sections in the module's configuration
+/// (e.g. `<cluster>…</cluster>`).
+pub fn freeswitch_xml_with(p: Ports, webhooks: &str, extra: &str) -> String {
     format!(
         r#"<?xml version="1.0"?>
 <document type="freeswitch/xml">
@@ -234,6 +240,7 @@ pub fn freeswitch_xml(p: Ports, webhooks: &str) -> String {
       </trunks>
       <lcr><route prefix="0" trunks="4,5"/></lcr>
       <caller-ids><number value="0900000020" trunk="5"/></caller-ids>
+      {extra}
     </configuration>
   </section>
   <section name="directory">
@@ -634,10 +641,21 @@ pub fn start_freeswitch(env: &Env, dir: &Path, ports: Ports) -> FreeSwitch {
 /// inside of the module's `<webhooks>`. Starting again in the same `dir`
 /// keeps its logs, db and spool.
 pub fn start_freeswitch_with(env: &Env, dir: &Path, ports: Ports, webhooks: &str) -> FreeSwitch {
+    start_freeswitch_extra(env, dir, ports, webhooks, "")
+}
+
+/// [`start_freeswitch_with`], with `extra` sections in the module's configuration.
+pub fn start_freeswitch_extra(
+    env: &Env,
+    dir: &Path,
+    ports: Ports,
+    webhooks: &str,
+    extra: &str,
+) -> FreeSwitch {
     let conf = dir.join("conf");
     write(
         &conf.join("freeswitch.xml"),
-        &freeswitch_xml(ports, webhooks),
+        &freeswitch_xml_with(ports, webhooks, extra),
     );
     let moddir = dir.join("mod");
     fs::create_dir_all(&moddir).unwrap();

@@ -12,7 +12,9 @@ use crate::core::errors::{codes, ApiError, FieldError};
 use super::codes as http_codes;
 use super::idempotency::{Claim, MAX_KEY_LEN};
 use super::message::{Request, Response};
+use super::ratelimit::Decision;
 use super::state::HttpState;
+use crate::core::cluster::{Admit, Cluster, Gate};
 
 /// Whether a `Content-Type` is JSON: `application/json`, optionally with
 /// `charset=utf-8`.
@@ -52,7 +54,7 @@ pub(crate) fn click_to_call(
             "Content-Type must be application/json",
         ));
     }
-    let pending = match req.header("idempotency-key") {
+    let key = match req.header("idempotency-key") {
         None => None,
         Some(key) => {
             let valid = (1..=MAX_KEY_LEN).contains(&key.len())
@@ -64,6 +66,16 @@ pub(crate) fn click_to_call(
                     message: format!("must be 1 to {MAX_KEY_LEN} visible ASCII characters"),
                 }]));
             }
+            Some(key)
+        }
+    };
+    // In a cluster, keys and the rate limit are every node's (in Redis).
+    if let Some(cluster) = state.cluster() {
+        return clustered(state, config, req, token, key, &cluster);
+    }
+    let pending = match key {
+        None => None,
+        Some(key) => {
             match state
                 .idempotency
                 .claim(token, key, &req.body, config.http.idempotency_ttl)
@@ -73,14 +85,7 @@ pub(crate) fn click_to_call(
                 Claim::Conflict(m) => {
                     return Response::error(&ApiError::new(409, codes::IDEMPOTENCY_CONFLICT, m))
                 }
-                Claim::Unavailable(e) => {
-                    return Response::error(&ApiError::new(
-                        503,
-                        codes::STORE_UNAVAILABLE,
-                        format!("the Idempotency-Key could not be checked: {e}"),
-                    ))
-                    .with_header("Retry-After", "5")
-                }
+                Claim::Unavailable(e) => return key_unavailable(&e),
             }
         }
     };
@@ -89,12 +94,7 @@ pub(crate) fn click_to_call(
         let d = state.limiter.check(token, limit);
         limit_headers = d.headers();
         if !d.allowed {
-            let mut r = Response::error(&ApiError::new(
-                429,
-                codes::RATE_LIMITED,
-                format!("more than {limit} click-to-call requests per minute for this token"),
-            ));
-            r.headers.extend(limit_headers);
+            let r = rate_limited(&d);
             if let Some(p) = pending {
                 p.finish(&r);
             }
@@ -109,7 +109,75 @@ pub(crate) fn click_to_call(
     let placed = req
         .click_to_call_body()
         .and_then(|r| state.engine.place_with(&r, Some(token), &durable));
-    let response = match placed {
+    let mut response = placed_response(placed);
+    if let Some(p) = pending {
+        p.finish(&response);
+    }
+    response.headers.extend(limit_headers);
+    response
+}
+
+/// [`click_to_call`] on a cluster node: one Redis round trip admits the
+/// request (key, rate limit, owner record), a second stores a keyed 202.
+fn clustered(
+    state: &HttpState,
+    config: &Config,
+    req: &Request,
+    token: &str,
+    key: Option<&str>,
+    cluster: &Cluster,
+) -> Response {
+    let call_uuid = Uuid::new_v4();
+    let gate = cluster.admit(
+        &state.limiter,
+        &Admit {
+            token,
+            key,
+            body: &req.body,
+            ttl: config.http.idempotency_ttl,
+            limit: config.http.rate_limit_per_minute,
+            call_uuid,
+        },
+    );
+    let (decision, pending) = match gate {
+        Gate::Proceed { decision, pending } => (decision, pending),
+        Gate::Limited(d) => return rate_limited(&d),
+        Gate::Replay(r) => return r.with_header("Idempotent-Replayed", "true"),
+        Gate::Conflict(m) => {
+            return Response::error(&ApiError::new(409, codes::IDEMPOTENCY_CONFLICT, m))
+        }
+        Gate::Unavailable(e) => return key_unavailable(&e),
+    };
+    let placed = req.click_to_call_body().and_then(|r| {
+        state
+            .engine
+            .place_as(call_uuid, &r, Some(token), &|_| Vec::new())
+    });
+    let mut response = placed_response(placed);
+    cluster.answered(&response, call_uuid, pending);
+    if let Some(d) = decision {
+        response.headers.extend(d.headers());
+    }
+    response
+}
+
+/// 429, with the limit's headers.
+fn rate_limited(d: &Decision) -> Response {
+    let mut r = Response::error(&ApiError::new(
+        429,
+        codes::RATE_LIMITED,
+        format!(
+            "more than {} click-to-call requests per minute for this token",
+            d.limit
+        ),
+    ));
+    r.headers.extend(d.headers());
+    r
+}
+
+/// The answer to a placement: 202, or the engine's refusal.
+fn placed_response(placed: Result<Accepted, ApiError>) -> Response {
+    match placed {
         Ok(accepted) => accepted_response(&accepted),
         Err(e) => {
             let r = Response::error(&e);
@@ -119,13 +187,17 @@ pub(crate) fn click_to_call(
                 _ => r,
             }
         }
-    };
-    if let Some(p) = pending {
-        p.finish(&response);
     }
-    let mut response = response;
-    response.headers.extend(limit_headers);
-    response
+}
+
+/// 503: the key could not be checked, so the call is not placed.
+fn key_unavailable(e: &str) -> Response {
+    Response::error(&ApiError::new(
+        503,
+        codes::STORE_UNAVAILABLE,
+        format!("the Idempotency-Key could not be checked: {e}"),
+    ))
+    .with_header("Retry-After", "5")
 }
 
 /// Seconds a client is told to wait when the spool is full: the CRM must
@@ -174,16 +246,19 @@ fn visible_call(state: &HttpState, raw: &str, token: &str) -> Option<CallRecord>
     }
 }
 
-pub(crate) fn call_status(state: &HttpState, raw: &str, token: &str) -> Response {
+pub(crate) fn call_status(state: &HttpState, raw: &str, token: &str, forwarded: bool) -> Response {
     match visible_call(state, raw, token) {
         Some(c) => Response::data(200, c.status_json()),
-        None => call_not_found(raw),
+        None => {
+            elsewhere(state, "GET", raw, token, forwarded).unwrap_or_else(|| call_not_found(raw))
+        }
     }
 }
 
-pub(crate) fn call_hangup(state: &HttpState, raw: &str, token: &str) -> Response {
+pub(crate) fn call_hangup(state: &HttpState, raw: &str, token: &str, forwarded: bool) -> Response {
     let Some(uuid) = visible_call(state, raw, token).map(|c| c.call_uuid) else {
-        return call_not_found(raw);
+        return elsewhere(state, "DELETE", raw, token, forwarded)
+            .unwrap_or_else(|| call_not_found(raw));
     };
     match state.engine.hangup(uuid) {
         Ok(()) => match state.engine.call(uuid) {
@@ -191,6 +266,34 @@ pub(crate) fn call_hangup(state: &HttpState, raw: &str, token: &str) -> Response
             None => call_not_found(raw),
         },
         Err(e) => Response::error(&e),
+    }
+}
+
+/// A call this node does not have, in a cluster: its owner's answer
+/// (never forwarded twice). `None`: no other node owns it.
+fn elsewhere(
+    state: &HttpState,
+    method: &str,
+    raw: &str,
+    token: &str,
+    forwarded: bool,
+) -> Option<Response> {
+    if forwarded {
+        return None;
+    }
+    let cluster = state.cluster()?;
+    let uuid = Uuid::parse_str(raw).ok()?;
+    let path = format!("/api/pbx/calls/{uuid}");
+    match cluster.ask_owner(method, &path, uuid, token)? {
+        Ok(r) => Some(r),
+        Err(e) => Some(
+            Response::error(&ApiError::new(
+                503,
+                http_codes::CALL_OWNER_UNAVAILABLE,
+                format!("call {raw} belongs to another node, which cannot be asked now: {e}"),
+            ))
+            .with_header("Retry-After", "5"),
+        ),
     }
 }
 
@@ -202,10 +305,11 @@ pub(crate) fn health(state: &HttpState) -> Response {
             "the module is shutting down",
         ));
     }
-    Response::json(
-        200,
-        &json!({"status": "ok", "active_calls": state.engine.active_calls().len()}),
-    )
+    let mut body = json!({"status": "ok", "active_calls": state.engine.active_calls().len()});
+    if let Some(c) = state.cluster() {
+        body["cluster"] = c.health_json();
+    }
+    Response::json(200, &body)
 }
 
 pub(crate) fn webhooks(state: &HttpState, name: &str, id: &str) -> Response {

@@ -134,6 +134,17 @@ pub fn render(state: &HttpState) -> String {
         );
     }
 
+    if let Some(cluster) = state.cluster() {
+        let mut typed = std::collections::BTreeSet::new();
+        for (name, kind, help, value) in cluster.metrics() {
+            let base = name.split('{').next().unwrap_or(&name).to_string();
+            if typed.insert(base.clone()) {
+                let _ = writeln!(out, "# HELP {base} {help}\n# TYPE {base} {kind}");
+            }
+            let _ = writeln!(out, "{name} {}", number(value));
+        }
+    }
+
     // Gauges from attached sources (the webhook service's queue depth, …).
     let mut typed = std::collections::BTreeSet::new();
     for (name, value) in state.extra_gauges() {

@@ -41,4 +41,6 @@ pub mod codes {
     pub const WEBHOOKS_UNAVAILABLE: &str = "webhooks_unavailable";
     /// 404: no dead letter with this id.
     pub const DEAD_LETTER_NOT_FOUND: &str = "dead_letter_not_found";
+    /// 503: the call belongs to another node of the cluster, which cannot be asked.
+    pub const CALL_OWNER_UNAVAILABLE: &str = "call_owner_unavailable";
 }

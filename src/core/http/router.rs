@@ -1,6 +1,7 @@
 //! The pure router: `route(state, &Request) -> Response`. No sockets here, so
 //! any transport (our server, a FreeSWITCH API command) can call it.
 
+use crate::core::cluster::lookup;
 use crate::core::errors::{codes, ApiError};
 
 use super::auth;
@@ -153,8 +154,18 @@ fn dispatch(state: &HttpState, req: &Request, trusted: Option<&str>) -> (&'stati
         );
     };
     let config = state.engine.config();
+    // A call lookup another node of the cluster forwarded, on behalf of a token.
+    let forwarded = match (spec.name, state.cluster()) {
+        ("call_status" | "call_hangup", Some(c)) if trusted.is_none() => c.forwarded_token(
+            req.header(lookup::NODE_SECRET_HEADER),
+            req.header(lookup::NODE_TOKEN_HEADER),
+        ),
+        _ => None,
+    };
     let token = if let Some(t) = trusted {
         t.to_string()
+    } else if let Some(t) = &forwarded {
+        t.clone()
     } else if spec.auth {
         match auth::authenticate(&config, req) {
             Ok(t) => t,
@@ -167,8 +178,20 @@ fn dispatch(state: &HttpState, req: &Request, trusted: Option<&str>) -> (&'stati
     let response = match spec.name {
         "click_to_call" => click_to_call(state, &config, req, &token),
         "caller_ids" => caller_ids(&config),
-        "call_status" => call_status(state, param, &token),
-        "call_hangup" => call_hangup(state, param, &token),
+        // Never forwarded again, nor from a FreeSWITCH thread (`pbx`):
+        // those answer for this node's own calls.
+        "call_status" => call_status(
+            state,
+            param,
+            &token,
+            forwarded.is_some() || trusted.is_some(),
+        ),
+        "call_hangup" => call_hangup(
+            state,
+            param,
+            &token,
+            forwarded.is_some() || trusted.is_some(),
+        ),
         "health" => health(state),
         "metrics" => Response::text(
             200,

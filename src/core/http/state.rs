@@ -3,6 +3,7 @@
 
 use std::sync::{Arc, RwLock};
 
+use crate::core::cluster::Cluster;
 use crate::core::config::HttpSettings;
 use crate::core::engine::Engine;
 
@@ -26,6 +27,8 @@ pub struct HttpState {
     webhook_admin: RwLock<Option<Arc<dyn WebhookAdmin>>>,
     /// The HTTPS certificate being served, when the listener has TLS.
     tls: RwLock<Option<Arc<CertStore>>>,
+    /// This node's part in a cluster, when `<cluster>` is configured.
+    cluster: RwLock<Option<Arc<Cluster>>>,
 }
 
 /// A certificate read for a reload, not yet served ([`HttpState::prepare_tls`]).
@@ -47,6 +50,7 @@ impl HttpState {
             extra_gauges: RwLock::new(None),
             webhook_admin: RwLock::new(None),
             tls: RwLock::new(None),
+            cluster: RwLock::new(None),
         })
     }
 
@@ -76,6 +80,19 @@ impl HttpState {
     /// The webhook admin, if attached.
     pub fn webhook_admin(&self) -> Option<Arc<dyn WebhookAdmin>> {
         self.webhook_admin
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+
+    /// Attaches the cluster (`None` detaches it).
+    pub fn set_cluster(&self, cluster: Option<Arc<Cluster>>) {
+        *self.cluster.write().unwrap_or_else(|e| e.into_inner()) = cluster;
+    }
+
+    /// The cluster, if this node is in one.
+    pub fn cluster(&self) -> Option<Arc<Cluster>> {
+        self.cluster
             .read()
             .unwrap_or_else(|e| e.into_inner())
             .clone()
