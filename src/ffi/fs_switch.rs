@@ -3,6 +3,7 @@
 //! FreeSWITCH thread.
 
 use std::collections::HashMap;
+use std::ffi::CString;
 use std::sync::atomic::{AtomicI32, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -14,8 +15,8 @@ use crate::switch::{AgentLeg, CustomerLeg, Extension, Failure, LegOutcome, Switc
 use super::config_load::global_domain;
 use super::cstr::{borrowed, c_string, take_owned};
 use super::dial::{
-    agent_dial_string, agent_vars, customer_dial_string, customer_vars, timeout_secs, unsafe_var,
-    Refused,
+    agent_dial_string, agent_vars, customer_dial_string, customer_vars, timeout_secs,
+    transfer_destination, unsafe_var, Refused, VAR_CALL, VAR_LEG,
 };
 use super::events::EndNotes;
 use super::log::{self, Level};
@@ -76,16 +77,19 @@ impl FsSwitch {
         }
     }
 
-    /// Places one leg; blocks until answered (then parked) or failed.
+    /// Places one leg; blocks until answered (then parked) or failed. With
+    /// `from` (the answered agent's leg and a ringback), the leg is dialled
+    /// from the agent's own session, which hears early media or ringback.
     fn originate(
         &self,
         leg: Uuid,
         dial: &str,
         timeout: Duration,
-        cid_name: &str,
-        cid_num: &str,
+        cid: (&str, &str),
         vars: &[(String, String)],
+        from: Option<(Uuid, Option<&str>)>,
     ) -> LegOutcome {
+        let (cid_name, cid_num) = cid;
         let uuid = leg.to_string();
         let vars = match Vars::new(vars) {
             Ok(v) => v,
@@ -106,22 +110,33 @@ impl FsSwitch {
         };
         let cancel = Arc::new(AtomicI32::new(0));
         self.ringing_legs().insert(leg, Arc::clone(&cancel));
-        // SAFETY: all strings live across the call; `vars` is our live event
-        // (FreeSWITCH copies from it); `cancel` (an AtomicI32, laid out as an
-        // i32) outlives the call and is only ever set to a cause code, which
-        // FreeSWITCH polls; `out` is a valid place to write; `cause` comes back
-        // as a static string we only read.
-        let cause = unsafe {
-            sys::zc2c_originate(
-                d.as_ptr(),
-                timeout_secs(timeout),
-                n.as_ptr(),
-                c.as_ptr(),
-                vars.0,
-                cancel.as_ptr(),
+        let cause = match from {
+            // SAFETY: all strings live across the call; `vars` is our live event
+            // (FreeSWITCH copies from it); `cancel` (an AtomicI32, laid out as an
+            // i32) outlives the call and is only ever set to a cause code, which
+            // FreeSWITCH polls; `out` is a valid place to write; `cause` comes back
+            // as a static string we only read.
+            None => unsafe {
+                sys::zc2c_originate(
+                    d.as_ptr(),
+                    timeout_secs(timeout),
+                    n.as_ptr(),
+                    c.as_ptr(),
+                    vars.0,
+                    cancel.as_ptr(),
+                    &mut out,
+                );
+                borrowed(out.cause)
+            },
+            Some((agent, ringback)) => self.dial_from(
+                agent,
+                (&d, &n, &c),
+                timeout,
+                ringback,
+                &vars,
+                &cancel,
                 &mut out,
-            );
-            borrowed(out.cause)
+            ),
         };
         self.ringing_legs().remove(&leg);
         drop(vars);
@@ -131,6 +146,64 @@ impl FsSwitch {
         let cause = cause.unwrap_or_else(|| "DESTINATION_OUT_OF_ORDER".into());
         log::log(Level::Info, Some(&uuid), &format!("leg failed: {cause}"));
         failed(&cause, None)
+    }
+
+    /// [`FsSwitch::originate`] on the agent's session (src/shim/dial_app.c):
+    /// queues the attempt there and polls it until it is over, or until the
+    /// agent's channel is gone (then it can no longer run). Returns the cause.
+    #[allow(clippy::too_many_arguments)]
+    fn dial_from(
+        &self,
+        agent: Uuid,
+        strings: (&CString, &CString, &CString),
+        timeout: Duration,
+        ringback: Option<&str>,
+        vars: &Vars,
+        cancel: &Arc<AtomicI32>,
+        out: &mut sys::zc2c_originate_result,
+    ) -> Option<String> {
+        let (d, n, c) = strings;
+        let a = c_string(&agent.to_string());
+        let rb = ringback.map(c_string);
+        // SAFETY: all strings live across the call (C copies them and the
+        // variables); `cancel` is kept alive (in `ringing` and by our caller)
+        // until the job is done or the agent's channel is gone, as the shim asks.
+        let job = unsafe {
+            sys::zc2c_dial_start(
+                a.as_ptr(),
+                d.as_ptr(),
+                timeout_secs(timeout),
+                n.as_ptr(),
+                c.as_ptr(),
+                rb.as_ref().map_or(std::ptr::null(), |r| r.as_ptr()),
+                vars.0,
+                cancel.as_ptr(),
+            )
+        };
+        if job.is_null() {
+            return Some("ORIGINATOR_CANCEL".into());
+        }
+        let agent_gone = || self.ends.is_destroyed(agent) || !exists(agent);
+        let cause = loop {
+            // SAFETY: `job` is live (freed below, once); `out` is a valid place to write.
+            if unsafe { sys::zc2c_dial_poll(job, out) } != 0 {
+                // SAFETY: a static cause name we only read.
+                break unsafe { borrowed(out.cause) };
+            }
+            if agent_gone() {
+                // SAFETY: as above; a last look, then the job can no longer run.
+                if unsafe { sys::zc2c_dial_poll(job, out) } != 0 {
+                    break unsafe { borrowed(out.cause) };
+                }
+                out.answered = 0;
+                break Some("ORIGINATOR_CANCEL".into());
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        };
+        // SAFETY: the job is done or its agent channel destroyed: nothing
+        // runs it any more; freed by C exactly once.
+        unsafe { sys::zc2c_dial_job_free(job) };
+        cause
     }
 
     fn ringing_legs(&self) -> std::sync::MutexGuard<'_, HashMap<Uuid, Arc<AtomicI32>>> {
@@ -168,6 +241,7 @@ fn failed(cause: &str, sip_code: Option<u16>) -> LegOutcome {
     LegOutcome::Failed(Failure {
         cause: cause.to_string(),
         sip_code,
+        ..Default::default()
     })
 }
 
@@ -219,9 +293,9 @@ impl Switch for FsSwitch {
             leg.leg_uuid,
             &dial,
             leg.timeout,
-            &leg.caller_id_name,
-            &leg.caller_id_number,
+            (&leg.caller_id_name, &leg.caller_id_number),
             &agent_vars(leg),
+            None,
         );
         let LegOutcome::Failed(f) = outcome else {
             return outcome;
@@ -256,9 +330,9 @@ impl Switch for FsSwitch {
             leg.leg_uuid,
             &dial,
             leg.timeout,
-            &leg.caller_id,
-            &leg.caller_id,
+            (&leg.caller_id, &leg.caller_id),
             &customer_vars(leg),
+            Some((leg.agent_leg_uuid, leg.ringback.as_deref())),
         );
         let LegOutcome::Failed(f) = outcome else {
             return outcome;
@@ -311,6 +385,27 @@ impl Switch for FsSwitch {
 
     fn leg_exists(&self, leg_uuid: Uuid) -> bool {
         exists(leg_uuid)
+    }
+
+    fn transferred(&self, leg: Uuid, from: Uuid) -> Option<String> {
+        let (u, n) = (c_string(&leg.to_string()), c_string("transfer_source"));
+        // SAFETY: both strings alive for the call; the result is NULL or a
+        // malloc'd copy we own, taken (copied, freed by C) exactly once.
+        let source = unsafe { take_owned(sys::zc2c_channel_var(u.as_ptr(), n.as_ptr())) }?;
+        transfer_destination(&source, from)
+    }
+
+    fn follow(&self, leg: Uuid, call_uuid: Uuid) -> bool {
+        let u = c_string(&leg.to_string());
+        let tags = [
+            (VAR_CALL, call_uuid.to_string()),
+            (VAR_LEG, "P".to_string()),
+        ];
+        tags.iter().all(|(name, value)| {
+            let (n, v) = (c_string(name), c_string(value));
+            // SAFETY: all strings alive for the call; FreeSWITCH copies them.
+            unsafe { sys::zc2c_channel_tag(u.as_ptr(), n.as_ptr(), v.as_ptr()) != 0 }
+        })
     }
 
     fn max_sessions(&self) -> Option<u32> {
