@@ -115,19 +115,9 @@ typedef struct zc2c_originate_result {
 int zc2c_originate(const char *dial_string, uint32_t timeout_sec, const char *cid_name, const char *cid_num,
 				   zc2c_vars *vars, int32_t *cancel, zc2c_originate_result *out);
 
-/* The customer's leg dialled from the agent's answered session (src/shim/dial_app.c):
- * early media relayed to the agent, else `ringback` played to it. */
-typedef struct zc2c_dial_job zc2c_dial_job;
-int zc2c_add_dial_app(zc2c_module_interface *module);
-/* Queues one attempt on the agent's session; NULL when its channel is gone.
- * `cancel` must stay valid until the job is done or the agent's channel is destroyed. */
-zc2c_dial_job *zc2c_dial_start(const char *agent_uuid, const char *dial_string, uint32_t timeout_sec,
-							   const char *cid_name, const char *cid_num, const char *ringback, zc2c_vars *vars,
-							   int32_t *cancel);
-/* 1 when the attempt is over (fills out), else 0. */
-int zc2c_dial_poll(zc2c_dial_job *job, zc2c_originate_result *out);
-/* Frees a job that is done, or whose agent channel was destroyed (it can no longer run). */
-void zc2c_dial_job_free(zc2c_dial_job *job);
+/* Plays `path` (a file, or `app::args`) to the channel, looped, until it is
+ * bridged (switch_ivr_uuid_bridge stops it): 1 started, 0 no such channel. */
+int zc2c_play_looped(const char *uuid, const char *path);
 /* The hangup cause code of a cause name (NORMAL_CLEARING for an unknown one). */
 int32_t zc2c_cause_code(const char *name);
 int zc2c_uuid_bridge(const char *a_uuid, const char *b_uuid);

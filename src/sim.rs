@@ -210,6 +210,33 @@ impl SimSwitch {
         self.shared.end_leg(leg, cause, true);
     }
 
+    /// An attended transfer (what a REFER with Replaces does in the switch):
+    /// the answered, bridged `leg` is bridged straight to a consulted party
+    /// already up, whose side of the bridge is the one that reports it (no
+    /// report for `leg`); its former partner is hung up by the switch.
+    /// Returns the party's channel UUID, `None` when the leg is not up.
+    pub fn attended_transfer(&self, leg: Uuid) -> Option<Uuid> {
+        let mut w = lock(&self.shared.world);
+        if w.legs.get(&leg).map(|l| l.0) != Some(LegState::Answered) {
+            return None;
+        }
+        let partner = w.bridges.remove(&leg);
+        if let Some(p) = partner {
+            w.bridges.remove(&p);
+        }
+        let party = Uuid::new_v4();
+        w.legs.insert(party, (LegState::Answered, None));
+        w.bridges.insert(leg, party);
+        w.bridges.insert(party, leg);
+        w.transferred.insert(leg, party.to_string());
+        drop(w);
+        self.shared.changed.notify_all();
+        if let Some(p) = partner {
+            self.shared.end_leg(p, "NORMAL_CLEARING", false);
+        }
+        Some(party)
+    }
+
     /// Transfers an answered, bridged leg to `destination` (as
     /// `uuid_transfer` or a REFER does): its partner is hung up by the
     /// switch (`hangup_after_bridge`), and after the customers' ring time a

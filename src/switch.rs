@@ -65,8 +65,8 @@ pub struct CustomerLeg {
     /// 1 for the first route, 2 for the first failover, …; the switch tags
     /// this attempt's [`LegReport`]s with it.
     pub attempt: u32,
-    /// Played to the (answered) agent while this attempt rings without
-    /// early media (the carrier's early media is relayed to the agent).
+    /// Played to the (answered) agent from the first attempt until the
+    /// bridge: a tone (`%(…)`) or a sound file; `None`: silence.
     pub ringback: Option<String>,
 }
 

@@ -366,4 +366,31 @@ fn transfers_and_hangup_by_against_a_real_freeswitch() {
     let billsec = cdr["billsec"].as_u64().unwrap();
     assert!(billsec >= 3, "billsec {billsec}: {cdr}");
     step(&format!("transfer, then reload mod_zorio_c2c: the call is adopted (c2c status: bridged, transferred, last party {}), the new party's BYE after the reload ends it: one hangup, one CDR, hangup_by agent, billsec {billsec}, two parties", &party[..8]));
+
+    // 6. Attended transfer, the way FreeSWITCH completes a REFER with
+    // Replaces: the customer's leg is bridged straight to the consulted
+    // party's channel (here from the console: the party is called first,
+    // then `uuid_bridge <customer> <party>`).
+    let (call, a, b) = rig.bridged("1001", "0987654321");
+    let r = api(
+        ports,
+        &format!(
+            "originate {{origination_caller_id_number=1001}}sofia/c2c/sip:4412350@127.0.0.1:{} &park()",
+            ports.carrier_dialplan
+        ),
+    );
+    assert!(r.starts_with("+OK "), "originate the consulted party: {r}");
+    let consulted = r.trim_start_matches("+OK ").trim().to_string();
+    let r = api(ports, &format!("uuid_bridge {b} {consulted}"));
+    assert!(r.starts_with("+OK"), "uuid_bridge: {r}");
+    wait_for("pbx.call.transferred", Duration::from_secs(15), || {
+        !rig.hooks_typed(&call, "pbx.call.transferred").is_empty()
+    });
+    let t = rig.hooks_typed(&call, "pbx.call.transferred")[0]["data"].clone();
+    assert_eq!(t["far_end_uuid"], consulted.as_str(), "{t}");
+    assert_eq!(t["previous_far_end_uuid"], a.as_str(), "{t}");
+    let cdr = rig.ended(&call, "agent", "attended transfer");
+    assert_eq!(cdr["last_party"]["leg_uuid"], consulted.as_str(), "{cdr}");
+    assert_eq!(cdr["parties"].as_array().map(Vec::len), Some(2), "{cdr}");
+    step(&format!("attended transfer (the customer's leg bridged to the consulted party {}, as Replaces does): transferred, the party's BYE ends the call: one hangup, one CDR, hangup_by agent, billsec {}", &consulted[..8], cdr["billsec"]));
 }

@@ -136,6 +136,26 @@ fn a_transferred_customer_talks_on_and_the_call_ends_once() {
 }
 
 #[test]
+fn an_attended_transfer_is_followed_from_the_agent_leg_end() {
+    let w = world();
+    let (call, a, b) = bridged_call(&w);
+    let party = w.sim.attended_transfer(b).expect("B is up");
+    wait("pbx.call.transferred", || {
+        !data_of(&w, call, events::TRANSFERRED).is_empty()
+    });
+    let t = &data_of(&w, call, events::TRANSFERRED)[0];
+    assert_eq!(t["far_end_uuid"], party.to_string());
+    assert_eq!(t["previous_far_end_uuid"], a.to_string());
+    assert!(w.engine.call(call).unwrap().b.ended_at.is_none());
+    w.sim.party_hangs_up(b, "NORMAL_CLEARING");
+    let status = wait_ended(&w, call);
+    assert_eq!(status["hangup_by"], "customer");
+    assert_eq!(status["last_party"]["leg_uuid"], party.to_string());
+    assert!(!w.sim.leg_exists(party));
+    assert_eq!(data_of(&w, call, events::HANGUP).len(), 1);
+}
+
+#[test]
 fn a_transferred_customer_hanging_up_ends_the_call_as_customer() {
     let w = world();
     let (call, _, b) = bridged_call(&w);

@@ -26,8 +26,8 @@ pub struct Config {
     pub agent_caller_id_number: Option<String>,
     /// Ask the agent's softphone to answer by itself (`sip_auto_answer`).
     pub auto_answer: bool,
-    /// What the agent hears while the customer's phone rings, when the
-    /// carrier sends no early media: a tone (`%(2000,4000,440,480)`,
+    /// What the agent hears while the customer's phone rings (across LCR
+    /// failover, until the bridge): a tone (`%(2000,4000,440,480)`,
     /// `$${us-ring}`) or a sound file; `None`: silence.
     pub ringback: Option<String>,
     /// Dialplan context for B-legs that no LCR route covers.

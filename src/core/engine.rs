@@ -489,6 +489,20 @@ impl Engine {
                     self.leg_ended(&mut c, true, &f);
                     c.seen_at = SystemTime::now();
                     self.journal.put(&c);
+                    // Bridged straight to another channel (what an attended
+                    // transfer's Replaces does): that channel is the new party,
+                    // even when its side of the bridge reports it.
+                    let partner = c
+                        .transfer_to
+                        .as_deref()
+                        .and_then(|t| Uuid::parse_str(t).ok());
+                    if partner.is_some() {
+                        c.transfer_to = None;
+                    }
+                    drop(c);
+                    if let Some(p) = partner {
+                        self.customer_bridged(&cell, p, None);
+                    }
                     return;
                 }
                 let other = if is_a { c.b.uuid } else { c.a.uuid };

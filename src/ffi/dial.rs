@@ -98,9 +98,6 @@ pub(crate) fn customer_vars(leg: &CustomerLeg) -> Vec<(String, String)> {
         (VAR_CALL, leg.call_uuid.to_string()),
         (VAR_LEG, "B".to_string()),
         (VAR_ATTEMPT, leg.attempt.to_string()),
-        // Dialled from the agent's session: wait for the answer, and relay
-        // the carrier's early media to the agent meanwhile.
-        ("bridge_early_media", "true".to_string()),
     ]
     .into_iter()
     .map(|(k, val)| (k.to_string(), val))

@@ -114,11 +114,6 @@ fn start(
     if apis.iter().any(|s| *s != SUCCESS) {
         log::warn("could not register every API command");
     }
-    // SAFETY: `module` is the interface just created; the application is C
-    // of the shim, whose strings are static.
-    if unsafe { sys::zc2c_add_dial_app(module) } != SUCCESS {
-        log::warn("could not register the zorio_c2c_dial application");
-    }
     complete::register();
     *slot = Some(Globals {
         app,

@@ -167,34 +167,11 @@ unsafe extern "C" {
         out: *mut zc2c_originate_result,
     ) -> ::std::os::raw::c_int;
 }
-#[repr(C)]
-#[derive(Debug, Copy, Clone)]
-pub struct zc2c_dial_job {
-    _unused: [u8; 0],
-}
 unsafe extern "C" {
-    pub fn zc2c_add_dial_app(module: *mut zc2c_module_interface) -> ::std::os::raw::c_int;
-}
-unsafe extern "C" {
-    pub fn zc2c_dial_start(
-        agent_uuid: *const ::std::os::raw::c_char,
-        dial_string: *const ::std::os::raw::c_char,
-        timeout_sec: u32,
-        cid_name: *const ::std::os::raw::c_char,
-        cid_num: *const ::std::os::raw::c_char,
-        ringback: *const ::std::os::raw::c_char,
-        vars: *mut zc2c_vars,
-        cancel: *mut i32,
-    ) -> *mut zc2c_dial_job;
-}
-unsafe extern "C" {
-    pub fn zc2c_dial_poll(
-        job: *mut zc2c_dial_job,
-        out: *mut zc2c_originate_result,
+    pub fn zc2c_play_looped(
+        uuid: *const ::std::os::raw::c_char,
+        path: *const ::std::os::raw::c_char,
     ) -> ::std::os::raw::c_int;
-}
-unsafe extern "C" {
-    pub fn zc2c_dial_job_free(job: *mut zc2c_dial_job);
 }
 unsafe extern "C" {
     pub fn zc2c_cause_code(name: *const ::std::os::raw::c_char) -> i32;

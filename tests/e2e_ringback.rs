@@ -1,11 +1,10 @@
 //! End to end against a real FreeSWITCH: what the agent hears while the
 //! customer's phone rings. The agent's phone (sipp) answers with an SDP whose
 //! audio port is a UDP socket of this test, so every RTP packet FreeSWITCH
-//! sends the agent is seen here. A carrier that answers `183 Session
-//! Progress` with SDP and streams a 400 Hz tone before its `200 OK`: the
-//! agent receives that very audio before the customer answers (as with
-//! FreeSWITCH's own `&bridge`). A carrier that only rings (`180`): the agent
-//! receives the configured ringback before the answer, not the carrier's audio.
+//! sends the agent is seen here. The first trunk answers 503, the second
+//! rings (`180`) and answers 3 s later: the agent receives the configured
+//! ringback (a tone, not silence, and not the carrier's audio, a 400 Hz tone
+//! it streams once answered) before the customer answers.
 //!
 //! Runs when `FREESWITCH_BIN` is set (see tests/e2e_freeswitch.rs);
 //! otherwise prints `SKIPPED: <why>`.
@@ -13,7 +12,6 @@
 mod e2e_common;
 
 use std::net::UdpSocket;
-use std::path::Path;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -26,16 +24,6 @@ fn scenario_agent(rtp_port: u16) -> String {
     format!(
         "<?xml version=\"1.0\" encoding=\"ISO-8859-1\" ?>\n<scenario name=\"agent\">\n<recv request=\"INVITE\"/>\n{ring}<pause milliseconds=\"300\"/>\n<send retrans=\"500\"><![CDATA[\nSIP/2.0 200 OK\n{RESPONSE_HEAD}Content-Type: application/sdp\nContent-Length: [len]\n\nv=0\no=user1 53655765 2353687637 IN IP4 127.0.0.1\ns=-\nc=IN IP4 127.0.0.1\nt=0 0\nm=audio {rtp_port} RTP/AVP 0\na=rtpmap:0 PCMU/8000\n\n]]></send>\n<recv request=\"ACK\"/>\n{BYE_OK}</scenario>\n",
         ring = ringing(),
-    )
-}
-
-/// A carrier that sends `183` with SDP, streams `tone` as early media,
-/// answers after 3 s and waits for the BYE.
-fn scenario_early_media(tone: &Path) -> String {
-    format!(
-        "<?xml version=\"1.0\" encoding=\"ISO-8859-1\" ?>\n<scenario name=\"early media\">\n<recv request=\"INVITE\"/>\n<send><![CDATA[\nSIP/2.0 183 Session Progress\n{RESPONSE_HEAD}Content-Type: application/sdp\nContent-Length: [len]\n\nv=0\no=user1 53655765 2353687637 IN IP[local_ip_type] [local_ip]\ns=-\nc=IN IP[media_ip_type] [media_ip]\nt=0 0\nm=audio [media_port] RTP/AVP 0\na=rtpmap:0 PCMU/8000\n\n]]></send>\n<nop><action><exec rtp_stream=\"{tone},-1,0\"/></action></nop>\n<pause milliseconds=\"3000\"/>\n{ok}<recv request=\"ACK\"/>\n{BYE_OK}</scenario>\n",
-        tone = tone.display(),
-        ok = ok_with_sdp(),
     )
 }
 
@@ -119,13 +107,13 @@ fn from_tone(payloads: &[Vec<u8>], tone: &[u8]) -> usize {
 }
 
 #[test]
-fn the_agent_hears_early_media_or_ringback_while_the_customer_rings() {
+fn the_agent_hears_ringback_while_the_customer_rings() {
     let env = match find_env() {
         Ok(e) => e,
         Err(why) => return skipped(&why),
     };
     let ports = Ports::new();
-    let dir = e2e_dir("early-media");
+    let dir = e2e_dir("ringback");
     describe(&env);
     let tone_path = dir.join("tone.ulaw");
     write_ulaw_tone(&tone_path);
@@ -151,14 +139,6 @@ fn the_agent_hears_early_media_or_ringback_while_the_customer_rings() {
         ports.carrier_503,
         ports.rtp_start + 52,
     );
-    let carrier = Sipp::start(
-        &env,
-        &dir,
-        "carrier_early_media",
-        &scenario_early_media(&tone_path),
-        ports.carrier_ok,
-        ports.rtp_start + 48,
-    );
     let _freeswitch = start_freeswitch(&env, &dir, ports);
     drop(connect_ready(ports, &dir));
     let events = EventLog::listen_with(ports.esl, move |e| {
@@ -167,23 +147,13 @@ fn the_agent_hears_early_media_or_ringback_while_the_customer_rings() {
     std::thread::sleep(Duration::from_millis(300));
     step("FreeSWITCH up; the agent's audio comes to this test's UDP socket");
 
-    // 1. 183 with SDP and RTP, after a 503 of the first trunk (failover).
-    let (before, _) = payloads_before_answer(ports, &events, &packets);
-    let relayed = from_tone(&before, &tone);
-    assert!(
-        relayed >= 25,
-        "the agent received {} RTP packets before the customer's 200 OK, {relayed} of them the carrier's early media",
-        before.len()
-    );
-    step(&format!("carrier answers 183 with SDP and streams a tone, 200 OK 3 s later: the agent received {} RTP packets before the 200 OK, {relayed} of them the carrier's own audio", before.len()));
-
-    // 2. A carrier that only rings: the agent hears the ringback tone.
-    drop(carrier);
+    // A carrier that only rings (after a 503 of the first trunk: failover):
+    // the agent hears the ringback tone until the customer answers.
     let _ringing = Sipp::start(
         &env,
         &dir,
         "carrier_rings",
-        &scenario_answers("carrier", 3000),
+        &scenario_answers_talking("carrier", 3000, &tone_path),
         ports.carrier_ok,
         ports.rtp_start + 48,
     );
@@ -203,5 +173,5 @@ fn the_agent_hears_early_media_or_ringback_while_the_customer_rings() {
         silent < before.len(),
         "the packets carry a tone, not only silence"
     );
-    step(&format!("carrier only rings (180), 200 OK 3 s later: the agent received {} RTP packets of ringback before the 200 OK ({silent} of them silent, none the carrier's)", before.len()));
+    step(&format!("POC answers 503, BACKUP only rings (180), 200 OK 3 s later: the agent received {} RTP packets of ringback before the 200 OK ({silent} of them silent, none the carrier's)", before.len()));
 }
