@@ -53,7 +53,9 @@ enum {
 	ZC2C_EV_PROGRESS_MEDIA = 2,
 	ZC2C_EV_ANSWER = 3,
 	ZC2C_EV_HANGUP_COMPLETE = 4,
-	ZC2C_EV_DESTROY = 5
+	ZC2C_EV_DESTROY = 5,
+	ZC2C_EV_BRIDGE = 6,
+	ZC2C_EV_HANGUP = 7
 };
 
 /* Mirror of switch_loadable_module_function_table_t (layout checked by the shim). */
@@ -112,6 +114,10 @@ typedef struct zc2c_originate_result {
    originate while it rings (FreeSWITCH polls it); must outlive the call. */
 int zc2c_originate(const char *dial_string, uint32_t timeout_sec, const char *cid_name, const char *cid_num,
 				   zc2c_vars *vars, int32_t *cancel, zc2c_originate_result *out);
+
+/* Plays `path` (a file, or `app::args`) to the channel, looped, until it is
+ * bridged (switch_ivr_uuid_bridge stops it): 1 started, 0 no such channel. */
+int zc2c_play_looped(const char *uuid, const char *path);
 /* The hangup cause code of a cause name (NORMAL_CLEARING for an unknown one). */
 int32_t zc2c_cause_code(const char *name);
 int zc2c_uuid_bridge(const char *a_uuid, const char *b_uuid);
@@ -120,6 +126,11 @@ int zc2c_hangup(const char *uuid, const char *cause);
 int zc2c_uuid_exists(const char *uuid);
 /* The switch's session limit (max-sessions, as `fsctl max_sessions` sets it). */
 uint32_t zc2c_max_sessions(void);
+/* A channel variable's value, malloc'd (free with zc2c_free); NULL when the
+ * channel or the variable does not exist. */
+char *zc2c_channel_var(const char *uuid, const char *name);
+/* Sets a variable on a channel that is up: 1 set, 0 no such channel or it is hanging up. */
+int zc2c_channel_tag(const char *uuid, const char *name, const char *value);
 
 /* Events. The callback runs on a FreeSWITCH thread. */
 typedef void (*zc2c_event_fn)(zc2c_event *event);

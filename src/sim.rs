@@ -119,6 +119,12 @@ struct World {
     actions: VecDeque<SimAction>,
     /// (when, leg, cause): scheduled hangups by the far end.
     timers: Vec<(Instant, Uuid, String)>,
+    /// (when, leg, party, destination): a transferred leg's new party answers.
+    connects: Vec<(Instant, Uuid, Uuid, String)>,
+    /// Where each transferred leg was sent.
+    transferred: HashMap<Uuid, String>,
+    /// The last hangup time handed out (µs), so that every hangup is later.
+    last_hangup_us: u64,
     stop: bool,
 }
 
@@ -133,6 +139,15 @@ impl World {
                 }
             }
         }
+    }
+
+    /// A hangup time (µs since the epoch), strictly after the previous one.
+    fn hangup_time(&mut self) -> u64 {
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_micros() as u64);
+        self.last_hangup_us = now.max(self.last_hangup_us + 1);
+        self.last_hangup_us
     }
 
     fn act(&mut self, action: SimAction) {
@@ -190,9 +205,63 @@ impl SimSwitch {
         f(&mut lock(&self.shared.options));
     }
 
-    /// A party hangs up by itself (agent or customer).
+    /// A party hangs up by itself (agent, customer, or a transfer's party).
     pub fn party_hangs_up(&self, leg: Uuid, cause: &str) {
-        self.shared.end_leg(leg, cause);
+        self.shared.end_leg(leg, cause, true);
+    }
+
+    /// An attended transfer (what a REFER with Replaces does in the switch):
+    /// the answered, bridged `leg` is bridged straight to a consulted party
+    /// already up, whose side of the bridge is the one that reports it (no
+    /// report for `leg`); its former partner is hung up by the switch.
+    /// Returns the party's channel UUID, `None` when the leg is not up.
+    pub fn attended_transfer(&self, leg: Uuid) -> Option<Uuid> {
+        let mut w = lock(&self.shared.world);
+        if w.legs.get(&leg).map(|l| l.0) != Some(LegState::Answered) {
+            return None;
+        }
+        let partner = w.bridges.remove(&leg);
+        if let Some(p) = partner {
+            w.bridges.remove(&p);
+        }
+        let party = Uuid::new_v4();
+        w.legs.insert(party, (LegState::Answered, None));
+        w.bridges.insert(leg, party);
+        w.bridges.insert(party, leg);
+        w.transferred.insert(leg, party.to_string());
+        drop(w);
+        self.shared.changed.notify_all();
+        if let Some(p) = partner {
+            self.shared.end_leg(p, "NORMAL_CLEARING", false);
+        }
+        Some(party)
+    }
+
+    /// Transfers an answered, bridged leg to `destination` (as
+    /// `uuid_transfer` or a REFER does): its partner is hung up by the
+    /// switch (`hangup_after_bridge`), and after the customers' ring time a
+    /// new party answers and is bridged to the leg. Returns the new party's
+    /// channel UUID, `None` when the leg is not up.
+    pub fn transfer(&self, leg: Uuid, destination: &str) -> Option<Uuid> {
+        let ring = lock(&self.shared.options).customer_ring_for;
+        let mut w = lock(&self.shared.world);
+        if w.legs.get(&leg).map(|l| l.0) != Some(LegState::Answered) {
+            return None;
+        }
+        let partner = w.bridges.remove(&leg);
+        if let Some(p) = partner {
+            w.bridges.remove(&p);
+        }
+        w.transferred.insert(leg, destination.to_string());
+        let party = Uuid::new_v4();
+        w.connects
+            .push((Instant::now() + ring, leg, party, destination.to_string()));
+        drop(w);
+        self.shared.changed.notify_all();
+        if let Some(p) = partner {
+            self.shared.end_leg(p, "NORMAL_CLEARING", false);
+        }
+        Some(party)
     }
 
     /// Takes a leg out of its bridge, so that it can end alone.
@@ -228,8 +297,9 @@ impl Shared {
         });
     }
 
-    /// Ends a leg; a bridged partner ends too, as FreeSWITCH does.
-    fn end_leg(&self, leg: Uuid, cause: &str) {
+    /// Ends a leg (`by_peer`: its party hung up, else the switch did); a
+    /// bridged partner ends too, as FreeSWITCH does.
+    fn end_leg(&self, leg: Uuid, cause: &str, by_peer: bool) {
         let mut w = lock(&self.world);
         let Some((state, attempt)) = w.legs.get(&leg).copied() else {
             return;
@@ -242,18 +312,44 @@ impl Shared {
         if let Some(p) = partner {
             w.bridges.remove(&p);
         }
+        let at_us = w.hangup_time();
         drop(w);
         self.changed.notify_all();
         let failure = Failure {
             cause: cause.to_string(),
             sip_code: None,
+            by_peer: Some(by_peer),
+            at_us: Some(at_us),
+            seq: None,
         };
         if state == LegState::Answered {
             self.report(leg, attempt, LegEvent::HungUp(failure));
         }
         if let Some(p) = partner {
-            self.end_leg(p, "NORMAL_CLEARING");
+            self.end_leg(p, "NORMAL_CLEARING", false);
         }
+    }
+
+    /// A transferred leg's new party answers: bridged to the leg, reported.
+    fn connect(&self, leg: Uuid, party: Uuid, destination: String) {
+        let mut w = lock(&self.world);
+        if w.legs.get(&leg).map(|l| l.0) != Some(LegState::Answered) {
+            return;
+        }
+        w.legs.insert(party, (LegState::Answered, None));
+        w.bridges.insert(leg, party);
+        w.bridges.insert(party, leg);
+        drop(w);
+        self.changed.notify_all();
+        let attempt = lock(&self.world).legs.get(&leg).and_then(|l| l.1);
+        self.report(
+            leg,
+            attempt,
+            LegEvent::Bridged {
+                partner: party,
+                destination: Some(destination),
+            },
+        );
     }
 
     /// Rings a leg: ringing report, then answer after `answer_after` (or never),
@@ -280,6 +376,7 @@ impl Shared {
                 return LegOutcome::Failed(Failure {
                     cause: "ORIGINATOR_CANCEL".into(),
                     sip_code: Some(487),
+                    ..Default::default()
                 });
             }
             let now = Instant::now();
@@ -312,14 +409,23 @@ impl Shared {
             if let Some(i) = w.timers.iter().position(|t| t.0 <= now) {
                 let (_, leg, cause) = w.timers.swap_remove(i);
                 drop(w);
-                self.end_leg(leg, &cause);
+                self.end_leg(leg, &cause, true);
+                w = lock(&self.world);
+                continue;
+            }
+            if let Some(i) = w.connects.iter().position(|t| t.0 <= now) {
+                let (_, leg, party, destination) = w.connects.swap_remove(i);
+                drop(w);
+                self.connect(leg, party, destination);
                 w = lock(&self.world);
                 continue;
             }
             let wait = w
                 .timers
                 .iter()
-                .map(|t| t.0.saturating_duration_since(now))
+                .map(|t| t.0)
+                .chain(w.connects.iter().map(|t| t.0))
+                .map(|t| t.saturating_duration_since(now))
                 .min()
                 .unwrap_or(Duration::from_millis(200));
             w = self
@@ -356,6 +462,7 @@ impl Switch for SimSwitch {
             Failure {
                 cause: "NO_ANSWER".into(),
                 sip_code: Some(480),
+                ..Default::default()
             },
         )
     }
@@ -376,12 +483,14 @@ impl Switch for SimSwitch {
             return LegOutcome::Failed(Failure {
                 cause: "NORMAL_TEMPORARY_FAILURE".into(),
                 sip_code: Some(503),
+                ..Default::default()
             });
         }
         if leg.number == NUMBER_BUSY {
             return LegOutcome::Failed(Failure {
                 cause: "USER_BUSY".into(),
                 sip_code: Some(486),
+                ..Default::default()
             });
         }
         let no_answer = leg.number == NUMBER_NO_ANSWER;
@@ -397,6 +506,7 @@ impl Switch for SimSwitch {
             Failure {
                 cause: "NO_ANSWER".into(),
                 sip_code: Some(480),
+                ..Default::default()
             },
         );
         if outcome == LegOutcome::Answered {
@@ -426,7 +536,15 @@ impl Switch for SimSwitch {
 
     fn hangup(&self, leg_uuid: Uuid, cause: &str) {
         lock(&self.shared.world).act(SimAction::Hangup(leg_uuid, cause.to_string()));
-        self.shared.end_leg(leg_uuid, cause);
+        self.shared.end_leg(leg_uuid, cause, false);
+    }
+
+    fn transferred(&self, leg: Uuid, _from: Uuid) -> Option<String> {
+        lock(&self.shared.world).transferred.get(&leg).cloned()
+    }
+
+    fn follow(&self, leg: Uuid, _call_uuid: Uuid) -> bool {
+        self.leg_exists(leg)
     }
 
     fn max_sessions(&self) -> Option<u32> {

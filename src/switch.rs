@@ -65,15 +65,28 @@ pub struct CustomerLeg {
     /// 1 for the first route, 2 for the first failover, …; the switch tags
     /// this attempt's [`LegReport`]s with it.
     pub attempt: u32,
+    /// Played to the (answered) agent from the first attempt until the
+    /// bridge: a tone (`%(…)`) or a sound file; `None`: silence.
+    pub ringback: Option<String>,
 }
 
 /// Why a leg ended or failed, as FreeSWITCH names it.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct Failure {
     /// Hangup cause name, e.g. `USER_BUSY`, `NO_ANSWER`, `NORMAL_TEMPORARY_FAILURE`.
     pub cause: String,
     /// SIP status of the final response, when known.
     pub sip_code: Option<u16>,
+    /// `Some(true)` when the party on this leg hung up (it sent the BYE or
+    /// CANCEL: `sip_hangup_disposition` `recv_*`), `Some(false)` when the
+    /// switch ended the leg, `None` when unknown.
+    pub by_peer: Option<bool>,
+    /// When the switch hung the leg up, microseconds since the Unix epoch
+    /// (`Caller-Channel-Hangup-Time`), when known.
+    pub at_us: Option<u64>,
+    /// Orders hangups the switch's clock puts in the same tick: a leg hung
+    /// up earlier has a smaller one (the order of the hangup events).
+    pub seq: Option<u64>,
 }
 
 /// How placing a leg ended.
@@ -88,6 +101,12 @@ pub enum LegOutcome {
 pub enum LegEvent {
     Ringing,
     Answered,
+    /// The leg is now bridged to `partner` (a channel of the switch); after
+    /// a transfer, `destination` is where the leg was sent, when known.
+    Bridged {
+        partner: Uuid,
+        destination: Option<String>,
+    },
     HungUp(Failure),
 }
 
@@ -141,6 +160,17 @@ pub trait Switch: Send + Sync + 'static {
     fn hangup(&self, leg_uuid: Uuid, cause: &str);
     /// Whether a channel with this UUID is up in the switch now.
     fn leg_exists(&self, leg_uuid: Uuid) -> bool;
+    /// Whether `leg` was transferred away from its bridge with `from` (by
+    /// `uuid_transfer`, a REFER, …): where to (`Some(destination)`), else `None`.
+    fn transferred(&self, _leg: Uuid, _from: Uuid) -> Option<String> {
+        None
+    }
+    /// Tags `leg`, a channel that joined call `call_uuid` (a transfer's new
+    /// party), so that its end is reported like our own legs'. `false` when
+    /// the channel is already gone or ending (no report will come).
+    fn follow(&self, _leg: Uuid, _call_uuid: Uuid) -> bool {
+        false
+    }
     /// How many channels the switch carries at most, when it says.
     fn max_sessions(&self) -> Option<u32> {
         None

@@ -57,6 +57,32 @@ impl HangupBy {
     }
 }
 
+/// [`CallRecord::who_hung_up`] over the customer's leg and its far end.
+pub fn decide_hangup_by(customer: &Leg, far: &Leg, first: Option<HangupBy>) -> HangupBy {
+    let ended = |l: &Leg| l.ended_at.is_some();
+    if ended(customer) && customer.by_peer == Some(true) {
+        return HangupBy::Customer;
+    }
+    if ended(far) && far.by_peer == Some(true) {
+        return HangupBy::Agent;
+    }
+    // The order of the hangups as they happened, else the switch's clock.
+    let order = |l: &Leg| l.hangup_seq.filter(|_| ended(l));
+    let time = |l: &Leg| l.hangup_at_us.filter(|_| ended(l));
+    for (c, f) in [(order(customer), order(far)), (time(customer), time(far))] {
+        match (c, f) {
+            (Some(c), Some(f)) if f < c => return HangupBy::Agent,
+            (Some(c), Some(f)) if c < f => return HangupBy::Customer,
+            _ => {}
+        }
+    }
+    match (ended(customer), ended(far)) {
+        (true, false) => HangupBy::Customer,
+        (false, true) => HangupBy::Agent,
+        _ => first.unwrap_or(HangupBy::System),
+    }
+}
+
 /// What one leg went through.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Leg {
@@ -67,6 +93,12 @@ pub struct Leg {
     pub ended_at: Option<SystemTime>,
     pub hangup_cause: Option<String>,
     pub sip_code: Option<u16>,
+    /// Its party hung up (`Some(true)`) or the switch did (`Some(false)`).
+    pub by_peer: Option<bool>,
+    /// When the switch hung it up (µs since the epoch), when it says.
+    pub hangup_at_us: Option<u64>,
+    /// Orders its hangup among those of the same clock tick (see [`crate::switch::Failure::seq`]).
+    pub hangup_seq: Option<u64>,
 }
 
 impl Leg {
@@ -79,6 +111,9 @@ impl Leg {
             ended_at: None,
             hangup_cause: None,
             sip_code: None,
+            by_peer: None,
+            hangup_at_us: None,
+            hangup_seq: None,
         }
     }
 
@@ -98,6 +133,18 @@ impl Leg {
             "sip_code": self.sip_code,
         })
     }
+}
+
+/// Someone the customer was transferred to: the far end of a bridge the
+/// customer's leg joined after leaving the agent.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Party {
+    /// The party's channel; `answered_at` is when the customer was connected to it.
+    pub leg: Leg,
+    /// Where the customer's leg was sent (extension or number), when known.
+    pub destination: Option<String>,
+    /// Which of the call's legs moved (`B`: the customer's was transferred).
+    pub moved_leg: &'static str,
 }
 
 /// One try to reach the customer over one route.
@@ -158,6 +205,14 @@ pub struct CallRecord {
     /// Its end was not observed (the module was unloaded or the switch
     /// stopped meanwhile): reported on recovery, times as far as known.
     pub recovered: bool,
+    /// The customer's leg left the agent (transfer): the call follows it.
+    pub transferred: bool,
+    /// Where the customer was sent, until the new party is connected.
+    pub transfer_to: Option<String>,
+    /// The parties the customer was transferred to, in order.
+    pub parties: Vec<Party>,
+    /// Whose leg's end was reported first (the fallback for `hangup_by`).
+    pub first_end: Option<HangupBy>,
 }
 
 impl CallRecord {
@@ -166,10 +221,28 @@ impl CallRecord {
         self.attempts.last().and_then(|a| a.trunk.as_ref())
     }
 
+    /// The customer's current far end: the last party, else the agent's leg.
+    pub fn far_end(&self) -> &Leg {
+        self.parties.last().map_or(&self.a, |p| &p.leg)
+    }
+
+    /// The party (index) whose channel is `uuid`.
+    pub fn party_index(&self, uuid: Uuid) -> Option<usize> {
+        self.parties.iter().position(|p| p.leg.uuid == uuid)
+    }
+
+    /// Who ended the conversation, from the customer's leg and its far end:
+    /// the side whose party sent the BYE, else the side the switch hung up
+    /// first, else the side whose end was reported first.
+    pub fn who_hung_up(&self) -> HangupBy {
+        decide_hangup_by(&self.b, self.far_end(), self.first_end)
+    }
+
     /// The leg whose side ended the call.
     pub fn ending_leg(&self) -> (&'static str, &Leg) {
         match self.hangup_by {
             Some(HangupBy::Customer) => ("B", &self.b),
+            _ if self.transferred => ("B", &self.b),
             _ if self.b.answered_at.is_some() && self.a.hangup_cause.is_none() => ("B", &self.b),
             _ => ("A", &self.a),
         }
@@ -216,9 +289,14 @@ impl CallRecord {
 
     /// When the call ended (now, while it has not).
     pub fn end_time(&self) -> SystemTime {
+        if self.transferred && self.b.is_live() {
+            return SystemTime::now();
+        }
+        let parties = self.parties.iter().filter_map(|p| p.leg.ended_at).max();
         self.a
             .ended_at
             .max(self.b.ended_at)
+            .max(parties)
             .unwrap_or_else(SystemTime::now)
     }
 
@@ -259,7 +337,38 @@ impl CallRecord {
         if let Value::Object(e) = extra {
             m.extend(e);
         }
+        if self.transferred {
+            let parties = self.parties_json();
+            m.insert("transferred".into(), json!(true));
+            m.insert("last_party".into(), parties.last().cloned().into());
+            m.insert("parties".into(), Value::Array(parties));
+        }
         m
+    }
+
+    /// Everyone the customer talked to, in order: the agent, then each
+    /// party of a transfer (times: connected to the customer, and ended).
+    pub fn parties_json(&self) -> Vec<Value> {
+        let mut v = vec![json!({
+            "role": "agent",
+            "extension": self.from_extension,
+            "leg_uuid": self.a.uuid.to_string(),
+            "connected_at": self.b.answered_at.map(rfc3339),
+            "ended_at": self.a.ended_at.map(rfc3339),
+            "hangup_cause": self.a.hangup_cause,
+        })];
+        for p in &self.parties {
+            v.push(json!({
+                "role": "transfer",
+                "moved_leg": p.moved_leg,
+                "destination": p.destination,
+                "leg_uuid": p.leg.uuid.to_string(),
+                "connected_at": p.leg.answered_at.map(rfc3339),
+                "ended_at": p.leg.ended_at.map(rfc3339),
+                "hangup_cause": p.leg.hangup_cause,
+            }));
+        }
+        v
     }
 
     /// `GET /api/pbx/calls/{uuid}` and `c2c status <uuid>`.
@@ -285,5 +394,55 @@ impl CallRecord {
             m.extend(t);
         }
         Value::Object(m)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ended(by_peer: Option<bool>, at_us: Option<u64>, seq: Option<u64>) -> Leg {
+        Leg {
+            ended_at: Some(SystemTime::now()),
+            by_peer,
+            hangup_at_us: at_us,
+            hangup_seq: seq,
+            ..Leg::new(Uuid::new_v4())
+        }
+    }
+
+    #[test]
+    fn the_side_that_sent_the_bye_hung_up() {
+        let bye = ended(Some(true), Some(20), None);
+        let torn_down = ended(Some(false), Some(10), None);
+        assert_eq!(decide_hangup_by(&bye, &torn_down, None), HangupBy::Customer);
+        assert_eq!(decide_hangup_by(&torn_down, &bye, None), HangupBy::Agent);
+    }
+
+    #[test]
+    fn else_the_first_hangup_by_order_then_by_time() {
+        // Same clock tick: the order of the hangup events decides.
+        let first = ended(Some(false), Some(100), Some(7));
+        let second = ended(Some(false), Some(100), Some(8));
+        assert_eq!(decide_hangup_by(&first, &second, None), HangupBy::Customer);
+        assert_eq!(decide_hangup_by(&second, &first, None), HangupBy::Agent);
+        // The order wins over a clock a channel stamped late.
+        let late_clock = ended(None, Some(120), Some(7));
+        assert_eq!(
+            decide_hangup_by(&late_clock, &second, None),
+            HangupBy::Customer
+        );
+        // Without an order, the clock.
+        let early = ended(None, Some(90), None);
+        assert_eq!(decide_hangup_by(&second, &early, None), HangupBy::Agent);
+        // Nothing to tell them apart: the first report.
+        let a = ended(None, None, None);
+        let b = ended(None, None, None);
+        assert_eq!(
+            decide_hangup_by(&a, &b, Some(HangupBy::Agent)),
+            HangupBy::Agent
+        );
+        let live = Leg::new(Uuid::new_v4());
+        assert_eq!(decide_hangup_by(&a, &live, None), HangupBy::Customer);
     }
 }

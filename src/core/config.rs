@@ -26,6 +26,10 @@ pub struct Config {
     pub agent_caller_id_number: Option<String>,
     /// Ask the agent's softphone to answer by itself (`sip_auto_answer`).
     pub auto_answer: bool,
+    /// What the agent hears while the customer's phone rings (across LCR
+    /// failover, until the bridge): a tone (`%(2000,4000,440,480)`,
+    /// `$${us-ring}`) or a sound file; `None`: silence.
+    pub ringback: Option<String>,
     /// Dialplan context for B-legs that no LCR route covers.
     pub dialplan_context: String,
     /// Dialplan type for those B-legs (normally `XML`).
@@ -303,6 +307,9 @@ impl Default for WebhookSettings {
     }
 }
 
+/// The default `ringback`: the US ring tone.
+pub const DEFAULT_RINGBACK: &str = "%(2000,4000,440,480)";
+
 impl Default for Config {
     fn default() -> Self {
         Config {
@@ -312,6 +319,7 @@ impl Default for Config {
             agent_caller_id_name: "Click-to-call".to_string(),
             agent_caller_id_number: None,
             auto_answer: false,
+            ringback: Some(DEFAULT_RINGBACK.to_string()),
             dialplan_context: "default".to_string(),
             dialplan: "XML".to_string(),
             max_concurrent_calls: None,

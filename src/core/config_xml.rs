@@ -85,6 +85,7 @@ fn settings(cfg: &mut Config, section: Node) -> Result<(), ConfigError> {
             "agent-caller-id-name" => cfg.agent_caller_id_name = value.to_string(),
             "agent-caller-id-number" => cfg.agent_caller_id_number = non_empty(value),
             "auto-answer" => cfg.auto_answer = boolean(value, &at)?,
+            "ringback" => cfg.ringback = non_empty(value),
             "dialplan-context" => cfg.dialplan_context = value.to_string(),
             "dialplan" => cfg.dialplan = value.to_string(),
             "ended-call-retention" => cfg.ended_call_retention = secs(value, &at)?,

@@ -12,7 +12,7 @@ use serde::Serialize;
 use serde_json::{json, Value};
 use uuid::Uuid;
 
-use super::call::{CallRecord, CallState, HangupBy, Leg};
+use super::call::{CallRecord, CallState, HangupBy, Leg, Party};
 use super::config::Config;
 use super::errors::{codes, ApiError};
 use super::events::{self, CallEvent, EventSink};
@@ -77,6 +77,18 @@ pub struct Engine {
     pub stats: EngineStats,
     /// Where a call's acceptance and events are committed.
     store: Option<Arc<dyn Store>>,
+}
+
+/// Notes a leg's end (the first report of it wins).
+fn end_leg(leg: &mut Leg, f: &Failure) {
+    if leg.ended_at.is_none() {
+        leg.ended_at = Some(SystemTime::now());
+        leg.hangup_cause = Some(f.cause.clone());
+        leg.sip_code = f.sip_code;
+        leg.by_peer = f.by_peer;
+        leg.hangup_at_us = f.at_us;
+        leg.hangup_seq = f.seq;
+    }
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -283,6 +295,10 @@ impl Engine {
             instance: journal::instance(),
             seen_at: now,
             recovered: false,
+            transferred: false,
+            transfer_to: None,
+            parties: Vec::new(),
+            first_end: None,
         };
         let accepted = Accepted {
             call_uuid: record.call_uuid.to_string(),
@@ -345,14 +361,17 @@ impl Engine {
 
     /// Puts a call into the registry of calls in flight.
     pub(crate) fn register(&self, cell: &CallCell) {
-        let (call, a, b) = {
+        let (call, legs) = {
             let c = lock(cell);
-            (c.call_uuid, c.a.uuid, c.b.uuid)
+            let mut legs = vec![c.a.uuid, c.b.uuid];
+            legs.extend(c.parties.iter().map(|p| p.leg.uuid));
+            (c.call_uuid, legs)
         };
         let mut reg = lock(&self.registry);
         reg.active.insert(call, Arc::clone(cell));
-        reg.by_leg.insert(a, call);
-        reg.by_leg.insert(b, call);
+        for leg in legs {
+            reg.by_leg.insert(leg, call);
+        }
     }
 
     /// Calls in flight at once: the config's `max-concurrent-calls`, else
@@ -413,6 +432,7 @@ impl Engine {
             }
             [&c.a, &c.b]
                 .into_iter()
+                .chain(c.parties.iter().map(|p| &p.leg))
                 .filter(|l| l.is_live())
                 .map(|l| l.uuid)
                 .collect()
@@ -435,11 +455,23 @@ impl Engine {
         let Some(cell) = cell else { return };
         let mut c = lock(&cell);
         let is_a = c.a.uuid == leg_uuid;
-        if !is_a {
+        let is_b = c.b.uuid == leg_uuid;
+        if is_b {
             let current = c.attempts.len() as u32;
             if attempt.is_some_and(|n| n != current) || c.b.started_at.is_none() {
                 return;
             }
+        }
+        if !is_a && !is_b {
+            // A party the customer was transferred to.
+            if let LegEvent::HungUp(f) = event {
+                if let Some(i) = c.party_index(leg_uuid) {
+                    end_leg(&mut c.parties[i].leg, &f);
+                }
+                drop(c);
+                self.finish_if_done(&cell);
+            }
+            return;
         }
         match event {
             LegEvent::Ringing if is_a => self.agent_ringing(&mut c),
@@ -451,21 +483,51 @@ impl Engine {
                 }
             }
             LegEvent::Answered => {} // the runner reports answers in order
+            LegEvent::Bridged {
+                partner,
+                destination,
+            } => {
+                if is_b {
+                    drop(c);
+                    self.customer_bridged(&cell, partner, destination);
+                }
+            }
             LegEvent::HungUp(f) => {
                 // While the runner is still dialling a leg, its own result tells the story.
                 let answered = if is_a { &c.a } else { &c.b }.answered_at.is_some();
                 if !answered && !c.runner_done {
                     return;
                 }
+                if is_a && self.customer_moved(&mut c) {
+                    // The customer talks on elsewhere: only the agent is gone.
+                    self.leg_ended(&mut c, true, &f);
+                    c.seen_at = SystemTime::now();
+                    self.journal.put(&c);
+                    // Bridged straight to another channel (what an attended
+                    // transfer's Replaces does): that channel is the new party,
+                    // even when its side of the bridge reports it.
+                    let partner = c
+                        .transfer_to
+                        .as_deref()
+                        .and_then(|t| Uuid::parse_str(t).ok());
+                    if partner.is_some() {
+                        c.transfer_to = None;
+                    }
+                    drop(c);
+                    if let Some(p) = partner {
+                        self.customer_bridged(&cell, p, None);
+                    }
+                    return;
+                }
                 let other = if is_a { c.b.uuid } else { c.a.uuid };
                 let other_live = if is_a { c.b.is_live() } else { c.a.is_live() };
                 self.leg_ended(&mut c, is_a, &f);
-                if c.hangup_by.is_none() {
-                    c.hangup_by = Some(c.cancel.unwrap_or(if is_a {
+                if c.first_end.is_none() {
+                    c.first_end = Some(if is_a {
                         HangupBy::Agent
                     } else {
                         HangupBy::Customer
-                    }));
+                    });
                 }
                 drop(c);
                 if other_live {
@@ -476,6 +538,66 @@ impl Engine {
         }
     }
 
+    /// Whether the customer's (answered, live) leg has left the agent: a
+    /// transfer the switch made, seen before or now.
+    fn customer_moved(&self, c: &mut CallRecord) -> bool {
+        if c.b.answered_at.is_none() || !c.b.is_live() || c.cancel.is_some() {
+            return false;
+        }
+        if !c.transferred {
+            match self.switch.transferred(c.b.uuid, c.a.uuid) {
+                Some(to) => {
+                    c.transferred = true;
+                    c.transfer_to = Some(to);
+                }
+                None => return false,
+            }
+        }
+        true
+    }
+
+    /// The customer's leg is bridged to `partner`: after a transfer, a new
+    /// party; the call follows it and says so (`pbx.call.transferred`).
+    fn customer_bridged(&self, cell: &CallCell, partner: Uuid, destination: Option<String>) {
+        let mut c = lock(cell);
+        if partner == c.a.uuid
+            || c.party_index(partner).is_some()
+            || c.state == CallState::Ended
+            || !c.b.is_live()
+        {
+            return;
+        }
+        let from = c.far_end().uuid;
+        c.transferred = true;
+        let destination = c.transfer_to.take().or(destination);
+        let mut leg = Leg::new(partner);
+        let now = SystemTime::now();
+        leg.started_at = Some(now);
+        leg.answered_at = Some(now);
+        let followed = self.switch.follow(partner, c.call_uuid);
+        if !followed {
+            // Already gone: no report of its end will come.
+            leg.ended_at = Some(now);
+        }
+        c.parties.push(Party {
+            leg,
+            destination: destination.clone(),
+            moved_leg: "B",
+        });
+        c.state = CallState::Bridged;
+        let extra = json!({
+            "moved_leg": "B",
+            "destination": destination,
+            "far_end_uuid": partner.to_string(),
+            "previous_far_end_uuid": from.to_string(),
+            "transfer": c.parties.len(),
+        });
+        self.emit(&mut c, events::TRANSFERRED, Some("B"), extra);
+        let call_uuid = c.call_uuid;
+        drop(c);
+        lock(&self.registry).by_leg.insert(partner, call_uuid);
+    }
+
     pub(crate) fn agent_ringing(&self, c: &mut CallRecord) {
         if c.a.ringing_at.is_none() && c.a.ended_at.is_none() {
             c.a.ringing_at = Some(SystemTime::now());
@@ -484,12 +606,7 @@ impl Engine {
     }
 
     pub(crate) fn leg_ended(&self, c: &mut CallRecord, is_a: bool, f: &Failure) {
-        let leg = if is_a { &mut c.a } else { &mut c.b };
-        if leg.ended_at.is_none() {
-            leg.ended_at = Some(SystemTime::now());
-            leg.hangup_cause = Some(f.cause.clone());
-            leg.sip_code = f.sip_code;
-        }
+        end_leg(if is_a { &mut c.a } else { &mut c.b }, f);
     }
 
     /// Emits an event of this call, numbered in order, under the call's lock.
@@ -599,7 +716,13 @@ impl Engine {
     /// Ends the call when nothing of it is left: the runner is done and no leg is live.
     pub(crate) fn finish_if_done(&self, cell: &CallCell) {
         let mut c = lock(cell);
-        if c.state == CallState::Ended || !c.runner_done || c.a.is_live() || c.b.is_live() {
+        let party_live = c.parties.iter().any(|p| p.leg.is_live());
+        if c.state == CallState::Ended
+            || !c.runner_done
+            || c.a.is_live()
+            || c.b.is_live()
+            || party_live
+        {
             return;
         }
         c.state = CallState::Ended;
@@ -612,7 +735,11 @@ impl Engine {
             });
         }
         if c.hangup_by.is_none() {
-            c.hangup_by = Some(c.cancel.unwrap_or(HangupBy::System));
+            c.hangup_by = Some(match c.cancel {
+                Some(by) => by,
+                None if c.b.answered_at.is_some() => c.who_hung_up(),
+                None => c.first_end.unwrap_or(HangupBy::System),
+            });
         }
         let leg_name = c.ending_leg().0;
         let (cause, sip) = c.cause();
@@ -629,12 +756,16 @@ impl Engine {
         self.emit_cdr(&mut c);
         let outcome = c.outcome.unwrap_or("failed");
         let (call_uuid, a, b) = (c.call_uuid, c.a.uuid, c.b.uuid);
+        let parties: Vec<Uuid> = c.parties.iter().map(|p| p.leg.uuid).collect();
         drop(c);
         *lock(&self.stats.outcomes).entry(outcome).or_default() += 1;
         let mut reg = lock(&self.registry);
         if reg.active.remove(&call_uuid).is_some() {
             reg.by_leg.remove(&a);
             reg.by_leg.remove(&b);
+            for p in parties {
+                reg.by_leg.remove(&p);
+            }
         }
     }
 

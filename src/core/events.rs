@@ -28,8 +28,12 @@ pub const BRIDGED: &str = "pbx.call.bridged";
 /// Addition: the agent never answered, so nobody was dialled.
 pub const AGENT_MISSED: &str = "pbx.call.agent_missed";
 
+/// Addition: the customer's leg was transferred and is now connected to
+/// another party (the call goes on; it ends when the customer's leg does).
+pub const TRANSFERRED: &str = "pbx.call.transferred";
+
 /// Every event type, contract first.
-pub const ALL_TYPES: [&str; 8] = [
+pub const ALL_TYPES: [&str; 9] = [
     RINGING,
     ANSWERED,
     HANGUP,
@@ -38,6 +42,7 @@ pub const ALL_TYPES: [&str; 8] = [
     ATTEMPT_FAILED,
     BRIDGED,
     AGENT_MISSED,
+    TRANSFERRED,
 ];
 
 /// The events of a completed call, in the order they are delivered.

@@ -64,6 +64,12 @@ impl Engine {
         if !b_up {
             end_unseen(&mut c.b, seen_at, cause);
         }
+        // The parties of a transfer: followed while their channel is up.
+        for p in &mut c.parties {
+            if !(p.leg.is_live() && self.switch.leg_exists(p.leg.uuid)) {
+                end_unseen(&mut p.leg, seen_at, cause);
+            }
+        }
         if let Some(at) = c.attempts.last_mut().filter(|a| a.ended_at.is_none()) {
             if !b_up && c.b.answered_at.is_none() {
                 at.ended_at = Some(seen_at);

@@ -114,6 +114,7 @@ impl Engine {
                     headers: c.headers.clone(),
                     timeout: config.b_leg_timeout,
                     attempt: c.attempts.len() as u32,
+                    ringback: config.ringback.clone(),
                 }
             };
             let outcome = self.switch.dial_customer(&leg);

@@ -7,7 +7,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use serde_json::{json, Value};
 use uuid::Uuid;
 
-use super::call::{Attempt, CallRecord, CallState, HangupBy, Leg};
+use super::call::{Attempt, CallRecord, CallState, HangupBy, Leg, Party};
 
 /// Version of the snapshot format.
 const VERSION: u64 = 1;
@@ -83,6 +83,9 @@ fn leg_json(l: &Leg) -> Value {
         "ended_at": l.ended_at.map(micros),
         "hangup_cause": l.hangup_cause,
         "sip_code": l.sip_code,
+        "by_peer": l.by_peer,
+        "hangup_at_us": l.hangup_at_us,
+        "hangup_seq": l.hangup_seq,
     })
 }
 
@@ -109,6 +112,25 @@ fn leg_of(v: &Value) -> Result<Leg, String> {
         ended_at: time_of(&v["ended_at"]),
         hangup_cause: text_of(&v["hangup_cause"]),
         sip_code: sip_of(&v["sip_code"]),
+        by_peer: v["by_peer"].as_bool(),
+        hangup_at_us: v["hangup_at_us"].as_u64(),
+        hangup_seq: v["hangup_seq"].as_u64(),
+    })
+}
+
+fn party_json(p: &Party) -> Value {
+    json!({
+        "leg": leg_json(&p.leg),
+        "destination": p.destination,
+        "moved_leg": p.moved_leg,
+    })
+}
+
+fn party_of(v: &Value) -> Result<Party, String> {
+    Ok(Party {
+        leg: leg_of(&v["leg"])?,
+        destination: text_of(&v["destination"]),
+        moved_leg: known(&["A", "B"], &v["moved_leg"], "moved_leg")?,
     })
 }
 
@@ -175,6 +197,10 @@ impl CallRecord {
             "instance": self.instance.to_string(),
             "seen_at": micros(self.seen_at),
             "recovered": self.recovered,
+            "transferred": self.transferred,
+            "transfer_to": self.transfer_to,
+            "parties": self.parties.iter().map(party_json).collect::<Vec<_>>(),
+            "first_end": self.first_end.map(HangupBy::as_str),
         })
     }
 
@@ -237,6 +263,13 @@ impl CallRecord {
             instance: uuid_of(&v["instance"], "instance")?,
             seen_at: time_of(&v["seen_at"]).ok_or("no seen_at")?,
             recovered: v["recovered"].as_bool().unwrap_or(false),
+            transferred: v["transferred"].as_bool().unwrap_or(false),
+            transfer_to: text_of(&v["transfer_to"]),
+            parties: match v["parties"].as_array() {
+                Some(list) => list.iter().map(party_of).collect::<Result<_, _>>()?,
+                None => Vec::new(),
+            },
+            first_end: by_of(&v["first_end"])?,
         })
     }
 }
@@ -287,6 +320,19 @@ mod tests {
             instance: Uuid::new_v4(),
             seen_at: at(1_764_000_011_000_000),
             recovered: false,
+            transferred: true,
+            transfer_to: Some("0977777777".into()),
+            parties: vec![Party {
+                leg: Leg {
+                    answered_at: Some(at(1_700_000_009_000_000)),
+                    by_peer: Some(true),
+                    hangup_at_us: Some(1_700_000_019_000_000),
+                    ..Leg::new(Uuid::from_u128(9))
+                },
+                destination: Some("0977777777".into()),
+                moved_leg: "B",
+            }],
+            first_end: Some(HangupBy::Agent),
         }
     }
 

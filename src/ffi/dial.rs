@@ -145,7 +145,36 @@ pub(crate) fn sip_code(s: &str) -> Option<u16> {
 pub(crate) enum ChannelEvent {
     Progress,
     Answer,
+    /// CHANNEL_BRIDGE: the channel is the bridge's originator.
+    Bridge,
     HangupComplete,
+}
+
+/// Whether the party on a leg ended it, from `sip_hangup_disposition`:
+/// `recv_bye` / `recv_cancel` / `recv_refuse` (the phone or carrier did),
+/// `send_*` (the switch did); `None` when absent or unknown.
+pub(crate) fn by_peer(disposition: Option<&str>) -> Option<bool> {
+    match disposition?.trim() {
+        d if d.starts_with("recv_") => Some(true),
+        d if d.starts_with("send_") => Some(false),
+        _ => None,
+    }
+}
+
+/// Where a transfer sent a channel, from its `transfer_source`
+/// (`<epoch>:<uuid>:bl_xfer:<ext>/<context>/<dialplan>`, or
+/// `<epoch>:<uuid>:uuid_br:<other uuid>` after a bridge): `None` while it
+/// is still the bridge with `from` (ours).
+pub(crate) fn transfer_destination(source: &str, from: Uuid) -> Option<String> {
+    let mut parts = source.splitn(4, ':');
+    let (_, _, kind, rest) = (parts.next()?, parts.next()?, parts.next()?, parts.next()?);
+    match kind {
+        "bl_xfer" => rest.split('/').next().map(str::to_string),
+        "uuid_br" | "att_xfer" if Uuid::parse_str(rest.trim()).ok() != Some(from) => {
+            Some(rest.trim().to_string())
+        }
+        _ => None,
+    }
 }
 
 /// The report an event of one of our channels makes, reading headers by name;
@@ -160,6 +189,10 @@ pub(crate) fn leg_report(
     let event = match kind {
         ChannelEvent::Progress => LegEvent::Ringing,
         ChannelEvent::Answer => LegEvent::Answered,
+        ChannelEvent::Bridge => LegEvent::Bridged {
+            partner: Uuid::parse_str(header("Other-Leg-Unique-ID")?.trim()).ok()?,
+            destination: header("Other-Leg-Destination-Number").filter(|d| !d.is_empty()),
+        },
         ChannelEvent::HangupComplete => LegEvent::HungUp(Failure {
             cause: header("Hangup-Cause")
                 .or_else(|| header("variable_hangup_cause"))
@@ -168,6 +201,11 @@ pub(crate) fn leg_report(
             sip_code: header("variable_sip_term_status")
                 .as_deref()
                 .and_then(sip_code),
+            by_peer: by_peer(header("variable_sip_hangup_disposition").as_deref()),
+            at_us: header("Caller-Channel-Hangup-Time")
+                .and_then(|t| t.trim().parse::<u64>().ok())
+                .filter(|t| *t > 0),
+            seq: None,
         }),
     };
     Some(LegReport {
@@ -177,8 +215,8 @@ pub(crate) fn leg_report(
     })
 }
 
-/// The leg a CHANNEL_DESTROY is about, if it is one of ours.
-pub(crate) fn destroyed_leg(header: impl Fn(&str) -> Option<String>) -> Option<Uuid> {
+/// The leg a CHANNEL_HANGUP or CHANNEL_DESTROY is about, if it is one of ours.
+pub(crate) fn our_leg(header: impl Fn(&str) -> Option<String>) -> Option<Uuid> {
     header(&format!("variable_{VAR_CALL}"))?;
     Uuid::parse_str(header("Unique-ID")?.trim()).ok()
 }
@@ -203,6 +241,7 @@ mod tests {
                 .collect(),
             timeout: Duration::from_millis(1500),
             attempt: 2,
+            ringback: None,
         }
     }
 
@@ -346,7 +385,8 @@ mod tests {
                 attempt: Some(2),
                 event: LegEvent::HungUp(Failure {
                     cause: "NORMAL_TEMPORARY_FAILURE".into(),
-                    sip_code: Some(503)
+                    sip_code: Some(503),
+                    ..Default::default()
                 })
             })
         );
@@ -366,9 +406,58 @@ mod tests {
             "variable_zorio_c2c_call_uuid" => Some("c".to_string()),
             _ => None,
         };
-        assert_eq!(destroyed_leg(ours), Some(leg));
+        assert_eq!(our_leg(ours), Some(leg));
         let theirs = |n: &str| (n == "Unique-ID").then(|| leg.to_string());
-        assert_eq!(destroyed_leg(theirs), None);
+        assert_eq!(our_leg(theirs), None);
+    }
+
+    #[test]
+    fn hangup_dispositions_and_times_are_read() {
+        assert_eq!(by_peer(Some("recv_bye")), Some(true));
+        assert_eq!(by_peer(Some("recv_cancel")), Some(true));
+        assert_eq!(by_peer(Some("send_bye")), Some(false));
+        assert_eq!(by_peer(Some("")), None);
+        assert_eq!(by_peer(None), None);
+        let leg = Uuid::from_u128(3);
+        let h = move |n: &str| match n {
+            "Unique-ID" => Some(leg.to_string()),
+            "variable_zorio_c2c_call_uuid" => Some("c".to_string()),
+            "variable_sip_hangup_disposition" => Some("recv_bye".to_string()),
+            "Caller-Channel-Hangup-Time" => Some("1764000000123456".to_string()),
+            "Other-Leg-Unique-ID" => Some(Uuid::from_u128(4).to_string()),
+            "Other-Leg-Destination-Number" => Some("4412345".to_string()),
+            _ => None,
+        };
+        match leg_report(ChannelEvent::HangupComplete, h).map(|r| r.event) {
+            Some(LegEvent::HungUp(f)) => {
+                assert_eq!(f.by_peer, Some(true));
+                assert_eq!(f.at_us, Some(1_764_000_000_123_456));
+            }
+            other => panic!("{other:?}"),
+        }
+        assert_eq!(
+            leg_report(ChannelEvent::Bridge, h).map(|r| r.event),
+            Some(LegEvent::Bridged {
+                partner: Uuid::from_u128(4),
+                destination: Some("4412345".into())
+            })
+        );
+    }
+
+    #[test]
+    fn transfers_are_told_apart_from_our_own_bridge() {
+        let a = Uuid::from_u128(1);
+        let ours = format!("1764000000:{}:uuid_br:{a}", Uuid::from_u128(2));
+        assert_eq!(transfer_destination(&ours, a), None);
+        let other = Uuid::from_u128(8);
+        let moved = format!("1764000000:{}:uuid_br:{other}", Uuid::from_u128(2));
+        assert_eq!(transfer_destination(&moved, a), Some(other.to_string()));
+        let blind = format!(
+            "1764000001:{}:bl_xfer:0977777777/default/XML",
+            Uuid::from_u128(2)
+        );
+        assert_eq!(transfer_destination(&blind, a), Some("0977777777".into()));
+        assert_eq!(transfer_destination("garbage", a), None);
     }
 
     #[test]

@@ -4,6 +4,7 @@
 
 use std::collections::HashMap;
 use std::ffi::{c_char, CString};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant};
 
@@ -14,7 +15,7 @@ use crate::core::events::{CallEvent, EventSink, ALL_TYPES};
 use crate::switch::{LegEvent, LegSender};
 
 use super::cstr::{borrowed, c_string};
-use super::dial::{destroyed_leg, leg_report, ChannelEvent};
+use super::dial::{leg_report, our_leg, ChannelEvent};
 use super::guard::guard;
 use super::log::{self, Level};
 use super::sys;
@@ -31,6 +32,9 @@ type EndNote = (Option<u32>, Option<u16>, Instant);
 pub(crate) struct EndNotes {
     notes: Mutex<HashMap<Uuid, EndNote>>,
     destroyed: Mutex<HashMap<Uuid, Instant>>,
+    /// (stamp, when) of each leg's CHANNEL_HANGUP, until its HANGUP_COMPLETE.
+    hangups: Mutex<HashMap<Uuid, (u64, Instant)>>,
+    next_hangup: AtomicU64,
 }
 
 impl EndNotes {
@@ -61,6 +65,41 @@ impl EndNotes {
                 m.insert(leg, Instant::now());
             }
         }
+    }
+
+    /// Stamps a leg's CHANNEL_HANGUP, in the order the switch fires them,
+    /// with a strictly increasing wall-clock µs: the switch's own clock
+    /// ticks too coarsely to order two legs, and wall-clock keeps the order
+    /// across a reload of the module. Never waits.
+    fn note_hangup(&self, leg: Uuid) {
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_micros() as u64);
+        let mut last = self.next_hangup.load(Ordering::SeqCst);
+        let n = loop {
+            let n = now.max(last + 1);
+            match self
+                .next_hangup
+                .compare_exchange(last, n, Ordering::SeqCst, Ordering::SeqCst)
+            {
+                Ok(_) => break n,
+                Err(seen) => last = seen,
+            }
+        };
+        if let Ok(mut m) = self.hangups.try_lock() {
+            if m.len() >= Self::MAX {
+                let now = Instant::now();
+                m.retain(|_, v| now.duration_since(v.1) < Self::KEEP);
+            }
+            if m.len() < Self::MAX {
+                m.entry(leg).or_insert((n, Instant::now()));
+            }
+        }
+    }
+
+    /// The order of `leg`'s hangup, taken once; never waits.
+    fn take_hangup(&self, leg: Uuid) -> Option<u64> {
+        self.hangups.try_lock().ok()?.remove(&leg).map(|v| v.0)
     }
 
     /// Whether the channel of `leg` was destroyed since the last [`EndNotes::forget`].
@@ -125,8 +164,14 @@ extern "C" fn on_channel_event(event: *mut sys::zc2c_event) {
             // borrowed from it and copied before we return.
             unsafe { borrowed(sys::zc2c_event_header(event, name.as_ptr())) }
         };
+        if kind == sys::ZC2C_EV_HANGUP {
+            if let (Some(leg), Some(t)) = (our_leg(header), target()) {
+                t.ends.note_hangup(leg);
+            }
+            return;
+        }
         if kind == sys::ZC2C_EV_DESTROY {
-            if let Some(leg) = destroyed_leg(header) {
+            if let Some(leg) = our_leg(header) {
                 if let Some(t) = target() {
                     t.ends.note_destroyed(leg);
                 }
@@ -136,19 +181,34 @@ extern "C" fn on_channel_event(event: *mut sys::zc2c_event) {
         let kind = match kind {
             sys::ZC2C_EV_PROGRESS | sys::ZC2C_EV_PROGRESS_MEDIA => ChannelEvent::Progress,
             sys::ZC2C_EV_ANSWER => ChannelEvent::Answer,
+            sys::ZC2C_EV_BRIDGE => ChannelEvent::Bridge,
             sys::ZC2C_EV_HANGUP_COMPLETE => ChannelEvent::HangupComplete,
             _ => return,
         };
-        let Some(report) = leg_report(kind, header) else {
+        let Some(mut report) = leg_report(kind, header) else {
             return;
         };
         let Some(target) = target() else { return };
-        if let LegEvent::HungUp(f) = &report.event {
+        let leg = report.leg_uuid.to_string();
+        if let LegEvent::HungUp(f) = &mut report.event {
+            f.seq = target.ends.take_hangup(report.leg_uuid);
             target
                 .ends
                 .note(report.leg_uuid, report.attempt, f.sip_code);
+            let by = match f.by_peer {
+                Some(true) => "its party",
+                Some(false) => "the switch",
+                None => "unknown",
+            };
+            log::log(
+                Level::Debug,
+                Some(&leg),
+                &format!(
+                    "leg ended: {} (hung up by {by}, at {:?} us, hangup #{:?})",
+                    f.cause, f.at_us, f.seq
+                ),
+            );
         }
-        let leg = report.leg_uuid.to_string();
         match target.legs.try_send(report) {
             Ok(()) => {}
             Err(TrySendError::Full(r)) => log::log(
@@ -169,13 +229,15 @@ pub(crate) struct Bindings(Vec<*mut sys::zc2c_binding>);
 unsafe impl Send for Bindings {}
 
 impl Bindings {
-    /// Binds PROGRESS, PROGRESS_MEDIA, ANSWER, HANGUP_COMPLETE and DESTROY.
+    /// Binds PROGRESS, PROGRESS_MEDIA, ANSWER, BRIDGE, HANGUP, HANGUP_COMPLETE and DESTROY.
     pub(crate) fn bind() -> Result<Bindings, String> {
         let mut b = Bindings(Vec::new());
         for kind in [
             sys::ZC2C_EV_PROGRESS,
             sys::ZC2C_EV_PROGRESS_MEDIA,
             sys::ZC2C_EV_ANSWER,
+            sys::ZC2C_EV_BRIDGE,
+            sys::ZC2C_EV_HANGUP,
             sys::ZC2C_EV_HANGUP_COMPLETE,
             sys::ZC2C_EV_DESTROY,
         ] {

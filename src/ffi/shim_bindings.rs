@@ -51,6 +51,8 @@ pub const ZC2C_EV_PROGRESS_MEDIA: _bindgen_ty_3 = 2;
 pub const ZC2C_EV_ANSWER: _bindgen_ty_3 = 3;
 pub const ZC2C_EV_HANGUP_COMPLETE: _bindgen_ty_3 = 4;
 pub const ZC2C_EV_DESTROY: _bindgen_ty_3 = 5;
+pub const ZC2C_EV_BRIDGE: _bindgen_ty_3 = 6;
+pub const ZC2C_EV_HANGUP: _bindgen_ty_3 = 7;
 pub type _bindgen_ty_3 = ::std::os::raw::c_uint;
 pub type zc2c_module_load_fn = ::std::option::Option<
     unsafe extern "C" fn(
@@ -166,6 +168,12 @@ unsafe extern "C" {
     ) -> ::std::os::raw::c_int;
 }
 unsafe extern "C" {
+    pub fn zc2c_play_looped(
+        uuid: *const ::std::os::raw::c_char,
+        path: *const ::std::os::raw::c_char,
+    ) -> ::std::os::raw::c_int;
+}
+unsafe extern "C" {
     pub fn zc2c_cause_code(name: *const ::std::os::raw::c_char) -> i32;
 }
 unsafe extern "C" {
@@ -185,6 +193,19 @@ unsafe extern "C" {
 }
 unsafe extern "C" {
     pub fn zc2c_max_sessions() -> u32;
+}
+unsafe extern "C" {
+    pub fn zc2c_channel_var(
+        uuid: *const ::std::os::raw::c_char,
+        name: *const ::std::os::raw::c_char,
+    ) -> *mut ::std::os::raw::c_char;
+}
+unsafe extern "C" {
+    pub fn zc2c_channel_tag(
+        uuid: *const ::std::os::raw::c_char,
+        name: *const ::std::os::raw::c_char,
+        value: *const ::std::os::raw::c_char,
+    ) -> ::std::os::raw::c_int;
 }
 pub type zc2c_event_fn = ::std::option::Option<unsafe extern "C" fn(event: *mut zc2c_event)>;
 unsafe extern "C" {

@@ -109,3 +109,47 @@ uint32_t zc2c_max_sessions(void)
 	/* 0 asks for the limit without changing it. */
 	return switch_core_session_limit(0);
 }
+
+char *zc2c_channel_var(const char *uuid, const char *name)
+{
+	switch_core_session_t *session;
+	const char *v;
+	char *copy = NULL;
+
+	if (!uuid || !name || !(session = switch_core_session_locate(uuid))) {
+		return NULL;
+	}
+	if ((v = switch_channel_get_variable(switch_core_session_get_channel(session), name))) {
+		copy = strdup(v);
+	}
+	switch_core_session_rwunlock(session);
+	return copy;
+}
+
+int zc2c_channel_tag(const char *uuid, const char *name, const char *value)
+{
+	switch_core_session_t *session;
+	switch_channel_t *channel;
+	int done = 0;
+
+	if (!uuid || !name || !value || !(session = switch_core_session_locate(uuid))) {
+		return 0;
+	}
+	channel = switch_core_session_get_channel(session);
+	/* Up now: its HANGUP_COMPLETE, made later, will carry the variable. */
+	if (switch_channel_up_nosig(channel)) {
+		switch_channel_set_variable(channel, name, value);
+		done = 1;
+	}
+	switch_core_session_rwunlock(session);
+	return done;
+}
+
+int zc2c_play_looped(const char *uuid, const char *path)
+{
+	if (!uuid || !path || !switch_ivr_uuid_exists(uuid)) {
+		return 0;
+	}
+	/* mod_dptools' playback, queued on the (parked) channel itself. */
+	return switch_ivr_broadcast(uuid, path, SMF_ECHO_ALEG | SMF_LOOP) == SWITCH_STATUS_SUCCESS ? 1 : 0;
+}

@@ -1,0 +1,177 @@
+//! End to end against a real FreeSWITCH: what the agent hears while the
+//! customer's phone rings. The agent's phone (sipp) answers with an SDP whose
+//! audio port is a UDP socket of this test, so every RTP packet FreeSWITCH
+//! sends the agent is seen here. The first trunk answers 503, the second
+//! rings (`180`) and answers 3 s later: the agent receives the configured
+//! ringback (a tone, not silence, and not the carrier's audio, a 400 Hz tone
+//! it streams once answered) before the customer answers.
+//!
+//! Runs when `FREESWITCH_BIN` is set (see tests/e2e_freeswitch.rs);
+//! otherwise prints `SKIPPED: <why>`.
+
+mod e2e_common;
+
+use std::net::UdpSocket;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use e2e_common::*;
+use serde_json::json;
+
+/// The agent's phone: rings, answers with its audio at `rtp_port` (our
+/// socket), waits for the BYE.
+fn scenario_agent(rtp_port: u16) -> String {
+    format!(
+        "<?xml version=\"1.0\" encoding=\"ISO-8859-1\" ?>\n<scenario name=\"agent\">\n<recv request=\"INVITE\"/>\n{ring}<pause milliseconds=\"300\"/>\n<send retrans=\"500\"><![CDATA[\nSIP/2.0 200 OK\n{RESPONSE_HEAD}Content-Type: application/sdp\nContent-Length: [len]\n\nv=0\no=user1 53655765 2353687637 IN IP4 127.0.0.1\ns=-\nc=IN IP4 127.0.0.1\nt=0 0\nm=audio {rtp_port} RTP/AVP 0\na=rtpmap:0 PCMU/8000\n\n]]></send>\n<recv request=\"ACK\"/>\n{BYE_OK}</scenario>\n",
+        ring = ringing(),
+    )
+}
+
+/// What arrived on the agent's RTP socket: (ms since `start`, payload).
+type Packets = Arc<Mutex<Vec<(u128, Vec<u8>)>>>;
+
+fn listen_rtp(socket: UdpSocket, start: Instant) -> Packets {
+    let got: Packets = Arc::default();
+    let sink = got.clone();
+    socket
+        .set_read_timeout(Some(Duration::from_millis(200)))
+        .unwrap();
+    std::thread::spawn(move || {
+        let mut buf = [0u8; 2048];
+        loop {
+            match socket.recv(&mut buf) {
+                Ok(n) if n > 12 => sink
+                    .lock()
+                    .unwrap()
+                    .push((start.elapsed().as_millis(), buf[12..n].to_vec())),
+                Ok(_) => {}
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
+                Err(e) if e.kind() == std::io::ErrorKind::TimedOut => {}
+                Err(_) => return,
+            }
+        }
+    });
+    got
+}
+
+/// Places a call, waits until the customer answered; returns the RTP
+/// payloads the agent received before that answer, and the call's uuid.
+fn payloads_before_answer(
+    ports: Ports,
+    events: &EventLog,
+    packets: &Packets,
+) -> (Vec<Vec<u8>>, String) {
+    let mut esl = Esl::connect(ports.esl, Duration::from_secs(5)).unwrap();
+    let d = place(
+        &mut esl,
+        json!({"from_extension": "1001", "to_phone": "0987654321"}),
+    );
+    let (call, b) = (
+        d["call_uuid"].as_str().unwrap().to_string(),
+        d["b_leg_uuid"].as_str().unwrap().to_string(),
+    );
+    wait_state(&mut esl, &call, "bridged", Duration::from_secs(20));
+    let answered_ms: u128 = events
+        .all()
+        .iter()
+        .find(|e| {
+            e.get("Event-Name").map(String::as_str) == Some("CHANNEL_ANSWER")
+                && e.get("Unique-ID") == Some(&b)
+        })
+        .and_then(|e| e.get("_ms"))
+        .and_then(|m| m.parse().ok())
+        .expect("the customer's CHANNEL_ANSWER");
+    let before: Vec<Vec<u8>> = packets
+        .lock()
+        .unwrap()
+        .iter()
+        .filter(|(at, _)| *at < answered_ms)
+        .map(|p| p.1.clone())
+        .collect();
+    let r = Esl::connect(ports.esl, Duration::from_secs(5))
+        .unwrap()
+        .api(&format!("c2c hangup {call}"));
+    assert!(r.starts_with("+OK"), "{r}");
+    wait_state(&mut esl, &call, "ended", Duration::from_secs(10));
+    packets.lock().unwrap().clear();
+    (before, call)
+}
+
+/// How many payloads are a stretch of `tone` (looped).
+fn from_tone(payloads: &[Vec<u8>], tone: &[u8]) -> usize {
+    let looped = [tone, tone].concat();
+    payloads
+        .iter()
+        .filter(|p| !p.is_empty() && looped.windows(p.len()).any(|w| w == p.as_slice()))
+        .count()
+}
+
+#[test]
+fn the_agent_hears_ringback_while_the_customer_rings() {
+    let env = match find_env() {
+        Ok(e) => e,
+        Err(why) => return skipped(&why),
+    };
+    let ports = Ports::new();
+    let dir = e2e_dir("ringback");
+    describe(&env);
+    let tone_path = dir.join("tone.ulaw");
+    write_ulaw_tone(&tone_path);
+    let tone = std::fs::read(&tone_path).unwrap();
+
+    let socket = UdpSocket::bind("127.0.0.1:0").unwrap();
+    let rtp_port = socket.local_addr().unwrap().port();
+    let start = Instant::now();
+    let packets = listen_rtp(socket, start);
+    let _agent = Sipp::start(
+        &env,
+        &dir,
+        "agent",
+        &scenario_agent(rtp_port),
+        ports.agent,
+        ports.rtp_start + 40,
+    );
+    let _poc = Sipp::start(
+        &env,
+        &dir,
+        "carrier_503",
+        &scenario_503(),
+        ports.carrier_503,
+        ports.rtp_start + 52,
+    );
+    let _freeswitch = start_freeswitch(&env, &dir, ports);
+    drop(connect_ready(ports, &dir));
+    let events = EventLog::listen_with(ports.esl, move |e| {
+        e.insert("_ms".into(), start.elapsed().as_millis().to_string());
+    });
+    std::thread::sleep(Duration::from_millis(300));
+    step("FreeSWITCH up; the agent's audio comes to this test's UDP socket");
+
+    // A carrier that only rings (after a 503 of the first trunk: failover):
+    // the agent hears the ringback tone until the customer answers.
+    let _ringing = Sipp::start(
+        &env,
+        &dir,
+        "carrier_rings",
+        &scenario_answers_talking("carrier", 3000, &tone_path),
+        ports.carrier_ok,
+        ports.rtp_start + 48,
+    );
+    std::thread::sleep(Duration::from_millis(300));
+    let (before, _) = payloads_before_answer(ports, &events, &packets);
+    assert!(
+        before.len() >= 25,
+        "ringback: only {} RTP packets before the answer",
+        before.len()
+    );
+    assert_eq!(from_tone(&before, &tone), 0, "no early media was sent");
+    let silent = before
+        .iter()
+        .filter(|p| p.iter().all(|b| *b == 0xff))
+        .count();
+    assert!(
+        silent < before.len(),
+        "the packets carry a tone, not only silence"
+    );
+    step(&format!("POC answers 503, BACKUP only rings (180), 200 OK 3 s later: the agent received {} RTP packets of ringback before the 200 OK ({silent} of them silent, none the carrier's)", before.len()));
+}

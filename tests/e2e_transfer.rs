@@ -1,0 +1,396 @@
+//! End to end against a real FreeSWITCH: transfers and `hangup_by`.
+//!
+//! A bridged call whose customer leg is transferred (`uuid_transfer` from the
+//! console, a blind transfer by REFER from the agent's phone) keeps the
+//! customer talking: the module follows the customer's leg, says so
+//! (`pbx.call.transferred`), and reports one hangup and one CDR when the
+//! conversation really ends (billsec over the whole of it, every party).
+//! Every way a call ends is checked for `hangup_by`, in `c2c status` and in
+//! the webhooks a CRM receives. SIP parties are sipp; FreeSWITCH is driven
+//! with a fresh event-socket connection per command, as `fs_cli -x` does.
+//!
+//! Runs when `FREESWITCH_BIN` is set (see tests/e2e_freeswitch.rs);
+//! otherwise prints `SKIPPED: <why>`.
+
+mod e2e_common;
+mod webhooks_common;
+
+use std::path::Path;
+use std::time::Duration;
+
+use e2e_common::*;
+use serde_json::{json, Value};
+use webhooks_common::{Receiver, SECRET};
+
+const TOKEN: &str = "e2e-token-0123456789";
+
+/// One command over a fresh event-socket connection (what `fs_cli -x` does).
+fn api(ports: Ports, cmd: &str) -> String {
+    Esl::connect(ports.esl, Duration::from_secs(5))
+        .expect("ESL connection")
+        .api(cmd)
+}
+
+/// `INVITE` captured so that the phone can send requests in the dialog
+/// itself: FreeSWITCH's Contact, From and To.
+const CAPTURE_INVITE: &str = r#"<recv request="INVITE">
+  <action>
+    <ereg regexp="sip:[^>;]*" search_in="hdr" header="Contact:" assign_to="contact"/>
+    <ereg regexp="[^ ].*" search_in="hdr" header="From:" assign_to="from"/>
+    <ereg regexp="[^ ].*" search_in="hdr" header="To:" assign_to="to"/>
+  </action>
+</recv>
+"#;
+
+/// A request of ours in the dialog the INVITE opened (we are its UAS).
+fn in_dialog(method: &str, extra: &str) -> String {
+    format!(
+        "<send retrans=\"500\"><![CDATA[\n{method} [$contact] SIP/2.0\nVia: SIP/2.0/[transport] [local_ip]:[local_port];branch=[branch]\nFrom: [$to];tag=[pid]SIPpTag[call_number]\nTo: [$from]\n[last_Call-ID:]\nCSeq: 1 {method}\nContact: <sip:[local_ip]:[local_port]>\nMax-Forwards: 70\n{extra}Content-Length: 0\n\n]]></send>\n"
+    )
+}
+
+const OK_TO_REQUEST: &str = "<send><![CDATA[\nSIP/2.0 200 OK\n[last_Via:]\n[last_From:]\n[last_To:]\n[last_Call-ID:]\n[last_CSeq:]\nContent-Length: 0\n\n]]></send>\n";
+
+/// Rings, answers after `answer_after_ms`, talks (RTP of `tone`), then
+/// hangs up itself after `bye_after_ms` (sends the BYE).
+fn scenario_hangs_up(answer_after_ms: u64, bye_after_ms: u64, tone: &Path) -> String {
+    format!(
+        "<?xml version=\"1.0\" encoding=\"ISO-8859-1\" ?>\n<scenario name=\"hangs up\">\n{CAPTURE_INVITE}{ring}<pause milliseconds=\"{answer_after_ms}\"/>\n{ok}<recv request=\"ACK\"/>\n<nop><action><exec rtp_stream=\"{tone},-1,0\"/></action></nop>\n<pause milliseconds=\"{bye_after_ms}\"/>\n{bye}<recv response=\"200\"/>\n</scenario>\n",
+        ring = ringing(),
+        ok = ok_with_sdp(),
+        tone = tone.display(),
+        bye = in_dialog("BYE", ""),
+    )
+}
+
+/// Answers, talks for `talk_ms`, then blind-transfers the call to `target`
+/// (REFER); answers FreeSWITCH's NOTIFYs and the BYE that ends its leg.
+fn scenario_refers(talk_ms: u64, target: &str, tone: &Path) -> String {
+    let refer = in_dialog(
+        "REFER",
+        &format!("Refer-To: <sip:{target}@127.0.0.1>\nReferred-By: <sip:1004@127.0.0.1>\n"),
+    );
+    format!(
+        "<?xml version=\"1.0\" encoding=\"ISO-8859-1\" ?>\n<scenario name=\"refers\">\n{CAPTURE_INVITE}{ring}<pause milliseconds=\"300\"/>\n{ok}<recv request=\"ACK\"/>\n<nop><action><exec rtp_stream=\"{tone},-1,0\"/></action></nop>\n<pause milliseconds=\"{talk_ms}\"/>\n{refer}<recv response=\"202\"/>\n<label id=\"wait\"/>\n<recv request=\"NOTIFY\" optional=\"true\" next=\"notify\"/>\n<recv request=\"BYE\" next=\"bye\"/>\n<label id=\"notify\"/>\n{OK_TO_REQUEST}<pause milliseconds=\"1\" next=\"wait\"/>\n<label id=\"bye\"/>\n{OK_TO_REQUEST}</scenario>\n",
+        ring = ringing(),
+        ok = ok_with_sdp(),
+        tone = tone.display(),
+    )
+}
+
+struct Rig {
+    ports: Ports,
+    hooks: Receiver,
+}
+
+impl Rig {
+    /// Places a call, waits until it is bridged: (call, A-leg, B-leg).
+    fn bridged(&self, ext: &str, number: &str) -> (String, String, String) {
+        let r = api(
+            self.ports,
+            &format!("c2c {}", json!({"from_extension": ext, "to_phone": number})),
+        );
+        assert!(r.starts_with("+OK"), "c2c refused: {r}");
+        let d = json_of(&r)["data"].clone();
+        let id = |k: &str| d[k].as_str().unwrap().to_string();
+        let call = id("call_uuid");
+        self.wait_status(&call, "bridged", Duration::from_secs(20));
+        (call, id("a_leg_uuid"), id("b_leg_uuid"))
+    }
+
+    fn status(&self, call: &str) -> Value {
+        let r = api(self.ports, &format!("c2c status {call}"));
+        assert!(r.starts_with("+OK"), "c2c status: {r}");
+        json_of(&r)
+    }
+
+    fn wait_status(&self, call: &str, state: &str, within: Duration) -> Value {
+        let mut s = Value::Null;
+        wait_for(&format!("call {call} {state}"), within, || {
+            s = self.status(call);
+            s["status"] == state
+        });
+        s
+    }
+
+    /// The webhooks delivered for `call`, in delivery order.
+    fn hooks_of(&self, call: &str) -> Vec<Value> {
+        self.hooks
+            .delivered()
+            .into_iter()
+            .filter(|e| e["data"]["call_uuid"] == call)
+            .collect()
+    }
+
+    fn hooks_typed(&self, call: &str, kind: &str) -> Vec<Value> {
+        self.hooks_of(call)
+            .into_iter()
+            .filter(|e| e["type"] == kind)
+            .collect()
+    }
+
+    /// Waits for the call's CDR webhook, then checks: one hangup, one CDR,
+    /// both and `c2c status` saying `hangup_by` = `by`. Returns the CDR data.
+    fn ended(&self, call: &str, by: &str, what: &str) -> Value {
+        wait_for(
+            &format!("{what}: CDR webhook"),
+            Duration::from_secs(20),
+            || !self.hooks_typed(call, "pbx.cdr.created").is_empty(),
+        );
+        std::thread::sleep(Duration::from_millis(500)); // nothing may follow it
+        let hangups = self.hooks_typed(call, "pbx.call.hangup");
+        let cdrs = self.hooks_typed(call, "pbx.cdr.created");
+        assert_eq!(hangups.len(), 1, "{what}: hangups {hangups:?}");
+        assert_eq!(cdrs.len(), 1, "{what}: CDRs {cdrs:?}");
+        assert_eq!(
+            hangups[0]["data"]["hangup_by"], by,
+            "{what}: {}",
+            hangups[0]
+        );
+        assert_eq!(cdrs[0]["data"]["hangup_by"], by, "{what}: {}", cdrs[0]);
+        let s = self.status(call);
+        assert_eq!(s["status"], "ended", "{what}: {s}");
+        assert_eq!(s["hangup_by"], by, "{what}: {s}");
+        let seqs: Vec<u64> = self
+            .hooks_of(call)
+            .iter()
+            .map(|e| e["data"]["seq"].as_u64().unwrap_or(0))
+            .collect();
+        let mut sorted = seqs.clone();
+        sorted.sort();
+        assert_eq!(seqs, sorted, "{what}: delivered in per-call order");
+        cdrs[0]["data"].clone()
+    }
+}
+
+#[test]
+fn transfers_and_hangup_by_against_a_real_freeswitch() {
+    let env = match find_env() {
+        Ok(e) => e,
+        Err(why) => return skipped(&why),
+    };
+    let ports = Ports::new();
+    let dir = e2e_dir("transfer");
+    describe(&env);
+    let tone = dir.join("tone.ulaw");
+    write_ulaw_tone(&tone);
+
+    // 1001 talks until FreeSWITCH hangs it up; 1002 hangs up after 2 s;
+    // 1004 blind-transfers after 1.5 s; the carriers of trunk 4 (503) and 5
+    // (answers, waits for BYE); numbers 44… reach, through the XML
+    // dialplan, a party that answers and hangs up after 3 s.
+    let agents = [
+        (
+            "agent",
+            scenario_answers_talking("agent", 300, &tone),
+            ports.agent,
+            40,
+        ),
+        (
+            "agent_bye",
+            scenario_hangs_up(300, 2000, &tone),
+            ports.agent_late,
+            44,
+        ),
+        (
+            "agent_refer",
+            scenario_refers(1500, "4412346", &tone),
+            ports.agent_auto,
+            36,
+        ),
+        (
+            "party",
+            scenario_hangs_up(300, 3000, &tone),
+            ports.carrier_dialplan,
+            56,
+        ),
+    ];
+    let _phones: Vec<Sipp> = agents
+        .iter()
+        .map(|(name, sc, port, media)| {
+            Sipp::start(&env, &dir, name, sc, *port, ports.rtp_start + media)
+        })
+        .collect();
+    let (_carrier, _carrier503) = start_carriers(&env, &dir, ports);
+
+    let hooks = Receiver::ok();
+    let webhooks = format!(
+        r#"<param name="url" value="{url}"/>
+        <param name="secret" value="{SECRET}"/>
+        <param name="spool-dir" value="{spool}"/>
+        <param name="retry-schedule" value="0.2,0.5,1"/>"#,
+        url = hooks.url(),
+        spool = dir.join("spool").display(),
+    );
+    let _freeswitch = start_freeswitch_with(&env, &dir, ports, &webhooks);
+    drop(connect_ready(ports, &dir));
+    step("FreeSWITCH up with mod_zorio_c2c, webhooks to a local receiver");
+    let rig = Rig { ports, hooks };
+
+    // 1. uuid_transfer of the customer's leg: the customer talks on.
+    let (call, a, b) = rig.bridged("1001", "0987654321");
+    std::thread::sleep(Duration::from_millis(1000));
+    let r = api(ports, &format!("uuid_transfer {b} 4412345 XML default"));
+    assert!(r.starts_with("+OK"), "uuid_transfer: {r}");
+    wait_for("pbx.call.transferred", Duration::from_secs(15), || {
+        !rig.hooks_typed(&call, "pbx.call.transferred").is_empty()
+    });
+    let t = rig.hooks_typed(&call, "pbx.call.transferred")[0]["data"].clone();
+    assert_eq!(t["leg"], "B", "{t}");
+    assert_eq!(t["leg_uuid"], b.as_str(), "{t}");
+    assert_eq!(t["destination"], "4412345", "{t}");
+    assert_eq!(t["previous_far_end_uuid"], a.as_str(), "{t}");
+    let party = t["far_end_uuid"].as_str().unwrap().to_string();
+    assert_ne!(party, a);
+    let s = rig.status(&call);
+    assert_eq!(s["status"], "bridged", "{s}");
+    assert!(s["legs"]["A"]["ended_at"].is_string(), "{s}");
+    assert!(s["legs"]["B"]["ended_at"].is_null(), "{s}");
+    assert!(rig.hooks_typed(&call, "pbx.call.hangup").is_empty());
+    assert_eq!(api(ports, &format!("uuid_exists {b}")).trim(), "true");
+    // The new party hangs up after 3 s of talk.
+    let cdr = rig.ended(&call, "agent", "uuid_transfer");
+    let parties = cdr["parties"].as_array().expect("parties");
+    assert_eq!(parties.len(), 2, "{cdr}");
+    assert_eq!(parties[0]["role"], "agent");
+    assert_eq!(parties[1]["leg_uuid"], party.as_str());
+    assert_eq!(cdr["last_party"]["leg_uuid"], party.as_str());
+    let billsec = cdr["billsec"].as_u64().unwrap();
+    assert!(
+        billsec >= 3,
+        "billsec {billsec} covers the whole conversation: {cdr}"
+    );
+    let types: Vec<String> = rig
+        .hooks_of(&call)
+        .iter()
+        .map(|e| e["type"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(
+        types
+            .iter()
+            .filter(|t| *t == "pbx.call.transferred")
+            .count(),
+        1
+    );
+    step(&format!("uuid_transfer of the customer's leg to 4412345: pbx.call.transferred (leg B, destination 4412345, far end {}), the customer stays up, the new party's BYE ends the call: one hangup, one CDR, hangup_by agent, billsec {billsec}, parties agent + transfer; events {types:?}", &party[..8]));
+
+    // 2. Blind transfer by REFER from the agent's phone.
+    let (call, a, b) = rig.bridged("1004", "0987654321");
+    wait_for("pbx.call.transferred", Duration::from_secs(15), || {
+        !rig.hooks_typed(&call, "pbx.call.transferred").is_empty()
+    });
+    let t = rig.hooks_typed(&call, "pbx.call.transferred")[0]["data"].clone();
+    assert_eq!(t["leg_uuid"], b.as_str(), "{t}");
+    assert_eq!(t["destination"], "4412346", "{t}");
+    assert_eq!(t["previous_far_end_uuid"], a.as_str(), "{t}");
+    let cdr = rig.ended(&call, "agent", "REFER");
+    assert_eq!(cdr["parties"].as_array().map(Vec::len), Some(2), "{cdr}");
+    let billsec = cdr["billsec"].as_u64().unwrap();
+    assert!(billsec >= 4, "billsec {billsec}: {cdr}");
+    step(&format!("blind transfer by REFER from 1004 to 4412346: transferred, the customer stays, one hangup + one CDR, hangup_by agent, billsec {billsec}"));
+
+    // 3. hangup_by, every way a call ends.
+    let (call, _, _) = rig.bridged("1002", "0987654321");
+    rig.ended(&call, "agent", "agent's BYE");
+    step("agent's BYE: hangup_by agent (c2c status and webhooks)");
+
+    let (call, _, _) = rig.bridged("1001", "4412347");
+    rig.ended(&call, "customer", "customer's BYE");
+    step("customer's BYE: hangup_by customer");
+
+    let (call, a, _) = rig.bridged("1001", "0987654321");
+    assert!(api(ports, &format!("uuid_kill {a}")).starts_with("+OK"));
+    rig.ended(&call, "agent", "uuid_kill A");
+    step("uuid_kill of the A-leg: hangup_by agent");
+
+    let (call, _, b) = rig.bridged("1001", "0987654321");
+    assert!(api(ports, &format!("uuid_kill {b}")).starts_with("+OK"));
+    rig.ended(&call, "customer", "uuid_kill B");
+    step("uuid_kill of the B-leg: hangup_by customer");
+
+    let (call, _, _) = rig.bridged("1001", "0987654321");
+    assert!(api(ports, &format!("c2c hangup {call}")).starts_with("+OK"));
+    rig.ended(&call, "api", "c2c hangup");
+    step("c2c hangup: hangup_by api");
+
+    let (call, _, _) = rig.bridged("1001", "0987654321");
+    let r = http(
+        ports.http,
+        "DELETE",
+        &format!("/api/pbx/calls/{call}"),
+        &format!("Bearer {TOKEN}"),
+        "",
+    );
+    assert!(r.starts_with("HTTP/1.1 2"), "DELETE: {r}");
+    rig.ended(&call, "api", "DELETE");
+    step("DELETE /api/pbx/calls/{uuid}: hangup_by api");
+
+    // 4. DELETE of a transferred call ends it where its legs are by then.
+    let (call, _, b) = rig.bridged("1001", "0987654321");
+    assert!(api(ports, &format!("uuid_transfer {b} 4412348 XML default")).starts_with("+OK"));
+    wait_for("pbx.call.transferred", Duration::from_secs(15), || {
+        !rig.hooks_typed(&call, "pbx.call.transferred").is_empty()
+    });
+    let party = rig.hooks_typed(&call, "pbx.call.transferred")[0]["data"]["far_end_uuid"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert!(api(ports, &format!("c2c hangup {call}")).starts_with("+OK"));
+    rig.ended(&call, "api", "c2c hangup after transfer");
+    wait_for("both channels gone", Duration::from_secs(10), || {
+        api(ports, &format!("uuid_exists {b}")).trim() == "false"
+            && api(ports, &format!("uuid_exists {party}")).trim() == "false"
+    });
+    step("c2c hangup of a transferred call: the customer and the new party hung up, hangup_by api");
+
+    // 5. A transferred call across `reload mod_zorio_c2c`: adopted with its
+    // parties, ended by the new party after the reload.
+    let (call, _, b) = rig.bridged("1001", "0987654321");
+    assert!(api(ports, &format!("uuid_transfer {b} 4412349 XML default")).starts_with("+OK"));
+    wait_for("pbx.call.transferred", Duration::from_secs(15), || {
+        !rig.hooks_typed(&call, "pbx.call.transferred").is_empty()
+    });
+    let party = rig.hooks_typed(&call, "pbx.call.transferred")[0]["data"]["far_end_uuid"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let r = api(ports, "reload mod_zorio_c2c");
+    assert!(r.contains("+OK"), "reload: {r}");
+    let s = rig.status(&call);
+    assert_eq!(s["status"], "bridged", "adopted after the reload: {s}");
+    assert_eq!(s["transferred"], true, "{s}");
+    assert_eq!(s["last_party"]["leg_uuid"], party.as_str(), "{s}");
+    let cdr = rig.ended(&call, "agent", "transfer then reload");
+    assert_eq!(cdr["parties"].as_array().map(Vec::len), Some(2), "{cdr}");
+    assert_eq!(cdr["recovered"], false, "{cdr}");
+    let billsec = cdr["billsec"].as_u64().unwrap();
+    assert!(billsec >= 3, "billsec {billsec}: {cdr}");
+    step(&format!("transfer, then reload mod_zorio_c2c: the call is adopted (c2c status: bridged, transferred, last party {}), the new party's BYE after the reload ends it: one hangup, one CDR, hangup_by agent, billsec {billsec}, two parties", &party[..8]));
+
+    // 6. Attended transfer, the way FreeSWITCH completes a REFER with
+    // Replaces: the customer's leg is bridged straight to the consulted
+    // party's channel (here from the console: the party is called first,
+    // then `uuid_bridge <customer> <party>`).
+    let (call, a, b) = rig.bridged("1001", "0987654321");
+    let r = api(
+        ports,
+        &format!(
+            "originate {{origination_caller_id_number=1001}}sofia/c2c/sip:4412350@127.0.0.1:{} &park()",
+            ports.carrier_dialplan
+        ),
+    );
+    assert!(r.starts_with("+OK "), "originate the consulted party: {r}");
+    let consulted = r.trim_start_matches("+OK ").trim().to_string();
+    let r = api(ports, &format!("uuid_bridge {b} {consulted}"));
+    assert!(r.starts_with("+OK"), "uuid_bridge: {r}");
+    wait_for("pbx.call.transferred", Duration::from_secs(15), || {
+        !rig.hooks_typed(&call, "pbx.call.transferred").is_empty()
+    });
+    let t = rig.hooks_typed(&call, "pbx.call.transferred")[0]["data"].clone();
+    assert_eq!(t["far_end_uuid"], consulted.as_str(), "{t}");
+    assert_eq!(t["previous_far_end_uuid"], a.as_str(), "{t}");
+    let cdr = rig.ended(&call, "agent", "attended transfer");
+    assert_eq!(cdr["last_party"]["leg_uuid"], consulted.as_str(), "{cdr}");
+    assert_eq!(cdr["parties"].as_array().map(Vec::len), Some(2), "{cdr}");
+    step(&format!("attended transfer (the customer's leg bridged to the consulted party {}, as Replaces does): transferred, the party's BYE ends the call: one hangup, one CDR, hangup_by agent, billsec {}", &consulted[..8], cdr["billsec"]));
+}
