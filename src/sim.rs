@@ -216,25 +216,13 @@ impl SimSwitch {
     /// report for `leg`); its former partner is hung up by the switch.
     /// Returns the party's channel UUID, `None` when the leg is not up.
     pub fn attended_transfer(&self, leg: Uuid) -> Option<Uuid> {
-        let mut w = lock(&self.shared.world);
-        if w.legs.get(&leg).map(|l| l.0) != Some(LegState::Answered) {
-            return None;
-        }
-        let partner = w.bridges.remove(&leg);
-        if let Some(p) = partner {
-            w.bridges.remove(&p);
-        }
         let party = Uuid::new_v4();
-        w.legs.insert(party, (LegState::Answered, None));
-        w.bridges.insert(leg, party);
-        w.bridges.insert(party, leg);
-        w.transferred.insert(leg, party.to_string());
-        drop(w);
-        self.shared.changed.notify_all();
-        if let Some(p) = partner {
-            self.shared.end_leg(p, "NORMAL_CLEARING", false);
-        }
-        Some(party)
+        self.move_leg(leg, party.to_string(), |w| {
+            w.legs.insert(party, (LegState::Answered, None));
+            w.bridges.insert(leg, party);
+            w.bridges.insert(party, leg);
+        })
+        .then_some(party)
     }
 
     /// Transfers an answered, bridged leg to `destination` (as
@@ -244,24 +232,34 @@ impl SimSwitch {
     /// channel UUID, `None` when the leg is not up.
     pub fn transfer(&self, leg: Uuid, destination: &str) -> Option<Uuid> {
         let ring = lock(&self.shared.options).customer_ring_for;
+        let party = Uuid::new_v4();
+        self.move_leg(leg, destination.to_string(), |w| {
+            w.connects
+                .push((Instant::now() + ring, leg, party, destination.to_string()));
+        })
+        .then_some(party)
+    }
+
+    /// Takes an answered `leg` out of its bridge, records it as transferred
+    /// to `to`, lets `place` put its new party in the world, then hangs its
+    /// former partner up (as the switch does). False when the leg is not up.
+    fn move_leg(&self, leg: Uuid, to: String, place: impl FnOnce(&mut World)) -> bool {
         let mut w = lock(&self.shared.world);
         if w.legs.get(&leg).map(|l| l.0) != Some(LegState::Answered) {
-            return None;
+            return false;
         }
         let partner = w.bridges.remove(&leg);
         if let Some(p) = partner {
             w.bridges.remove(&p);
         }
-        w.transferred.insert(leg, destination.to_string());
-        let party = Uuid::new_v4();
-        w.connects
-            .push((Instant::now() + ring, leg, party, destination.to_string()));
+        w.transferred.insert(leg, to);
+        place(&mut w);
         drop(w);
         self.shared.changed.notify_all();
         if let Some(p) = partner {
             self.shared.end_leg(p, "NORMAL_CLEARING", false);
         }
-        Some(party)
+        true
     }
 
     /// Takes a leg out of its bridge, so that it can end alone.

@@ -122,6 +122,20 @@ impl Rig {
             .collect()
     }
 
+    /// `uuid_transfer` of the customer's leg `b` to `number`; waits for the
+    /// call's `pbx.call.transferred` and returns its data.
+    fn transfer(&self, call: &str, b: &str, number: &str) -> Value {
+        let r = api(
+            self.ports,
+            &format!("uuid_transfer {b} {number} XML default"),
+        );
+        assert!(r.starts_with("+OK"), "uuid_transfer: {r}");
+        wait_for("pbx.call.transferred", Duration::from_secs(15), || {
+            !self.hooks_typed(call, "pbx.call.transferred").is_empty()
+        });
+        self.hooks_typed(call, "pbx.call.transferred")[0]["data"].clone()
+    }
+
     fn hooks_typed(&self, call: &str, kind: &str) -> Vec<Value> {
         self.hooks_of(call)
             .into_iter()
@@ -230,12 +244,7 @@ fn transfers_and_hangup_by_against_a_real_freeswitch() {
     // 1. uuid_transfer of the customer's leg: the customer talks on.
     let (call, a, b) = rig.bridged("1001", "0987654321");
     std::thread::sleep(Duration::from_millis(1000));
-    let r = api(ports, &format!("uuid_transfer {b} 4412345 XML default"));
-    assert!(r.starts_with("+OK"), "uuid_transfer: {r}");
-    wait_for("pbx.call.transferred", Duration::from_secs(15), || {
-        !rig.hooks_typed(&call, "pbx.call.transferred").is_empty()
-    });
-    let t = rig.hooks_typed(&call, "pbx.call.transferred")[0]["data"].clone();
+    let t = rig.transfer(&call, &b, "4412345");
     assert_eq!(t["leg"], "B", "{t}");
     assert_eq!(t["leg_uuid"], b.as_str(), "{t}");
     assert_eq!(t["destination"], "4412345", "{t}");
@@ -327,11 +336,7 @@ fn transfers_and_hangup_by_against_a_real_freeswitch() {
 
     // 4. DELETE of a transferred call ends it where its legs are by then.
     let (call, _, b) = rig.bridged("1001", "0987654321");
-    assert!(api(ports, &format!("uuid_transfer {b} 4412348 XML default")).starts_with("+OK"));
-    wait_for("pbx.call.transferred", Duration::from_secs(15), || {
-        !rig.hooks_typed(&call, "pbx.call.transferred").is_empty()
-    });
-    let party = rig.hooks_typed(&call, "pbx.call.transferred")[0]["data"]["far_end_uuid"]
+    let party = rig.transfer(&call, &b, "4412348")["far_end_uuid"]
         .as_str()
         .unwrap()
         .to_string();
@@ -346,11 +351,7 @@ fn transfers_and_hangup_by_against_a_real_freeswitch() {
     // 5. A transferred call across `reload mod_zorio_c2c`: adopted with its
     // parties, ended by the new party after the reload.
     let (call, _, b) = rig.bridged("1001", "0987654321");
-    assert!(api(ports, &format!("uuid_transfer {b} 4412349 XML default")).starts_with("+OK"));
-    wait_for("pbx.call.transferred", Duration::from_secs(15), || {
-        !rig.hooks_typed(&call, "pbx.call.transferred").is_empty()
-    });
-    let party = rig.hooks_typed(&call, "pbx.call.transferred")[0]["data"]["far_end_uuid"]
+    let party = rig.transfer(&call, &b, "4412349")["far_end_uuid"]
         .as_str()
         .unwrap()
         .to_string();
