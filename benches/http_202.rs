@@ -81,10 +81,10 @@ fn main() {
     config.max_concurrent_calls = Some(1_000_000);
     let spool = std::env::temp_dir().join(format!("c2c-bench-spool-{}", std::process::id()));
     config.webhooks.spool_dir = spool.clone();
-    config.webhooks.store_sync = match std::env::var("C2C_BENCH_STORE_SYNC").as_deref() {
-        Ok("normal") => StoreSync::Normal,
-        _ => StoreSync::Full,
-    };
+    config.webhooks.store_sync = std::env::var("C2C_BENCH_STORE_SYNC")
+        .ok()
+        .and_then(|v| StoreSync::parse(&v))
+        .unwrap_or_default();
     let sync = config.webhooks.store_sync;
     let token = config.tokens[0].secret.clone();
     // Calls end within milliseconds so the engine does not pile up threads.

@@ -137,11 +137,10 @@ fn parse_args(argv: impl IntoIterator<Item = String>) -> Result<Args, String> {
             "--config" => a.config = Some(PathBuf::from(value()?)),
             "--data-dir" => a.data_dir = Some(PathBuf::from(value()?)),
             "--store-sync" => {
-                a.store_sync = Some(match value()?.as_str() {
-                    "full" => StoreSync::Full,
-                    "normal" => StoreSync::Normal,
-                    v => return Err(format!("--store-sync: {v} (full or normal)")),
-                })
+                let v = value()?;
+                a.store_sync = Some(
+                    StoreSync::parse(&v).ok_or(format!("--store-sync: {v} (full or normal)"))?,
+                );
             }
             "--rate-limit" => {
                 let v = value()?;

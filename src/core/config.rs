@@ -231,6 +231,15 @@ pub enum StoreSync {
 }
 
 impl StoreSync {
+    /// `full` or `normal` (any case), as the XML param and the sandbox flag say it.
+    pub fn parse(value: &str) -> Option<StoreSync> {
+        match value.to_ascii_lowercase().as_str() {
+            "full" => Some(StoreSync::Full),
+            "normal" => Some(StoreSync::Normal),
+            _ => None,
+        }
+    }
+
     /// The value of SQLite's `PRAGMA synchronous`.
     pub fn pragma(self) -> &'static str {
         match self {

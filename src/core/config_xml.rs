@@ -162,11 +162,8 @@ fn webhooks(cfg: &mut Config, section: Node) -> Result<(), ConfigError> {
             }
             "workers" => w.workers = number::<usize>(value, &at)?.max(1),
             "store-sync" => {
-                w.store_sync = match value.to_ascii_lowercase().as_str() {
-                    "full" => StoreSync::Full,
-                    "normal" => StoreSync::Normal,
-                    _ => return Err(err(at, "must be full or normal")),
-                }
+                w.store_sync =
+                    StoreSync::parse(value).ok_or_else(|| err(at, "must be full or normal"))?
             }
             _ => return Err(err(at, "unknown param")),
         }

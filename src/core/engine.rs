@@ -646,34 +646,24 @@ impl Engine {
     /// disk.
     fn emit_event(&self, c: &CallRecord, event: &CallEvent, ended: bool) {
         let mut writes = self.sink.durable_writes(event);
-        let durable = self.journal.durable();
-        if durable {
-            writes.push(journal_write(c, ended));
-        }
-        let result = match (self.store(), writes.is_empty()) {
-            (Some(store), false) if ended => store.write(writes, COMMIT_TIMEOUT),
-            (Some(store), false) => {
-                let (sink, e) = (Arc::clone(&self.sink), event.clone());
-                let then: Committed = Box::new(move |r| match r {
-                    // Timeout: queued in order, committed later.
-                    Ok(()) | Err(StoreError::Timeout) => sink.committed(&e),
-                    Err(err) => sink.uncommitted(&e, &err),
-                });
-                match store.write_then(writes, then) {
-                    Ok(()) => {
-                        if !durable {
-                            self.journal_memory(c, ended);
-                        }
-                        return;
-                    }
-                    Err(e) => Err(e),
-                }
-            }
-            _ => Ok(()),
+        self.journal_record(c, ended, &mut writes);
+        let Some(store) = self.store().filter(|_| !writes.is_empty()) else {
+            return self.sink.committed(event);
         };
-        if !durable {
-            self.journal_memory(c, ended);
-        }
+        let result = if ended {
+            store.write(writes, COMMIT_TIMEOUT)
+        } else {
+            let (sink, e) = (Arc::clone(&self.sink), event.clone());
+            let then: Committed = Box::new(move |r| match r {
+                // Timeout: queued in order, committed later.
+                Ok(()) | Err(StoreError::Timeout) => sink.committed(&e),
+                Err(err) => sink.uncommitted(&e, &err),
+            });
+            match store.write_then(writes, then) {
+                Ok(()) => return,
+                Err(e) => Err(e),
+            }
+        };
         match result {
             // Timeout: queued in order, committed later; deliver it anyway.
             Ok(()) | Err(StoreError::Timeout) => self.sink.committed(event),
@@ -682,35 +672,30 @@ impl Engine {
         }
     }
 
-    /// Hands the record to a journal that is not in the store.
-    fn journal_memory(&self, c: &CallRecord, ended: bool) {
-        if ended {
+    /// The call's journal record: added to `writes` when the journal is
+    /// durable (it commits with them), else handed to the journal at once.
+    fn journal_record(&self, c: &CallRecord, ended: bool, writes: &mut Vec<Write>) {
+        if self.journal.durable() {
+            writes.push(journal_write(c, ended));
+        } else if ended {
             self.journal.remove(c.call_uuid);
         } else {
             self.journal.put(c);
         }
     }
 
-    /// Commits `writes` with the call's journal record (when the journal is
-    /// durable), else hands the record to the journal.
+    /// Commits `writes` with the call's journal record, waiting for it.
     fn commit_call(
         &self,
         c: &CallRecord,
         ended: bool,
         mut writes: Vec<Write>,
     ) -> Result<(), StoreError> {
-        let durable = self.journal.durable();
-        if durable {
-            writes.push(journal_write(c, ended));
-        }
-        let result = match (self.store(), writes.is_empty()) {
-            (Some(store), false) => store.write(writes, COMMIT_TIMEOUT),
+        self.journal_record(c, ended, &mut writes);
+        match self.store() {
+            Some(store) if !writes.is_empty() => store.write(writes, COMMIT_TIMEOUT),
             _ => Ok(()),
-        };
-        if !durable {
-            self.journal_memory(c, ended);
         }
-        result
     }
 
     /// Ends the call when nothing of it is left: the runner is done and no leg is live.

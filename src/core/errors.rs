@@ -5,7 +5,7 @@
 //! machine-readable; CRMs branch on them.
 
 use serde::Serialize;
-use serde_json::{json, Value};
+use serde_json::Value;
 
 /// One invalid field of a request.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -15,6 +15,19 @@ pub struct FieldError {
     /// The rule it broke: `required`, `invalid_type`, `invalid_format`, `too_long`, …
     pub code: &'static str,
     pub message: String,
+}
+
+/// The one error shape, as it is serialized.
+#[derive(Serialize)]
+struct ErrorBody<'a> {
+    error: ErrorInner<'a>,
+}
+
+#[derive(Serialize)]
+struct ErrorInner<'a> {
+    code: &'a str,
+    message: &'a str,
+    fields: &'a [FieldError],
 }
 
 /// An error answered to a client.
@@ -50,49 +63,23 @@ impl ApiError {
 
     /// The JSON body: `{"error": {"code", "message", "fields"}}`.
     pub fn to_json(&self) -> Value {
-        json!({ "error": {
-            "code": self.code,
-            "message": self.message,
-            "fields": self.fields,
-        }})
+        serde_json::to_value(self.body()).unwrap_or(Value::Null)
     }
 
     /// [`ApiError::to_json`] as bytes, written straight from the fields
-    /// (same keys, same order: no `Value` tree built on the refusal paths).
+    /// (no `Value` tree built on the refusal paths).
     pub fn to_json_bytes(&self) -> Vec<u8> {
-        #[derive(Serialize)]
-        struct Body<'a> {
-            error: Inner<'a>,
-        }
-        #[derive(Serialize)]
-        struct Inner<'a> {
-            code: &'a str,
-            fields: Vec<Field<'a>>,
-            message: &'a str,
-        }
-        #[derive(Serialize)]
-        struct Field<'a> {
-            code: &'a str,
-            field: &'a str,
-            message: &'a str,
-        }
-        let fields = self
-            .fields
-            .iter()
-            .map(|f| Field {
-                code: f.code,
-                field: &f.field,
-                message: &f.message,
-            })
-            .collect();
-        let body = Body {
-            error: Inner {
+        serde_json::to_vec(&self.body()).unwrap_or_default()
+    }
+
+    fn body(&self) -> ErrorBody<'_> {
+        ErrorBody {
+            error: ErrorInner {
                 code: self.code,
-                fields,
                 message: &self.message,
+                fields: &self.fields,
             },
-        };
-        serde_json::to_vec(&body).unwrap_or_else(|_| self.to_json().to_string().into_bytes())
+        }
     }
 
     /// The fs_cli form: `-ERR <code> <message>[: field: message; …]`.
@@ -157,9 +144,12 @@ mod tests {
             code: "invalid_format",
             message: "must match \"^[0-9+]+$\"".into(),
         }]);
-        assert_eq!(e.to_json_bytes(), e.to_json().to_string().into_bytes());
+        let parsed = |b: Vec<u8>| serde_json::from_slice::<Value>(&b).unwrap();
+        assert_eq!(parsed(e.to_json_bytes()), e.to_json());
+        assert_eq!(e.to_json()["error"]["fields"][0]["field"], "to_phone");
         let e = ApiError::new(401, codes::UNAUTHORIZED, "no");
-        assert_eq!(e.to_json_bytes(), e.to_json().to_string().into_bytes());
+        assert_eq!(parsed(e.to_json_bytes()), e.to_json());
+        assert_eq!(e.to_json()["error"]["code"], "unauthorized");
     }
 
     #[test]
