@@ -45,7 +45,7 @@ pub trait CallJournal: Send + Sync {
 /// The write that records `record` in a durable journal: open, or ended
 /// (its CDR is emitted in the same commit; kept for the retention period).
 pub fn journal_write(record: &CallRecord, ended: bool) -> Write {
-    let snapshot = record.to_snapshot().to_string();
+    let snapshot = record.to_snapshot();
     if ended {
         Write::CallEnded(record.call_uuid, snapshot, record.end_time())
     } else {
