@@ -173,7 +173,9 @@ CREATE TABLE IF NOT EXISTS calls (
     snapshot TEXT NOT NULL,
     ended_ms INTEGER
 );
-CREATE INDEX IF NOT EXISTS calls_ended ON calls (ended_ms);
+DROP INDEX IF EXISTS calls_ended;
+CREATE INDEX IF NOT EXISTS calls_open ON calls (call_uuid) WHERE ended_ms IS NULL;
+CREATE INDEX IF NOT EXISTS calls_ended_at ON calls (ended_ms) WHERE ended_ms IS NOT NULL;
 ";
 
 fn connect(path: &Path, sync: StoreSync) -> rusqlite::Result<Connection> {
@@ -599,11 +601,22 @@ fn apply(c: &Connection, w: &Write) -> rusqlite::Result<()> {
             ])?;
         }
         Write::CallOpen(uuid, snapshot) => {
-            c.prepare_cached(
-                "INSERT INTO calls (call_uuid, snapshot, ended_ms) VALUES (?1, ?2, NULL)
-                 ON CONFLICT (call_uuid) DO UPDATE SET snapshot = excluded.snapshot, ended_ms = NULL",
-            )?
-            .execute(params![uuid.to_string(), snapshot])?;
+            let uuid = uuid.to_string();
+            // An open call's later snapshots touch its row alone (no index
+            // has `snapshot` in it); a new or reopened call goes the long way.
+            let updated = c
+                .prepare_cached(
+                    "UPDATE calls SET snapshot = ?2 WHERE call_uuid = ?1 AND ended_ms IS NULL",
+                )?
+                .execute(params![uuid, snapshot])?;
+            if updated == 0 {
+                c.prepare_cached(
+                    "INSERT INTO calls (call_uuid, snapshot, ended_ms) VALUES (?1, ?2, NULL)
+                     ON CONFLICT (call_uuid) DO UPDATE
+                     SET snapshot = excluded.snapshot, ended_ms = NULL",
+                )?
+                .execute(params![uuid, snapshot])?;
+            }
         }
         Write::CallEnded(uuid, snapshot, at) => {
             c.prepare_cached(
