@@ -61,6 +61,9 @@ struct Registry {
     reserved: usize,
     by_leg: HashMap<Uuid, Uuid>,
     runners: Vec<JoinHandle<()>>,
+    /// Ended calls whose last commit (the CDR) is still on its way to the
+    /// store: a read of one finds it here until the store has it.
+    ending: HashMap<Uuid, CallRecord>,
 }
 
 /// The click-to-call engine. One per module load (or sandbox).
@@ -68,7 +71,7 @@ pub struct Engine {
     config: RwLock<Arc<Config>>,
     pub(crate) switch: Arc<dyn Switch>,
     sink: Arc<dyn EventSink>,
-    registry: Mutex<Registry>,
+    registry: Arc<Mutex<Registry>>,
     pub(crate) journal: Arc<dyn CallJournal>,
     shutting_down: AtomicBool,
     dispatch_stop: Arc<AtomicBool>,
@@ -138,7 +141,7 @@ impl Engine {
             config: RwLock::new(Arc::new(config)),
             switch,
             sink,
-            registry: Mutex::new(Registry::default()),
+            registry: Arc::default(),
             journal,
             shutting_down: AtomicBool::new(false),
             dispatch_stop: Arc::new(AtomicBool::new(false)),
@@ -396,9 +399,16 @@ impl Engine {
 
     /// A call by its UUID (active, or ended within the journal's retention).
     pub fn call(&self, call_uuid: Uuid) -> Option<CallRecord> {
-        let active = lock(&self.registry).active.get(&call_uuid).cloned();
+        let (active, ending) = {
+            let reg = lock(&self.registry);
+            let active = reg.active.get(&call_uuid).cloned();
+            (active, reg.ending.get(&call_uuid).cloned())
+        };
         if let Some(c) = active {
             return Some(lock(&c).clone());
+        }
+        if ending.is_some() {
+            return ending;
         }
         // Ended calls live in the journal's store, not in memory.
         self.journal.ended_call(call_uuid)
@@ -638,37 +648,39 @@ impl Engine {
     /// its state) are one commit, so a crash never leaves one without the
     /// other (no event lost, none emitted twice under two ids).
     ///
-    /// Nobody waits for that commit but the call's last one (`ended`, so
-    /// that once the call leaves the registry the store answers for it):
-    /// the sinks get the event from the store's thread once it is committed
-    /// (in commit order, so a call's events stay in seq order), and the
-    /// thread that emits (the leg reports', a call's) does not wait on the
-    /// disk.
+    /// Nobody waits for that commit: the sinks get the event from the
+    /// store's thread once it is committed (in commit order, so a call's
+    /// events stay in seq order), and the thread that emits (FreeSWITCH's
+    /// event thread, a call's) never waits on the disk. The call's last
+    /// commit (`ended`, its CDR) keeps the ended record readable in the
+    /// registry until the store has it.
     fn emit_event(&self, c: &CallRecord, event: &CallEvent, ended: bool) {
         let mut writes = self.sink.durable_writes(event);
         self.journal_record(c, ended, &mut writes);
         let Some(store) = self.store().filter(|_| !writes.is_empty()) else {
             return self.sink.committed(event);
         };
-        let result = if ended {
-            store.write(writes, COMMIT_TIMEOUT)
-        } else {
-            let (sink, e) = (Arc::clone(&self.sink), event.clone());
-            let then: Committed = Box::new(move |r| match r {
-                // Timeout: queued in order, committed later.
+        let call_uuid = c.call_uuid;
+        if ended {
+            lock(&self.registry).ending.insert(call_uuid, c.clone());
+        }
+        let (sink, e) = (Arc::clone(&self.sink), event.clone());
+        let registry = Arc::clone(&self.registry);
+        let then: Committed = Box::new(move |r| {
+            match r {
                 Ok(()) | Err(StoreError::Timeout) => sink.committed(&e),
                 Err(err) => sink.uncommitted(&e, &err),
-            });
-            match store.write_then(writes, then) {
-                Ok(()) => return,
-                Err(e) => Err(e),
             }
-        };
-        match result {
-            // Timeout: queued in order, committed later; deliver it anyway.
-            Ok(()) | Err(StoreError::Timeout) => self.sink.committed(event),
+            if ended {
+                lock(&registry).ending.remove(&call_uuid);
+            }
+        });
+        if store.write_then(writes, then).is_err() {
             // The store refused: the sinks try on their own (and say so).
-            Err(_) => self.sink.emit(event),
+            if ended {
+                lock(&self.registry).ending.remove(&call_uuid);
+            }
+            self.sink.emit(event);
         }
     }
 
