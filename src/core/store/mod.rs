@@ -11,6 +11,7 @@
 //! delivered, so it leaves the spool) are queued with [`Store::forget`]:
 //! they go out, in order, with the next commit.
 
+mod checkpointer;
 pub mod sqlite;
 
 use std::fmt;
