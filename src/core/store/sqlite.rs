@@ -498,17 +498,21 @@ fn commit(conn: &mut Connection, shared: &Shared, groups: VecDeque<Group>) {
     shared.commits.fetch_add(1, Ordering::Relaxed);
     shared.groups.fetch_add(n as u64, Ordering::Relaxed);
     let finish_checkpoint = shared.checkpoints.committed();
-    for (i, g) in groups.into_iter().enumerate() {
-        let r = match &outcome {
-            Ok(()) => results.get(i).cloned().unwrap_or(Ok(())),
-            Err(e) => Err(StoreError::Db(e.to_string())),
-        };
-        if let Some(done) = g.done {
-            done.set(r.clone());
+    let result = |i: usize| match &outcome {
+        Ok(()) => results.get(i).cloned().unwrap_or(Ok(())),
+        Err(e) => Err(StoreError::Db(e.to_string())),
+    };
+    // Whoever waits (a 202) first, then the callbacks, in commit order.
+    for (i, g) in groups.iter().enumerate() {
+        if let Some(done) = &g.done {
+            done.set(result(i));
         }
+    }
+    for (i, g) in groups.into_iter().enumerate() {
         if let Some(then) = g.then {
             // A panic there must not take the writer (and every later
             // commit) with it.
+            let r = result(i);
             let _ = catch_unwind(AssertUnwindSafe(|| then(r)));
         }
     }
