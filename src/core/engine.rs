@@ -640,7 +640,7 @@ impl Engine {
             Value::Object(data),
         );
         c.seen_at = SystemTime::now();
-        self.emit_event(c, &event, false);
+        self.emit_event(c, event, false);
     }
 
     /// Hands `event` to the sinks with the call's journal record: in a
@@ -654,22 +654,25 @@ impl Engine {
     /// event thread, a call's) never waits on the disk. The call's last
     /// commit (`ended`, its CDR) keeps the ended record readable in the
     /// registry until the store has it.
-    fn emit_event(&self, c: &CallRecord, event: &CallEvent, ended: bool) {
-        let mut writes = self.sink.durable_writes(event);
+    fn emit_event(&self, c: &CallRecord, event: CallEvent, ended: bool) {
+        let mut writes = self.sink.durable_writes(&event);
         self.journal_record(c, ended, &mut writes);
         let Some(store) = self.store().filter(|_| !writes.is_empty()) else {
-            return self.sink.committed(event);
+            return self.sink.committed(&event);
         };
         let call_uuid = c.call_uuid;
         if ended {
             lock(&self.registry).ending.insert(call_uuid, c.clone());
         }
-        let (sink, e) = (Arc::clone(&self.sink), event.clone());
+        // The event goes with the write and comes back on refusal.
+        let slot = Arc::new(Mutex::new(Some(event)));
+        let (sink, e) = (Arc::clone(&self.sink), Arc::clone(&slot));
         let registry = Arc::clone(&self.registry);
         let then: Committed = Box::new(move |r| {
-            match r {
-                Ok(()) | Err(StoreError::Timeout) => sink.committed(&e),
-                Err(err) => sink.uncommitted(&e, &err),
+            match (r, lock(&e).take()) {
+                (_, None) => {}
+                (Ok(()) | Err(StoreError::Timeout), Some(e)) => sink.committed(&e),
+                (Err(err), Some(e)) => sink.uncommitted(&e, &err),
             }
             if ended {
                 lock(&registry).ending.remove(&call_uuid);
@@ -680,7 +683,9 @@ impl Engine {
             if ended {
                 lock(&self.registry).ending.remove(&call_uuid);
             }
-            self.sink.emit(event);
+            if let Some(event) = lock(&slot).take() {
+                self.sink.emit(&event);
+            }
         }
     }
 
@@ -773,7 +778,7 @@ impl Engine {
         c.seq += 1;
         let event = CallEvent::new(events::CDR, c.call_uuid, c.seq, c.token.clone(), cdr);
         c.seen_at = SystemTime::now();
-        self.emit_event(c, &event, true);
+        self.emit_event(c, event, true);
     }
 
     /// Refuses new calls, hangs up every call not yet bridged (bridged calls
