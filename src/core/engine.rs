@@ -336,29 +336,37 @@ impl Engine {
                 )
             });
         let cell: CallCell = Arc::new(Mutex::new(record));
-        let mut reg = lock(&self.registry);
-        reg.reserved -= 1;
-        committed?;
-        let engine = Arc::clone(self);
-        let run_cell = Arc::clone(&cell);
-        let spawned = self.check_capacity(reg.active.len(), limit).and_then(|()| {
-            std::thread::Builder::new()
-                .name(format!("c2c-call-{}", &accepted.call_uuid[..8]))
-                .spawn(move || engine.run_call(run_cell, config, plan))
-                .map_err(|e| ApiError::new(503, codes::CAPACITY_EXCEEDED, e.to_string()))
-        });
-        let handle = match spawned {
-            Ok(h) => h,
-            Err(e) => {
+        {
+            let mut reg = lock(&self.registry);
+            reg.reserved -= 1;
+            committed?;
+            if let Err(e) = self.check_capacity(reg.active.len(), limit) {
                 drop(reg);
                 self.journal.remove(call_uuid);
                 return Err(e);
             }
-        };
-        reg.active.insert(call_uuid, cell);
-        reg.by_leg.insert(a, call_uuid);
-        reg.by_leg.insert(b, call_uuid);
-        reg.runners.push(handle);
+            reg.active.insert(call_uuid, Arc::clone(&cell));
+            reg.by_leg.insert(a, call_uuid);
+            reg.by_leg.insert(b, call_uuid);
+        }
+        // The thread starts outside the registry's lock (leg events, on
+        // FreeSWITCH's event thread, need it); the call is in it already.
+        let engine = Arc::clone(self);
+        let spawned = std::thread::Builder::new()
+            .name(format!("c2c-call-{}", &accepted.call_uuid[..8]))
+            .spawn(move || engine.run_call(cell, config, plan));
+        let mut reg = lock(&self.registry);
+        match spawned {
+            Ok(h) => reg.runners.push(h),
+            Err(e) => {
+                reg.active.remove(&call_uuid);
+                reg.by_leg.remove(&a);
+                reg.by_leg.remove(&b);
+                drop(reg);
+                self.journal.remove(call_uuid);
+                return Err(ApiError::new(503, codes::CAPACITY_EXCEEDED, e.to_string()));
+            }
+        }
         Ok(accepted)
     }
 
