@@ -394,4 +394,69 @@ fn transfers_and_hangup_by_against_a_real_freeswitch() {
     assert_eq!(cdr["last_party"]["leg_uuid"], consulted.as_str(), "{cdr}");
     assert_eq!(cdr["parties"].as_array().map(Vec::len), Some(2), "{cdr}");
     step(&format!("attended transfer (the customer's leg bridged to the consulted party {}, as Replaces does): transferred, the party's BYE ends the call: one hangup, one CDR, hangup_by agent, billsec {}", &consulted[..8], cdr["billsec"]));
+
+    // 7. Transfer of the agent's leg that moves its partner, the customer:
+    // `uuid_transfer <A> -bleg <dest>` is the customer's transfer.
+    let (call, a, b) = rig.bridged("1001", "0987654321");
+    std::thread::sleep(Duration::from_millis(1000));
+    let r = api(
+        ports,
+        &format!("uuid_transfer {a} -bleg 4412351 XML default"),
+    );
+    assert!(r.starts_with("+OK"), "uuid_transfer -bleg: {r}");
+    wait_for("pbx.call.transferred", Duration::from_secs(15), || {
+        !rig.hooks_typed(&call, "pbx.call.transferred").is_empty()
+    });
+    let t = rig.hooks_typed(&call, "pbx.call.transferred")[0]["data"].clone();
+    assert_eq!(t["moved_leg"], "B", "{t}");
+    assert_eq!(t["leg_uuid"], b.as_str(), "{t}");
+    assert_eq!(t["destination"], "4412351", "{t}");
+    assert_eq!(t["previous_far_end_uuid"], a.as_str(), "{t}");
+    let party = t["far_end_uuid"].as_str().unwrap().to_string();
+    assert_eq!(api(ports, &format!("uuid_exists {b}")).trim(), "true");
+    let cdr = rig.ended(&call, "agent", "uuid_transfer -bleg");
+    assert_eq!(cdr["parties"].as_array().map(Vec::len), Some(2), "{cdr}");
+    assert_eq!(cdr["last_party"]["leg_uuid"], party.as_str(), "{cdr}");
+    let billsec = cdr["billsec"].as_u64().unwrap();
+    assert!(billsec >= 4, "billsec {billsec}: {cdr}");
+    step(&format!("uuid_transfer of the A-leg with -bleg to 4412351: the customer moved (transferred, leg B, far end {}), the party's BYE ends the call: one hangup, one CDR, hangup_by agent, billsec {billsec}, two parties", &party[..8]));
+
+    // 8. The agent's own leg sent elsewhere (`uuid_transfer <A> <dest>`):
+    // the agent leaves the call, FreeSWITCH hangs up the customer its
+    // bridge leaves behind, and the module does not hang up the agent's
+    // leg (now talking to the party at 4412352).
+    let (call, a, b) = rig.bridged("1001", "0987654321");
+    std::thread::sleep(Duration::from_millis(1000));
+    let r = api(ports, &format!("uuid_transfer {a} 4412352 XML default"));
+    assert!(r.starts_with("+OK"), "uuid_transfer of the A-leg: {r}");
+    let cdr = rig.ended(&call, "agent", "uuid_transfer of the A-leg");
+    let t = rig.hooks_typed(&call, "pbx.call.transferred");
+    assert_eq!(t.len(), 1, "{t:?}");
+    let t = &t[0]["data"];
+    assert_eq!(t["moved_leg"], "A", "{t}");
+    assert_eq!(t["leg_uuid"], a.as_str(), "{t}");
+    assert_eq!(t["destination"], "4412352", "{t}");
+    assert!(t["far_end_uuid"].is_null(), "{t}");
+    assert_eq!(api(ports, &format!("uuid_exists {b}")).trim(), "false");
+    assert_eq!(
+        api(ports, &format!("uuid_exists {a}")).trim(),
+        "true",
+        "the agent's leg, moved elsewhere, was left alone"
+    );
+    assert_eq!(cdr["parties"].as_array().map(Vec::len), Some(1), "{cdr}");
+    let billsec = cdr["billsec"].as_u64().unwrap();
+    assert!(billsec >= 1, "billsec {billsec}: {cdr}");
+    let types: Vec<String> = rig
+        .hooks_of(&call)
+        .iter()
+        .map(|e| e["type"].as_str().unwrap().to_string())
+        .collect();
+    step(&format!("uuid_transfer of the A-leg to 4412352: pbx.call.transferred (moved_leg A, no far end), FreeSWITCH hangs up the customer left behind: one hangup, one CDR, hangup_by agent, billsec {billsec}; the agent's leg is still up, talking at 4412352; events {types:?}"));
+    wait_for(
+        "the agent's leg ends at 4412352",
+        Duration::from_secs(10),
+        || api(ports, &format!("uuid_exists {a}")).trim() == "false",
+    );
+    std::thread::sleep(Duration::from_millis(500));
+    assert_eq!(rig.hooks_typed(&call, "pbx.call.hangup").len(), 1);
 }

@@ -163,7 +163,7 @@ impl FsSwitch {
             Level::Info,
             Some(&leg.leg_uuid.to_string()),
             &format!(
-                "bridge {dial} from the agent's session (attempt {})",
+                "originate {dial} from the agent's session (bridge, attempt {})",
                 leg.attempt
             ),
         );
