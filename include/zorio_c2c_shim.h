@@ -123,7 +123,8 @@ int zc2c_originate(const char *dial_string, uint32_t timeout_sec, const char *ci
  * `vars` become the new leg's variables verbatim (exported from the agent);
  * `app_uuid` comes back as Application-UUID of the agent's
  * CHANNEL_EXECUTE_COMPLETE when the application returns. 1 queued, 0 no such
- * channel (or it is hanging up). */
+ * channel (or it is hanging up), -1 not parked yet (just answered, still on
+ * its way into CS_PARK): try again shortly. */
 int zc2c_dial_from(const char *agent_uuid, const char *dial_string, zc2c_vars *vars, const char *ringback,
 				   const char *app_uuid);
 /* Once the attempt is over: takes the exports of `vars` (and continue_on_fail)

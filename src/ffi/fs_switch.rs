@@ -167,12 +167,16 @@ impl FsSwitch {
                 leg.attempt
             ),
         );
-        // SAFETY: all strings alive for the call; `vars` is our live event,
-        // only read (FreeSWITCH copies its values onto the agent's channel).
-        let queued = unsafe {
-            sys::zc2c_dial_from(a.as_ptr(), d.as_ptr(), vars.0, r.as_ptr(), app.as_ptr())
-        };
-        if queued == 0 {
+        // The agent may still be on its way into its park (just answered).
+        let queued = wait_until(Duration::from_secs(5), || {
+            // SAFETY: all strings alive for the call; `vars` is our live event,
+            // only read (FreeSWITCH copies its values onto the agent's channel).
+            let st = unsafe {
+                sys::zc2c_dial_from(a.as_ptr(), d.as_ptr(), vars.0, r.as_ptr(), app.as_ptr())
+            };
+            (st >= 0).then_some(st == 1)
+        });
+        if queued != Some(true) {
             return Err("ORIGINATOR_CANCEL".into());
         }
         // Rings at most the timeout; the rest is a safety net.

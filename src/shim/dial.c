@@ -50,6 +50,14 @@ int zc2c_dial_from(const char *agent_uuid, const char *dial_string, zc2c_vars *v
 		return 0;
 	}
 	channel = switch_core_session_get_channel(session);
+	/* Just answered, the agent is still on its way into CS_PARK (CF_TRANSFER,
+	   a state change pending): an originate started now would find its caller
+	   not ready and give up at once (ORIGINATOR_CANCEL). Come back later. */
+	if (switch_channel_up_nosig(channel) &&
+		(!switch_channel_ready(channel) || switch_channel_get_running_state(channel) != CS_PARK)) {
+		switch_core_session_rwunlock(session);
+		return -1;
+	}
 	if (switch_channel_up_nosig(channel) && switch_event_create(&cmd, SWITCH_EVENT_COMMAND) == SWITCH_STATUS_SUCCESS) {
 		exports(channel, (switch_event_t *) vars, 1);
 		/* A failed attempt leaves the agent up, for the next trunk. */
