@@ -36,8 +36,9 @@ pub(crate) enum DialEnd {
     Returned(Option<String>),
 }
 
-/// How our legs ended, kept briefly for the thread that placed them: the SIP
-/// status (HANGUP_COMPLETE) and when the channel was destroyed (DESTROY).
+/// How our legs went, kept briefly for the thread that placed them: the SIP
+/// status (HANGUP_COMPLETE), when the channel was destroyed (DESTROY), and
+/// how each attempt dialled from the agent's session went ([`DialEnd`]).
 #[derive(Default)]
 pub(crate) struct EndNotes {
     notes: Mutex<HashMap<Uuid, EndNote>>,
