@@ -55,7 +55,8 @@ enum {
 	ZC2C_EV_HANGUP_COMPLETE = 4,
 	ZC2C_EV_DESTROY = 5,
 	ZC2C_EV_BRIDGE = 6,
-	ZC2C_EV_HANGUP = 7
+	ZC2C_EV_HANGUP = 7,
+	ZC2C_EV_EXECUTE_COMPLETE = 8
 };
 
 /* Mirror of switch_loadable_module_function_table_t (layout checked by the shim). */
@@ -115,9 +116,20 @@ typedef struct zc2c_originate_result {
 int zc2c_originate(const char *dial_string, uint32_t timeout_sec, const char *cid_name, const char *cid_num,
 				   zc2c_vars *vars, int32_t *cancel, zc2c_originate_result *out);
 
-/* Plays `path` (a file, or `app::args`) to the channel, looped, until it is
- * bridged (switch_ivr_uuid_bridge stops it): 1 started, 0 no such channel. */
-int zc2c_play_looped(const char *uuid, const char *path);
+/* Queues mod_dptools' `bridge <dial_string>` on the answered, parked agent
+ * `agent_uuid`: one attempt at the customer's leg, dialled from the agent's
+ * session (its early media relayed, else `ringback` played as
+ * transfer_ringback; NULL or "": silence), bridged to the agent once answered.
+ * `vars` become the new leg's variables verbatim (exported from the agent);
+ * `app_uuid` comes back as Application-UUID of the agent's
+ * CHANNEL_EXECUTE_COMPLETE when the application returns. 1 queued, 0 no such
+ * channel (or it is hanging up), -1 not parked yet (just answered, still on
+ * its way into CS_PARK): try again shortly. */
+int zc2c_dial_from(const char *agent_uuid, const char *dial_string, zc2c_vars *vars, const char *ringback,
+				   const char *app_uuid);
+/* Once the attempt is over: takes the exports of `vars` (and continue_on_fail)
+ * off the agent, so that nothing later dialled from it inherits them. */
+void zc2c_dial_clear(const char *agent_uuid, zc2c_vars *vars);
 /* The hangup cause code of a cause name (NORMAL_CLEARING for an unknown one). */
 int32_t zc2c_cause_code(const char *name);
 int zc2c_uuid_bridge(const char *a_uuid, const char *b_uuid);

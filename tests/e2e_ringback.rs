@@ -1,10 +1,16 @@
 //! End to end against a real FreeSWITCH: what the agent hears while the
 //! customer's phone rings. The agent's phone (sipp) answers with an SDP whose
 //! audio port is a UDP socket of this test, so every RTP packet FreeSWITCH
-//! sends the agent is seen here. The first trunk answers 503, the second
-//! rings (`180`) and answers 3 s later: the agent receives the configured
-//! ringback (a tone, not silence, and not the carrier's audio, a 400 Hz tone
-//! it streams once answered) before the customer answers.
+//! sends the agent is seen here. Each call fails over: the first trunk
+//! answers 503, the second takes the call.
+//!
+//! 1. The second trunk answers `183 Session Progress` with SDP and streams
+//!    a 400 Hz tone as early media, then `200 OK` 3 s later: the agent
+//!    receives that very audio before the customer's answer (as with
+//!    FreeSWITCH's own `&bridge`).
+//! 2. The second trunk only rings (`180`) and answers 3 s later, streaming
+//!    the tone once answered: the agent receives the configured ringback (a
+//!    tone, not silence, and not the carrier's audio) before the answer.
 //!
 //! Runs when `FREESWITCH_BIN` is set (see tests/e2e_freeswitch.rs);
 //! otherwise prints `SKIPPED: <why>`.
@@ -12,6 +18,7 @@
 mod e2e_common;
 
 use std::net::UdpSocket;
+use std::path::Path;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -24,6 +31,16 @@ fn scenario_agent(rtp_port: u16) -> String {
     format!(
         "<?xml version=\"1.0\" encoding=\"ISO-8859-1\" ?>\n<scenario name=\"agent\">\n<recv request=\"INVITE\"/>\n{ring}<pause milliseconds=\"300\"/>\n<send retrans=\"500\"><![CDATA[\nSIP/2.0 200 OK\n{RESPONSE_HEAD}Content-Type: application/sdp\nContent-Length: [len]\n\nv=0\no=user1 53655765 2353687637 IN IP4 127.0.0.1\ns=-\nc=IN IP4 127.0.0.1\nt=0 0\nm=audio {rtp_port} RTP/AVP 0\na=rtpmap:0 PCMU/8000\n\n]]></send>\n<recv request=\"ACK\"/>\n{BYE_OK}</scenario>\n",
         ring = ringing(),
+    )
+}
+
+/// A carrier that sends `183` with SDP, streams `tone` as early media,
+/// answers after 3 s and waits for the BYE.
+fn scenario_early_media(tone: &Path) -> String {
+    format!(
+        "<?xml version=\"1.0\" encoding=\"ISO-8859-1\" ?>\n<scenario name=\"early media\">\n<recv request=\"INVITE\"/>\n<send><![CDATA[\nSIP/2.0 183 Session Progress\n{RESPONSE_HEAD}Content-Type: application/sdp\nContent-Length: [len]\n\nv=0\no=user1 53655765 2353687637 IN IP[local_ip_type] [local_ip]\ns=-\nc=IN IP[media_ip_type] [media_ip]\nt=0 0\nm=audio [media_port] RTP/AVP 0\na=rtpmap:0 PCMU/8000\n\n]]></send>\n<nop><action><exec rtp_stream=\"{tone},-1,0\"/></action></nop>\n<pause milliseconds=\"3000\"/>\n{ok}<recv request=\"ACK\"/>\n{BYE_OK}</scenario>\n",
+        tone = tone.display(),
+        ok = ok_with_sdp(),
     )
 }
 
@@ -54,13 +71,22 @@ fn listen_rtp(socket: UdpSocket, start: Instant) -> Packets {
     got
 }
 
-/// Places a call, waits until the customer answered; returns the RTP
-/// payloads the agent received before that answer, and the call's uuid.
-fn payloads_before_answer(
-    ports: Ports,
-    events: &EventLog,
-    packets: &Packets,
-) -> (Vec<Vec<u8>>, String) {
+/// The RTP the agent received before the customer's answer: each packet's
+/// (ms since the test began, payload), and when the answer came.
+struct BeforeAnswer {
+    packets: Vec<(u128, Vec<u8>)>,
+    answered_ms: u128,
+}
+
+impl BeforeAnswer {
+    fn payloads(&self) -> Vec<Vec<u8>> {
+        self.packets.iter().map(|p| p.1.clone()).collect()
+    }
+}
+
+/// Places a call, waits until the customer answered; returns the RTP the
+/// agent received before that answer.
+fn payloads_before_answer(ports: Ports, events: &EventLog, packets: &Packets) -> BeforeAnswer {
     let mut esl = Esl::connect(ports.esl, Duration::from_secs(5)).unwrap();
     let d = place(
         &mut esl,
@@ -81,12 +107,12 @@ fn payloads_before_answer(
         .and_then(|e| e.get("_ms"))
         .and_then(|m| m.parse().ok())
         .expect("the customer's CHANNEL_ANSWER");
-    let before: Vec<Vec<u8>> = packets
+    let before: Vec<(u128, Vec<u8>)> = packets
         .lock()
         .unwrap()
         .iter()
         .filter(|(at, _)| *at < answered_ms)
-        .map(|p| p.1.clone())
+        .cloned()
         .collect();
     let r = Esl::connect(ports.esl, Duration::from_secs(5))
         .unwrap()
@@ -94,7 +120,10 @@ fn payloads_before_answer(
     assert!(r.starts_with("+OK"), "{r}");
     wait_state(&mut esl, &call, "ended", Duration::from_secs(10));
     packets.lock().unwrap().clear();
-    (before, call)
+    BeforeAnswer {
+        packets: before,
+        answered_ms,
+    }
 }
 
 /// How many payloads are a stretch of `tone` (looped).
@@ -107,7 +136,7 @@ fn from_tone(payloads: &[Vec<u8>], tone: &[u8]) -> usize {
 }
 
 #[test]
-fn the_agent_hears_ringback_while_the_customer_rings() {
+fn the_agent_hears_early_media_or_ringback_while_the_customer_rings() {
     let env = match find_env() {
         Ok(e) => e,
         Err(why) => return skipped(&why),
@@ -139,6 +168,14 @@ fn the_agent_hears_ringback_while_the_customer_rings() {
         ports.carrier_503,
         ports.rtp_start + 52,
     );
+    let carrier = Sipp::start(
+        &env,
+        &dir,
+        "carrier_early_media",
+        &scenario_early_media(&tone_path),
+        ports.carrier_ok,
+        ports.rtp_start + 48,
+    );
     let _freeswitch = start_freeswitch(&env, &dir, ports);
     drop(connect_ready(ports, &dir));
     let events = EventLog::listen_with(ports.esl, move |e| {
@@ -147,7 +184,30 @@ fn the_agent_hears_ringback_while_the_customer_rings() {
     std::thread::sleep(Duration::from_millis(300));
     step("FreeSWITCH up; the agent's audio comes to this test's UDP socket");
 
-    // A carrier that only rings (after a 503 of the first trunk: failover):
+    // 1. 183 with SDP and RTP (after a 503 of the first trunk: failover):
+    // the carrier's own audio reaches the agent before the 200 OK.
+    let got = payloads_before_answer(ports, &events, &packets);
+    let before = got.payloads();
+    let relayed = from_tone(&before, &tone);
+    let first_relayed = got
+        .packets
+        .iter()
+        .find(|(_, p)| from_tone(std::slice::from_ref(p), &tone) == 1)
+        .map(|p| p.0);
+    assert!(
+        relayed >= 25,
+        "the agent received {} RTP packets before the customer's 200 OK, {relayed} of them the carrier's early media",
+        before.len()
+    );
+    step(&format!(
+        "POC answers 503, BACKUP answers 183 with SDP and streams a tone, 200 OK 3 s later: the agent received {} RTP packets before the 200 OK, {relayed} of them the carrier's own audio; the first at {} ms, the customer's answer at {} ms",
+        before.len(),
+        first_relayed.unwrap_or_default(),
+        got.answered_ms
+    ));
+    drop(carrier);
+
+    // 2. A carrier that only rings (after a 503 of the first trunk: failover):
     // the agent hears the ringback tone until the customer answers.
     let _ringing = Sipp::start(
         &env,
@@ -158,7 +218,7 @@ fn the_agent_hears_ringback_while_the_customer_rings() {
         ports.rtp_start + 48,
     );
     std::thread::sleep(Duration::from_millis(300));
-    let (before, _) = payloads_before_answer(ports, &events, &packets);
+    let before = payloads_before_answer(ports, &events, &packets).payloads();
     assert!(
         before.len() >= 25,
         "ringback: only {} RTP packets before the answer",

@@ -78,6 +78,37 @@ fn scenario_refers(talk_ms: u64, target: &str, tone: &Path) -> String {
     )
 }
 
+/// Answers, talks, then makes an attended transfer the way a desk phone
+/// does: a consultation call (a second dialog, INVITE to `target` on
+/// FreeSWITCH at `fs_port`), and once the consulted party answered, a
+/// REFER in the first dialog whose Refer-To carries `Replaces` naming the
+/// consultation dialog; answers FreeSWITCH's NOTIFYs and the BYEs of both
+/// dialogs. sipp keeps both dialogs in one call: a Call-ID written
+/// `consult///[call_id]` is matched on the part after `///`.
+fn scenario_attended_transfer(target: &str, fs_port: u16, tone: &Path) -> String {
+    let consult = format!(
+        "<send retrans=\"500\"><![CDATA[\nINVITE sip:{target}@127.0.0.1:{fs_port} SIP/2.0\nVia: SIP/2.0/[transport] [local_ip]:[local_port];branch=[branch]\nFrom: <sip:1002@127.0.0.1>;tag=consult[call_number]\nTo: <sip:{target}@127.0.0.1>\nCall-ID: consult///[call_id]\nCSeq: 1 INVITE\nContact: <sip:1002@[local_ip]:[local_port]>\nMax-Forwards: 70\nContent-Type: application/sdp\nContent-Length: [len]\n\nv=0\no=user1 53655765 2353687637 IN IP[local_ip_type] [local_ip]\ns=-\nc=IN IP[media_ip_type] [media_ip]\nt=0 0\nm=audio [media_port] RTP/AVP 0\na=rtpmap:0 PCMU/8000\n\n]]></send>\n<recv response=\"100\" optional=\"true\"/>\n<recv response=\"180\" optional=\"true\"/>\n<recv response=\"183\" optional=\"true\"/>\n<recv response=\"200\">\n  <action><ereg regexp=\";tag=([^;> \\r\\n]+)\" search_in=\"hdr\" header=\"To:\" assign_to=\"whole,ctag\"/></action>\n</recv>\n<Reference variables=\"whole\"/>\n<send><![CDATA[\nACK sip:{target}@127.0.0.1:{fs_port} SIP/2.0\nVia: SIP/2.0/[transport] [local_ip]:[local_port];branch=[branch]\nFrom: <sip:1002@127.0.0.1>;tag=consult[call_number]\nTo: <sip:{target}@127.0.0.1>;tag=[$ctag]\nCall-ID: consult///[call_id]\nCSeq: 1 ACK\nContact: <sip:1002@[local_ip]:[local_port]>\nMax-Forwards: 70\nContent-Length: 0\n\n]]></send>\n"
+    );
+    let refer = in_dialog(
+        "REFER",
+        &format!("Refer-To: <sip:{target}@127.0.0.1?Replaces=consult%2F%2F%2F[call_id]%3Bto-tag%3D[$ctag]%3Bfrom-tag%3Dconsult[call_number]>\nReferred-By: <sip:1002@127.0.0.1>\n"),
+    );
+    // In the first dialog: its Call-ID, not the consultation's (the last seen).
+    let refer = refer.replace("[last_Call-ID:]", "Call-ID: [call_id]");
+    // NOTIFYs and two BYEs (the first dialog's and the consultation's), in any order.
+    let wait = |n: u8| {
+        format!("<label id=\"wait{n}\"/>\n<recv request=\"NOTIFY\" optional=\"true\" next=\"notify{n}\"/>\n<recv request=\"BYE\" next=\"bye{n}\"/>\n<label id=\"notify{n}\"/>\n{OK_TO_REQUEST}<pause milliseconds=\"1\" next=\"wait{n}\"/>\n<label id=\"bye{n}\"/>\n{OK_TO_REQUEST}")
+    };
+    format!(
+        "<?xml version=\"1.0\" encoding=\"ISO-8859-1\" ?>\n<scenario name=\"attended transfer\">\n{CAPTURE_INVITE}{ring}<pause milliseconds=\"300\"/>\n{ok}<recv request=\"ACK\"/>\n<nop><action><exec rtp_stream=\"{tone},-1,0\"/></action></nop>\n<pause milliseconds=\"1000\"/>\n{consult}<pause milliseconds=\"800\"/>\n{refer}<recv response=\"202\"/>\n{w1}{w2}</scenario>\n",
+        ring = ringing(),
+        ok = ok_with_sdp(),
+        tone = tone.display(),
+        w1 = wait(1),
+        w2 = wait(2),
+    )
+}
+
 struct Rig {
     ports: Ports,
     hooks: Receiver,
@@ -219,7 +250,7 @@ fn transfers_and_hangup_by_against_a_real_freeswitch() {
             56,
         ),
     ];
-    let _phones: Vec<Sipp> = agents
+    let mut phones: Vec<Sipp> = agents
         .iter()
         .map(|(name, sc, port, media)| {
             Sipp::start(&env, &dir, name, sc, *port, ports.rtp_start + media)
@@ -302,6 +333,16 @@ fn transfers_and_hangup_by_against_a_real_freeswitch() {
     let (call, _, _) = rig.bridged("1002", "0987654321");
     rig.ended(&call, "agent", "agent's BYE");
     step("agent's BYE: hangup_by agent (c2c status and webhooks)");
+    // 1002's phone is now the one that makes an attended transfer (case 9).
+    drop(phones.remove(1));
+    let _attended = Sipp::start(
+        &env,
+        &dir,
+        "agent_attended",
+        &scenario_attended_transfer("4412353", ports.sip, &tone),
+        ports.agent_late,
+        ports.rtp_start + 44,
+    );
 
     let (call, _, _) = rig.bridged("1001", "4412347");
     rig.ended(&call, "customer", "customer's BYE");
@@ -394,4 +435,90 @@ fn transfers_and_hangup_by_against_a_real_freeswitch() {
     assert_eq!(cdr["last_party"]["leg_uuid"], consulted.as_str(), "{cdr}");
     assert_eq!(cdr["parties"].as_array().map(Vec::len), Some(2), "{cdr}");
     step(&format!("attended transfer (the customer's leg bridged to the consulted party {}, as Replaces does): transferred, the party's BYE ends the call: one hangup, one CDR, hangup_by agent, billsec {}", &consulted[..8], cdr["billsec"]));
+
+    // 7. Transfer of the agent's leg that moves its partner, the customer:
+    // `uuid_transfer <A> -bleg <dest>` is the customer's transfer.
+    let (call, a, b) = rig.bridged("1001", "0987654321");
+    std::thread::sleep(Duration::from_millis(1000));
+    let r = api(
+        ports,
+        &format!("uuid_transfer {a} -bleg 4412351 XML default"),
+    );
+    assert!(r.starts_with("+OK"), "uuid_transfer -bleg: {r}");
+    wait_for("pbx.call.transferred", Duration::from_secs(15), || {
+        !rig.hooks_typed(&call, "pbx.call.transferred").is_empty()
+    });
+    let t = rig.hooks_typed(&call, "pbx.call.transferred")[0]["data"].clone();
+    assert_eq!(t["moved_leg"], "B", "{t}");
+    assert_eq!(t["leg_uuid"], b.as_str(), "{t}");
+    assert_eq!(t["destination"], "4412351", "{t}");
+    assert_eq!(t["previous_far_end_uuid"], a.as_str(), "{t}");
+    let party = t["far_end_uuid"].as_str().unwrap().to_string();
+    assert_eq!(api(ports, &format!("uuid_exists {b}")).trim(), "true");
+    let cdr = rig.ended(&call, "agent", "uuid_transfer -bleg");
+    assert_eq!(cdr["parties"].as_array().map(Vec::len), Some(2), "{cdr}");
+    assert_eq!(cdr["last_party"]["leg_uuid"], party.as_str(), "{cdr}");
+    let billsec = cdr["billsec"].as_u64().unwrap();
+    assert!(billsec >= 4, "billsec {billsec}: {cdr}");
+    step(&format!("uuid_transfer of the A-leg with -bleg to 4412351: the customer moved (transferred, leg B, far end {}), the party's BYE ends the call: one hangup, one CDR, hangup_by agent, billsec {billsec}, two parties", &party[..8]));
+
+    // 8. The agent's own leg sent elsewhere (`uuid_transfer <A> <dest>`):
+    // the agent leaves the call, FreeSWITCH hangs up the customer its
+    // bridge leaves behind, and the module does not hang up the agent's
+    // leg (now talking to the party at 4412352).
+    let (call, a, b) = rig.bridged("1001", "0987654321");
+    std::thread::sleep(Duration::from_millis(1000));
+    let r = api(ports, &format!("uuid_transfer {a} 4412352 XML default"));
+    assert!(r.starts_with("+OK"), "uuid_transfer of the A-leg: {r}");
+    let cdr = rig.ended(&call, "agent", "uuid_transfer of the A-leg");
+    let t = rig.hooks_typed(&call, "pbx.call.transferred");
+    assert_eq!(t.len(), 1, "{t:?}");
+    let t = &t[0]["data"];
+    assert_eq!(t["moved_leg"], "A", "{t}");
+    assert_eq!(t["leg_uuid"], a.as_str(), "{t}");
+    assert_eq!(t["destination"], "4412352", "{t}");
+    assert!(t["far_end_uuid"].is_null(), "{t}");
+    assert_eq!(api(ports, &format!("uuid_exists {b}")).trim(), "false");
+    assert_eq!(
+        api(ports, &format!("uuid_exists {a}")).trim(),
+        "true",
+        "the agent's leg, moved elsewhere, was left alone"
+    );
+    assert_eq!(cdr["parties"].as_array().map(Vec::len), Some(1), "{cdr}");
+    let billsec = cdr["billsec"].as_u64().unwrap();
+    assert!(billsec >= 1, "billsec {billsec}: {cdr}");
+    let types: Vec<String> = rig
+        .hooks_of(&call)
+        .iter()
+        .map(|e| e["type"].as_str().unwrap().to_string())
+        .collect();
+    step(&format!("uuid_transfer of the A-leg to 4412352: pbx.call.transferred (moved_leg A, no far end), FreeSWITCH hangs up the customer left behind: one hangup, one CDR, hangup_by agent, billsec {billsec}; the agent's leg is still up, talking at 4412352; events {types:?}"));
+    wait_for(
+        "the agent's leg ends at 4412352",
+        Duration::from_secs(10),
+        || api(ports, &format!("uuid_exists {a}")).trim() == "false",
+    );
+    std::thread::sleep(Duration::from_millis(500));
+    assert_eq!(rig.hooks_typed(&call, "pbx.call.hangup").len(), 1);
+
+    // 9. Attended transfer from the agent's phone: a consultation call to
+    // 4412353, then REFER with Replaces; FreeSWITCH bridges the customer to
+    // the consulted party and hangs up both of the agent's dialogs.
+    let (call, a, b) = rig.bridged("1002", "0987654321");
+    wait_for("pbx.call.transferred", Duration::from_secs(15), || {
+        !rig.hooks_typed(&call, "pbx.call.transferred").is_empty()
+    });
+    let t = rig.hooks_typed(&call, "pbx.call.transferred")[0]["data"].clone();
+    assert_eq!(t["moved_leg"], "B", "{t}");
+    assert_eq!(t["leg_uuid"], b.as_str(), "{t}");
+    assert_eq!(t["previous_far_end_uuid"], a.as_str(), "{t}");
+    let party = t["far_end_uuid"].as_str().expect("far end").to_string();
+    assert_ne!(party, a);
+    assert_eq!(api(ports, &format!("uuid_exists {b}")).trim(), "true");
+    let cdr = rig.ended(&call, "agent", "attended transfer by REFER with Replaces");
+    assert_eq!(cdr["last_party"]["leg_uuid"], party.as_str(), "{cdr}");
+    assert_eq!(cdr["parties"].as_array().map(Vec::len), Some(2), "{cdr}");
+    let billsec = cdr["billsec"].as_u64().unwrap();
+    assert!(billsec >= 3, "billsec {billsec}: {cdr}");
+    step(&format!("attended transfer from 1002's phone (consultation INVITE to 4412353, then REFER with Replaces): transferred to the consulted party {}, the customer stays, the party's BYE ends the call: one hangup, one CDR, hangup_by agent, billsec {billsec}, two parties", &party[..8]));
 }

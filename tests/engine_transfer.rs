@@ -169,6 +169,34 @@ fn a_transferred_customer_hanging_up_ends_the_call_as_customer() {
 }
 
 #[test]
+fn the_agent_leg_moved_away_leaves_the_call_and_is_not_hung_up() {
+    let w = world();
+    let (call, a, b) = bridged_call(&w);
+    // uuid_transfer of the A-leg: the switch hangs up the customer it leaves.
+    w.sim.transfer(a, "4412352").expect("A is up");
+    let status = wait_ended(&w, call);
+    let t = &data_of(&w, call, events::TRANSFERRED);
+    assert_eq!(t.len(), 1, "{t:?}");
+    assert_eq!(t[0]["leg"], "A");
+    assert_eq!(t[0]["moved_leg"], "A");
+    assert_eq!(t[0]["leg_uuid"], a.to_string());
+    assert_eq!(t[0]["destination"], "4412352");
+    assert!(t[0]["far_end_uuid"].is_null());
+    assert_eq!(t[0]["previous_far_end_uuid"], a.to_string());
+    assert_eq!(status["hangup_by"], "agent");
+    assert_eq!(status["transferred"], true);
+    assert_eq!(data_of(&w, call, events::HANGUP).len(), 1);
+    assert_eq!(data_of(&w, call, events::CDR).len(), 1);
+    // The agent's leg went elsewhere: the engine never hung it up.
+    assert!(w.sim.leg_exists(a));
+    assert!(!w
+        .sim
+        .actions()
+        .iter()
+        .any(|x| matches!(x, SimAction::Hangup(leg, _) if *leg == a || *leg == b)));
+}
+
+#[test]
 fn delete_ends_a_transferred_call_wherever_its_legs_are() {
     let w = world();
     let (call, _, b) = bridged_call(&w);

@@ -537,6 +537,10 @@ impl Engine {
                     }
                     return;
                 }
+                // The agent's leg was moved elsewhere (uuid_transfer of the
+                // A-leg) and the customer's leg ended after it: the agent's
+                // side left first, and its leg is no longer ours to hang up.
+                let agent_left = !is_a && self.agent_moved(&mut c);
                 let other = if is_a { c.b.uuid } else { c.a.uuid };
                 let other_live = if is_a { c.b.is_live() } else { c.a.is_live() };
                 self.leg_ended(&mut c, is_a, &f);
@@ -548,12 +552,42 @@ impl Engine {
                     });
                 }
                 drop(c);
+                if agent_left {
+                    lock(&self.registry).by_leg.remove(&other);
+                }
                 if other_live {
                     self.switch.hangup(other, "NORMAL_CLEARING");
                 }
                 self.finish_if_done(&cell);
             }
         }
+    }
+
+    /// Whether the agent's (answered, live) leg was moved elsewhere by the
+    /// switch (`uuid_transfer` of the A-leg): it then leaves the call, which
+    /// follows the customer's leg, and the CRM is told once
+    /// (`pbx.call.transferred`, `moved_leg` A, no far end for the customer).
+    fn agent_moved(&self, c: &mut CallRecord) -> bool {
+        if c.b.answered_at.is_none() || !c.a.is_live() || c.cancel.is_some() {
+            return false;
+        }
+        let Some(to) = self.switch.transferred(c.a.uuid, c.b.uuid) else {
+            return false;
+        };
+        let from = c.far_end().uuid;
+        c.a.ended_at = Some(SystemTime::now());
+        c.a.by_peer = Some(false);
+        c.first_end.get_or_insert(HangupBy::Agent);
+        c.transferred = true;
+        let extra = json!({
+            "moved_leg": "A",
+            "destination": to,
+            "far_end_uuid": null,
+            "previous_far_end_uuid": from.to_string(),
+            "transfer": c.parties.len() + 1,
+        });
+        self.emit(c, events::TRANSFERRED, Some("A"), extra);
+        true
     }
 
     /// Whether the customer's (answered, live) leg has left the agent: a

@@ -94,6 +94,11 @@ pub(crate) fn customer_vars(leg: &CustomerLeg) -> Vec<(String, String)> {
         ("origination_caller_id_number", leg.caller_id.clone()),
         ("origination_caller_id_name", leg.caller_id.clone()),
         ("call_timeout", timeout_secs(leg.timeout).to_string()),
+        // Dialled by `bridge` from the agent's session: how long it rings,
+        // and the carrier's early media relayed to the agent while the
+        // bridge waits for the answer.
+        ("originate_timeout", timeout_secs(leg.timeout).to_string()),
+        ("bridge_early_media", "true".to_string()),
         ("hangup_after_bridge", "true".to_string()),
         (VAR_CALL, leg.call_uuid.to_string()),
         (VAR_LEG, "B".to_string()),
@@ -175,6 +180,20 @@ pub(crate) fn transfer_destination(source: &str, from: Uuid) -> Option<String> {
         }
         _ => None,
     }
+}
+
+/// The Application-UUID of attempt `attempt` at `leg`, dialled from the
+/// agent's session (its CHANNEL_EXECUTE_COMPLETE carries it back).
+pub(crate) fn dial_app_uuid(leg: Uuid, attempt: u32) -> String {
+    format!("zorio_c2c:{leg}:{attempt}")
+}
+
+/// The (leg, attempt) an Application-UUID of [`dial_app_uuid`] names.
+pub(crate) fn dial_of(app_uuid: &str) -> Option<(Uuid, u32)> {
+    let mut parts = app_uuid.strip_prefix("zorio_c2c:")?.split(':');
+    let leg = Uuid::parse_str(parts.next()?).ok()?;
+    let attempt = parts.next()?.parse().ok()?;
+    parts.next().is_none().then_some((leg, attempt))
 }
 
 /// The report an event of one of our channels makes, reading headers by name;
@@ -310,6 +329,8 @@ mod tests {
         assert_eq!(vars[VAR_LEG], "B");
         assert_eq!(vars[VAR_ATTEMPT], "2");
         assert_eq!(vars["call_timeout"], "2");
+        assert_eq!(vars["originate_timeout"], "2");
+        assert_eq!(vars["bridge_early_media"], "true");
         assert!(!unsafe_var("sip_h_X-CRM-Lead-Id", hostile));
         assert!(unsafe_var("sip_h_X-a", "ARRAY::x|:y"));
         assert!(unsafe_var("a[1]", "x"));
@@ -458,6 +479,16 @@ mod tests {
         );
         assert_eq!(transfer_destination(&blind, a), Some("0977777777".into()));
         assert_eq!(transfer_destination("garbage", a), None);
+    }
+
+    #[test]
+    fn dial_attempts_are_named_and_read_back() {
+        let leg = Uuid::from_u128(7);
+        assert_eq!(dial_of(&dial_app_uuid(leg, 3)), Some((leg, 3)));
+        assert_eq!(dial_of(&leg.to_string()), None);
+        assert_eq!(dial_of(&format!("zorio_c2c:{leg}:x")), None);
+        assert_eq!(dial_of(&format!("zorio_c2c:{leg}:1:2")), None);
+        assert_eq!(dial_of("zorio_c2c:nope:1"), None);
     }
 
     #[test]

@@ -15,7 +15,7 @@ use crate::core::events::{CallEvent, EventSink, ALL_TYPES};
 use crate::switch::{LegEvent, LegSender};
 
 use super::cstr::{borrowed, c_string};
-use super::dial::{leg_report, our_leg, ChannelEvent};
+use super::dial::{dial_of, leg_report, our_leg, ChannelEvent};
 use super::guard::guard;
 use super::log::{self, Level};
 use super::sys;
@@ -26,8 +26,19 @@ const OWNER: &std::ffi::CStr = c"mod_zorio_c2c";
 /// (attempt, SIP status, when) of one leg's HANGUP_COMPLETE.
 type EndNote = (Option<u32>, Option<u16>, Instant);
 
-/// How our legs ended, kept briefly for the thread that placed them: the SIP
-/// status (HANGUP_COMPLETE) and when the channel was destroyed (DESTROY).
+/// How an attempt dialled from the agent's session went.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum DialEnd {
+    /// The customer's leg answered (CHANNEL_ANSWER of that attempt).
+    Answered,
+    /// `bridge` returned on the agent (CHANNEL_EXECUTE_COMPLETE), with the
+    /// cause of a failed originate when there was one.
+    Returned(Option<String>),
+}
+
+/// How our legs went, kept briefly for the thread that placed them: the SIP
+/// status (HANGUP_COMPLETE), when the channel was destroyed (DESTROY), and
+/// how each attempt dialled from the agent's session went ([`DialEnd`]).
 #[derive(Default)]
 pub(crate) struct EndNotes {
     notes: Mutex<HashMap<Uuid, EndNote>>,
@@ -35,6 +46,8 @@ pub(crate) struct EndNotes {
     /// (stamp, when) of each leg's CHANNEL_HANGUP, until its HANGUP_COMPLETE.
     hangups: Mutex<HashMap<Uuid, (u64, Instant)>>,
     next_hangup: AtomicU64,
+    /// The first [`DialEnd`] of each attempt dialled from the agent's session.
+    dials: Mutex<HashMap<Uuid, (u32, DialEnd, Instant)>>,
 }
 
 impl EndNotes {
@@ -51,6 +64,33 @@ impl EndNotes {
             if m.len() < Self::MAX {
                 m.insert(leg, (attempt, sip, Instant::now()));
             }
+        }
+    }
+
+    /// Records how attempt `attempt` at `leg` went, unless it already did
+    /// (an answered attempt's `bridge` returns much later); never waits.
+    fn note_dial(&self, leg: Uuid, attempt: u32, end: DialEnd) {
+        if let Ok(mut m) = self.dials.try_lock() {
+            if m.len() >= Self::MAX {
+                let now = Instant::now();
+                m.retain(|_, v| now.duration_since(v.2) < Self::KEEP);
+            }
+            match m.get(&leg) {
+                Some(seen) if seen.0 == attempt => {}
+                _ if m.len() < Self::MAX => {
+                    m.insert(leg, (attempt, end, Instant::now()));
+                }
+                _ => {}
+            }
+        }
+    }
+
+    /// How attempt `attempt` at `leg` went, once known (taken once).
+    pub(crate) fn take_dial(&self, leg: Uuid, attempt: u32) -> Option<DialEnd> {
+        let mut m = self.dials.lock().unwrap_or_else(|e| e.into_inner());
+        match m.get(&leg) {
+            Some(d) if d.0 == attempt => m.remove(&leg).map(|d| d.1),
+            _ => None,
         }
     }
 
@@ -129,6 +169,10 @@ impl EndNotes {
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .remove(&leg);
+        self.dials
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(&leg);
     }
 }
 
@@ -170,6 +214,17 @@ extern "C" fn on_channel_event(event: *mut sys::zc2c_event) {
             }
             return;
         }
+        if kind == sys::ZC2C_EV_EXECUTE_COMPLETE {
+            // Every application of every channel: only our `bridge` attempts count.
+            let Some((leg, attempt)) = header("Application-UUID").and_then(|a| dial_of(&a)) else {
+                return;
+            };
+            if let Some(t) = target() {
+                let cause = header("variable_originate_failed_cause").filter(|c| !c.is_empty());
+                t.ends.note_dial(leg, attempt, DialEnd::Returned(cause));
+            }
+            return;
+        }
         if kind == sys::ZC2C_EV_DESTROY {
             if let Some(leg) = our_leg(header) {
                 if let Some(t) = target() {
@@ -189,6 +244,11 @@ extern "C" fn on_channel_event(event: *mut sys::zc2c_event) {
             return;
         };
         let Some(target) = target() else { return };
+        if let (LegEvent::Answered, Some(attempt)) = (&report.event, report.attempt) {
+            target
+                .ends
+                .note_dial(report.leg_uuid, attempt, DialEnd::Answered);
+        }
         let leg = report.leg_uuid.to_string();
         if let LegEvent::HungUp(f) = &mut report.event {
             f.seq = target.ends.take_hangup(report.leg_uuid);
@@ -229,7 +289,8 @@ pub(crate) struct Bindings(Vec<*mut sys::zc2c_binding>);
 unsafe impl Send for Bindings {}
 
 impl Bindings {
-    /// Binds PROGRESS, PROGRESS_MEDIA, ANSWER, BRIDGE, HANGUP, HANGUP_COMPLETE and DESTROY.
+    /// Binds PROGRESS, PROGRESS_MEDIA, ANSWER, BRIDGE, HANGUP, HANGUP_COMPLETE,
+    /// DESTROY and EXECUTE_COMPLETE.
     pub(crate) fn bind() -> Result<Bindings, String> {
         let mut b = Bindings(Vec::new());
         for kind in [
@@ -240,6 +301,7 @@ impl Bindings {
             sys::ZC2C_EV_HANGUP,
             sys::ZC2C_EV_HANGUP_COMPLETE,
             sys::ZC2C_EV_DESTROY,
+            sys::ZC2C_EV_EXECUTE_COMPLETE,
         ] {
             // SAFETY: static id string; the callback is a guarded `extern "C"`
             // fn of this module, unbound (in Drop) before the module goes.

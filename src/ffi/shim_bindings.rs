@@ -53,6 +53,7 @@ pub const ZC2C_EV_HANGUP_COMPLETE: _bindgen_ty_3 = 4;
 pub const ZC2C_EV_DESTROY: _bindgen_ty_3 = 5;
 pub const ZC2C_EV_BRIDGE: _bindgen_ty_3 = 6;
 pub const ZC2C_EV_HANGUP: _bindgen_ty_3 = 7;
+pub const ZC2C_EV_EXECUTE_COMPLETE: _bindgen_ty_3 = 8;
 pub type _bindgen_ty_3 = ::std::os::raw::c_uint;
 pub type zc2c_module_load_fn = ::std::option::Option<
     unsafe extern "C" fn(
@@ -168,10 +169,16 @@ unsafe extern "C" {
     ) -> ::std::os::raw::c_int;
 }
 unsafe extern "C" {
-    pub fn zc2c_play_looped(
-        uuid: *const ::std::os::raw::c_char,
-        path: *const ::std::os::raw::c_char,
+    pub fn zc2c_dial_from(
+        agent_uuid: *const ::std::os::raw::c_char,
+        dial_string: *const ::std::os::raw::c_char,
+        vars: *mut zc2c_vars,
+        ringback: *const ::std::os::raw::c_char,
+        app_uuid: *const ::std::os::raw::c_char,
     ) -> ::std::os::raw::c_int;
+}
+unsafe extern "C" {
+    pub fn zc2c_dial_clear(agent_uuid: *const ::std::os::raw::c_char, vars: *mut zc2c_vars);
 }
 unsafe extern "C" {
     pub fn zc2c_cause_code(name: *const ::std::os::raw::c_char) -> i32;

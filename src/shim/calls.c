@@ -144,12 +144,3 @@ int zc2c_channel_tag(const char *uuid, const char *name, const char *value)
 	switch_core_session_rwunlock(session);
 	return done;
 }
-
-int zc2c_play_looped(const char *uuid, const char *path)
-{
-	if (!uuid || !path || !switch_ivr_uuid_exists(uuid)) {
-		return 0;
-	}
-	/* mod_dptools' playback, queued on the (parked) channel itself. */
-	return switch_ivr_broadcast(uuid, path, SMF_ECHO_ALEG | SMF_LOOP) == SWITCH_STATUS_SUCCESS ? 1 : 0;
-}
