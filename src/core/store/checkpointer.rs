@@ -78,19 +78,21 @@ impl Checkpointer {
         let until = Instant::now() + deadline;
         lock(&self.signal.state).stop = true;
         self.signal.cv.notify_all();
-        let Some(h) = self.handle.take() else {
-            return true;
-        };
-        while !h.is_finished() && Instant::now() < until {
-            std::thread::sleep(Duration::from_millis(1));
-        }
-        if h.is_finished() {
-            let _ = h.join();
-            true
-        } else {
-            self.handle = Some(h);
-            false
-        }
+        self.handle = self.handle.take().and_then(|h| join_until(h, until));
+        self.handle.is_none()
+    }
+}
+
+/// Joins `h` if it ends by `until`; else gives it back.
+pub(super) fn join_until(h: JoinHandle<()>, until: Instant) -> Option<JoinHandle<()>> {
+    while !h.is_finished() && Instant::now() < until {
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    if h.is_finished() {
+        let _ = h.join();
+        None
+    } else {
+        Some(h)
     }
 }
 

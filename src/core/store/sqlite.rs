@@ -25,7 +25,7 @@ use rusqlite::types::Value as SqlValue;
 use rusqlite::{params, params_from_iter, Connection, OptionalExtension, TransactionBehavior};
 use uuid::Uuid;
 
-use super::checkpointer::{Checkpointer, Signal};
+use super::checkpointer::{join_until, Checkpointer, Signal};
 use super::{
     Committed, IdempotencyRecord, JournalEntry, SpoolUsage, Store, StoreError, Write, ROW_OVERHEAD,
 };
@@ -418,15 +418,7 @@ impl Store for SqliteStore {
         let Some(h) = lock(&self.writer).take() else {
             return checkpointer_ended;
         };
-        while !h.is_finished() && Instant::now() < until {
-            std::thread::sleep(Duration::from_millis(2));
-        }
-        if h.is_finished() {
-            let _ = h.join();
-            checkpointer_ended
-        } else {
-            false
-        }
+        join_until(h, until).is_none() && checkpointer_ended
     }
 }
 
