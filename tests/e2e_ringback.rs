@@ -160,7 +160,7 @@ fn the_agent_hears_early_media_or_ringback_while_the_customer_rings() {
         ports.agent,
         ports.rtp_start + 40,
     );
-    let _poc = Sipp::start(
+    let poc = Sipp::start(
         &env,
         &dir,
         "carrier_503",
@@ -234,4 +234,50 @@ fn the_agent_hears_early_media_or_ringback_while_the_customer_rings() {
         "the packets carry a tone, not only silence"
     );
     step(&format!("POC answers 503, BACKUP only rings (180), 200 OK 3 s later: the agent received {} RTP packets of ringback before the 200 OK ({silent} of them silent, none the carrier's)", before.len()));
+
+    // 3. The first trunk rings 2 s, then fails (503): LCR fails over to
+    // the second, which rings 3 s and answers. The ringback goes on across
+    // the failover: it starts while the first trunk rings and the agent's
+    // audio never stops for long between the two attempts.
+    drop(poc);
+    let _poc = Sipp::start(
+        &env,
+        &dir,
+        "carrier_rings_then_503",
+        &scenario_rings_then_503(2000),
+        ports.carrier_503,
+        ports.rtp_start + 52,
+    );
+    std::thread::sleep(Duration::from_millis(300));
+    let got = payloads_before_answer(ports, &events, &packets);
+    let times: Vec<u128> = got.packets.iter().map(|p| p.0).collect();
+    let first = *times.first().expect("ringback before the answer");
+    let (gap, gap_at) = times
+        .windows(2)
+        .map(|w| (w[1] - w[0], w[0]))
+        .max()
+        .unwrap_or_default();
+    assert!(
+        got.answered_ms - first >= 4_000,
+        "the ringback started {} ms before the answer: not while the first trunk rang",
+        got.answered_ms - first
+    );
+    assert!(
+        gap < 1_000,
+        "the agent's audio stopped for {gap} ms (at {gap_at} ms) before the answer at {} ms",
+        got.answered_ms
+    );
+    step(&format!(
+        "POC rings 2 s then answers 503, BACKUP rings 3 s and answers: ringback from {first} ms to the answer at {} ms ({} RTP packets), the longest pause in the agent's audio {gap} ms (at {gap_at} ms, the failover)",
+        got.answered_ms,
+        times.len()
+    ));
+}
+
+/// A carrier that rings for `ring_ms`, then refuses the call (503).
+fn scenario_rings_then_503(ring_ms: u64) -> String {
+    format!(
+        "<?xml version=\"1.0\" encoding=\"ISO-8859-1\" ?>\n<scenario name=\"rings then 503\">\n<recv request=\"INVITE\"/>\n{ring}<pause milliseconds=\"{ring_ms}\"/>\n<send><![CDATA[\nSIP/2.0 503 Service Unavailable\n{RESPONSE_HEAD}Content-Length: 0\n\n]]></send>\n<recv request=\"ACK\"/>\n</scenario>\n",
+        ring = ringing(),
+    )
 }
