@@ -61,9 +61,6 @@ struct Registry {
     reserved: usize,
     by_leg: HashMap<Uuid, Uuid>,
     runners: Vec<JoinHandle<()>>,
-    /// Ended calls whose last commit (the CDR) is still on its way to the
-    /// store: a read of one finds it here until the store has it.
-    ending: HashMap<Uuid, CallRecord>,
 }
 
 /// The click-to-call engine. One per module load (or sandbox).
@@ -71,7 +68,11 @@ pub struct Engine {
     config: RwLock<Arc<Config>>,
     pub(crate) switch: Arc<dyn Switch>,
     sink: Arc<dyn EventSink>,
-    registry: Arc<Mutex<Registry>>,
+    registry: Mutex<Registry>,
+    /// Ended calls whose last commit (the CDR) is still on its way to the
+    /// store: a read of one finds it here until the store has it. A lock
+    /// of its own, taken under a call's lock (the registry's never is).
+    ending: Arc<Mutex<HashMap<Uuid, CallRecord>>>,
     pub(crate) journal: Arc<dyn CallJournal>,
     shutting_down: AtomicBool,
     dispatch_stop: Arc<AtomicBool>,
@@ -141,7 +142,8 @@ impl Engine {
             config: RwLock::new(Arc::new(config)),
             switch,
             sink,
-            registry: Arc::default(),
+            registry: Mutex::new(Registry::default()),
+            ending: Arc::default(),
             journal,
             shutting_down: AtomicBool::new(false),
             dispatch_stop: Arc::new(AtomicBool::new(false)),
@@ -407,14 +409,11 @@ impl Engine {
 
     /// A call by its UUID (active, or ended within the journal's retention).
     pub fn call(&self, call_uuid: Uuid) -> Option<CallRecord> {
-        let (active, ending) = {
-            let reg = lock(&self.registry);
-            let active = reg.active.get(&call_uuid).cloned();
-            (active, reg.ending.get(&call_uuid).cloned())
-        };
+        let active = lock(&self.registry).active.get(&call_uuid).cloned();
         if let Some(c) = active {
             return Some(lock(&c).clone());
         }
+        let ending = lock(&self.ending).get(&call_uuid).cloned();
         if ending.is_some() {
             return ending;
         }
@@ -694,8 +693,8 @@ impl Engine {
     /// store's thread once it is committed (in commit order, so a call's
     /// events stay in seq order), and the thread that emits (FreeSWITCH's
     /// event thread, a call's) never waits on the disk. The call's last
-    /// commit (`ended`, its CDR) keeps the ended record readable in the
-    /// registry until the store has it.
+    /// commit (`ended`, its CDR) keeps the ended record readable in
+    /// `ending` until the store has it.
     fn emit_event(&self, c: &CallRecord, event: CallEvent, ended: bool) {
         let mut writes = self.sink.durable_writes(&event);
         self.journal_record(c, ended, &mut writes);
@@ -704,12 +703,12 @@ impl Engine {
         };
         let call_uuid = c.call_uuid;
         if ended {
-            lock(&self.registry).ending.insert(call_uuid, c.clone());
+            lock(&self.ending).insert(call_uuid, c.clone());
         }
         // The event goes with the write and comes back on refusal.
         let slot = Arc::new(Mutex::new(Some(event)));
         let (sink, e) = (Arc::clone(&self.sink), Arc::clone(&slot));
-        let registry = Arc::clone(&self.registry);
+        let ending = Arc::clone(&self.ending);
         let then: Committed = Box::new(move |r| {
             match (r, lock(&e).take()) {
                 (_, None) => {}
@@ -717,13 +716,13 @@ impl Engine {
                 (Err(err), Some(e)) => sink.uncommitted(&e, &err),
             }
             if ended {
-                lock(&registry).ending.remove(&call_uuid);
+                lock(&ending).remove(&call_uuid);
             }
         });
         if store.write_then(writes, then).is_err() {
             // The store refused: the sinks try on their own (and say so).
             if ended {
-                lock(&self.registry).ending.remove(&call_uuid);
+                lock(&self.ending).remove(&call_uuid);
             }
             if let Some(event) = lock(&slot).take() {
                 self.sink.emit(&event);
