@@ -216,6 +216,23 @@ impl Engine {
                 self.switch
                     .hangup(leg.agent_leg_uuid, "NORMAL_TEMPORARY_FAILURE");
                 self.switch.hangup(leg.leg_uuid, "NORMAL_TEMPORARY_FAILURE");
+                // A leg that ended while it was being dialled had its end
+                // report set aside for the dial's result; gone now, it will
+                // not report again: end it here, so that the call ends.
+                let mut c = lock(cell);
+                for is_a in [true, false] {
+                    let l = if is_a { &c.a } else { &c.b };
+                    if l.is_live() && !self.switch.leg_exists(l.uuid) {
+                        let gone = Failure {
+                            cause: "NORMAL_CLEARING".into(),
+                            sip_code: None,
+                            by_peer: None,
+                            at_us: None,
+                            seq: None,
+                        };
+                        self.leg_ended(&mut c, is_a, &gone);
+                    }
+                }
             }
         }
     }
