@@ -195,14 +195,7 @@ fn reload_like_an_admin_never_crashes_and_adopts_live_calls() {
     let dir = e2e_dir("reload");
     let version = describe(&env);
     let receiver = Receiver::start(0, |_, _| Reply::Status(200));
-    let webhooks = format!(
-        r#"<param name="url" value="{url}"/>
-        <param name="secret" value="{SECRET}"/>
-        <param name="spool-dir" value="{spool}"/>
-        <param name="retry-schedule" value="0.2,0.5,1"/>"#,
-        url = receiver.url(),
-        spool = dir.join("spool").display(),
-    );
+    let webhooks = webhook_params(&receiver.url(), SECRET, &dir.join("spool"), "");
     let (agent, late) = start_agents(&env, &dir, ports, 200);
     let (carrier, carrier503) = start_carriers(&env, &dir, ports);
     let mut freeswitch = start_freeswitch_with(&env, &dir, ports, &webhooks);

@@ -259,14 +259,7 @@ fn transfers_and_hangup_by_against_a_real_freeswitch() {
     let (_carrier, _carrier503) = start_carriers(&env, &dir, ports);
 
     let hooks = Receiver::ok();
-    let webhooks = format!(
-        r#"<param name="url" value="{url}"/>
-        <param name="secret" value="{SECRET}"/>
-        <param name="spool-dir" value="{spool}"/>
-        <param name="retry-schedule" value="0.2,0.5,1"/>"#,
-        url = hooks.url(),
-        spool = dir.join("spool").display(),
-    );
+    let webhooks = webhook_params(&hooks.url(), SECRET, &dir.join("spool"), "");
     let _freeswitch = start_freeswitch_with(&env, &dir, ports, &webhooks);
     drop(connect_ready(ports, &dir));
     step("FreeSWITCH up with mod_zorio_c2c, webhooks to a local receiver");

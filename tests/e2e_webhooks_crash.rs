@@ -137,15 +137,13 @@ fn webhooks_survive_sigkill_of_a_real_freeswitch() {
             _ => Reply::Status(200),
         }
     }));
-    let webhooks = format!(
-        r#"<param name="url" value="{url}"/>
-        <param name="secret" value="{SECRET}"/>
-        <param name="spool-dir" value="{spool}"/>
-        <param name="retry-schedule" value="0.2,0.5,1"/>
+    let webhooks = webhook_params(
+        &receiver.url(),
+        SECRET,
+        &spool,
+        r#"
         <param name="give-up-after" value="86400"/>
         <param name="response-timeout" value="60"/>"#,
-        url = receiver.url(),
-        spool = spool.display(),
     );
 
     let agent = Sipp::start(

@@ -879,3 +879,15 @@ pub fn start_carriers(env: &Env, dir: &Path, ports: Ports) -> (Sipp, Sipp) {
     );
     (carrier, carrier503)
 }
+
+/// The `<webhooks>` params of a test: deliveries to `url`, signed with
+/// `secret`, spooled in `spool`, retried quickly; `extra` params follow.
+pub fn webhook_params(url: &str, secret: &str, spool: &Path, extra: &str) -> String {
+    format!(
+        r#"<param name="url" value="{url}"/>
+        <param name="secret" value="{secret}"/>
+        <param name="spool-dir" value="{spool}"/>
+        <param name="retry-schedule" value="0.2,0.5,1"/>{extra}"#,
+        spool = spool.display(),
+    )
+}
