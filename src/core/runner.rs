@@ -225,10 +225,7 @@ impl Engine {
                     if l.is_live() && !self.switch.leg_exists(l.uuid) {
                         let gone = Failure {
                             cause: "NORMAL_CLEARING".into(),
-                            sip_code: None,
-                            by_peer: None,
-                            at_us: None,
-                            seq: None,
+                            ..Failure::default()
                         };
                         self.leg_ended(&mut c, is_a, &gone);
                     }

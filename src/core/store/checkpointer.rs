@@ -19,7 +19,7 @@ use rusqlite::Connection;
 
 /// Commits after which a round starts. Fewer, larger rounds copy a page
 /// rewritten by many commits once: at 1,000 (against 250) one client's 202
-/// p99 fell from 1.8-2.3 ms to 1.4-1.6 ms in `http_202`; the WAL holds
+/// p99 fell from 1.8-2.4 ms to 1.4-1.6 ms in `http_202`; the WAL holds
 /// about 32 MB at 8 pages a commit.
 pub(super) const COMMITS_PER_ROUND: u64 = 1_000;
 /// Longest a committed page waits for a round.
