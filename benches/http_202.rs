@@ -3,7 +3,9 @@
 //! latency and requests per second.
 //!
 //! `cargo bench --bench http_202` (env: C2C_BENCH_CLIENTS, C2C_BENCH_REQUESTS,
-//! C2C_BENCH_STORE_SYNC=full|normal).
+//! C2C_BENCH_STORE_SYNC=full|normal|off). `off` is the same API with no
+//! durable store at all (the engine's journal in memory, nothing committed
+//! before the 202): the price of durability, measured in one binary.
 
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
@@ -12,6 +14,10 @@ use std::time::{Duration, Instant};
 
 use mod_zorio_c2c::app::App;
 use mod_zorio_c2c::core::config::{Config, StoreSync};
+use mod_zorio_c2c::core::engine::Engine;
+use mod_zorio_c2c::core::events::FanOut;
+use mod_zorio_c2c::core::http::server::HttpServer;
+use mod_zorio_c2c::core::http::state::HttpState;
 use mod_zorio_c2c::sim::{SimOptions, SimSwitch};
 use mod_zorio_c2c::switch::leg_channel;
 
@@ -72,6 +78,34 @@ fn pct(sorted: &[Duration], p: f64) -> Duration {
     sorted[i]
 }
 
+/// What serves the API: the module's App (durable store), or the engine and
+/// HTTP server alone (journal in memory).
+enum Served {
+    App(App),
+    Bare(Arc<Engine>, HttpServer),
+}
+
+impl Served {
+    fn addr(&self) -> SocketAddr {
+        match self {
+            Served::App(app) => app.http_addr().expect("listening"),
+            Served::Bare(_, http) => http.local_addr(),
+        }
+    }
+
+    fn stop(self) {
+        match self {
+            Served::App(app) => {
+                app.stop(Duration::from_secs(10));
+            }
+            Served::Bare(engine, http) => {
+                http.stop(Duration::from_secs(10));
+                engine.shutdown(Duration::from_secs(10));
+            }
+        }
+    }
+}
+
 fn main() {
     let clients = env("C2C_BENCH_CLIENTS", 4);
     let requests = env("C2C_BENCH_REQUESTS", 20_000);
@@ -81,18 +115,28 @@ fn main() {
     config.max_concurrent_calls = Some(1_000_000);
     let spool = std::env::temp_dir().join(format!("c2c-bench-spool-{}", std::process::id()));
     config.webhooks.spool_dir = spool.clone();
-    config.webhooks.store_sync = std::env::var("C2C_BENCH_STORE_SYNC")
-        .ok()
-        .and_then(|v| StoreSync::parse(&v))
-        .unwrap_or_default();
-    let sync = config.webhooks.store_sync;
+    let sync_env = std::env::var("C2C_BENCH_STORE_SYNC").unwrap_or_default();
+    let durable = sync_env != "off";
+    config.webhooks.store_sync = StoreSync::parse(&sync_env).unwrap_or_default();
+    let mode = if durable {
+        format!("store-sync {:?}", config.webhooks.store_sync)
+    } else {
+        "no durable store".to_string()
+    };
     let token = config.tokens[0].secret.clone();
     // Calls end within milliseconds so the engine does not pile up threads.
     let o = SimOptions::demo_fast(Duration::from_millis(1), Duration::from_millis(1));
     let (tx, rx) = leg_channel();
     let sim = SimSwitch::new(o, tx);
-    let app = App::start(config, sim.clone(), rx, vec![]).expect("app");
-    let addr = app.http_addr().expect("listening");
+    let served = if durable {
+        Served::App(App::start(config, sim.clone(), rx, vec![]).expect("app"))
+    } else {
+        let settings = config.http.clone();
+        let engine = Engine::new(config, sim.clone(), rx, Arc::new(FanOut(Vec::new())));
+        let http = HttpServer::start(HttpState::new(Arc::clone(&engine)), &settings).expect("http");
+        Served::Bare(engine, http)
+    };
+    let addr = served.addr();
     let token = Arc::new(token);
 
     // Warm-up.
@@ -114,7 +158,7 @@ fn main() {
     all.sort();
     let us = |d: Duration| d.as_secs_f64() * 1e6;
     println!(
-        "http_202 (store-sync {sync:?}): {} requests, {clients} keep-alive clients, \
+        "http_202 ({mode}): {} requests, {clients} keep-alive clients, \
          {:.2?}: {:.0} req/s; \
          latency p50 {:.0} µs, p90 {:.0} µs, p99 {:.0} µs, max {:.0} µs",
         all.len(),
@@ -125,7 +169,7 @@ fn main() {
         us(pct(&all, 0.99)),
         us(*all.last().unwrap()),
     );
-    app.stop(Duration::from_secs(10));
+    served.stop();
     sim.stop();
     let _ = std::fs::remove_dir_all(&spool);
 }
