@@ -117,7 +117,10 @@ fn main() {
     config.webhooks.spool_dir = spool.clone();
     let sync_env = std::env::var("C2C_BENCH_STORE_SYNC").unwrap_or_default();
     let durable = sync_env != "off";
-    config.webhooks.store_sync = StoreSync::parse(&sync_env).unwrap_or_default();
+    config.webhooks.store_sync = match sync_env.as_str() {
+        "" | "off" => StoreSync::default(),
+        v => StoreSync::parse(v).expect("C2C_BENCH_STORE_SYNC: full, normal or off"),
+    };
     let mode = if durable {
         format!("store-sync {:?}", config.webhooks.store_sync)
     } else {
