@@ -144,34 +144,36 @@ fn report(label: &str, v: &mut [Duration]) -> (Duration, Duration) {
 /// admission script (GCRA + owner record), and with a key also its claim
 /// in the same script, then its answer stored.
 fn redis_alone(settings: &ClusterSettings, requests: usize) {
-    use mod_zorio_c2c::core::cluster::{Admit, Cluster, Gate};
-    use mod_zorio_c2c::core::http::ratelimit::{MonotonicClock, RateLimiter};
-    use mod_zorio_c2c::core::http::Response;
+    use mod_zorio_c2c::core::admission::redis::RedisAdmission;
+    use mod_zorio_c2c::core::admission::{Admission, Answer, Ask, Verdict};
+    use mod_zorio_c2c::core::cluster::Cluster;
+    use mod_zorio_c2c::core::gcra::MonotonicClock;
     let log: mod_zorio_c2c::core::webhooks::LogHook = std::sync::Arc::new(|_, _, _| {});
     let c = Cluster::start(settings, "http://127.0.0.1:9".into(), log).expect("cluster");
-    let local = RateLimiter::new(std::sync::Arc::new(MonotonicClock::default()));
-    let ok = Response::json(202, &serde_json::json!({"data": {"call_uuid": "x"}}));
+    let admission = RedisAdmission::new(&c, std::sync::Arc::new(MonotonicClock::default()));
+    let ok = Answer {
+        status: 202,
+        headers: Vec::new(),
+        body: br#"{"data":{"call_uuid":"x"}}"#.to_vec(),
+    };
     let (mut plain, mut keyed) = (Vec::new(), Vec::new());
     for i in 0..requests + 300 {
         for (with_key, out) in [(false, &mut plain), (true, &mut keyed)] {
             let key = format!("alone-{i}");
             let call_uuid = uuid::Uuid::new_v4();
             let t0 = Instant::now();
-            let gate = c.admit(
-                &local,
-                &Admit {
-                    token: "bench",
-                    key: with_key.then_some(key.as_str()),
-                    body: BODY.as_bytes(),
-                    ttl: Duration::from_secs(3600),
-                    limit: Some(100_000_000),
-                    call_uuid,
-                },
-            );
-            let Gate::Proceed { pending, .. } = gate else {
+            let verdict = admission.admit(&Ask {
+                token: "bench",
+                key: with_key.then_some(key.as_str()),
+                body: BODY.as_bytes(),
+                ttl: Duration::from_secs(3600),
+                limit: Some(100_000_000),
+                call_uuid,
+            });
+            let Verdict::Proceed(admitted) = verdict else {
                 panic!("admitted")
             };
-            c.answered(&ok, call_uuid, pending);
+            admitted.finish(&ok);
             if i >= 300 {
                 out.push(t0.elapsed());
             }

@@ -9,10 +9,12 @@ use std::time::{Duration, Instant};
 
 use crossbeam_channel::Receiver;
 
+use crate::core::backend::Backend;
 use crate::core::cluster::Cluster;
 use crate::core::config::{ClusterSettings, Config, HttpSettings};
 use crate::core::engine::Engine;
 use crate::core::events::{EventSink, FanOut};
+use crate::core::gcra::MonotonicClock;
 use crate::core::http::{HttpServer, HttpState, WebhookAdmin};
 use crate::core::journal::{CallJournal, StoreJournal};
 use crate::core::store::Store;
@@ -86,8 +88,13 @@ impl App {
             journal,
             Some(Arc::clone(&store)),
         );
-        let http_state = HttpState::new(Arc::clone(&engine));
-        http_state.idempotency.set_durable(Some(Arc::clone(&store)));
+        let http_state = HttpState::with_backend(
+            Arc::clone(&engine),
+            &Backend::Local {
+                store: Some(Arc::clone(&store)),
+            },
+            Arc::new(MonotonicClock::default()),
+        );
         http_state.set_webhook_admin(Some(webhooks.clone() as Arc<dyn WebhookAdmin>));
         let gauges = Arc::clone(&webhooks);
         http_state.set_extra_gauges(Some(Box::new(move || gauges.gauges())));
@@ -123,7 +130,9 @@ impl App {
                 }
             }
         };
-        http_state.set_cluster(cluster.clone());
+        if let Some(c) = &cluster {
+            http_state.set_backend(&Backend::Redis(Arc::clone(c)));
+        }
         Ok(App {
             engine,
             webhooks,
@@ -168,7 +177,9 @@ impl App {
             }
         }
         if let Some(cluster) = &self.cluster {
-            self.http_state.set_cluster(None);
+            self.http_state.set_backend(&Backend::Local {
+                store: Some(Arc::clone(&self.store)),
+            });
             if !cluster.stop(left().max(Duration::from_millis(100))) {
                 late.push("c2c-cluster".to_string());
             }

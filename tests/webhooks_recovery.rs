@@ -170,7 +170,7 @@ fn above_the_high_water_mark_new_calls_are_refused_and_no_event_is_dropped() {
     let nowhere = format!("http://127.0.0.1:{}/hooks", free_port());
     let mut cfg = settings(Some(nowhere.clone()), &spool);
     let one = mod_zorio_c2c::core::store::spool_bytes(
-        &mod_zorio_c2c::core::webhooks::spool::SpoolRecord::from_event(&event(Uuid::new_v4(), 1)),
+        &mod_zorio_c2c::core::store::SpoolRecord::from_event(&event(Uuid::new_v4(), 1)),
     );
     // Room for 4 events; new calls are refused from the third on.
     cfg.max_spool_bytes = 4 * one + one / 2;

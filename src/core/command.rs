@@ -6,9 +6,10 @@ use std::sync::Arc;
 use serde_json::json;
 use uuid::Uuid;
 
+use super::admission::{Admission, Ask, Verdict};
 use super::config::{Config, ConfigError};
 use super::engine::Engine;
-use super::errors::ApiError;
+use super::errors::{codes, ApiError};
 use super::request::ClickToCallRequest;
 
 /// Every form of the command and what it does: `c2c help` lists them, the
@@ -95,6 +96,11 @@ pub trait CommandHost {
         engine.set_config(config);
         Ok(())
     }
+    /// The admission in force (the module's: a cluster node records the
+    /// call's owner, so any node finds it); `None`: calls are placed as they come.
+    fn admission(&self) -> Option<Arc<dyn Admission>> {
+        None
+    }
     /// `c2c webhooks …`.
     fn webhooks(&self, args: &str) -> String {
         let _ = args;
@@ -106,7 +112,12 @@ pub trait CommandHost {
 pub fn execute(engine: &Arc<Engine>, host: &dyn CommandHost, cmd: &str) -> String {
     let cmd = cmd.trim();
     if cmd.starts_with('{') {
-        return place(engine, ClickToCallRequest::from_json_bytes(cmd.as_bytes()));
+        return place(
+            engine,
+            host,
+            cmd.as_bytes(),
+            ClickToCallRequest::from_json_bytes(cmd.as_bytes()),
+        );
     }
     let mut words = cmd.split_whitespace();
     let first = words.next().unwrap_or("");
@@ -160,14 +171,43 @@ pub fn execute(engine: &Arc<Engine>, host: &dyn CommandHost, cmd: &str) -> Strin
         ("help", []) => help(),
         (ext, [phone]) if !ext.is_empty() => {
             let body = json!({"from_extension": ext, "to_phone": phone});
-            place(engine, ClickToCallRequest::from_value(&body))
+            let req = ClickToCallRequest::from_value(&body);
+            place(engine, host, body.to_string().as_bytes(), req)
         }
         _ => usage() + "\n",
     }
 }
 
-fn place(engine: &Arc<Engine>, req: Result<ClickToCallRequest, ApiError>) -> String {
-    match req.and_then(|r| engine.place(&r, None)) {
+/// The token name fs_cli's calls are admitted under (never rate-limited).
+pub const FS_CLI_TOKEN: &str = "fs_cli";
+
+/// Admits (as the HTTP API does, with no key and no rate limit) and places a call.
+fn place(
+    engine: &Arc<Engine>,
+    host: &dyn CommandHost,
+    body: &[u8],
+    req: Result<ClickToCallRequest, ApiError>,
+) -> String {
+    let call_uuid = Uuid::new_v4();
+    if let Some(admission) = host.admission() {
+        let ask = Ask {
+            token: FS_CLI_TOKEN,
+            key: None,
+            body,
+            ttl: std::time::Duration::ZERO,
+            limit: None,
+            call_uuid,
+        };
+        match admission.admit(&ask) {
+            Verdict::Proceed(_) => {}
+            // Neither key nor limit: nothing else can come back.
+            _ => {
+                let e = ApiError::new(500, codes::INTERNAL, "admission refused an fs_cli call");
+                return e.to_cli() + "\n";
+            }
+        }
+    }
+    match req.and_then(|r| engine.place_as(call_uuid, &r, None, &|_| Vec::new())) {
         Ok(a) => format!("+OK {}\n{}\n", a.call_uuid, pretty(&json!({ "data": a }))),
         Err(e) => e.to_cli() + "\n",
     }

@@ -131,6 +131,10 @@ pub mod codes {
     pub const METHOD_NOT_ALLOWED: &str = "method_not_allowed";
     pub const BAD_REQUEST: &str = "bad_request";
     pub const INTERNAL: &str = "internal_error";
+    /// 503: no webhook service is attached.
+    pub const WEBHOOKS_UNAVAILABLE: &str = "webhooks_unavailable";
+    /// 404: no dead letter with this id.
+    pub const DEAD_LETTER_NOT_FOUND: &str = "dead_letter_not_found";
 }
 
 #[cfg(test)]

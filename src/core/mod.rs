@@ -1,21 +1,24 @@
 //! The pure-Rust core: everything the contract describes, with no C in sight.
 #![forbid(unsafe_code)]
 
+pub mod admission;
+pub mod backend;
 pub mod call;
 pub mod callerid;
 pub mod cluster;
 pub mod command;
 pub mod config;
 pub mod config_xml;
+pub mod directory;
 pub mod engine;
 pub mod errors;
 pub mod events;
+pub mod gcra;
 pub mod http;
 pub mod journal;
-mod recovery;
+pub mod log;
 pub mod request;
 pub mod routing;
-mod runner;
 pub mod snapshot;
 pub mod store;
 pub mod time;

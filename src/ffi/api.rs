@@ -4,6 +4,7 @@
 use std::ffi::{c_char, c_int, CString};
 use std::sync::{Arc, LazyLock};
 
+use crate::core::admission::Admission;
 use crate::core::command::{self, CommandHost};
 use crate::core::config::{Config, ConfigError};
 use crate::core::engine::Engine;
@@ -30,6 +31,10 @@ struct Host {
 impl CommandHost for Host {
     fn webhooks(&self, args: &str) -> String {
         webhooks::cli(&self.webhooks, args)
+    }
+
+    fn admission(&self) -> Option<Arc<dyn Admission>> {
+        Some(self.http.admission())
     }
 
     fn load_config(&self) -> Result<Config, ConfigError> {

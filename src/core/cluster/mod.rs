@@ -1,9 +1,10 @@
 //! Several switches behind one API address, sharing what must be shared in
 //! Redis (the engine FreeSWITCH deployments already run for `mod_hiredis`):
-//! the rate limit ([`ratelimit`]), `Idempotency-Key`s ([`idempotency`]),
-//! who owns which call ([`lookup`]) and which nodes are alive
-//! ([`heartbeat`]). Opt-in: without a `<cluster>` section none of this
-//! exists. See docs/cluster.md.
+//! this node's membership ([`heartbeat`]) and the connection ([`redis`]) that
+//! the shared-state backends use: admission (rate limit, `Idempotency-Key`s,
+//! the call's owner: [`crate::core::admission::redis`]) and call lookup
+//! ([`crate::core::directory::redis`]). Opt-in: without a `<cluster>` section
+//! none of this exists. See docs/cluster.md.
 //!
 //! When Redis is unreachable a node keeps working on its own: its local
 //! rate limiter (counted in `c2c_cluster_ratelimit_local_total`), 503 for
@@ -12,64 +13,24 @@
 //! answers.
 
 pub mod heartbeat;
-pub mod idempotency;
-pub mod lookup;
-pub mod ratelimit;
 pub mod redis;
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use serde_json::{json, Value};
 use uuid::Uuid;
 
 use crate::core::config::ClusterSettings;
-use crate::core::http::idempotency::WAIT_FOR_FIRST;
-use crate::core::http::message::Response;
-use crate::core::http::ratelimit::{Decision, RateLimiter};
-use crate::core::webhooks::{LogHook, LogLevel};
+use crate::core::log::{LogHook, LogLevel};
 
 use self::heartbeat::{Beat, Heartbeat, NodeSeen};
-use self::idempotency::{GlobalPending, Seen, CLAIM_TTL};
-use self::lookup::Forwarder;
-use self::ratelimit::{Admission, Ask, Verdict};
-use self::redis::{Redis, RedisDown};
+use self::redis::Redis;
 
-/// How often a duplicate looks whether the first request has answered.
-const POLL: Duration = Duration::from_millis(20);
-
-/// A click-to-call to admit ([`Cluster::admit`]).
-pub struct Admit<'a> {
-    /// The token's name.
-    pub token: &'a str,
-    /// Its `Idempotency-Key`, if any.
-    pub key: Option<&'a str>,
-    pub body: &'a [u8],
-    /// How long the key is remembered.
-    pub ttl: Duration,
-    /// Requests per minute; `None`: no limit.
-    pub limit: Option<u32>,
-    /// The UUID the call will be placed under.
-    pub call_uuid: Uuid,
-}
-
-/// What to do with a click-to-call ([`Cluster::admit`]).
-pub enum Gate {
-    /// Place the call; then [`Cluster::answered`] with `pending`.
-    Proceed {
-        /// For the `RateLimit-*` headers, when a limit is on.
-        decision: Option<Decision>,
-        pending: Option<GlobalPending>,
-    },
-    /// 429.
-    Limited(Decision),
-    /// The key's stored answer.
-    Replay(Response),
-    /// 409.
-    Conflict(&'static str),
-    /// 503: a key that Redis could not check.
-    Unavailable(String),
+/// The key of a call's owner record: the name of the node that placed it.
+pub fn owner_key(prefix: &str, call_uuid: Uuid) -> String {
+    format!("{prefix}call:{call_uuid}")
 }
 
 /// Counters for `/metrics`.
@@ -92,12 +53,10 @@ pub struct Cluster {
     settings: ClusterSettings,
     url: String,
     redis: Arc<Redis>,
-    admission: Admission,
-    forwarder: Forwarder,
     view: Arc<Mutex<Vec<NodeSeen>>>,
     heartbeat: Heartbeat,
-    /// Counters for `/metrics`.
-    pub stats: ClusterStats,
+    /// Counters for `/metrics`, kept by the backends that use this node's Redis.
+    pub stats: Arc<ClusterStats>,
     log: LogHook,
 }
 
@@ -136,14 +95,12 @@ impl Cluster {
         }
         let heartbeat = Heartbeat::start(beat)?;
         Ok(Arc::new(Cluster {
-            admission: Admission::new(&settings.key_prefix),
-            forwarder: Forwarder::new(settings.forward_timeout),
             settings: settings.clone(),
             url,
             redis,
             view,
             heartbeat,
-            stats: ClusterStats::default(),
+            stats: Arc::default(),
             log,
         }))
     }
@@ -171,173 +128,29 @@ impl Cluster {
         self.redis.is_up()
     }
 
-    /// Admits a click-to-call that will be placed as `call_uuid`: in one
-    /// Redis round trip, its `Idempotency-Key` (if any) is looked up and
-    /// claimed, the token's rate limit decided, and this node recorded as
-    /// the call's owner. Redis unreachable: the local limiter decides
-    /// (counted), and a request with a key is refused (503).
-    pub fn admit(&self, local: &RateLimiter, req: &Admit) -> Gate {
-        let prefix = &self.settings.key_prefix;
-        let owner_key = lookup::owner_key(prefix, req.call_uuid);
-        let fp = idempotency::body_fingerprint(req.body);
-        let rkey = req
-            .key
-            .map(|k| idempotency::redis_key(prefix, req.token, k));
-        let claim = idempotency::claim_value(&fp, &self.settings.node_name);
-        let claim_ttl = idempotency::CLAIM_TTL.min(req.ttl);
-        let ask = Ask {
-            token: req.token,
-            limit: req.limit,
-            claim: rkey.as_deref().map(|k| (k, claim.as_str(), claim_ttl)),
-            owner: (
-                &owner_key,
-                &self.settings.node_name,
-                self.settings.call_owner_ttl,
-            ),
-        };
-        let until = Instant::now() + WAIT_FOR_FIRST;
-        loop {
-            let verdict = match self.admission.ask(&self.redis, &ask) {
-                Ok(v) => v,
-                Err(e) if rkey.is_some() => {
-                    self.stats
-                        .idempotency_unavailable
-                        .fetch_add(1, Ordering::Relaxed);
-                    return Gate::Unavailable(e.to_string());
-                }
-                Err(e) => return self.local_limit(local, req, &e),
-            };
-            match verdict {
-                Verdict::Admitted(decision) => {
-                    let pending = rkey.map(|k| {
-                        GlobalPending::new(Arc::clone(&self.redis), k, claim, fp, req.ttl)
-                    });
-                    return Gate::Proceed { decision, pending };
-                }
-                Verdict::Limited(d) => return Gate::Limited(d),
-                Verdict::Seen(seen) => match idempotency::judge(&seen, &fp) {
-                    Seen::Replay(r) => return Gate::Replay(r),
-                    Seen::OtherBody => {
-                        return Gate::Conflict(
-                            "this Idempotency-Key was used with another request body",
-                        )
-                    }
-                    Seen::Unreadable => {
-                        return Gate::Unavailable("unreadable stored answer".into())
-                    }
-                    Seen::InProgress if Instant::now() >= until => {
-                        return Gate::Conflict(
-                            "a request with this Idempotency-Key is still in progress",
-                        )
-                    }
-                    Seen::InProgress => std::thread::sleep(POLL),
-                },
-            }
-        }
+    /// The connection the shared-state backends use.
+    pub fn redis(&self) -> Arc<Redis> {
+        Arc::clone(&self.redis)
     }
 
-    fn local_limit(&self, local: &RateLimiter, req: &Admit, e: &RedisDown) -> Gate {
-        let Some(limit) = req.limit else {
-            return Gate::Proceed {
-                decision: None,
-                pending: None,
-            };
-        };
-        let n = self.stats.ratelimit_local.fetch_add(1, Ordering::Relaxed);
-        if n % 100 == 0 {
-            (self.log)(
-                LogLevel::Warning,
-                None,
-                &format!(
-                    "cluster: rate limit decided by this node alone ({e}); {} such decisions so far",
-                    n + 1
-                ),
-            );
-        }
-        let d = local.check(req.token, limit);
-        if d.allowed {
-            Gate::Proceed {
-                decision: Some(d),
-                pending: None,
-            }
-        } else {
-            Gate::Limited(d)
-        }
+    /// The counters those backends keep.
+    pub fn stats(&self) -> Arc<ClusterStats> {
+        Arc::clone(&self.stats)
     }
 
-    /// After the answer to an admitted request with a key: stores a 2xx as
-    /// the key's answer for its whole TTL (one round trip), or releases the
-    /// key. The answer has been decided: a failure here is logged and
-    /// counted, not returned (the claim then expires after [`CLAIM_TTL`]).
-    pub fn answered(&self, response: &Response, call_uuid: Uuid, pending: Option<GlobalPending>) {
-        let Some(pending) = pending else { return };
-        let Some((value, ttl_ms)) = pending.answer_value(response) else {
-            return; // released by the drop
-        };
-        let done = self.redis.run(|c| {
-            ::redis::cmd("SET")
-                .arg(pending.redis_key())
-                .arg(&value)
-                .arg("PX")
-                .arg(ttl_ms)
-                .query::<()>(c)
-        });
-        match done {
-            Ok(()) => pending.stored(),
-            Err(e) => {
-                self.stats.record_failed.fetch_add(1, Ordering::Relaxed);
-                (self.log)(
-                    LogLevel::Error,
-                    Some(&call_uuid.to_string()),
-                    &format!(
-                        "cluster: call accepted, but its Idempotency-Key answer could not be \
-                         stored in Redis ({e}): a retry within {} s is answered 409, later \
-                         ones could place it again",
-                        CLAIM_TTL.as_secs()
-                    ),
-                );
-                pending.stored();
-            }
-        }
+    /// Where operator messages go.
+    pub fn log(&self) -> LogHook {
+        Arc::clone(&self.log)
     }
 
-    /// `method path` for a call this node does not have: asks its owner.
-    /// `None`: no node owns it (as far as Redis knows), or Redis is unreachable.
-    pub fn ask_owner(
-        &self,
-        method: &str,
-        path: &str,
-        call_uuid: Uuid,
-        token: &str,
-    ) -> Option<Result<Response, String>> {
-        let owner = lookup::owner(&self.redis, &self.settings.key_prefix, call_uuid).ok()??;
-        if owner == self.settings.node_name {
-            return None;
-        }
-        let url = self
-            .view
+    /// The URL of the node named `name`, if it is up as this node last saw it.
+    pub fn node_url(&self, name: &str) -> Option<String> {
+        self.view
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .iter()
-            .find(|n| n.name == owner && n.up)
-            .map(|n| n.url.clone());
-        let Some(url) = url else {
-            self.stats.forward_failed.fetch_add(1, Ordering::Relaxed);
-            return Some(Err(format!("node {owner}, which owns the call, is down")));
-        };
-        let r = self.forwarder.forward(
-            method,
-            &url,
-            path,
-            token,
-            &self.settings.node_secret,
-            &self.settings.node_name,
-        );
-        match &r {
-            Ok(_) => self.stats.forwarded.fetch_add(1, Ordering::Relaxed),
-            Err(_) => self.stats.forward_failed.fetch_add(1, Ordering::Relaxed),
-        };
-        Some(r.map(|resp| resp.with_header(lookup::ANSWERED_BY_HEADER, owner.clone())))
+            .find(|n| n.name == name && n.up)
+            .map(|n| n.url.clone())
     }
 
     /// Whether a request carries the node-to-node credential; then the

@@ -8,7 +8,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use crate::core::config::ClusterSettings;
-use crate::core::webhooks::{LogHook, LogLevel};
+use crate::core::log::{LogHook, LogLevel};
 
 /// Idle connections kept; more are opened while callers need them (at most
 /// one per HTTP blocking thread) and closed when given back.

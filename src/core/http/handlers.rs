@@ -3,18 +3,17 @@
 use serde_json::{json, Value};
 use uuid::Uuid;
 
-use crate::core::call::CallRecord;
-
+use crate::core::admission::keys::MAX_KEY_LEN;
+use crate::core::admission::{Answer, Ask, Verdict};
 use crate::core::config::Config;
+use crate::core::directory::Found;
 use crate::core::engine::Accepted;
 use crate::core::errors::{codes, ApiError, FieldError};
+use crate::core::gcra::Decision;
 
 use super::codes as http_codes;
-use super::idempotency::{Claim, MAX_KEY_LEN};
 use super::message::{Request, Response};
-use super::ratelimit::Decision;
 use super::state::HttpState;
-use crate::core::cluster::{Admit, Cluster, Gate};
 
 /// Whether a `Content-Type` is JSON: `application/json`, optionally with
 /// `charset=utf-8`.
@@ -69,96 +68,56 @@ pub(crate) fn click_to_call(
             Some(key)
         }
     };
-    // In a cluster, keys and the rate limit are every node's (in Redis).
-    if let Some(cluster) = state.cluster() {
-        return clustered(state, config, req, token, key, &cluster);
-    }
-    let pending = match key {
-        None => None,
-        Some(key) => {
-            match state
-                .idempotency
-                .claim(token, key, &req.body, config.http.idempotency_ttl)
-            {
-                Claim::Proceed(p) => Some(p),
-                Claim::Replay(r) => return r.with_header("Idempotent-Replayed", "true"),
-                Claim::Conflict(m) => {
-                    return Response::error(&ApiError::new(409, codes::IDEMPOTENCY_CONFLICT, m))
-                }
-                Claim::Unavailable(e) => return key_unavailable(&e),
-            }
+    // One admission whatever the backend: the key's claim (or replay), the
+    // token's rate limit and, in a cluster, the call's owner record.
+    let call_uuid = Uuid::new_v4();
+    let verdict = state.admission().admit(&Ask {
+        token,
+        key,
+        body: &req.body,
+        ttl: config.http.idempotency_ttl,
+        limit: config.http.rate_limit_per_minute,
+        call_uuid,
+    });
+    let admitted = match verdict {
+        Verdict::Proceed(a) => a,
+        Verdict::Limited(d) => return rate_limited(&d),
+        Verdict::Replay(a) => return replayed(a).with_header("Idempotent-Replayed", "true"),
+        Verdict::Conflict(m) => {
+            return Response::error(&ApiError::new(409, codes::IDEMPOTENCY_CONFLICT, m))
         }
+        Verdict::Unavailable(e) => return key_unavailable(&e),
     };
-    let mut limit_headers = Vec::new();
-    if let Some(limit) = config.http.rate_limit_per_minute {
-        let d = state.limiter.check(token, limit);
-        limit_headers = d.headers();
-        if !d.allowed {
-            let r = rate_limited(&d);
-            if let Some(p) = pending {
-                p.finish(&r);
-            }
-            return r;
-        }
-    }
-    // The key's answer is committed with the call, before the 202 leaves.
-    let durable = |accepted: &Accepted| match &pending {
-        Some(p) => vec![p.record(&accepted_response(accepted))],
-        None => Vec::new(),
-    };
+    // The key's answer is committed with the call, before the 202 leaves
+    // (where the backend keeps it in the durable store).
+    let durable = |accepted: &Accepted| admitted.durable(&answer(&accepted_response(accepted)));
     let placed = req
         .click_to_call_body()
-        .and_then(|r| state.engine.place_with(&r, Some(token), &durable));
+        .and_then(|r| state.engine.place_as(call_uuid, &r, Some(token), &durable));
     let mut response = placed_response(placed);
-    if let Some(p) = pending {
-        p.finish(&response);
-    }
-    response.headers.extend(limit_headers);
+    let headers = admitted.headers();
+    admitted.finish(&answer(&response));
+    response.headers.extend(headers);
     response
 }
 
-/// [`click_to_call`] on a cluster node: one Redis round trip admits the
-/// request (key, rate limit, owner record), a second stores a keyed 202.
-fn clustered(
-    state: &HttpState,
-    config: &Config,
-    req: &Request,
-    token: &str,
-    key: Option<&str>,
-    cluster: &Cluster,
-) -> Response {
-    let call_uuid = Uuid::new_v4();
-    let gate = cluster.admit(
-        &state.limiter,
-        &Admit {
-            token,
-            key,
-            body: &req.body,
-            ttl: config.http.idempotency_ttl,
-            limit: config.http.rate_limit_per_minute,
-            call_uuid,
-        },
-    );
-    let (decision, pending) = match gate {
-        Gate::Proceed { decision, pending } => (decision, pending),
-        Gate::Limited(d) => return rate_limited(&d),
-        Gate::Replay(r) => return r.with_header("Idempotent-Replayed", "true"),
-        Gate::Conflict(m) => {
-            return Response::error(&ApiError::new(409, codes::IDEMPOTENCY_CONFLICT, m))
-        }
-        Gate::Unavailable(e) => return key_unavailable(&e),
-    };
-    let placed = req.click_to_call_body().and_then(|r| {
-        state
-            .engine
-            .place_as(call_uuid, &r, Some(token), &|_| Vec::new())
-    });
-    let mut response = placed_response(placed);
-    cluster.answered(&response, call_uuid, pending);
-    if let Some(d) = decision {
-        response.headers.extend(d.headers());
+/// What a key keeps of a response.
+fn answer(r: &Response) -> Answer {
+    Answer {
+        status: r.status,
+        headers: r.headers.clone(),
+        body: r.body.clone(),
     }
-    response
+}
+
+/// A key's stored answer, sent again.
+fn replayed(a: Answer) -> Response {
+    Response {
+        status: a.status,
+        headers: a.headers,
+        body: a.body,
+        close: false,
+    }
 }
 
 /// 429, with the limit's headers.
@@ -236,29 +195,40 @@ fn call_not_found(raw: &str) -> Response {
     ))
 }
 
-/// A call this token may see: its own, or one placed from fs_cli. Another
-/// CRM's calls on the same switch do not exist for it.
-fn visible_call(state: &HttpState, raw: &str, token: &str) -> Option<CallRecord> {
-    let call = state.engine.call(Uuid::parse_str(raw).ok()?)?;
-    match call.token.as_deref() {
-        Some(owner) if owner != token => None,
-        _ => Some(call),
+/// The call `raw` names, wherever it lives, as `token` may see it; a request
+/// forwarded by another node (or from a FreeSWITCH thread) is never forwarded.
+fn find(state: &HttpState, method: &str, raw: &str, token: &str, forwarded: bool) -> Found {
+    match Uuid::parse_str(raw) {
+        Ok(uuid) => state.directory().find(uuid, token, method, !forwarded),
+        Err(_) => Found::Nowhere,
+    }
+}
+
+/// The answer for a call that is not here.
+fn not_here(found: Found, raw: &str) -> Response {
+    match found {
+        Found::Elsewhere(a) => replayed(a),
+        Found::Unreachable(e) => Response::error(&ApiError::new(
+            503,
+            http_codes::CALL_OWNER_UNAVAILABLE,
+            format!("call {raw} belongs to another node, which cannot be asked now: {e}"),
+        ))
+        .with_header("Retry-After", "5"),
+        Found::Here(_) | Found::Nowhere => call_not_found(raw),
     }
 }
 
 pub(crate) fn call_status(state: &HttpState, raw: &str, token: &str, forwarded: bool) -> Response {
-    match visible_call(state, raw, token) {
-        Some(c) => Response::data(200, c.status_json()),
-        None => {
-            elsewhere(state, "GET", raw, token, forwarded).unwrap_or_else(|| call_not_found(raw))
-        }
+    match find(state, "GET", raw, token, forwarded) {
+        Found::Here(c) => Response::data(200, c.status_json()),
+        other => not_here(other, raw),
     }
 }
 
 pub(crate) fn call_hangup(state: &HttpState, raw: &str, token: &str, forwarded: bool) -> Response {
-    let Some(uuid) = visible_call(state, raw, token).map(|c| c.call_uuid) else {
-        return elsewhere(state, "DELETE", raw, token, forwarded)
-            .unwrap_or_else(|| call_not_found(raw));
+    let uuid = match find(state, "DELETE", raw, token, forwarded) {
+        Found::Here(c) => c.call_uuid,
+        other => return not_here(other, raw),
     };
     match state.engine.hangup(uuid) {
         Ok(()) => match state.engine.call(uuid) {
@@ -266,34 +236,6 @@ pub(crate) fn call_hangup(state: &HttpState, raw: &str, token: &str, forwarded: 
             None => call_not_found(raw),
         },
         Err(e) => Response::error(&e),
-    }
-}
-
-/// A call this node does not have, in a cluster: its owner's answer
-/// (never forwarded twice). `None`: no other node owns it.
-fn elsewhere(
-    state: &HttpState,
-    method: &str,
-    raw: &str,
-    token: &str,
-    forwarded: bool,
-) -> Option<Response> {
-    if forwarded {
-        return None;
-    }
-    let cluster = state.cluster()?;
-    let uuid = Uuid::parse_str(raw).ok()?;
-    let path = format!("/api/pbx/calls/{uuid}");
-    match cluster.ask_owner(method, &path, uuid, token)? {
-        Ok(r) => Some(r),
-        Err(e) => Some(
-            Response::error(&ApiError::new(
-                503,
-                http_codes::CALL_OWNER_UNAVAILABLE,
-                format!("call {raw} belongs to another node, which cannot be asked now: {e}"),
-            ))
-            .with_header("Retry-After", "5"),
-        ),
     }
 }
 

@@ -1,39 +1,10 @@
-//! Counters of the HTTP layer and the `/metrics` page (Prometheus text format).
+//! The `/metrics` page (Prometheus text format), read from the state.
 
 use std::collections::BTreeMap;
 use std::fmt::Write;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
-use std::sync::Mutex;
+use std::sync::atomic::Ordering;
 
 use super::state::HttpState;
-
-/// HTTP counters.
-#[derive(Default)]
-pub struct Metrics {
-    /// (route, status) → requests answered.
-    requests: Mutex<BTreeMap<(&'static str, u16), u64>>,
-    /// Connections open now.
-    pub open_connections: AtomicUsize,
-    /// Connections refused with 503 because of the cap.
-    pub refused_connections: AtomicU64,
-}
-
-impl Metrics {
-    /// Counts one answered request.
-    pub fn record(&self, route: &'static str, status: u16) {
-        let mut m = self.requests.lock().unwrap_or_else(|e| e.into_inner());
-        *m.entry((route, status)).or_default() += 1;
-    }
-
-    /// Requests answered with `status`, over all routes.
-    pub fn requests_with_status(&self, status: u16) -> u64 {
-        let m = self.requests.lock().unwrap_or_else(|e| e.into_inner());
-        m.iter()
-            .filter(|((_, s), _)| *s == status)
-            .map(|(_, n)| n)
-            .sum()
-    }
-}
 
 /// Escapes a label value.
 fn label(v: &str) -> String {
@@ -50,7 +21,7 @@ pub fn render(state: &HttpState) -> String {
 
     out.push_str("# HELP c2c_http_requests_total HTTP requests answered, by route and status.\n");
     out.push_str("# TYPE c2c_http_requests_total counter\n");
-    let requests = m.requests.lock().unwrap_or_else(|e| e.into_inner()).clone();
+    let requests = m.requests();
     for ((route, status), n) in requests {
         let _ = writeln!(
             out,

@@ -7,24 +7,22 @@
 //! tokio. [`server::HttpServer`] owns the listener, the runtime and the limits.
 
 pub mod auth;
+pub mod counters;
 mod handlers;
-pub mod idempotency;
 mod io;
 pub mod message;
 pub mod metrics;
-pub mod ratelimit;
 pub mod router;
 pub mod server;
 pub mod state;
 pub mod tls;
-pub mod webhook_admin;
 pub mod xmlrpc;
 
+pub use crate::core::webhooks::admin::WebhookAdmin;
 pub use message::{Request, Response};
 pub use router::{route, route_as};
 pub use server::HttpServer;
 pub use state::HttpState;
-pub use webhook_admin::WebhookAdmin;
 
 /// Error codes of the HTTP layer itself (the API's own are in
 /// [`crate::core::errors::codes`]).
@@ -37,10 +35,7 @@ pub mod codes {
     pub const URI_TOO_LONG: &str = "uri_too_long";
     /// 503: too many open connections.
     pub const TOO_MANY_CONNECTIONS: &str = "too_many_connections";
-    /// 503: no webhook service is attached.
-    pub const WEBHOOKS_UNAVAILABLE: &str = "webhooks_unavailable";
-    /// 404: no dead letter with this id.
-    pub const DEAD_LETTER_NOT_FOUND: &str = "dead_letter_not_found";
+    pub use crate::core::errors::codes::{DEAD_LETTER_NOT_FOUND, WEBHOOKS_UNAVAILABLE};
     /// 503: the call belongs to another node of the cluster, which cannot be asked.
     pub const CALL_OWNER_UNAVAILABLE: &str = "call_owner_unavailable";
 }

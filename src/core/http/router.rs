@@ -1,7 +1,7 @@
 //! The pure router: `route(state, &Request) -> Response`. No sockets here, so
 //! any transport (our server, a FreeSWITCH API command) can call it.
 
-use crate::core::cluster::lookup;
+use crate::core::directory::{NODE_SECRET_HEADER, NODE_TOKEN_HEADER};
 use crate::core::errors::{codes, ApiError};
 
 use super::auth;
@@ -155,10 +155,10 @@ fn dispatch(state: &HttpState, req: &Request, trusted: Option<&str>) -> (&'stati
     };
     let config = state.engine.config();
     // A call lookup another node of the cluster forwarded, on behalf of a token.
-    let forwarded = match (spec.name, state.cluster()) {
-        ("call_status" | "call_hangup", Some(c)) if trusted.is_none() => c.forwarded_token(
-            req.header(lookup::NODE_SECRET_HEADER),
-            req.header(lookup::NODE_TOKEN_HEADER),
+    let forwarded = match spec.name {
+        "call_status" | "call_hangup" if trusted.is_none() => state.directory().forwarded_token(
+            req.header(NODE_SECRET_HEADER),
+            req.header(NODE_TOKEN_HEADER),
         ),
         _ => None,
     };

@@ -546,16 +546,16 @@ const CLICK_TO_CALL: &str = "/api/pbx/calls/click-to-call";
 /// reaches the switch (directory lookup, originate) only once it is
 /// authorized and valid: the refusals (401, 400, 422) are made on a worker.
 fn may_block(state: &HttpState, req: &Request) -> bool {
-    // In a cluster, a click-to-call asks Redis (key, rate limit) before it is
-    // validated, and a call lookup may ask another node.
-    let cluster = state.cluster().is_some();
+    // A remote admission (Redis: key, rate limit) decides before the request
+    // is validated, and a remote directory may ask another node.
     match (req.method.as_str(), req.path.as_str()) {
         ("POST", CLICK_TO_CALL) => {
             auth::is_authorized(&state.engine.config(), req)
-                && (cluster || req.click_to_call.as_ref().is_some_and(Result::is_ok))
+                && (state.admission().remote()
+                    || req.click_to_call.as_ref().is_some_and(Result::is_ok))
         }
         ("DELETE", p) => p.starts_with("/api/pbx/calls/"),
-        ("GET", p) if cluster => p.starts_with("/api/pbx/calls/"),
+        ("GET", p) if state.directory().remote() => p.starts_with("/api/pbx/calls/"),
         (_, p) => p.starts_with("/api/pbx/webhooks/dead-letters"),
     }
 }

@@ -1,17 +1,20 @@
-//! What every handler shares: the engine, the limiter, the idempotency store,
-//! the counters, and the hooks other parts of the module attach.
+//! What every handler shares: the engine, admission and the call directory
+//! (of the shared-state backend in force), the counters, and the hooks other
+//! parts of the module attach.
 
 use std::sync::{Arc, RwLock};
 
+use crate::core::admission::{self, Admission};
+use crate::core::backend::Backend;
 use crate::core::cluster::Cluster;
 use crate::core::config::HttpSettings;
+use crate::core::directory::{self, CallDirectory};
 use crate::core::engine::Engine;
+use crate::core::gcra::{Clock, MonotonicClock};
 
-use super::idempotency::IdempotencyStore;
-use super::metrics::Metrics;
-use super::ratelimit::{Clock, MonotonicClock, RateLimiter};
+use super::counters::Metrics;
 use super::tls::{self, CertStore};
-use super::webhook_admin::WebhookAdmin;
+use crate::core::webhooks::admin::WebhookAdmin;
 
 /// Extra gauges for `/metrics`: `(name, value)`, where the name may carry
 /// Prometheus labels, e.g. `("c2c_webhook_queue_depth", 3.0)`.
@@ -20,14 +23,16 @@ pub type ExtraGauges = Box<dyn Fn() -> Vec<(String, f64)> + Send + Sync>;
 /// The state behind the router.
 pub struct HttpState {
     pub engine: Arc<Engine>,
-    pub limiter: RateLimiter,
-    pub idempotency: Arc<IdempotencyStore>,
     pub metrics: Metrics,
+    clock: Arc<dyn Clock>,
+    admission: RwLock<Arc<dyn Admission>>,
+    directory: RwLock<Arc<dyn CallDirectory>>,
     extra_gauges: RwLock<Option<ExtraGauges>>,
     webhook_admin: RwLock<Option<Arc<dyn WebhookAdmin>>>,
     /// The HTTPS certificate being served, when the listener has TLS.
     tls: RwLock<Option<Arc<CertStore>>>,
-    /// This node's part in a cluster, when `<cluster>` is configured.
+    /// This node's part in a cluster, when `<cluster>` is configured (for
+    /// `/health` and `/metrics` only: requests go through the backends).
     cluster: RwLock<Option<Arc<Cluster>>>,
 }
 
@@ -35,17 +40,27 @@ pub struct HttpState {
 pub struct PreparedTls(Option<(Arc<CertStore>, Arc<rustls::sign::CertifiedKey>)>);
 
 impl HttpState {
-    /// State over `engine` with the real clock.
+    /// State over `engine` with the real clock, shared state in memory.
     pub fn new(engine: Arc<Engine>) -> Arc<HttpState> {
         HttpState::with_clock(engine, Arc::new(MonotonicClock::default()))
     }
 
     /// State over `engine` with an injected clock (rate limit, key expiry).
     pub fn with_clock(engine: Arc<Engine>, clock: Arc<dyn Clock>) -> Arc<HttpState> {
+        HttpState::with_backend(engine, &Backend::Local { store: None }, clock)
+    }
+
+    /// State over `engine` with shared state in `backend`.
+    pub fn with_backend(
+        engine: Arc<Engine>,
+        backend: &Backend,
+        clock: Arc<dyn Clock>,
+    ) -> Arc<HttpState> {
         Arc::new(HttpState {
+            admission: RwLock::new(admission::for_backend(backend, Arc::clone(&clock))),
+            directory: RwLock::new(directory::for_backend(backend, Arc::clone(&engine))),
+            clock,
             engine,
-            limiter: RateLimiter::new(Arc::clone(&clock)),
-            idempotency: IdempotencyStore::new(clock),
             metrics: Metrics::default(),
             extra_gauges: RwLock::new(None),
             webhook_admin: RwLock::new(None),
@@ -85,12 +100,37 @@ impl HttpState {
             .clone()
     }
 
-    /// Attaches the cluster (`None` detaches it).
-    pub fn set_cluster(&self, cluster: Option<Arc<Cluster>>) {
+    /// Puts `backend`'s admission and call directory in force (a cluster
+    /// node joins once its HTTP address is known).
+    pub fn set_backend(&self, backend: &Backend) {
+        let admission = admission::for_backend(backend, Arc::clone(&self.clock));
+        let directory = directory::for_backend(backend, Arc::clone(&self.engine));
+        *self.admission.write().unwrap_or_else(|e| e.into_inner()) = admission;
+        *self.directory.write().unwrap_or_else(|e| e.into_inner()) = directory;
+        let cluster = match backend {
+            Backend::Redis(c) => Some(Arc::clone(c)),
+            Backend::Local { .. } => None,
+        };
         *self.cluster.write().unwrap_or_else(|e| e.into_inner()) = cluster;
     }
 
-    /// The cluster, if this node is in one.
+    /// The admission in force.
+    pub fn admission(&self) -> Arc<dyn Admission> {
+        self.admission
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+
+    /// The call directory in force.
+    pub fn directory(&self) -> Arc<dyn CallDirectory> {
+        self.directory
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+
+    /// The cluster, if this node is in one (its status, for `/health` and `/metrics`).
     pub fn cluster(&self) -> Option<Arc<Cluster>> {
         self.cluster
             .read()

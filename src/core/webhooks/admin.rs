@@ -3,18 +3,31 @@
 use serde_json::{json, Value};
 
 use super::{ReplayError, WebhookService};
-use crate::core::errors::ApiError;
-use crate::core::http::{codes as http_codes, WebhookAdmin};
+use crate::core::errors::{codes, ApiError};
 
 fn replay_error(e: ReplayError) -> ApiError {
     match e {
-        ReplayError::NotFound(_) => {
-            ApiError::new(404, http_codes::DEAD_LETTER_NOT_FOUND, e.to_string())
-        }
-        ReplayError::Spool(_) => {
-            ApiError::new(503, http_codes::WEBHOOKS_UNAVAILABLE, e.to_string())
-        }
+        ReplayError::NotFound(_) => ApiError::new(404, codes::DEAD_LETTER_NOT_FOUND, e.to_string()),
+        ReplayError::Spool(_) => ApiError::new(503, codes::WEBHOOKS_UNAVAILABLE, e.to_string()),
     }
+}
+
+/// Admin operations of the webhook service, as the API serves them.
+///
+/// `GET /api/pbx/webhooks/status` → [`WebhookAdmin::status`],
+/// `GET /api/pbx/webhooks/dead-letters` → [`WebhookAdmin::dead_letters`],
+/// `POST /api/pbx/webhooks/dead-letters/{id}/replay` → [`WebhookAdmin::replay`],
+/// `POST /api/pbx/webhooks/dead-letters/replay` → [`WebhookAdmin::replay_all`].
+pub trait WebhookAdmin: Send + Sync {
+    /// Queue depth, spool size, dead letters… as a JSON object.
+    fn status(&self) -> Value;
+    /// Dead-lettered events, each a JSON object with at least `id`.
+    fn dead_letters(&self) -> Vec<Value>;
+    /// Puts one dead letter back in the queue; returns it. Unknown id: an
+    /// error with status 404 (e.g. code `dead_letter_not_found`).
+    fn replay(&self, id: &str) -> Result<Value, ApiError>;
+    /// Puts every dead letter back in the queue; returns how many.
+    fn replay_all(&self) -> Result<usize, ApiError>;
 }
 
 impl WebhookAdmin for WebhookService {

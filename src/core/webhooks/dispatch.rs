@@ -12,11 +12,11 @@ use std::time::{Duration, Instant, SystemTime};
 use crossbeam_channel::{select, Receiver, Sender as ChanSender};
 use uuid::Uuid;
 
-use super::dead::DeadLetter;
 use super::schedule::Next;
 use super::sender::Attempt;
-use super::spool::SpoolRecord;
 use super::{LogLevel, Shared};
+use crate::core::store::DeadLetter;
+use crate::core::store::SpoolRecord;
 use crate::core::store::{Write, COMMIT_TIMEOUT};
 
 /// What the dispatcher is told.

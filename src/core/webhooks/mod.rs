@@ -20,7 +20,6 @@
 
 pub mod admin;
 pub mod cli;
-pub mod dead;
 pub mod destination;
 mod dispatch;
 pub mod schedule;
@@ -37,39 +36,23 @@ use std::time::{Duration, Instant};
 use crossbeam_channel::Sender as ChanSender;
 use serde_json::{json, Value};
 
-use self::dead::DeadLetter;
+use crate::core::store::DeadLetter;
+
 use self::destination::Destinations;
 use self::dispatch::Intake;
 use self::schedule::RetrySchedule;
 use self::sender::Sender;
-use self::spool::{import_files, order_per_call, SpoolRecord};
+use self::spool::{import_files, order_per_call};
 use self::stats::Stats;
 use super::config::{ApiToken, WebhookSettings};
 use super::errors::{codes, ApiError};
 use super::events::{CallEvent, EventSink};
 use super::store::sqlite::SqliteOptions;
 use super::store::{spool_bytes, SqliteStore, Store, StoreError, Write, COMMIT_TIMEOUT};
+pub use crate::core::log::{stderr_log, LogHook, LogLevel};
+use crate::core::store::SpoolRecord;
 
 pub use self::cli::cli;
-
-/// Severity of a message given to the [`LogHook`].
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum LogLevel {
-    Info,
-    Warning,
-    Error,
-}
-
-/// Where the service reports what an operator must know (spool full,
-/// events given up…), with the uuid of the call's channel when the message
-/// concerns one call ([`super::events::log_uuid`]). The module routes it to
-/// the FreeSWITCH log, tagged with that uuid.
-pub type LogHook = Arc<dyn Fn(LogLevel, Option<&str>, &str) + Send + Sync>;
-
-/// A [`LogHook`] writing to stderr.
-pub fn stderr_log() -> LogHook {
-    Arc::new(|level, uuid, msg| eprintln!("[{level:?}] {} {msg}", uuid.unwrap_or("-")))
-}
 
 /// The uuid a message about a spooled event carries ([`super::events::log_uuid`]).
 fn record_log_uuid(r: &SpoolRecord) -> String {

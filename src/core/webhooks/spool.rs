@@ -10,33 +10,15 @@
 use std::collections::HashMap;
 use std::fs;
 use std::path::{Path, PathBuf};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, UNIX_EPOCH};
 
-use serde_json::{json, Value};
+use serde_json::Value;
 use uuid::Uuid;
 
-use super::dead::DeadLetter;
 use crate::core::events::CallEvent;
-use crate::core::store::{Store, StoreError, Write, COMMIT_TIMEOUT};
-
-/// One event as spooled: the exact body to POST and what orders and routes it.
-#[derive(Debug, Clone, PartialEq)]
-pub struct SpoolRecord {
-    /// The event id, also `webhook-id`.
-    pub id: String,
-    pub event_type: String,
-    pub call_uuid: Uuid,
-    pub seq: u32,
-    /// The API token that placed the call (chooses the destination).
-    pub token: Option<String>,
-    /// When the event happened.
-    pub created_at: SystemTime,
-    /// When the current delivery effort began (the give-up horizon counts
-    /// from here): `created_at`, or the time of the last replay.
-    pub since: SystemTime,
-    /// The JSON envelope, serialised once so every attempt sends the same bytes.
-    pub body: String,
-}
+use crate::core::store::{
+    unix_us, DeadLetter, SpoolRecord, Store, StoreError, Write, COMMIT_TIMEOUT,
+};
 
 impl SpoolRecord {
     /// The record of an event.
@@ -53,39 +35,6 @@ impl SpoolRecord {
             since: created_at,
             body: event.envelope().to_string(),
         }
-    }
-
-    /// The record as the file spool stored it.
-    pub fn to_json(&self) -> Value {
-        json!({
-            "id": self.id,
-            "type": self.event_type,
-            "call_uuid": self.call_uuid.to_string(),
-            "seq": self.seq,
-            "token": self.token,
-            "created_unix_us": unix_us(self.created_at),
-            "since_unix_us": unix_us(self.since),
-            "body": self.body,
-        })
-    }
-
-    /// A record of the file spool (`None` if it is not one).
-    pub fn from_json(v: &Value) -> Option<SpoolRecord> {
-        let created_at = UNIX_EPOCH + Duration::from_micros(v["created_unix_us"].as_u64()?);
-        let since = v["since_unix_us"]
-            .as_u64()
-            .map(|us| UNIX_EPOCH + Duration::from_micros(us))
-            .unwrap_or(created_at);
-        Some(SpoolRecord {
-            id: v["id"].as_str().filter(|id| is_safe_id(id))?.to_string(),
-            event_type: v["type"].as_str()?.to_string(),
-            call_uuid: Uuid::parse_str(v["call_uuid"].as_str()?).ok()?,
-            seq: u32::try_from(v["seq"].as_u64()?).ok()?,
-            token: v["token"].as_str().map(str::to_string),
-            created_at,
-            since,
-            body: v["body"].as_str()?.to_string(),
-        })
     }
 }
 
@@ -104,24 +53,6 @@ pub fn order_per_call(records: Vec<SpoolRecord>) -> Vec<SpoolRecord> {
         (oldest, g.first().map(|r| r.call_uuid))
     });
     groups.into_iter().flatten().collect()
-}
-
-/// Event ids are used as file names: only `[A-Za-z0-9_-]`, 1 to 100 characters.
-pub fn is_safe_id(id: &str) -> bool {
-    (1..=100).contains(&id.len())
-        && id
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
-}
-
-pub(crate) fn unix_ms(t: SystemTime) -> u64 {
-    unix_us(t) / 1000
-}
-
-fn unix_us(t: SystemTime) -> u64 {
-    t.duration_since(UNIX_EPOCH)
-        .map(|d| d.as_micros() as u64)
-        .unwrap_or(0)
 }
 
 /// What [`import_files`] took over.
@@ -204,7 +135,9 @@ pub fn import_files(root: &Path, store: &dyn Store) -> Result<Imported, StoreErr
 mod tests {
     use super::*;
     use crate::core::events;
-    use crate::core::store::{sqlite::SqliteOptions, SqliteStore};
+    use crate::core::store::{is_safe_id, sqlite::SqliteOptions, SqliteStore};
+    use serde_json::json;
+    use std::time::SystemTime;
 
     fn temp_dir(tag: &str) -> PathBuf {
         let d = std::env::temp_dir().join(format!("c2c-spool-{tag}-{}", Uuid::new_v4().simple()));

@@ -6,14 +6,14 @@ use std::time::SystemTime;
 
 use serde_json::json;
 
-use super::call::{Attempt, CallState, HangupBy};
-use super::config::Config;
-use super::engine::{CallCell, Engine};
-use super::events;
-use super::routing::{is_trunk_failure, RoutePlan};
+use super::{CallCell, Engine};
+use crate::core::call::{Attempt, CallState, HangupBy};
+use crate::core::config::Config;
+use crate::core::events;
+use crate::core::routing::{is_trunk_failure, RoutePlan};
 use crate::switch::{AgentLeg, CustomerLeg, Failure, LegOutcome};
 
-fn lock(cell: &CallCell) -> std::sync::MutexGuard<'_, super::call::CallRecord> {
+fn lock(cell: &CallCell) -> std::sync::MutexGuard<'_, crate::core::call::CallRecord> {
     cell.lock().unwrap_or_else(|e| e.into_inner())
 }
 
@@ -177,7 +177,7 @@ impl Engine {
         }
     }
 
-    fn customer_failed(&self, c: &mut super::call::CallRecord, f: &Failure) {
+    fn customer_failed(&self, c: &mut crate::core::call::CallRecord, f: &Failure) {
         self.leg_ended(c, false, f);
         c.outcome = Some(match f.cause.as_str() {
             _ if c.cancel == Some(HangupBy::Api) => "cancelled",

@@ -1,5 +1,5 @@
 //! Global `Idempotency-Key`s, under `<prefix>idem:<sha256(token, key)>`. A
-//! key is claimed by the admission script ([`super::ratelimit`]) atomically
+//! key is claimed by the admission script ([`super::redis_script`]) atomically
 //! with the rate-limit decision; the claim holds [`CLAIM_TTL`] while the call
 //! is placed, then the 202 replaces it for the key's whole TTL. Two nodes
 //! racing on one key: one places the call, the others wait for its answer
@@ -13,10 +13,9 @@ use redis::Script;
 use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
 
-use crate::core::http::idempotency::fingerprint;
-use crate::core::http::message::Response;
-
-use super::redis::Redis;
+use super::interface::Answer;
+use super::keys::fingerprint;
+use crate::core::cluster::redis::Redis;
 
 /// How long a claim holds before its answer is stored: a node that dies
 /// while placing the call frees the key after this.
@@ -57,14 +56,19 @@ impl GlobalPending {
         }
     }
 
+    /// The connection the claim was made on.
+    pub fn redis(&self) -> &Redis {
+        &self.redis
+    }
+
     /// The Redis key (for the pipeline that stores the answer).
     pub fn redis_key(&self) -> &str {
         &self.key
     }
 
     /// What to store as the key's answer (`None`: not a success, release the key).
-    pub fn answer_value(&self, response: &Response) -> Option<(String, u64)> {
-        if !(200..300).contains(&response.status) {
+    pub fn answer_value(&self, response: &Answer) -> Option<(String, u64)> {
+        if !response.is_success() {
             return None;
         }
         let body = base64::engine::general_purpose::STANDARD.encode(&response.body);
@@ -101,7 +105,7 @@ impl Drop for GlobalPending {
 /// What a key already in Redis means for a request with this fingerprint.
 pub enum Seen {
     /// Answered before (by any node): send this again.
-    Replay(Response),
+    Replay(Answer),
     /// Claimed by a request still being handled: wait and look again.
     InProgress,
     /// Used with another body: 409.
@@ -148,16 +152,15 @@ pub fn judge(seen: &str, fp: &str) -> Seen {
     }
 }
 
-fn stored_response(v: &Value) -> Option<Response> {
+fn stored_response(v: &Value) -> Option<Answer> {
     let body = base64::engine::general_purpose::STANDARD
         .decode(v["body"].as_str()?)
         .ok()?;
     let headers = serde_json::from_value(v["headers"].clone()).ok()?;
-    Some(Response {
+    Some(Answer {
         status: u16::try_from(v["status"].as_u64()?).ok()?,
         headers,
         body,
-        close: false,
     })
 }
 
@@ -197,8 +200,11 @@ mod tests {
             ttl: Duration::from_secs(60),
             released: true,
         };
-        let ok =
-            Response::json(202, &json!({"data": {"call_uuid": "u"}})).with_header("Location", "/x");
+        let ok = Answer {
+            status: 202,
+            headers: vec![("Location".into(), "/x".into())],
+            body: br#"{"data":{"call_uuid":"u"}}"#.to_vec(),
+        };
         let (stored, ttl_ms) = pending.answer_value(&ok).unwrap();
         assert_eq!(ttl_ms, 60_000);
         let Seen::Replay(r) = judge(&stored, &fp) else {
@@ -209,7 +215,11 @@ mod tests {
             (ok.status, ok.body.clone(), ok.headers.clone())
         );
         assert!(pending
-            .answer_value(&Response::json(422, &json!({})))
+            .answer_value(&Answer {
+                status: 422,
+                headers: Vec::new(),
+                body: b"{}".to_vec(),
+            })
             .is_none());
     }
 }

@@ -1,8 +1,6 @@
-//! Finding a call from any node. Each accepted call's owner is kept at
-//! `<prefix>call:<uuid>` (the node's name, for `call-owner-ttl`). A node
-//! asked about a call it does not have asks the owner over the owner's own
-//! HTTP API, with the node-to-node credential and the token the request was
-//! made with: the owner answers from its engine and journal, as always.
+//! Asking another node: over the owner's own HTTP API, with the
+//! node-to-node credential and the token the request was made with; the
+//! owner answers from its engine and journal, as always.
 //!
 //! Why forward rather than mirror each call's state into Redis: the owner
 //! alone can hang its call up (its channels), so `DELETE` must reach it
@@ -13,11 +11,8 @@
 use std::time::Duration;
 
 use ureq::Agent;
-use uuid::Uuid;
 
-use crate::core::http::message::Response;
-
-use super::redis::{Redis, RedisDown};
+use crate::core::admission::Answer;
 
 /// Header carrying the node-to-node credential.
 pub const NODE_SECRET_HEADER: &str = "x-c2c-node-secret";
@@ -27,16 +22,6 @@ pub const NODE_TOKEN_HEADER: &str = "x-c2c-on-behalf-of";
 pub const FORWARDED_BY_HEADER: &str = "x-c2c-forwarded-by";
 /// Header naming the node that answered (set on forwarded answers).
 pub const ANSWERED_BY_HEADER: &str = "x-c2c-node";
-
-/// The key of a call's owner record.
-pub fn owner_key(prefix: &str, call_uuid: Uuid) -> String {
-    format!("{prefix}call:{call_uuid}")
-}
-
-/// The node that owns `call_uuid`, if one recorded it.
-pub fn owner(redis: &Redis, prefix: &str, call_uuid: Uuid) -> Result<Option<String>, RedisDown> {
-    redis.run(|c| redis::cmd("GET").arg(owner_key(prefix, call_uuid)).query(c))
-}
 
 /// Sends requests to other nodes.
 pub struct Forwarder {
@@ -75,7 +60,7 @@ impl Forwarder {
         token: &str,
         secret: &str,
         from_node: &str,
-    ) -> Result<Response, String> {
+    ) -> Result<Answer, String> {
         let url = format!("{}{path}", base_url.trim_end_matches('/'));
         let with = |r: ureq::RequestBuilder<ureq::typestate::WithoutBody>| {
             r.header(NODE_SECRET_HEADER, secret)
@@ -101,11 +86,10 @@ impl Forwarder {
             .limit(MAX_ANSWER)
             .read_to_vec()
             .map_err(|e| format!("{url}: {e}"))?;
-        Ok(Response {
+        Ok(Answer {
             status,
             headers: vec![("Content-Type".to_string(), content_type)],
             body,
-            close: false,
         })
     }
 }

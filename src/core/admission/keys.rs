@@ -7,7 +7,7 @@
 //! With a durable store attached ([`IdempotencyStore::set_durable`]) a key
 //! holds for its whole TTL across restarts and crashes: the answer to keep is
 //! written in the same commit that accepts the call, before the 202 leaves
-//! ([`Pending::record`]), and a key not in memory is looked up in the store.
+//! ([`Claim::durable`]), and a key not in memory is looked up in the store.
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, RwLock};
@@ -15,8 +15,8 @@ use std::time::{Duration, Instant, SystemTime};
 
 use sha2::{Digest, Sha256};
 
-use super::message::Response;
-use super::ratelimit::Clock;
+use super::interface::{Answer, Claim as ClaimTrait};
+use crate::core::gcra::Clock;
 use crate::core::store::{IdempotencyRecord, Store, Write};
 
 /// Most keys remembered at once; the oldest are forgotten first.
@@ -30,7 +30,7 @@ type Key = (String, String);
 
 enum Slot {
     InProgress,
-    Done(Response),
+    Done(Answer),
 }
 
 struct Entry {
@@ -51,10 +51,10 @@ struct Inner {
 
 /// What to do with a request that carries a key.
 pub enum Claim {
-    /// First time: handle it, then [`Pending::finish`].
+    /// First time: handle it, then [`Claim::finish`].
     Proceed(Pending),
     /// Seen with this body: send this stored answer again.
-    Replay(Response),
+    Replay(Answer),
     /// Seen with another body, or the first is still running after
     /// [`WAIT_FOR_FIRST`]: 409.
     Conflict(&'static str),
@@ -81,31 +81,27 @@ pub struct Pending {
     ttl: Duration,
 }
 
-impl Pending {
-    /// The durable record of `response` as this key's answer, to commit
-    /// with the call it accepts (before the answer leaves).
-    pub fn record(&self, response: &Response) -> Write {
-        Write::IdempotencyPut(IdempotencyRecord {
+impl ClaimTrait for Pending {
+    fn durable(&self, answer: &Answer) -> Vec<Write> {
+        vec![Write::IdempotencyPut(IdempotencyRecord {
             token: self.key.0.clone(),
             key: self.key.1.clone(),
             fingerprint: self.fingerprint,
-            status: response.status,
-            headers: response.headers.clone(),
-            body: response.body.clone(),
+            status: answer.status,
+            headers: answer.headers.clone(),
+            body: answer.body.clone(),
             expires: SystemTime::now() + self.ttl,
-        })
+        })]
     }
 
-    /// Records the answer: a success is stored for replay, anything else
-    /// releases the key so that a retry is handled afresh.
-    pub fn finish(mut self, response: &Response) {
+    fn finish(mut self: Box<Self>, answer: &Answer) {
         self.finished = true;
         let mut inner = self.store.lock();
         let ours = inner.map.get(&self.key).map(|e| e.generation) == Some(self.generation);
         if ours {
-            if (200..300).contains(&response.status) {
+            if answer.is_success() {
                 if let Some(e) = inner.map.get_mut(&self.key) {
-                    e.slot = Slot::Done(response.clone());
+                    e.slot = Slot::Done(answer.clone());
                 }
             } else {
                 inner.map.remove(&self.key);
@@ -230,11 +226,10 @@ impl IdempotencyStore {
                             .expires
                             .duration_since(SystemTime::now())
                             .unwrap_or_default();
-                        let answer = Slot::Done(Response {
+                        let answer = Slot::Done(Answer {
                             status: rec.status,
                             headers: rec.headers,
                             body: rec.body,
-                            close: false,
                         });
                         remember(&mut inner, &k, rec.fingerprint, answer, now + left);
                     }
@@ -315,11 +310,23 @@ fn expire(inner: &mut Inner, now: Duration, capacity: usize) {
 
 #[cfg(test)]
 mod tests {
-    use super::super::ratelimit::ManualClock;
     use super::*;
+    use crate::core::gcra::{ManualClock, MonotonicClock};
 
-    fn ok() -> Response {
-        Response::json(202, &serde_json::json!({"data": 1}))
+    fn ok() -> Answer {
+        answer(202)
+    }
+
+    fn answer(status: u16) -> Answer {
+        Answer {
+            status,
+            headers: Vec::new(),
+            body: br#"{"data":1}"#.to_vec(),
+        }
+    }
+
+    fn finish(p: Pending, a: &Answer) {
+        ClaimTrait::finish(Box::new(p), a);
     }
 
     #[test]
@@ -330,7 +337,7 @@ mod tests {
         let Claim::Proceed(p) = s.claim("crm", "k1", b"a", ttl) else {
             panic!("first claim")
         };
-        p.finish(&ok());
+        finish(p, &ok());
         assert!(matches!(s.claim("crm", "k1", b"a", ttl), Claim::Replay(r) if r.status == 202));
         assert!(matches!(
             s.claim("crm", "k1", b"b", ttl),
@@ -345,7 +352,7 @@ mod tests {
         let Claim::Proceed(p) = s.claim("crm", "k2", b"a", ttl) else {
             panic!()
         };
-        p.finish(&Response::json(422, &serde_json::json!({})));
+        finish(p, &answer(422));
         assert!(matches!(s.claim("crm", "k2", b"x", ttl), Claim::Proceed(_)));
         clock.advance(ttl);
         assert!(matches!(s.claim("crm", "k1", b"b", ttl), Claim::Proceed(_)));
@@ -360,7 +367,7 @@ mod tests {
             let Claim::Proceed(p) = s.claim("crm", k, b"x", ttl) else {
                 panic!()
             };
-            p.finish(&ok());
+            finish(p, &ok());
         }
         assert_eq!(s.len(), 3);
         assert!(matches!(s.claim("crm", "e", b"x", ttl), Claim::Replay(_)));
@@ -374,7 +381,7 @@ mod tests {
 
     #[test]
     fn a_concurrent_duplicate_waits_for_the_first_answer() {
-        let s = IdempotencyStore::new(Arc::new(super::super::ratelimit::MonotonicClock::default()));
+        let s = IdempotencyStore::new(Arc::new(MonotonicClock::default()));
         let ttl = Duration::from_secs(60);
         let Claim::Proceed(p) = s.claim("crm", "k", b"a", ttl) else {
             panic!()
@@ -385,7 +392,7 @@ mod tests {
             _ => 0,
         });
         std::thread::sleep(Duration::from_millis(50));
-        p.finish(&ok());
+        finish(p, &ok());
         assert_eq!(dup.join().unwrap(), 202);
     }
 }

@@ -1,6 +1,6 @@
 //! Admission in one round trip: one Lua script, atomic in Redis, that
 //! (1) looks the request's `Idempotency-Key` up, (2) runs the same GCRA as
-//! [`crate::core::http::ratelimit::gcra`] on the token's bucket, on Redis's
+//! [`crate::core::gcra::gcra`] on the token's bucket, on Redis's
 //! own clock (the nodes' clocks need not agree), and if the request is let
 //! through (3) claims the key and (4) records this node as the owner of the
 //! call it is about to place. Times are microseconds; a bucket expires when
@@ -10,9 +10,8 @@ use std::time::Duration;
 
 use redis::Script;
 
-use crate::core::http::ratelimit::Decision;
-
-use super::redis::{Redis, RedisDown};
+use crate::core::cluster::redis::{Redis, RedisDown};
+use crate::core::gcra::Decision;
 
 /// KEYS: bucket, idempotency key (unused when ARGV[2] is empty), owner key.
 /// ARGV: limit per minute (0: none), claim value ('' : no key), claim TTL ms,
@@ -52,7 +51,7 @@ return {1, remaining, reset, 0, ''}
 
 /// What Redis said about one request.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Verdict {
+pub enum RedisVerdict {
     /// Let through: the key (if any) is claimed and the owner recorded;
     /// the limit's headers, when a limit is on.
     Admitted(Option<Decision>),
@@ -63,7 +62,7 @@ pub enum Verdict {
 }
 
 /// One request's admission.
-pub struct Ask<'a> {
+pub struct AskRedis<'a> {
     pub token: &'a str,
     /// Requests per minute; `None`: no limit.
     pub limit: Option<u32>,
@@ -75,22 +74,22 @@ pub struct Ask<'a> {
 
 /// The admission script, loaded once (sent by its SHA; the body only when
 /// Redis lacks it, e.g. after a restart).
-pub struct Admission {
+pub struct AdmitScript {
     script: Script,
     prefix: String,
 }
 
-impl Admission {
+impl AdmitScript {
     /// Buckets under `<prefix>rl:<token>`.
-    pub fn new(prefix: &str) -> Admission {
-        Admission {
+    pub fn new(prefix: &str) -> AdmitScript {
+        AdmitScript {
             script: Script::new(ADMIT),
             prefix: prefix.to_string(),
         }
     }
 
     /// One atomic decision.
-    pub fn ask(&self, redis: &Redis, ask: &Ask) -> Result<Verdict, RedisDown> {
+    pub fn ask(&self, redis: &Redis, ask: &AskRedis) -> Result<RedisVerdict, RedisDown> {
         let limit = ask.limit.map_or(0, |l| l.max(1));
         let bucket = format!("{}rl:{}", self.prefix, ask.token);
         let (key, claim, claim_ttl) = ask.claim.unwrap_or(("", "", Duration::ZERO));
@@ -118,9 +117,9 @@ impl Admission {
             retry_after: us(retry),
         };
         Ok(match code {
-            1 => Verdict::Admitted(ask.limit.map(|_| decision)),
-            0 => Verdict::Limited(decision),
-            _ => Verdict::Seen(seen),
+            1 => RedisVerdict::Admitted(ask.limit.map(|_| decision)),
+            0 => RedisVerdict::Limited(decision),
+            _ => RedisVerdict::Seen(seen),
         })
     }
 }

@@ -7,9 +7,9 @@ use std::sync::{Arc, Mutex};
 
 use uuid::Uuid;
 
-use super::call::{CallRecord, CallState, HangupBy, Leg};
-use super::engine::{CallCell, Engine};
-use super::journal;
+use super::{CallCell, Engine};
+use crate::core::call::{CallRecord, CallState, HangupBy, Leg};
+use crate::core::journal;
 
 /// `hangup_cause` of a leg whose end happened while no engine watched,
 /// within the same process (between a module's unload and its next load).

@@ -1,0 +1,252 @@
+//! The engine: accepts click-to-call requests, drives each call's state
+//! machine on a thread of its own, and turns leg progress into events.
+//!
+//! The call flow, a file a step: [`place`] accepts a request (capacity in
+//! [`registry`]), [`runner`] rings the agent then dials the customer,
+//! [`legs`] turns the switch's reports into state transitions, [`report`]
+//! emits the events and the CDR and commits them with the call's journal
+//! record; [`recovery`] takes calls back when an engine starts.
+
+mod legs;
+mod place;
+mod recovery;
+mod registry;
+mod report;
+mod runner;
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, RwLock};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant, SystemTime};
+
+use crossbeam_channel::{Receiver, RecvTimeoutError};
+use serde::Serialize;
+use uuid::Uuid;
+
+use super::call::{CallRecord, CallState, HangupBy};
+use super::config::Config;
+use super::events::EventSink;
+use super::journal::{CallJournal, MemoryJournal};
+use super::store::Store;
+use crate::switch::{LegReport, Switch};
+
+/// The `data` of a 202: the contract's ten fields.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Accepted {
+    pub call_uuid: String,
+    pub a_leg_uuid: String,
+    pub b_leg_uuid: String,
+    pub from_extension: String,
+    pub to_phone: String,
+    pub caller_id: String,
+    pub trunk_id: Option<i64>,
+    pub trunk_name: Option<String>,
+    pub routing_mode: &'static str,
+    pub status: &'static str,
+}
+
+/// Counters for metrics.
+#[derive(Default)]
+pub struct EngineStats {
+    pub accepted: AtomicU64,
+    pub rejected: AtomicU64,
+    /// Calls taken back from the journal at start with a leg still up.
+    pub adopted: AtomicU64,
+    /// Calls taken back from the journal whose end nobody saw (`recovered`).
+    pub recovered: AtomicU64,
+    /// (outcome, count) of ended calls.
+    pub outcomes: Mutex<HashMap<&'static str, u64>>,
+    /// (trunk name, attempts, failures).
+    pub trunk_attempts: Mutex<HashMap<String, (u64, u64)>>,
+}
+
+pub(crate) type CallCell = Arc<Mutex<CallRecord>>;
+
+/// The calls in flight, by call and by leg, and their threads ([`registry`]).
+#[derive(Default)]
+struct Registry {
+    active: HashMap<Uuid, CallCell>,
+    /// Calls counted against the limit while their acceptance commits.
+    reserved: usize,
+    by_leg: HashMap<Uuid, Uuid>,
+    runners: Vec<JoinHandle<()>>,
+}
+
+/// The click-to-call engine. One per module load (or sandbox).
+pub struct Engine {
+    config: RwLock<Arc<Config>>,
+    pub(crate) switch: Arc<dyn Switch>,
+    sink: Arc<dyn EventSink>,
+    registry: Mutex<Registry>,
+    /// Ended calls whose last commit (the CDR) is still on its way to the
+    /// store: a read of one finds it here until the store has it. A lock
+    /// of its own, taken under a call's lock (the registry's never is).
+    ending: Arc<Mutex<HashMap<Uuid, CallRecord>>>,
+    pub(crate) journal: Arc<dyn CallJournal>,
+    shutting_down: AtomicBool,
+    dispatch_stop: Arc<AtomicBool>,
+    dispatcher: Mutex<Option<JoinHandle<()>>>,
+    /// Counters for metrics.
+    pub stats: EngineStats,
+    /// Where a call's acceptance and events are committed.
+    store: Option<Arc<dyn Store>>,
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+impl Engine {
+    /// A new engine over a switch, sending events to `sink`. `legs` is the
+    /// receiving end of the channel the switch reports leg progress on; a
+    /// thread of the engine's own (`c2c-legs`) reads it until shutdown.
+    pub fn new(
+        config: Config,
+        switch: Arc<dyn Switch>,
+        legs: Receiver<LegReport>,
+        sink: Arc<dyn EventSink>,
+    ) -> Arc<Engine> {
+        let journal = Arc::new(MemoryJournal::default());
+        Engine::with_journal(config, switch, legs, sink, journal)
+    }
+
+    /// [`Engine::new`] over a journal that may hold calls of an earlier
+    /// engine: before the first leg report is read, each is taken back
+    /// (adopted while a leg is up in the switch, else reported ended).
+    pub fn with_journal(
+        config: Config,
+        switch: Arc<dyn Switch>,
+        legs: Receiver<LegReport>,
+        sink: Arc<dyn EventSink>,
+        journal: Arc<dyn CallJournal>,
+    ) -> Arc<Engine> {
+        Engine::with_store(config, switch, legs, sink, journal, None)
+    }
+
+    /// [`Engine::with_journal`] committing in a durable `store`: the journal
+    /// record of a call (when the journal is durable), the events of its
+    /// sinks ([`EventSink::durable_writes`]) and what a caller promises with
+    /// an accepted call, each time in one commit.
+    pub fn with_store(
+        config: Config,
+        switch: Arc<dyn Switch>,
+        legs: Receiver<LegReport>,
+        sink: Arc<dyn EventSink>,
+        journal: Arc<dyn CallJournal>,
+        store: Option<Arc<dyn Store>>,
+    ) -> Arc<Engine> {
+        let engine = Arc::new(Engine {
+            config: RwLock::new(Arc::new(config)),
+            switch,
+            sink,
+            registry: Mutex::new(Registry::default()),
+            ending: Arc::default(),
+            journal,
+            shutting_down: AtomicBool::new(false),
+            dispatch_stop: Arc::new(AtomicBool::new(false)),
+            dispatcher: Mutex::new(None),
+            stats: EngineStats::default(),
+            store,
+        });
+        engine.recover();
+        let weak = Arc::downgrade(&engine);
+        let stop = Arc::clone(&engine.dispatch_stop);
+        let handle = std::thread::Builder::new()
+            .name("c2c-legs".into())
+            .spawn(move || {
+                while !stop.load(Ordering::SeqCst) {
+                    match legs.recv_timeout(Duration::from_millis(50)) {
+                        Ok(r) => match weak.upgrade() {
+                            Some(e) => e.leg_event(r.leg_uuid, r.attempt, r.event),
+                            None => return,
+                        },
+                        Err(RecvTimeoutError::Timeout) => {}
+                        Err(RecvTimeoutError::Disconnected) => return,
+                    }
+                }
+            })
+            .expect("spawn c2c-legs thread");
+        *lock(&engine.dispatcher) = Some(handle);
+        engine
+    }
+
+    /// The config in force.
+    pub fn config(&self) -> Arc<Config> {
+        self.config
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+
+    /// Replaces the config whole; calls in flight keep the one they started with.
+    pub fn set_config(&self, config: Config) {
+        *self.config.write().unwrap_or_else(|e| e.into_inner()) = Arc::new(config);
+    }
+
+    pub(super) fn store(&self) -> Option<Arc<dyn Store>> {
+        self.store.clone()
+    }
+
+    /// Refuses new calls, hangs up every call not yet bridged (bridged calls
+    /// go on inside the switch and stay in the journal, for the next engine
+    /// to adopt), and joins every call thread within `deadline`.
+    /// Returns how many threads did not finish in time.
+    pub fn shutdown(&self, deadline: Duration) -> usize {
+        self.shutting_down.store(true, Ordering::SeqCst);
+        let cells: Vec<CallCell> = lock(&self.registry).active.values().cloned().collect();
+        for cell in &cells {
+            let mut c = lock(cell);
+            if c.state == CallState::Bridged {
+                c.seen_at = SystemTime::now();
+                self.journal.put(&c);
+            } else {
+                drop(c);
+                self.cancel(cell, HangupBy::System, "SYSTEM_SHUTDOWN");
+            }
+        }
+        let handles = std::mem::take(&mut lock(&self.registry).runners);
+        let until = Instant::now() + deadline;
+        let mut stuck = 0;
+        for h in handles {
+            while !h.is_finished() && Instant::now() < until {
+                std::thread::sleep(Duration::from_millis(10));
+            }
+            if h.is_finished() {
+                let _ = h.join();
+            } else {
+                stuck += 1;
+            }
+        }
+        // Let the hangups of the cancelled calls arrive, so their events go out.
+        while Instant::now() < until && self.has_unbridged_calls() {
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        self.dispatch_stop.store(true, Ordering::SeqCst);
+        // Never called from the dispatcher itself (it holds only a Weak).
+        if let Some(h) = lock(&self.dispatcher).take() {
+            let _ = h.join();
+        }
+        stuck
+    }
+
+    pub(super) fn has_unbridged_calls(&self) -> bool {
+        let cells: Vec<CallCell> = lock(&self.registry).active.values().cloned().collect();
+        cells.iter().any(|c| lock(c).state != CallState::Bridged)
+    }
+
+    /// Whether [`Engine::shutdown`] has begun.
+    pub fn is_shutting_down(&self) -> bool {
+        self.shutting_down.load(Ordering::SeqCst)
+    }
+
+    /// Counts a routing attempt (and whether it failed) per trunk.
+    pub(crate) fn count_attempt(&self, trunk: &str, failed: bool) {
+        let mut t = lock(&self.stats.trunk_attempts);
+        let e = t.entry(trunk.to_string()).or_default();
+        e.0 += 1;
+        if failed {
+            e.1 += 1;
+        }
+    }
+}
