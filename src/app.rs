@@ -158,7 +158,7 @@ impl App {
 
     /// `c2c webhooks …` (for the command host).
     pub fn webhooks_command(&self, args: &str) -> String {
-        webhooks::cli(&self.webhooks, args)
+        webhooks::cli::cli(&self.webhooks, args)
     }
 
     /// Stops everything within `deadline` in all; returns what did not

@@ -8,7 +8,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use mod_zorio_c2c::core::events::{self, CallEvent, EventSink};
-use mod_zorio_c2c::core::webhooks::{cli, LogLevel, WebhookService};
+use mod_zorio_c2c::core::webhooks::cli::cli;
+use mod_zorio_c2c::core::webhooks::{LogLevel, WebhookService};
 use serde_json::{json, Value};
 use uuid::Uuid;
 use webhooks_common::*;

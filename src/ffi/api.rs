@@ -30,7 +30,7 @@ struct Host {
 
 impl CommandHost for Host {
     fn webhooks(&self, args: &str) -> String {
-        webhooks::cli(&self.webhooks, args)
+        webhooks::cli::cli(&self.webhooks, args)
     }
 
     fn admission(&self) -> Option<Arc<dyn Admission>> {

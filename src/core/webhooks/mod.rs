@@ -24,7 +24,9 @@ pub mod destination;
 mod dispatch;
 pub mod schedule;
 pub mod sender;
+mod shared;
 pub mod signer;
+mod sink;
 pub mod spool;
 mod stats;
 
@@ -42,129 +44,15 @@ use self::destination::Destinations;
 use self::dispatch::Intake;
 use self::schedule::RetrySchedule;
 use self::sender::Sender;
+use self::shared::{Shared, SpoolGauge};
 use self::spool::{import_files, order_per_call};
 use self::stats::Stats;
 use super::config::{ApiToken, WebhookSettings};
-use super::errors::{codes, ApiError};
-use super::events::{CallEvent, EventSink};
+use super::events::CallEvent;
 use super::store::sqlite::SqliteOptions;
-use super::store::{spool_bytes, SqliteStore, Store, StoreError, Write, COMMIT_TIMEOUT};
+use super::store::{spool_bytes, SqliteStore, Store, Write, COMMIT_TIMEOUT};
 pub use crate::core::log::{stderr_log, LogHook, LogLevel};
 use crate::core::store::SpoolRecord;
-
-pub use self::cli::cli;
-
-/// The uuid a message about a spooled event carries ([`super::events::log_uuid`]).
-fn record_log_uuid(r: &SpoolRecord) -> String {
-    let body: serde_json::Value = serde_json::from_str(&r.body).unwrap_or_default();
-    super::events::log_uuid(r.call_uuid, &body["data"])
-}
-
-/// How full the spool is, and its bounds (bytes).
-pub(crate) struct SpoolGauge {
-    events: AtomicU64,
-    bytes: AtomicU64,
-    /// The bound: past it an accepted call's event is still kept, and logged.
-    max_bytes: u64,
-    /// New calls are refused from here on.
-    high_water: u64,
-    /// Whether new calls are being refused (to log each change once).
-    refusing: AtomicBool,
-}
-
-impl SpoolGauge {
-    fn bytes(&self) -> u64 {
-        self.bytes.load(Ordering::SeqCst)
-    }
-
-    fn above_high_water(&self) -> bool {
-        self.bytes() >= self.high_water
-    }
-}
-
-/// What the dispatcher and senders share.
-pub(crate) struct Shared {
-    store: Arc<dyn Store>,
-    spool: SpoolGauge,
-    max_dead_letters: usize,
-    destinations: RwLock<Arc<Destinations>>,
-    schedule: RetrySchedule,
-    sender: Sender,
-    stats: Stats,
-    log: LogHook,
-    /// Set by `stop` just before in-flight requests are cut.
-    interrupted: AtomicBool,
-}
-
-impl Shared {
-    fn log(&self, level: LogLevel, msg: &str) {
-        (self.log)(level, None, msg);
-    }
-
-    /// A message about one spooled event (so, about its call).
-    fn log_record(&self, level: LogLevel, record: &SpoolRecord, msg: &str) {
-        (self.log)(level, Some(&record_log_uuid(record)), msg);
-    }
-
-    /// Counts events now in the spool (`n` of them, `bytes` in all).
-    fn spooled(&self, n: u64, bytes: u64) {
-        self.spool.events.fetch_add(n, Ordering::SeqCst);
-        self.spool.bytes.fetch_add(bytes, Ordering::SeqCst);
-        self.note_level();
-    }
-
-    /// An event left the spool (delivered or dead-lettered).
-    pub(crate) fn unspooled(&self, record: &SpoolRecord) {
-        let b = spool_bytes(record);
-        let _ = self
-            .spool
-            .events
-            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1));
-        let _ = self
-            .spool
-            .bytes
-            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| {
-                Some(n.saturating_sub(b))
-            });
-        self.note_level();
-    }
-
-    /// Logs once each time the spool crosses its high-water mark.
-    fn note_level(&self) {
-        let above = self.spool.above_high_water();
-        if self.spool.refusing.swap(above, Ordering::SeqCst) == above {
-            return;
-        }
-        let (bytes, mark) = (self.spool.bytes(), self.spool.high_water);
-        if above {
-            self.log(
-                LogLevel::Error,
-                &format!(
-                    "webhooks: spool holds {bytes} bytes, at its high-water mark ({mark} of \
-                     {} bytes): NEW CALLS ARE REFUSED (503 spool_full) until the CRM takes \
-                     its events; calls already accepted go on and their events are kept",
-                    self.spool.max_bytes
-                ),
-            );
-        } else {
-            self.log(
-                LogLevel::Info,
-                &format!(
-                    "webhooks: spool back under its high-water mark ({bytes} of {mark} bytes): \
-                     new calls are accepted again"
-                ),
-            );
-        }
-    }
-
-    /// The destinations in force (replaced whole by a config reload).
-    fn destinations(&self) -> Arc<Destinations> {
-        self.destinations
-            .read()
-            .unwrap_or_else(|e| e.into_inner())
-            .clone()
-    }
-}
 
 /// Why a replay did not happen.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -539,121 +427,6 @@ impl WebhookService {
         self.shared.spooled(1, spool_bytes(&record));
         // After stop the dispatcher is gone; the event waits in the store.
         let _ = self.intake.send(Intake::Event(record));
-    }
-}
-
-impl EventSink for WebhookService {
-    fn emit(&self, event: &CallEvent) {
-        let sh = &self.shared;
-        let Some(record) = self.record_of(event) else {
-            sh.stats.no_destination.fetch_add(1, Ordering::Relaxed);
-            return;
-        };
-        let until = std::time::Instant::now() + COMMIT_TIMEOUT;
-        let result = loop {
-            match sh
-                .store
-                .write(vec![Write::SpoolPut(record.clone())], COMMIT_TIMEOUT)
-            {
-                // The writer's queue is full: wait for it rather than drop.
-                Err(StoreError::Overloaded) if std::time::Instant::now() < until => {
-                    std::thread::sleep(Duration::from_millis(1));
-                }
-                r => break r,
-            }
-        };
-        match result {
-            Ok(()) => {}
-            Err(StoreError::Timeout) => {
-                // Queued but not yet committed: it will be, in order with
-                // its removal after delivery. Say so; deliver it anyway.
-                sh.log_record(
-                    LogLevel::Error,
-                    &record,
-                    &format!(
-                        "webhooks: event {} ({} of call {}, seq {}) not committed within {:?}: \
-                         the store is slow; queued for delivery anyway",
-                        event.id, event.event_type, event.call_uuid, event.seq, COMMIT_TIMEOUT
-                    ),
-                );
-            }
-            Err(e) => {
-                sh.stats.spool_errors.fetch_add(1, Ordering::Relaxed);
-                *sh.stats
-                    .last_error
-                    .lock()
-                    .unwrap_or_else(|e| e.into_inner()) = Some(e.to_string());
-                sh.log_record(
-                    LogLevel::Error,
-                    &record,
-                    &format!(
-                        "webhooks: {e}: event {} ({} of call {}, seq {}) NOT queued for delivery",
-                        event.id, event.event_type, event.call_uuid, event.seq
-                    ),
-                );
-                return;
-            }
-        }
-        self.enqueue(record);
-    }
-
-    fn durable_writes(&self, event: &CallEvent) -> Vec<Write> {
-        match self.record_of(event) {
-            Some(r) => vec![Write::SpoolPut(r)],
-            None => Vec::new(),
-        }
-    }
-
-    fn committed(&self, event: &CallEvent) {
-        let sh = &self.shared;
-        if sh
-            .destinations()
-            .for_token(event.token.as_deref())
-            .is_none()
-        {
-            sh.stats.no_destination.fetch_add(1, Ordering::Relaxed);
-            return;
-        }
-        self.enqueue(SpoolRecord::from_event(event));
-    }
-
-    fn uncommitted(&self, event: &CallEvent, error: &StoreError) {
-        let sh = &self.shared;
-        sh.stats.spool_errors.fetch_add(1, Ordering::Relaxed);
-        *sh.stats
-            .last_error
-            .lock()
-            .unwrap_or_else(|e| e.into_inner()) = Some(error.to_string());
-        let record = SpoolRecord::from_event(event);
-        sh.log_record(
-            LogLevel::Error,
-            &record,
-            &format!(
-                "webhooks: {error}: event {} ({} of call {}, seq {}) is not in the store; \
-                 delivering it from memory (a restart before it is delivered loses it)",
-                event.id, event.event_type, event.call_uuid, event.seq
-            ),
-        );
-        self.committed(event);
-    }
-
-    fn admit(&self) -> Result<(), ApiError> {
-        let sh = &self.shared;
-        if !sh.spool.above_high_water() {
-            return Ok(());
-        }
-        sh.stats.refused_calls.fetch_add(1, Ordering::Relaxed);
-        Err(ApiError::new(
-            503,
-            codes::SPOOL_FULL,
-            format!(
-                "the webhook spool holds {} bytes, over its high-water mark of {} \
-                 ({} events wait for the CRM): new calls are refused until they are delivered",
-                sh.spool.bytes(),
-                sh.spool.high_water,
-                sh.spool.events.load(Ordering::Relaxed)
-            ),
-        ))
     }
 }
 
