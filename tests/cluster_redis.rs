@@ -444,3 +444,60 @@ fn without_redis_flags_there_is_no_cluster() {
     .text();
     assert!(!page.contains("c2c_cluster_"));
 }
+
+/// What fs_cli's `c2c` needs of its host here: the module's admission.
+struct FsCli(Arc<dyn mod_zorio_c2c::core::admission::Admission>);
+
+impl mod_zorio_c2c::core::command::CommandHost for FsCli {
+    fn load_config(
+        &self,
+    ) -> Result<mod_zorio_c2c::core::config::Config, mod_zorio_c2c::core::config::ConfigError> {
+        unreachable!("not reloaded here")
+    }
+
+    fn admission(&self) -> Option<Arc<dyn mod_zorio_c2c::core::admission::Admission>> {
+        Some(Arc::clone(&self.0))
+    }
+}
+
+#[test]
+fn a_call_placed_from_fs_cli_is_found_from_any_node() {
+    use mod_zorio_c2c::app::App;
+    use mod_zorio_c2c::core::config::{ClusterSettings, Config};
+    use mod_zorio_c2c::sim::{SimOptions, SimSwitch};
+    use mod_zorio_c2c::switch::leg_channel;
+    need_redis!();
+    let redis = RedisServer::start();
+    let peer = node(&redis.url(), "peer");
+    // The switch: an App as the module runs it, on the simulated switch.
+    let mut config = Config::from_xml(include_str!("../conf/autoload_configs/zorio_c2c.conf.xml"))
+        .expect("sample config");
+    config.http.listen = "127.0.0.1:0".parse().unwrap();
+    config.webhooks.spool_dir = data_dir("switch");
+    config.cluster = Some(ClusterSettings::new(
+        &redis.url(),
+        "switch",
+        "sandbox-node-secret",
+    ));
+    let (tx, rx) = leg_channel();
+    let options = SimOptions::demo_fast(Duration::from_millis(20), Duration::from_millis(20));
+    let sim = SimSwitch::new(options, tx);
+    let app = App::start(config, sim.clone(), rx, vec![]).expect("app");
+    wait_for(peer.addr, "the switch seen up", |h| {
+        h["cluster"]["nodes"]
+            .as_array()
+            .is_some_and(|n| n.iter().any(|n| n["name"] == "switch" && n["up"] == true))
+    });
+
+    let host = FsCli(app.http_state.admission());
+    let out = mod_zorio_c2c::core::command::execute(&app.engine, &host, "1001 0987654321");
+    assert!(out.starts_with("+OK "), "{out}");
+    let uuid = out[4..].split_whitespace().next().unwrap().to_string();
+    // The peer finds it through the owner record fs_cli's admission wrote.
+    let r = call(peer.addr, "GET", &uuid, TOKEN);
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert_eq!(r.json()["data"]["call_uuid"], uuid.as_str());
+    assert_eq!(r.header("x-c2c-node"), Some("switch"));
+    app.stop(Duration::from_secs(5));
+    sim.stop();
+}

@@ -179,9 +179,31 @@ fn resolve(path: &str, from: &Module, all: &BTreeMap<Module, PathBuf>) -> Option
         .find(|m| !m.is_empty() && all.contains_key(m))
 }
 
+/// Modules declared `#[cfg(test)] mod x;`: unit tests in a file of their own.
+fn test_modules(all: &BTreeMap<Module, PathBuf>) -> BTreeSet<Module> {
+    let mut out = BTreeSet::new();
+    for (m, file) in all {
+        let src = fs::read_to_string(file).unwrap();
+        let mut rest = src.as_str();
+        while let Some(k) = rest.find("#[cfg(test)]") {
+            rest = rest[k + "#[cfg(test)]".len()..].trim_start();
+            let decl = rest.strip_prefix("mod ").and_then(|r| r.split_once(';'));
+            if let Some((name, _)) = decl.filter(|(n, _)| !n.contains('{')) {
+                let mut child = m.clone();
+                child.push(name.trim().to_string());
+                out.insert(child);
+            }
+        }
+    }
+    out
+}
+
 fn graph() -> BTreeMap<Module, BTreeSet<Module>> {
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
-    let all = modules(&root);
+    let mut all = modules(&root);
+    for t in test_modules(&all) {
+        all.remove(&t);
+    }
     let mut edges = BTreeMap::new();
     for (m, file) in &all {
         let src = code(&fs::read_to_string(file).unwrap());

@@ -14,7 +14,8 @@ use uuid::Uuid;
 
 use super::schedule::Next;
 use super::sender::Attempt;
-use super::{LogLevel, Shared};
+use super::shared::Shared;
+use crate::core::log::LogLevel;
 use crate::core::store::DeadLetter;
 use crate::core::store::SpoolRecord;
 use crate::core::store::{Write, COMMIT_TIMEOUT};
