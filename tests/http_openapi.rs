@@ -4,6 +4,9 @@
 //! its documented headers; the 202 and error bodies have the documented keys;
 //! the webhooks section names every event type with the signing headers.
 
+mod common;
+mod scratch;
+
 use std::collections::BTreeSet;
 use std::sync::Arc;
 use std::time::Duration;
@@ -25,6 +28,8 @@ const MODE1: &str = r#"{"from_extension":"1001","to_phone":"0987654321"}"#;
 struct World {
     app: App,
     sim: Arc<SimSwitch>,
+    /// The spool directory, removed after the app stops.
+    _spool: common::Scratch,
 }
 
 impl Drop for World {
@@ -41,18 +46,19 @@ fn world() -> World {
 fn world_with(tweak: impl FnOnce(&mut Config)) -> World {
     let mut config = Config::from_xml(SAMPLE).unwrap();
     config.http.enabled = false; // the pure router alone
-    config.webhooks.spool_dir = std::env::temp_dir().join(format!(
-        "c2c-openapi-{}-{}",
-        std::process::id(),
-        uuid::Uuid::new_v4().simple()
-    ));
+    let spool = common::Scratch::new("c2c-openapi");
+    config.webhooks.spool_dir = spool.to_path_buf();
     tweak(&mut config);
     let mut o = SimOptions::demo();
     o.talk_time = Duration::from_secs(30);
     let (tx, rx) = leg_channel();
     let sim = SimSwitch::new(o, tx);
     let app = App::start(config, sim.clone(), rx, vec![]).unwrap();
-    World { app, sim }
+    World {
+        app,
+        sim,
+        _spool: spool,
+    }
 }
 
 fn doc() -> Value {

@@ -3,6 +3,7 @@
 //! that frees the port so a reload can bind it again and again.
 
 mod common;
+mod scratch;
 
 use std::net::TcpStream;
 use std::time::{Duration, Instant};
@@ -378,6 +379,7 @@ fn http_disabled_starts_no_listener() {
     let t0 = {
         let mut c = config();
         c.http.enabled = false;
+        let _spool = Scratch::adopt(c.webhooks.spool_dir.clone());
         let (tx, rx) = mod_zorio_c2c::switch::leg_channel();
         let sim = mod_zorio_c2c::sim::SimSwitch::new(sim_options(), tx);
         let app = mod_zorio_c2c::app::App::start(c, sim.clone(), rx, vec![]).unwrap();
