@@ -56,12 +56,15 @@ fn raise_nofile() -> u64 {
 struct Sandbox {
     child: Child,
     addr: SocketAddr,
+    /// Its data directory (in the temp dir), removed once it is stopped.
+    data: std::path::PathBuf,
 }
 
 impl Drop for Sandbox {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
+        let _ = std::fs::remove_dir_all(&self.data);
     }
 }
 
@@ -72,7 +75,9 @@ fn start_sandbox() -> Sandbox {
         let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         l.local_addr().unwrap().port()
     };
+    let data = std::env::temp_dir().join(format!("c2c-bench-hostile-{}", std::process::id()));
     let mut cmd = Command::new(&bin);
+    cmd.arg("--data-dir").arg(&data);
     cmd.args([
         "--listen",
         &format!("127.0.0.1:{port}"),
@@ -104,6 +109,7 @@ fn start_sandbox() -> Sandbox {
     Sandbox {
         child,
         addr: SocketAddr::from(([127, 0, 0, 1], port)),
+        data,
     }
 }
 

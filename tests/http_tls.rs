@@ -155,6 +155,8 @@ fn a_missing_certificate_fails_the_start_with_a_clear_message() {
     let mut c = config();
     c.http.tls_cert = Some("/nonexistent/cert.pem".into());
     c.http.tls_key = Some("/nonexistent/key.pem".into());
+    // The store may be opened before the certificate is found missing.
+    let _spool = Scratch::adopt(c.webhooks.spool_dir.clone());
     let (tx, rx) = mod_zorio_c2c::switch::leg_channel();
     let sim = mod_zorio_c2c::sim::SimSwitch::new(sim_options(), tx);
     let err = match mod_zorio_c2c::app::App::start(c, sim.clone(), rx, vec![]) {
