@@ -2,6 +2,7 @@
 //! must join every webhook thread each time and leave nothing running.
 //! (Its own test binary, so no other test's threads are counted.)
 
+mod scratch;
 mod webhooks_common;
 
 use std::sync::Arc;

@@ -2,6 +2,7 @@
 //! switch and sipp, a throwaway loopback config, sipp scenarios, an ESL
 //! client and event log, and a FreeSWITCH process guard.
 #![allow(dead_code)]
+
 use std::collections::HashMap;
 use std::fs;
 use std::io::{BufRead, BufReader, Read, Write};
@@ -10,6 +11,8 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
+
+pub use crate::scratch::Scratch;
 
 // ---------------------------------------------------------------- setup ---
 
@@ -764,11 +767,10 @@ pub fn http_get(port: u16, path: &str, token: &str) -> String {
 /// mod_xml_rpc's Basic auth for crm:secret.
 pub const XMLRPC_AUTH: &str = "Basic Y3JtOnNlY3JldA==";
 
-/// A fresh directory `$TMPDIR/zorio-c2c-<tag>-<pid>` for one run.
-pub fn e2e_dir(tag: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("zorio-c2c-{tag}-{}", std::process::id()));
-    let _ = fs::remove_dir_all(&dir);
-    fs::create_dir_all(&dir).unwrap();
+/// A fresh directory `$TMPDIR/zorio-c2c-<tag>-<pid>-<uuid>` for one run,
+/// removed when dropped unless the test is failing.
+pub fn e2e_dir(tag: &str) -> Scratch {
+    let dir = Scratch::new(&format!("zorio-c2c-{tag}"));
     println!("e2e dir: {}", dir.display());
     dir
 }
