@@ -320,8 +320,10 @@ pub(crate) fn dispatcher(
         queued: 0,
     };
     // A job (or an Exit) is only sent for a thread counted free or just
-    // started, so whatever the channel holds has a thread to take it.
-    let (jobs, jobs_rx) = crossbeam_channel::bounded(workers);
+    // started, so whatever the channel holds has a thread to take it; it is
+    // unbounded so that the dispatcher never waits (an Exit and a job for
+    // a thread just started may both wait there for a moment).
+    let (jobs, jobs_rx) = crossbeam_channel::unbounded();
     let mut pool = Pool {
         max: workers,
         idle,
