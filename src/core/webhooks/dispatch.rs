@@ -1,5 +1,6 @@
 //! The delivery loop. One dispatcher thread owns a queue per call and hands
-//! the head of each ready call to a pool of sender threads; a call's next
+//! the head of each ready call to a delivery thread, started on demand and
+//! ended when idle ([`Pool`]); a call's next
 //! event is handed out only once its previous one is delivered or given up,
 //! so each call is delivered in seq order while other calls go on.
 

@@ -4,7 +4,8 @@
 //!
 //! [`WebhookService`] is an [`EventSink`]: `emit` writes the event to the
 //! store's spool (waiting on the group commit that carries it) and hands it
-//! to the dispatcher thread, never waiting on the network. Sender threads
+//! to the dispatcher thread, never waiting on the network. Delivery threads
+//! (started when events are due, ended after `worker-idle` without work)
 //! make the HTTP attempts. [`WebhookService::stop`] drains what is ready,
 //! interrupts what is in flight and joins every thread.
 //!
