@@ -655,11 +655,14 @@ pub fn start_freeswitch_extra(
     webhooks: &str,
     extra: &str,
 ) -> FreeSwitch {
+    start_freeswitch_xml(env, dir, &freeswitch_xml_with(ports, webhooks, extra))
+}
+
+/// Starts FreeSWITCH in `dir` on the whole config `xml` (`freeswitch.xml`),
+/// with our module copied into its module directory.
+pub fn start_freeswitch_xml(env: &Env, dir: &Path, xml: &str) -> FreeSwitch {
     let conf = dir.join("conf");
-    write(
-        &conf.join("freeswitch.xml"),
-        &freeswitch_xml_with(ports, webhooks, extra),
-    );
+    write(&conf.join("freeswitch.xml"), xml);
     let moddir = dir.join("mod");
     fs::create_dir_all(&moddir).unwrap();
     for e in fs::read_dir(&env.mod_dir).unwrap().flatten() {
