@@ -17,6 +17,7 @@
 //! keeps the switch up that long after the unload, for a look with gdb.
 
 mod e2e_common;
+mod scratch;
 mod webhooks_common;
 
 use std::fs;

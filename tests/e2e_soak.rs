@@ -10,6 +10,7 @@
 //! Runs like `tests/e2e_reload.rs`; otherwise prints `SKIPPED: <why>`.
 
 mod e2e_common;
+mod scratch;
 mod webhooks_common;
 
 use std::collections::{BTreeMap, HashSet, VecDeque};

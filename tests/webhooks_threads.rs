@@ -4,6 +4,7 @@
 //! one; threads left without work end after `worker-idle`; `stop` joins
 //! every one. Real threads, a real loopback receiver, a real store.
 
+mod scratch;
 mod webhooks_common;
 
 use std::time::Duration;
