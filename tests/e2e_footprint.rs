@@ -5,16 +5,23 @@
 //! 1. the switch without the module (started without it, webhooks
 //!    configured to a live receiver for the load that follows);
 //! 2. `load mod_zorio_c2c`, idle: at most 8 threads and 8 MiB more;
-//! 3. 150 `reload mod_zorio_c2c`: RSS after the 150th within 2 MiB of RSS
-//!    after the 10th (warm-up allowed, growth not), threads as after load;
-//! 4. `unload mod_zorio_c2c`: RSS within 4 MiB of the switch that never
-//!    loaded us, threads back to its count.
+//! 3. 150 `reload mod_zorio_c2c`: RSS in use after the 150th within 2 MiB of
+//!    RSS in use after the 10th (warm-up allowed, growth not), threads as
+//!    after load;
+//! 4. `unload mod_zorio_c2c`: RSS in use within 4 MiB of the switch that
+//!    never loaded us (as is without gdb), threads back to its count.
 //!
 //! Runs like `tests/e2e_reload.rs` (`FREESWITCH_BIN`, `FREESWITCH_MOD_DIR`,
 //! `SIPP_BIN`, `ZORIO_C2C_SO`, `FS_CLI_BIN`); otherwise prints
 //! `SKIPPED: <why>`. `C2C_FOOTPRINT_RELOADS` changes the number of reloads
 //! (the thresholds are asserted at 150, the default); `C2C_FOOTPRINT_HOLD=<s>`
 //! keeps the switch up that long after the unload, for a look with gdb.
+//!
+//! "In use" is the RSS after `malloc_trim(0)` in the switch (through gdb,
+//! when it is installed): FreeSWITCH's own `reloadxml`, which every
+//! `reload` runs first, leaves tens of MiB of free chunks in glibc's arenas
+//! on a switch that never loaded us (measured here as a control), which
+//! glibc keeps or gives back by chance. Raw figures are printed too.
 
 mod e2e_common;
 mod scratch;
@@ -210,7 +217,8 @@ fn idle_load_is_light_and_reloads_leave_nothing_behind() {
     }
     let control = settled(pid, Duration::from_secs(3));
     show(&format!("{reloads} reloadxml, no us"), control, base);
-    if let Some(t) = trimmed(pid, gdb.as_ref()) {
+    let base_in_use = trimmed(pid, gdb.as_ref());
+    if let Some(t) = base_in_use {
         show("  same, trimmed", t, base);
     }
 
@@ -251,6 +259,10 @@ fn idle_load_is_light_and_reloads_leave_nothing_behind() {
     assert!(r.contains("+OK"), "unload: {r}");
     let unloaded = settled(pid, Duration::from_secs(3));
     show("unloaded", unloaded, base);
+    let unloaded_in_use = trimmed(pid, gdb.as_ref());
+    if let Some(t) = unloaded_in_use {
+        show("  same, trimmed", t, base);
+    }
     assert!(
         fs::read_to_string(dir.join("log/freeswitch.log"))
             .unwrap_or_default()
@@ -291,13 +303,23 @@ fn idle_load_is_light_and_reloads_leave_nothing_behind() {
             mib(last.rss - tenth.rss)
         );
     }
-    // After unload, as it is (nothing trimmed by the test): within 4 MiB
-    // of the switch that never loaded us.
-    assert!(
-        unloaded.rss - base.rss <= 4 * MIB,
-        "unloaded: {} more than the switch that never loaded us",
-        mib(unloaded.rss - base.rss)
-    );
+    // After unload: within 4 MiB of the switch that never loaded us. What
+    // is in use when gdb can tell (against the switch after the same
+    // reloadxml traffic, trimmed the same way): as it is, the RSS also holds
+    // what FreeSWITCH freed after our shutdown (its module pool, the
+    // command's event-socket queues), kept or not by glibc by chance.
+    match (base_in_use, unloaded_in_use) {
+        (Some(b), Some(u)) => assert!(
+            u.rss - b.rss <= 4 * MIB,
+            "unloaded: {} in use more than the switch that never loaded us",
+            mib(u.rss - b.rss)
+        ),
+        _ => assert!(
+            unloaded.rss - base.rss <= 4 * MIB,
+            "unloaded: {} more than the switch that never loaded us",
+            mib(unloaded.rss - base.rss)
+        ),
+    }
     assert!(
         unloaded.threads <= base.threads,
         "unloaded: {} threads, {} without us",
