@@ -46,6 +46,10 @@ pub struct Config {
     pub lcr: Vec<LcrRoute>,
     /// The caller-id number pool (`GET /api/pbx/caller-ids`).
     pub caller_ids: Vec<PoolNumber>,
+    /// How a caller id is chosen when the request names none.
+    pub caller_id_strategy: CallerIdStrategy,
+    /// How long `sticky` remembers the number a customer was called from.
+    pub sticky_ttl: Duration,
     /// The HTTP listener.
     pub http: HttpSettings,
     /// API tokens.
@@ -146,6 +150,32 @@ pub struct PoolNumber {
     /// The trunk this number belongs to, if any.
     pub trunk_id: Option<i64>,
     pub description: Option<String>,
+}
+
+/// How the caller id is chosen when the request has no `caller_id`
+/// (`<caller-ids strategy="…">`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CallerIdStrategy {
+    /// The contract's chain: the extension's outbound caller id, else the extension.
+    Fixed,
+    /// The pool number (of the chosen trunk, when one is known) sharing the
+    /// longest leading digits with the customer's number; none: `Fixed`.
+    LocalPresence,
+    /// The number this customer was last called from (within `sticky-ttl`),
+    /// so a callback reaches the same line; else `LocalPresence`.
+    Sticky,
+}
+
+impl CallerIdStrategy {
+    /// From its config name.
+    pub fn parse(v: &str) -> Option<CallerIdStrategy> {
+        match v {
+            "fixed" => Some(CallerIdStrategy::Fixed),
+            "local-presence" => Some(CallerIdStrategy::LocalPresence),
+            "sticky" => Some(CallerIdStrategy::Sticky),
+            _ => None,
+        }
+    }
 }
 
 /// The HTTP listener's settings.
@@ -336,6 +366,8 @@ impl Default for Config {
             trunks: Vec::new(),
             lcr: Vec::new(),
             caller_ids: Vec::new(),
+            caller_id_strategy: CallerIdStrategy::Fixed,
+            sticky_ttl: Duration::from_secs(30 * 24 * 3600),
             http: HttpSettings::default(),
             tokens: Vec::new(),
             webhooks: WebhookSettings::default(),

@@ -10,8 +10,8 @@ use std::time::Duration;
 use roxmltree::{Document, Node};
 
 use super::config::{
-    err, host_name, ApiToken, ClusterSettings, Config, ConfigError, LcrRoute, PoolNumber,
-    StoreSync, Trunk, TrunkTarget,
+    err, host_name, ApiToken, CallerIdStrategy, ClusterSettings, Config, ConfigError, LcrRoute,
+    PoolNumber, StoreSync, Trunk, TrunkTarget,
 };
 
 impl Config {
@@ -28,7 +28,10 @@ impl Config {
                 "tokens" => cfg.tokens = tokens(section)?,
                 "trunks" => cfg.trunks = trunks(section)?,
                 "lcr" => cfg.lcr = lcr(section)?,
-                "caller-ids" => cfg.caller_ids = caller_ids(section)?,
+                "caller-ids" => {
+                    cfg.caller_ids = caller_ids(section)?;
+                    caller_id_strategy(&mut cfg, section)?;
+                }
                 "cluster" => cfg.cluster = Some(cluster(section)?),
                 other => return Err(err(other, "unknown section")),
             }
@@ -267,6 +270,26 @@ fn caller_ids(section: Node) -> Result<Vec<PoolNumber>, ConfigError> {
             })
         })
         .collect()
+}
+
+/// `<caller-ids strategy="fixed|local-presence|sticky" sticky-ttl="seconds">`.
+fn caller_id_strategy(cfg: &mut Config, section: Node) -> Result<(), ConfigError> {
+    if let Some(v) = section.attribute("strategy") {
+        cfg.caller_id_strategy = CallerIdStrategy::parse(v).ok_or_else(|| {
+            err(
+                "caller-ids@strategy",
+                format!("unknown strategy {v:?} (fixed, local-presence or sticky)"),
+            )
+        })?;
+    }
+    if let Some(v) = section.attribute("sticky-ttl") {
+        let secs: u64 = number(v, "caller-ids@sticky-ttl")?;
+        if secs == 0 {
+            return Err(err("caller-ids@sticky-ttl", "must be at least 1 second"));
+        }
+        cfg.sticky_ttl = Duration::from_secs(secs);
+    }
+    Ok(())
 }
 
 fn children<'a>(
