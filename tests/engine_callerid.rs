@@ -2,7 +2,7 @@
 //! SQLite store: the 202's `caller_id` is the number used, the CDR says
 //! which rule chose it, and `sticky` holds across a restart of the store.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -39,7 +39,7 @@ struct World {
     store: Arc<SqliteStore>,
 }
 
-fn world(config: Config, dir: &PathBuf) -> World {
+fn world(config: Config, dir: &Path) -> World {
     let store = SqliteStore::open_dir(dir, SqliteOptions::default()).unwrap();
     let o = SimOptions::demo_fast(Duration::from_millis(20), Duration::from_millis(20));
     let (tx, rx) = leg_channel();
