@@ -26,6 +26,10 @@ pub struct Config {
     pub agent_caller_id_number: Option<String>,
     /// Ask the agent's softphone to answer by itself (`sip_auto_answer`).
     pub auto_answer: bool,
+    /// `agent-busy`: `false` (`ring`, the default) rings an agent who is
+    /// already on a call; `true` (`reject`) refuses the click-to-call (409
+    /// `agent_busy`) and dials nobody.
+    pub reject_busy_agent: bool,
     /// What the agent hears while the customer's phone rings (across LCR
     /// failover, until the bridge): a tone (`%(2000,4000,440,480)`,
     /// `$${us-ring}`) or a sound file; `None`: silence.
@@ -358,6 +362,7 @@ impl Default for Config {
             agent_caller_id_name: "Click-to-call".to_string(),
             agent_caller_id_number: None,
             auto_answer: false,
+            reject_busy_agent: false,
             ringback: Some(DEFAULT_RINGBACK.to_string()),
             dialplan_context: "default".to_string(),
             dialplan: "XML".to_string(),

@@ -88,6 +88,13 @@ fn settings(cfg: &mut Config, section: Node) -> Result<(), ConfigError> {
             "agent-caller-id-name" => cfg.agent_caller_id_name = value.to_string(),
             "agent-caller-id-number" => cfg.agent_caller_id_number = non_empty(value),
             "auto-answer" => cfg.auto_answer = boolean(value, &at)?,
+            "agent-busy" => {
+                cfg.reject_busy_agent = match value {
+                    "ring" => false,
+                    "reject" => true,
+                    _ => return Err(err(at, format!("{value:?} is not ring or reject"))),
+                }
+            }
             "ringback" => cfg.ringback = non_empty(value),
             "dialplan-context" => cfg.dialplan_context = value.to_string(),
             "dialplan" => cfg.dialplan = value.to_string(),

@@ -103,6 +103,11 @@ impl Engine {
                 format!("extension {} is inactive", req.from_extension),
             ));
         }
+        // An agent on any call of the switch (ours are checked again below,
+        // under the registry's lock, against requests racing this one).
+        if config.reject_busy_agent && self.switch.extension_in_use(&domain, &req.from_extension) {
+            return Err(agent_busy(&req.from_extension));
+        }
         let plan = routing::plan(&config, req)?;
         let chosen = self.caller_id(&config, req, &ext, &plan);
         let now = SystemTime::now();
@@ -149,10 +154,22 @@ impl Engine {
         };
         let (call_uuid, a, b) = (record.call_uuid, record.a.uuid, record.b.uuid);
         let limit = self.max_concurrent_calls(&config);
+        let agent = format!("{}@{}", record.from_extension, record.domain);
         {
             let mut reg = lock(&self.registry);
             reg.runners.retain(|h| !h.is_finished());
             self.check_capacity(reg.active.len() + reg.reserved, limit)?;
+            if config.reject_busy_agent {
+                let ours = reg.active.values().any(|c| {
+                    let c = lock(c);
+                    c.a.ended_at.is_none()
+                        && c.from_extension == record.from_extension
+                        && c.domain == record.domain
+                });
+                if ours || !reg.placing.insert(agent.clone()) {
+                    return Err(agent_busy(&record.from_extension));
+                }
+            }
             reg.reserved += 1;
         }
         // The accepted call is in the journal before its 202 leaves, in one
@@ -178,6 +195,7 @@ impl Engine {
         {
             let mut reg = lock(&self.registry);
             reg.reserved -= 1;
+            reg.placing.remove(&agent);
             committed?;
             if let Err(e) = self.check_capacity(reg.active.len(), limit) {
                 drop(reg);
@@ -233,4 +251,13 @@ impl Engine {
         };
         callerid::choose(config, req, ext, trunk, sticky.as_deref())
     }
+}
+
+/// 409: the agent is already on a call (`agent-busy reject`).
+fn agent_busy(extension: &str) -> ApiError {
+    ApiError::new(
+        409,
+        codes::AGENT_BUSY,
+        format!("extension {extension} is already on a call"),
+    )
 }
