@@ -252,3 +252,21 @@ fn caller_id_strategies_parse_and_a_bad_one_is_refused_whole() {
         assert!(e.to_string().contains(says), "{attrs}: {e}");
     }
 }
+
+#[test]
+fn agent_busy_is_ring_or_reject() {
+    assert!(!Config::from_xml(SAMPLE).unwrap().reject_busy_agent);
+    let c = Config::from_xml(&with(
+        "settings",
+        r#"<param name="agent-busy" value="reject"/>"#,
+    ))
+    .unwrap();
+    assert!(c.reject_busy_agent);
+    let e = Config::from_xml(&with(
+        "settings",
+        r#"<param name="agent-busy" value="queue"/>"#,
+    ))
+    .expect_err("refused");
+    assert_eq!(e.at, "settings/param[agent-busy]");
+    assert!(e.to_string().contains("not ring or reject"), "{e}");
+}
