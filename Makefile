@@ -1,7 +1,8 @@
-# make            build the module (target/release/libmod_zorio_c2c.so)
+# make            build the module (TARGET/release/libmod_zorio_c2c.so; TARGET: cargo's target
+#                 directory, `scripts/target-dir.sh`: CARGO_TARGET_DIR, build.target-dir, else target)
 # make install    copy it as mod_zorio_c2c.so into `pkg-config --variable=modulesdir freeswitch`
 #                 (or MODDIR=...), plus the sample config if none (CONFDIR=...)
-# make deb        target/debian/freeswitch-mod-zorio-c2c_<version>_<arch>.deb: the module into
+# make deb        TARGET/debian/freeswitch-mod-zorio-c2c_<version>_<arch>.deb: the module into
 #                 MODDIR (default: pkg-config's modulesdir, else /usr/lib/freeswitch/mod), the
 #                 sample config as a conffile into CONFDIR/autoload_configs (default: pkg-config's
 #                 confdir, else /etc/freeswitch); needs dpkg-deb only (scripts/deb.sh)

@@ -270,6 +270,7 @@ fn main() {
     for (app, sim) in [(a, sa), (b, sb), (c, sc)] {
         app.stop(Duration::from_secs(10));
         sim.stop();
+        let _ = std::fs::remove_dir_all(&app.engine.config().webhooks.spool_dir);
     }
     let _ = redis.kill();
     let _ = redis.wait();

@@ -3,8 +3,9 @@
 //! whenever the server closes them) spread over many loopback source
 //! addresses (127.0.1.1, 127.0.1.2, …: all of 127.0.0.0/8 is loopback on
 //! Linux), while a normal client on 127.0.0.1 makes requests, each on a
-//! fresh connection. Prints the normal client's p50 / p99 / max and how many
-//! of its requests failed, first with no bad clients, then among them.
+//! fresh connection (every other POST of it half-closes once sent). Prints
+//! the normal client's p50 / p99 / max and how many of its requests failed,
+//! first with no bad clients, then among them.
 //!
 //! ```sh
 //! cargo build --release && cargo bench --bench http_hostile
@@ -55,12 +56,15 @@ fn raise_nofile() -> u64 {
 struct Sandbox {
     child: Child,
     addr: SocketAddr,
+    /// Its data directory (in the temp dir), removed once it is stopped.
+    data: std::path::PathBuf,
 }
 
 impl Drop for Sandbox {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
+        let _ = std::fs::remove_dir_all(&self.data);
     }
 }
 
@@ -71,7 +75,9 @@ fn start_sandbox() -> Sandbox {
         let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         l.local_addr().unwrap().port()
     };
+    let data = std::env::temp_dir().join(format!("c2c-bench-hostile-{}", std::process::id()));
     let mut cmd = Command::new(&bin);
+    cmd.arg("--data-dir").arg(&data);
     cmd.args([
         "--listen",
         &format!("127.0.0.1:{port}"),
@@ -103,6 +109,7 @@ fn start_sandbox() -> Sandbox {
     Sandbox {
         child,
         addr: SocketAddr::from(([127, 0, 0, 1], port)),
+        data,
     }
 }
 
@@ -219,6 +226,11 @@ fn normal_request(addr: SocketAddr, n: usize) -> Result<Duration, String> {
     s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
     s.set_nodelay(true).unwrap();
     s.write_all(req.as_bytes()).map_err(|e| e.to_string())?;
+    // Every other POST half-closes once sent (`printf … | nc`): answered too.
+    if n % 20 == 10 {
+        s.shutdown(std::net::Shutdown::Write)
+            .map_err(|e| e.to_string())?;
+    }
     let mut buf = Vec::new();
     let mut chunk = [0u8; 4096];
     loop {

@@ -3,6 +3,11 @@
 //! its resident memory (`VmRSS` in /proc/<pid>/status) is read before, during
 //! and after. Ended calls live in the store, not in memory, so RSS stays flat.
 //!
+//! Then what one live call and one queued webhook cost, each in a sandbox of
+//! its own: 150 calls held up (talking for minutes), and 2,000 short calls
+//! whose webhooks cannot be delivered (nothing listens at the URL), so their
+//! events wait in the dispatcher's queue; RSS before and after, divided.
+//!
 //! `cargo build --release && cargo bench --bench soak_rss [-- CALLS]`
 
 use std::io::{BufRead, BufReader, Read, Write};
@@ -117,6 +122,178 @@ fn client(port: u16, n: usize) -> usize {
     ok
 }
 
+/// A sandbox on a free port with these extra args; (child, its API port, data dir).
+fn sandbox(extra: &[&str], tag: &str) -> (std::process::Child, u16, std::path::PathBuf) {
+    let exe = std::env::current_exe().unwrap();
+    let sandbox = exe
+        .parent()
+        .and_then(|d| d.parent())
+        .map(|d| d.join("c2c-sandbox"))
+        .expect("target dir");
+    assert!(
+        sandbox.exists(),
+        "build the sandbox first: cargo build --release"
+    );
+    let dir = std::env::temp_dir().join(format!("c2c-soak-{tag}-{}", std::process::id()));
+    let port = TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let child = Command::new(&sandbox)
+        .args(["--listen", &format!("127.0.0.1:{port}")])
+        .arg("--data-dir")
+        .arg(&dir)
+        .args(["--webhook-secret", SECRET])
+        .args(["--rate-limit", "0", "--quiet"])
+        .args(extra)
+        .stdout(Stdio::null())
+        .spawn()
+        .expect("start the sandbox");
+    let until = Instant::now() + Duration::from_secs(20);
+    while TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(Instant::now() < until, "sandbox did not start");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    (child, port, dir)
+}
+
+/// Waits until `f` holds (a minute at most).
+fn settle(mut f: impl FnMut() -> bool) {
+    let until = Instant::now() + Duration::from_secs(60);
+    while !f() {
+        assert!(Instant::now() < until, "did not settle");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// `GET /health` of a sandbox, as text.
+fn health(port: u16) -> String {
+    let mut s = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    s.write_all(
+        b"GET /health HTTP/1.1\r\nHost: soak\r\nAuthorization: Bearer sandbox-token\r\nConnection: close\r\n\r\n",
+    )
+    .unwrap();
+    let mut out = String::new();
+    let _ = s.read_to_string(&mut out);
+    out
+}
+
+/// VmRSS once it holds still for a second (KiB).
+fn steady_rss(pid: u32) -> u64 {
+    let mut last = rss_kib(pid);
+    loop {
+        std::thread::sleep(Duration::from_secs(1));
+        let now = rss_kib(pid);
+        if now.abs_diff(last) < 64 {
+            return now;
+        }
+        last = now;
+    }
+}
+
+/// Memory per live call: 150 calls up at once (talking 10 minutes; the
+/// sandbox's simulated switch takes 200).
+fn per_live_call() {
+    let calls = 150;
+    let (mut child, port, dir) = sandbox(
+        &[
+            "--webhook-url",
+            "http://127.0.0.1:9/unused",
+            "--agent-answer-ms",
+            "5",
+            "--customer-answer-ms",
+            "5",
+            "--talk-ms",
+            "600000",
+        ],
+        "live",
+    );
+    let pid = child.id();
+    // One call first: what every call shares is then in place.
+    assert_eq!(client(port, 1), 1);
+    let before = steady_rss(pid);
+    let threads =
+        |pid: u32| std::fs::read_dir(format!("/proc/{pid}/task")).map_or(0, |d| d.count());
+    let t0 = threads(pid);
+    let hs: Vec<_> = (0..8)
+        .map(|_| std::thread::spawn(move || client(port, calls / 8)))
+        .collect();
+    let placed: usize = hs.into_iter().map(|h| h.join().unwrap()).sum();
+    settle(|| health(port).contains(&format!("\"active_calls\":{}", placed + 1)));
+    let after = steady_rss(pid);
+    println!(
+        "per live call: {placed} calls up: VmRSS {before} -> {after} KiB, {:.1} KiB a call \
+         (the simulated switch's share included); threads {t0} -> {}",
+        (after as f64 - before as f64) / placed as f64,
+        threads(pid)
+    );
+    let _ = child.kill();
+    let _ = child.wait();
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// Memory per queued webhook: 2,000 short calls, nothing listening at the
+/// webhook URL, so every event waits for its retry.
+fn per_queued_webhook() {
+    let calls = 2_000;
+    let dead = TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let url = format!("http://127.0.0.1:{dead}/hooks");
+    let (mut child, port, dir) = sandbox(
+        &[
+            "--webhook-url",
+            &url,
+            "--agent-answer-ms",
+            "5",
+            "--customer-answer-ms",
+            "5",
+            "--talk-ms",
+            "20",
+        ],
+        "queued",
+    );
+    let pid = child.id();
+    assert_eq!(client(port, 1), 1);
+    std::thread::sleep(Duration::from_secs(1));
+    let before = steady_rss(pid);
+    let queued_before = spool_size(port);
+    let hs: Vec<_> = (0..8)
+        .map(|_| std::thread::spawn(move || client(port, calls / 8)))
+        .collect();
+    let placed: usize = hs.into_iter().map(|h| h.join().unwrap()).sum();
+    settle(|| health(port).contains("\"active_calls\":0"));
+    let after = steady_rss(pid);
+    let queued = spool_size(port) - queued_before;
+    println!(
+        "per queued webhook: {placed} calls, {queued} events waiting: VmRSS {before} -> {after} KiB, \
+         {:.2} KiB an event ({:.1} KiB a call, its events included)",
+        (after as f64 - before as f64) / queued as f64,
+        (after as f64 - before as f64) / placed as f64,
+    );
+    let _ = child.kill();
+    let _ = child.wait();
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// Events in the spool (`c2c_webhook_spool_size` of `/metrics`).
+fn spool_size(port: u16) -> i64 {
+    let mut s = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    s.write_all(
+        b"GET /metrics HTTP/1.1\r\nHost: soak\r\nAuthorization: Bearer sandbox-token\r\nConnection: close\r\n\r\n",
+    )
+    .unwrap();
+    let mut out = String::new();
+    let _ = s.read_to_string(&mut out);
+    out.lines()
+        .find_map(|l| l.strip_prefix("c2c_webhook_spool_size "))
+        .and_then(|v| v.trim().parse::<f64>().ok())
+        .map_or(-1, |v| v as i64)
+}
+
 fn main() {
     let calls: usize = std::env::args()
         .skip(1)
@@ -216,4 +393,6 @@ fn main() {
     let _ = child.wait();
     stop.store(true, Ordering::SeqCst);
     let _ = std::fs::remove_dir_all(&dir);
+    per_live_call();
+    per_queued_webhook();
 }

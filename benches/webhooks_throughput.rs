@@ -5,6 +5,8 @@
 //! 2000 7, the module's default workers, 64: the engine emits from one
 //! thread per call in flight).
 
+#[path = "../tests/scratch/mod.rs"]
+mod scratch;
 #[path = "../tests/webhooks_common/mod.rs"]
 mod webhooks_common;
 

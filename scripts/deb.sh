@@ -1,6 +1,8 @@
 #!/bin/sh
 # Builds the Debian package of the already built module, with dpkg-deb only:
-#   scripts/deb.sh            -> target/debian/freeswitch-mod-zorio-c2c_<version>_<arch>.deb
+#   scripts/deb.sh            -> TARGET/debian/freeswitch-mod-zorio-c2c_<version>_<arch>.deb
+# TARGET is cargo's target directory (`cargo metadata`: CARGO_TARGET_DIR, a cargo
+# config's build.target-dir, else ./target; see scripts/target-dir.sh).
 # Settings (environment):
 #   MODDIR   where the .so goes   default: `pkg-config --variable=modulesdir freeswitch`,
 #                                 else /usr/lib/freeswitch/mod (Debian's FreeSWITCH packages)
@@ -8,16 +10,19 @@
 #                                 else /etc/freeswitch; the sample config goes into
 #                                 CONFDIR/autoload_configs/ as a conffile (an upgrade
 #                                 keeps an admin's edits)
-#   SO       the module           default: target/release/libmod_zorio_c2c.so (cargo build --release)
+#   SO       the module           default: TARGET/release/libmod_zorio_c2c.so (cargo build --release)
 #   VERSION  package version      default: Cargo.toml's version
 #   ARCH     package architecture default: `dpkg --print-architecture`
-#   OUTDIR   where the .deb goes  default: target/debian
+#   OUTDIR   where the .deb goes  default: TARGET/debian
 #   COMPRESS dpkg-deb -Z          default: xz (gzip is faster, for tests)
 # Prints the path of the .deb it wrote on its last line.
 set -eu
 cd "$(dirname "$0")/.."
 PKG=freeswitch-mod-zorio-c2c
-SO=${SO:-target/release/libmod_zorio_c2c.so}
+if [ -z "${SO:-}" ] || [ -z "${OUTDIR:-}" ]; then
+  TARGET=$(scripts/target-dir.sh) || { echo "deb.sh: cannot tell cargo's target directory: set SO and OUTDIR" >&2; exit 1; }
+fi
+SO=${SO:-$TARGET/release/libmod_zorio_c2c.so}
 CONF=conf/autoload_configs/zorio_c2c.conf.xml
 pc() { pkg-config --variable="$1" freeswitch 2>/dev/null || true; }
 MODDIR=${MODDIR:-$(pc modulesdir)}
@@ -25,7 +30,7 @@ MODDIR=${MODDIR:-/usr/lib/freeswitch/mod}
 CONFDIR=${CONFDIR:-$(pc confdir)}
 CONFDIR=${CONFDIR:-/etc/freeswitch}
 VERSION=${VERSION:-$(sed -n 's/^version *= *"\(.*\)"/\1/p' Cargo.toml | head -n 1)}
-OUTDIR=${OUTDIR:-target/debian}
+OUTDIR=${OUTDIR:-$TARGET/debian}
 COMPRESS=${COMPRESS:-xz}
 
 die() { echo "deb.sh: $*" >&2; exit 1; }

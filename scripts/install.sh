@@ -3,13 +3,18 @@
 #   scripts/install.sh [MODDIR [CONFDIR]]
 # MODDIR  default: `pkg-config --variable=modulesdir freeswitch`
 # CONFDIR default: `pkg-config --variable=confdir freeswitch`
-# Copies target/release/libmod_zorio_c2c.so as MODDIR/mod_zorio_c2c.so, and the
+# Copies SO (default: TARGET/release/libmod_zorio_c2c.so, TARGET being cargo's
+# target directory as `cargo metadata` reports it: CARGO_TARGET_DIR, a cargo
+# config's build.target-dir, else ./target) as MODDIR/mod_zorio_c2c.so, and the
 # sample conf/autoload_configs/zorio_c2c.conf.xml into CONFDIR/autoload_configs/
 # unless one is already there. Build first: cargo build --release
 # (with PKG_CONFIG_PATH or FREESWITCH_INCLUDE_DIR naming that switch's headers).
 set -eu
 cd "$(dirname "$0")/.."
-SO=${SO:-target/release/libmod_zorio_c2c.so}
+if [ -z "${SO:-}" ]; then
+  TARGET=$(scripts/target-dir.sh) || { echo "install.sh: cannot tell cargo's target directory: set SO" >&2; exit 1; }
+  SO=$TARGET/release/libmod_zorio_c2c.so
+fi
 MODDIR=${1:-$(pkg-config --variable=modulesdir freeswitch 2>/dev/null || true)}
 CONFDIR=${2:-$(pkg-config --variable=confdir freeswitch 2>/dev/null || true)}
 if [ ! -f "$SO" ]; then

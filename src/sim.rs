@@ -41,6 +41,13 @@ pub struct SimOptions {
     pub no_answer_after: Duration,
     /// Gateways that answer every call with 503.
     pub failing_gateways: HashSet<String>,
+    /// How long a failing trunk takes to answer its 503 (default: at once).
+    pub trunk_failure_delay: Duration,
+    /// Agents whose phones fail instead of ringing: extension → (hangup
+    /// cause, SIP code), e.g. `USER_BUSY` 486 or `USER_NOT_REGISTERED` 404.
+    pub agent_failures: HashMap<String, (String, u16)>,
+    /// Destinations whose answered leg the switch cannot bridge.
+    pub unbridgeable: HashSet<String>,
     /// The switch's session limit, if it has one.
     pub max_sessions: Option<u32>,
 }
@@ -70,6 +77,9 @@ impl SimOptions {
             talk_time: Duration::from_secs(3),
             no_answer_after: Duration::from_secs(5),
             failing_gateways: HashSet::new(),
+            trunk_failure_delay: Duration::ZERO,
+            agent_failures: HashMap::new(),
+            unbridgeable: HashSet::new(),
             max_sessions: None,
         }
     }
@@ -124,7 +134,9 @@ struct World {
     /// Where each transferred leg was sent.
     transferred: HashMap<Uuid, String>,
     /// Extensions on a call the engine did not place ([`SimSwitch::set_in_use`]).
-    in_use: std::collections::HashSet<String>,
+    in_use: HashSet<String>,
+    /// Answered customer legs the switch will not bridge ([`SimOptions::unbridgeable`]).
+    unbridgeable: HashSet<Uuid>,
     /// The last hangup time handed out (µs), so that every hangup is later.
     last_hangup_us: u64,
     stop: bool,
@@ -464,6 +476,13 @@ impl Switch for SimSwitch {
     fn originate_agent(&self, leg: &AgentLeg) -> LegOutcome {
         lock(&self.shared.world).act(SimAction::OriginateAgent(leg.clone()));
         let o = lock(&self.shared.options).clone();
+        if let Some((cause, sip_code)) = o.agent_failures.get(&leg.extension) {
+            return LegOutcome::Failed(Failure {
+                cause: cause.clone(),
+                sip_code: Some(*sip_code),
+                ..Default::default()
+            });
+        }
         let answers = !o.agents_no_answer.contains(&leg.extension);
         self.shared.ring(
             leg.leg_uuid,
@@ -490,6 +509,9 @@ impl Switch for SimSwitch {
             || leg.number == NUMBER_ALL_TRUNKS_FAIL
             || (leg.number == NUMBER_FIRST_TRUNK_FAILS && leg.attempt == 1);
         if fail_503 {
+            if !o.trunk_failure_delay.is_zero() {
+                std::thread::sleep(o.trunk_failure_delay);
+            }
             lock(&self.shared.world).end(leg.leg_uuid, attempt);
             return LegOutcome::Failed(Failure {
                 cause: "NORMAL_TEMPORARY_FAILURE".into(),
@@ -522,6 +544,9 @@ impl Switch for SimSwitch {
         );
         if outcome == LegOutcome::Answered {
             let mut w = lock(&self.shared.world);
+            if o.unbridgeable.contains(&leg.number) {
+                w.unbridgeable.insert(leg.leg_uuid);
+            }
             w.timers.push((
                 Instant::now() + o.talk_time,
                 leg.leg_uuid,
@@ -539,6 +564,9 @@ impl Switch for SimSwitch {
         let up = |u: &Uuid| w.legs.get(u).map(|l| l.0) == Some(LegState::Answered);
         if !(up(&agent_leg) && up(&customer_leg)) {
             return Err(SwitchError("a leg to bridge is gone".into()));
+        }
+        if w.unbridgeable.remove(&customer_leg) {
+            return Err(SwitchError("the switch cannot bridge these legs".into()));
         }
         w.bridges.insert(agent_leg, customer_leg);
         w.bridges.insert(customer_leg, agent_leg);

@@ -119,13 +119,66 @@ pub struct LegReport {
     pub event: LegEvent,
 }
 
+/// Most [`LegReport`]s waiting for the engine; past it `try_send` refuses.
+pub const LEG_QUEUE: usize = 65_536;
+
 /// Where a switch sends [`LegReport`]s. Never blocks: use `try_send`, and
 /// say loudly when it is full.
-pub type LegSender = crossbeam_channel::Sender<LegReport>;
+///
+/// Bounded by a count, not by a preallocated array: its memory follows
+/// what it holds (crossbeam's list channel, blocks of 31 reports). A
+/// `bounded(65_536)` array was 6.8 MB allocated at every load on the
+/// loading FreeSWITCH thread; freed at unload, it raised glibc's dynamic
+/// mmap threshold to its size, and each later copy then landed in, and
+/// stayed resident in, the arena of whichever thread loaded it.
+#[derive(Clone)]
+pub struct LegSender {
+    tx: crossbeam_channel::Sender<LegReport>,
+    bound: usize,
+}
 
-/// The channel between a switch and its engine (bounded).
+impl LegSender {
+    /// Queues `report` unless `bound` reports are waiting (`Full`) or the
+    /// engine is gone (`Disconnected`). Several senders at once may pass the
+    /// bound by one each: it is a memory bound, not a count to the unit.
+    pub fn try_send(
+        &self,
+        report: LegReport,
+    ) -> Result<(), crossbeam_channel::TrySendError<LegReport>> {
+        if self.tx.len() >= self.bound {
+            return Err(crossbeam_channel::TrySendError::Full(report));
+        }
+        self.tx
+            .send(report)
+            .map_err(|e| crossbeam_channel::TrySendError::Disconnected(e.into_inner()))
+    }
+
+    /// Reports waiting.
+    pub fn len(&self) -> usize {
+        self.tx.len()
+    }
+
+    /// Whether none is waiting.
+    pub fn is_empty(&self) -> bool {
+        self.tx.is_empty()
+    }
+}
+
+/// The channel between a switch and its engine (bounded: [`LEG_QUEUE`]).
 pub fn leg_channel() -> (LegSender, crossbeam_channel::Receiver<LegReport>) {
-    crossbeam_channel::bounded(65_536)
+    leg_channel_bounded(LEG_QUEUE)
+}
+
+/// [`leg_channel`] holding at most `bound` reports.
+pub fn leg_channel_bounded(bound: usize) -> (LegSender, crossbeam_channel::Receiver<LegReport>) {
+    let (tx, rx) = crossbeam_channel::unbounded();
+    (
+        LegSender {
+            tx,
+            bound: bound.max(1),
+        },
+        rx,
+    )
 }
 
 /// The switch could not do what was asked.
@@ -180,5 +233,39 @@ pub trait Switch: Send + Sync + 'static {
 
     fn max_sessions(&self) -> Option<u32> {
         None
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crossbeam_channel::TrySendError;
+
+    fn report() -> LegReport {
+        LegReport {
+            leg_uuid: Uuid::new_v4(),
+            attempt: None,
+            event: LegEvent::Ringing,
+        }
+    }
+
+    #[test]
+    fn the_leg_channel_refuses_past_its_bound_and_after_the_engine() {
+        let (tx, rx) = leg_channel_bounded(3);
+        for _ in 0..3 {
+            tx.try_send(report()).unwrap();
+        }
+        assert_eq!(tx.len(), 3);
+        assert!(matches!(tx.try_send(report()), Err(TrySendError::Full(_))));
+        rx.recv().unwrap();
+        tx.clone().try_send(report()).unwrap();
+        assert!(matches!(tx.try_send(report()), Err(TrySendError::Full(_))));
+        drop(rx);
+        let (tx, rx) = leg_channel_bounded(3);
+        drop(rx);
+        assert!(matches!(
+            tx.try_send(report()),
+            Err(TrySendError::Disconnected(_))
+        ));
     }
 }

@@ -5,10 +5,10 @@
 //! (.ci/run installs it).
 
 mod common;
+mod scratch;
 
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
-use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Barrier};
 use std::time::{Duration, Instant};
@@ -90,17 +90,9 @@ impl Drop for RedisServer {
     }
 }
 
-fn data_dir(name: &str) -> PathBuf {
-    std::env::temp_dir().join(format!(
-        "c2c-cluster-{}-{name}-{}",
-        std::process::id(),
-        uuid::Uuid::new_v4().simple()
-    ))
-}
-
-/// One node: a sandbox joined to `url`, calls that stay up for a minute.
+/// One node: a sandbox joined to `url`, calls that stay up for a minute
+/// (its data directory is [`Sandbox::start`]'s).
 fn node(url: &str, name: &str) -> Sandbox {
-    let dir = data_dir(name);
     Sandbox::start(&[
         "--quiet",
         "--redis",
@@ -113,8 +105,6 @@ fn node(url: &str, name: &str) -> Sandbox {
         OTHER,
         "--rate-limit",
         "10",
-        "--data-dir",
-        dir.to_str().unwrap(),
         "--agent-answer-ms",
         "50",
         "--customer-answer-ms",

@@ -148,3 +148,55 @@ fn the_package_installs_upgrades_keeping_conffile_edits_and_purges() {
     assert!(!root.join(CONF).exists(), "purge removes the conffile");
     let _ = fs::remove_dir_all(&tmp);
 }
+
+/// deb.sh and install.sh find the module where cargo put it: under
+/// `CARGO_TARGET_DIR`, or a cargo config's `build.target-dir` (here through
+/// its environment form `CARGO_BUILD_TARGET_DIR`), as `cargo metadata` says.
+#[test]
+fn the_scripts_follow_cargos_target_directory() {
+    let so = match built_module() {
+        Ok(so) => so,
+        Err(why) => return skipped(&why),
+    };
+    if !have("dpkg-deb") {
+        return skipped("dpkg-deb not installed (Debian's dpkg package)");
+    }
+    let tmp = std::env::temp_dir().join(format!("zorio-c2c-target-{}", std::process::id()));
+    let _ = fs::remove_dir_all(&tmp);
+    for var in ["CARGO_TARGET_DIR", "CARGO_BUILD_TARGET_DIR"] {
+        let target = tmp.join(var.to_lowercase());
+        fs::create_dir_all(target.join("release")).unwrap();
+        fs::copy(&so, target.join("release/libmod_zorio_c2c.so")).unwrap();
+        let script = |name: &str| {
+            let mut c = Command::new(root_dir().join("scripts").join(name));
+            // Run from elsewhere: the scripts find the crate themselves.
+            c.current_dir(&tmp)
+                .env_remove("CARGO_TARGET_DIR")
+                .env_remove("CARGO_BUILD_TARGET_DIR")
+                .env_remove("SO")
+                .env_remove("OUTDIR")
+                .env(var, &target);
+            c
+        };
+        let printed = run(&mut script("target-dir.sh"));
+        assert_eq!(printed.trim(), target.to_str().unwrap(), "{var}");
+        let printed = run(script("deb.sh")
+            .env("MODDIR", MODDIR)
+            .env("CONFDIR", CONFDIR)
+            .env("COMPRESS", "gzip"));
+        let deb = PathBuf::from(printed.lines().last().unwrap_or_default());
+        assert_eq!(deb.parent(), Some(target.join("debian").as_path()), "{var}");
+        assert!(deb.is_file(), "{var}: {printed}");
+        let moddir = target.join("mod");
+        run(script("install.sh").arg(&moddir).arg(target.join("conf")));
+        assert_eq!(
+            fs::read(moddir.join("mod_zorio_c2c.so")).unwrap(),
+            fs::read(&so).unwrap(),
+            "{var}"
+        );
+        assert!(target
+            .join("conf/autoload_configs/zorio_c2c.conf.xml")
+            .is_file());
+    }
+    fs::remove_dir_all(&tmp).unwrap();
+}

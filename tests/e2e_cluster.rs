@@ -10,6 +10,7 @@
 //! (`PKG_CONFIG_PATH=<prefix>/lib/pkgconfig cargo build --release`).
 
 mod e2e_common;
+mod scratch;
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{TcpListener, TcpStream};

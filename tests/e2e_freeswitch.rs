@@ -9,6 +9,7 @@
 //! switch's headers (`PKG_CONFIG_PATH=<prefix>/lib/pkgconfig cargo build --release`).
 
 mod e2e_common;
+mod scratch;
 
 use std::fs;
 use std::time::{Duration, Instant};

@@ -18,6 +18,7 @@
 //! the FreeSWITCH binary); otherwise prints `SKIPPED: <why>`.
 
 mod e2e_common;
+mod scratch;
 mod webhooks_common;
 
 use std::collections::BTreeMap;

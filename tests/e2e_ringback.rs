@@ -16,6 +16,7 @@
 //! otherwise prints `SKIPPED: <why>`.
 
 mod e2e_common;
+mod scratch;
 
 use std::net::UdpSocket;
 use std::path::Path;

@@ -13,6 +13,7 @@
 //! otherwise prints `SKIPPED: <why>`.
 
 mod e2e_common;
+mod scratch;
 mod webhooks_common;
 
 use std::path::Path;

@@ -14,6 +14,7 @@
 //! `SIPP_BIN`, `ZORIO_C2C_SO`); otherwise prints `SKIPPED: <why>`.
 
 mod e2e_common;
+mod scratch;
 mod webhooks_common;
 
 use std::collections::{BTreeMap, HashMap, HashSet};

@@ -4,6 +4,7 @@
 //! lock held by a thread that waits for it in turn.
 
 mod common;
+mod scratch;
 
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;

@@ -2,6 +2,7 @@
 //! fields, every error code, auth, rate limit, idempotency, status, hangup.
 
 mod common;
+mod scratch;
 
 use std::time::{Duration, Instant};
 

@@ -2,7 +2,13 @@
 //! every documented operation is routed and every route documented; every
 //! documented status of every operation is produced by a scenario here, with
 //! its documented headers; the 202 and error bodies have the documented keys;
-//! the webhooks section names every event type with the signing headers.
+//! the webhooks section names every event type with the signing headers;
+//! every answer's body is valid by its documented schema, and every schema
+//! of an answer or an event is closed (an undeclared field fails).
+
+mod common;
+mod openapi_doc;
+mod scratch;
 
 use std::collections::BTreeSet;
 use std::sync::Arc;
@@ -25,6 +31,8 @@ const MODE1: &str = r#"{"from_extension":"1001","to_phone":"0987654321"}"#;
 struct World {
     app: App,
     sim: Arc<SimSwitch>,
+    /// The spool directory, removed after the app stops.
+    _spool: common::Scratch,
 }
 
 impl Drop for World {
@@ -41,18 +49,19 @@ fn world() -> World {
 fn world_with(tweak: impl FnOnce(&mut Config)) -> World {
     let mut config = Config::from_xml(SAMPLE).unwrap();
     config.http.enabled = false; // the pure router alone
-    config.webhooks.spool_dir = std::env::temp_dir().join(format!(
-        "c2c-openapi-{}-{}",
-        std::process::id(),
-        uuid::Uuid::new_v4().simple()
-    ));
+    let spool = common::Scratch::new("c2c-openapi");
+    config.webhooks.spool_dir = spool.to_path_buf();
     tweak(&mut config);
     let mut o = SimOptions::demo();
     o.talk_time = Duration::from_secs(30);
     let (tx, rx) = leg_channel();
     let sim = SimSwitch::new(o, tx);
     let app = App::start(config, sim.clone(), rx, vec![]).unwrap();
-    World { app, sim }
+    World {
+        app,
+        sim,
+        _spool: spool,
+    }
 }
 
 fn doc() -> Value {
@@ -163,8 +172,15 @@ fn owner_unavailable(method: &str, path: &str) -> Response {
         c.cluster.as_mut().unwrap().node_url = Some("http://127.0.0.1:9".into());
     });
     let r = route(&w.app.http_state, &req(method, path));
+    // A cluster node's /health, as documented.
+    let health = route(&w.app.http_state, &Request::new("GET", "/health"));
     let _ = redis.kill();
     let _ = redis.wait();
+    assert_eq!(health.status, 200);
+    assert!(health.json_body()["cluster"]["nodes"].is_array());
+    let d = doc();
+    let pointer = openapi_doc::response_pointer("/health", "GET", 200);
+    openapi_doc::check(&d, &pointer, &health.json_body()).unwrap_or_else(|e| panic!("{e}"));
     r
 }
 
@@ -237,6 +253,19 @@ fn produce(method: &str, template: &str, status: u16) -> Response {
         }
         (_, "/api/pbx/calls/{call_uuid}", 404) => route(s, &req(method, &path)),
         (_, "/api/pbx/calls/{call_uuid}", 503) => owner_unavailable(method, &path),
+        ("GET", "/health", 400) => {
+            // The server's own answer to a request it cannot read: a real socket.
+            let t = common::start(|_| {});
+            let mut c = common::Conn::open(t.addr);
+            c.send_raw(b"GET /health HTTP/1.1\r\nHost t\r\n\r\n");
+            let r = c.read();
+            Response {
+                status: r.status,
+                headers: r.headers,
+                body: r.body,
+                close: true,
+            }
+        }
         ("GET", "/health", 503) => {
             w.app.engine.shutdown(Duration::from_secs(2));
             route(s, &Request::new("GET", "/health"))
@@ -278,7 +307,7 @@ fn every_route_is_documented_and_every_operation_routed() {
 #[test]
 fn every_documented_status_is_produced_with_its_headers() {
     let d = doc();
-    let mut checked = 0;
+    let (mut checked, mut validated) = (0, 0);
     for (method, template) in operations(&d) {
         let op = &d["paths"][&template][method.to_lowercase()];
         for (status, spec) in op["responses"].as_object().unwrap() {
@@ -292,6 +321,14 @@ fn every_documented_status_is_produced_with_its_headers() {
             let r = produce(&method, &template, status);
             assert_eq!(r.status, status, "{method} {template}: {r:?}");
             let body = r.json_body();
+            // The body as documented, and nothing undeclared in it.
+            if spec["content"].get("application/json").is_some() {
+                let pointer = openapi_doc::response_pointer(&template, &method, status);
+                openapi_doc::check(&d, &pointer, &body).unwrap_or_else(|e| panic!("{e}"));
+                let open = openapi_doc::open_objects(&d, &pointer);
+                assert!(open.is_empty(), "objects not closed: {open:?}");
+                validated += 1;
+            }
             if status >= 400 {
                 let e = &body["error"];
                 assert!(
@@ -342,6 +379,7 @@ fn every_documented_status_is_produced_with_its_headers() {
         }
     }
     assert!(checked >= 30, "{checked}");
+    assert!(validated >= checked - 1, "{validated} of {checked}");
 }
 
 #[test]
@@ -362,11 +400,67 @@ fn webhooks_section_names_every_event_with_signing_headers() {
         for h in ["webhook-id", "webhook-timestamp", "webhook-signature"] {
             assert!(headers.contains(h), "{name}: {h}");
         }
+        // Any event, told apart by `type`: this one's schema by the mapping.
         let schema = &op["requestBody"]["content"]["application/json"]["schema"];
-        assert_eq!(schema["properties"]["type"]["const"], name.as_str());
+        assert_eq!(schema["$ref"], "#/components/schemas/Event");
+        let target = d["components"]["schemas"]["Event"]["discriminator"]["mapping"][name]
+            .as_str()
+            .unwrap_or_else(|| panic!("{name}: not in the discriminator's mapping"));
+        let event = d.pointer(target.strip_prefix('#').unwrap()).unwrap();
+        assert_eq!(event["properties"]["type"]["const"], name.as_str());
         assert_eq!(
-            schema["required"],
+            event["required"],
             json!(["id", "type", "created_at", "data"])
         );
+        assert_eq!(event["additionalProperties"], false);
+        let open = openapi_doc::open_objects(&d, &openapi_doc::webhook_pointer(name));
+        assert!(open.is_empty(), "{name}: objects not closed: {open:?}");
     }
+    // One schema per event type, each in the union and the mapping.
+    let event = &d["components"]["schemas"]["Event"];
+    assert_eq!(event["discriminator"]["propertyName"], "type");
+    let mapped: BTreeSet<&str> = event["discriminator"]["mapping"]
+        .as_object()
+        .unwrap()
+        .values()
+        .map(|v| v.as_str().unwrap())
+        .collect();
+    let union: BTreeSet<&str> = event["oneOf"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v["$ref"].as_str().unwrap())
+        .collect();
+    assert_eq!(mapped, union);
+    assert_eq!(union.len(), events::ALL_TYPES.len());
+}
+
+/// The validator is not lenient: an undeclared field, a wrong type, a
+/// value outside an enum and a missing field all fail.
+#[test]
+fn the_validator_refuses_what_the_document_does_not_declare() {
+    let d = doc();
+    let w = world();
+    let call = place(&w);
+    let r = route(
+        &w.app.http_state,
+        &req("GET", &format!("/api/pbx/calls/{call}")),
+    );
+    let pointer = openapi_doc::response_pointer("/api/pbx/calls/{call_uuid}", "GET", 200);
+    let good = r.json_body();
+    openapi_doc::check(&d, &pointer, &good).unwrap();
+    let spoil = |f: &dyn Fn(&mut Value)| {
+        let mut b = good.clone();
+        f(&mut b);
+        openapi_doc::check(&d, &pointer, &b)
+    };
+    assert!(spoil(&|b| b["data"]["surprise"] = json!(1)).is_err());
+    assert!(spoil(&|b| b["data"]["legs"]["A"]["surprise"] = json!(1)).is_err());
+    assert!(spoil(&|b| b["data"]["trunk_id"] = json!("4")).is_err());
+    assert!(spoil(&|b| b["data"]["status"] = json!("dancing")).is_err());
+    assert!(spoil(&|b| b["data"]["created_at"] = json!("yesterday")).is_err());
+    assert!(spoil(&|b| {
+        b["data"].as_object_mut().unwrap().remove("hangup_by");
+    })
+    .is_err());
 }

@@ -13,6 +13,7 @@
 //! `PROPTEST_CASES` sets the number of bodies (default 600).
 
 mod common;
+mod scratch;
 
 use std::cell::RefCell;
 use std::collections::BTreeSet;

@@ -1,6 +1,7 @@
 //! The sandbox binary end to end: flags, demo data, the printed curl line.
 
 mod common;
+mod scratch;
 
 use std::process::Command;
 
@@ -90,4 +91,55 @@ fn help_and_bad_flags() {
         .output()
         .unwrap();
     assert_eq!(out.status.code(), Some(2), "a bad secret is refused");
+}
+
+/// Starts the sandbox on a free port with `env`, without `--data-dir`, and
+/// reads what it prints up to its data directory; stops it.
+fn started_data_dir(env: &[(&str, &std::path::Path)], port: u16) -> String {
+    use std::io::BufRead;
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_c2c-sandbox"));
+    cmd.args(["--quiet", "--listen", &format!("127.0.0.1:{port}")])
+        .env_remove("XDG_STATE_HOME")
+        .env_remove("HOME")
+        .stdout(std::process::Stdio::piped());
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    let mut child = cmd.spawn().expect("sandbox starts");
+    let lines = std::io::BufReader::new(child.stdout.take().unwrap()).lines();
+    let line = lines
+        .map_while(Result::ok)
+        .find(|l| l.starts_with("data dir: "))
+        .expect("a data dir line");
+    let _ = child.kill();
+    let _ = child.wait();
+    line["data dir: ".len()..].to_string()
+}
+
+#[test]
+fn the_default_data_dir_is_one_per_port_under_the_state_dir_and_reused() {
+    let state = Scratch::new("c2c-sandbox-state");
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let expected = state.join("c2c-sandbox").join(port.to_string());
+    for _ in 0..2 {
+        let dir = started_data_dir(&[("XDG_STATE_HOME", state.path())], port);
+        assert_eq!(dir, expected.to_str().unwrap());
+        assert!(expected.join("zorio_c2c.db").is_file());
+    }
+    // Every start reused the one directory.
+    let made: Vec<_> = std::fs::read_dir(state.join("c2c-sandbox"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .collect();
+    assert_eq!(made, [std::ffi::OsString::from(port.to_string())]);
+    // Without XDG_STATE_HOME: ~/.local/state.
+    let home = Scratch::new("c2c-sandbox-home");
+    let dir = started_data_dir(&[("HOME", home.path())], port);
+    let expected = home.join(".local/state/c2c-sandbox").join(port.to_string());
+    assert_eq!(dir, expected.to_str().unwrap());
+    assert!(expected.join("zorio_c2c.db").is_file());
 }

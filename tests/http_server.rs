@@ -3,6 +3,7 @@
 //! that frees the port so a reload can bind it again and again.
 
 mod common;
+mod scratch;
 
 use std::net::TcpStream;
 use std::time::{Duration, Instant};
@@ -47,6 +48,52 @@ fn keep_alive_serves_several_requests_on_one_connection() {
     let r = c.read();
     assert_eq!(r.header("connection"), Some("close"));
     assert!(c.closed_within(Duration::from_secs(2)));
+}
+
+/// A client that shuts its write side once its whole request is sent (as
+/// `printf … | nc` and some HTTP libraries do) still gets its answer, and
+/// the call is placed exactly once; then the server closes.
+#[test]
+fn a_client_that_half_closes_after_its_request_gets_the_answer() {
+    use mod_zorio_c2c::sim::SimAction;
+    use std::sync::atomic::Ordering;
+    let t = start(|_| {});
+    for round in 0..5 {
+        let mut c = Conn::open(t.addr);
+        c.send_raw(format!("{}{MODE1}", post_head(MODE1.len())).as_bytes());
+        c.stream.shutdown(std::net::Shutdown::Write).unwrap();
+        let r = c
+            .try_read()
+            .unwrap_or_else(|| panic!("round {round}: no answer"));
+        assert_eq!(r.status, 202, "round {round}: {}", r.text());
+        let call = r.json()["data"]["call_uuid"].as_str().unwrap().to_string();
+        assert!(c.closed_within(Duration::from_secs(2)), "round {round}");
+        let uuid = uuid::Uuid::parse_str(&call).unwrap();
+        assert!(t.app.engine.call(uuid).is_some(), "202 for an unknown call");
+        let until = Instant::now() + Duration::from_secs(5);
+        let originated = || {
+            t.sim
+                .actions()
+                .iter()
+                .filter(|a| matches!(a, SimAction::OriginateAgent(l) if l.call_uuid == uuid))
+                .count()
+        };
+        while originated() == 0 && Instant::now() < until {
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        assert_eq!(originated(), 1, "round {round}: the agent rung once");
+    }
+    assert_eq!(t.app.engine.stats.accepted.load(Ordering::SeqCst), 5);
+    // A GET and two pipelined requests, then the half-close: all answered.
+    let mut c = Conn::open(t.addr);
+    let mut bytes = b"GET /health HTTP/1.1\r\nHost: t\r\n\r\n".to_vec();
+    bytes.extend_from_slice(format!("{}{MODE1}", post_head(MODE1.len())).as_bytes());
+    c.send_raw(&bytes);
+    c.stream.shutdown(std::net::Shutdown::Write).unwrap();
+    assert_eq!(c.read().status, 200);
+    assert_eq!(c.read().status, 202);
+    assert!(c.closed_within(Duration::from_secs(2)));
+    assert_eq!(t.app.engine.stats.accepted.load(Ordering::SeqCst), 6);
 }
 
 #[test]
@@ -378,6 +425,7 @@ fn http_disabled_starts_no_listener() {
     let t0 = {
         let mut c = config();
         c.http.enabled = false;
+        let _spool = Scratch::adopt(c.webhooks.spool_dir.clone());
         let (tx, rx) = mod_zorio_c2c::switch::leg_channel();
         let sim = mod_zorio_c2c::sim::SimSwitch::new(sim_options(), tx);
         let app = mod_zorio_c2c::app::App::start(c, sim.clone(), rx, vec![]).unwrap();

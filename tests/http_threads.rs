@@ -4,6 +4,7 @@
 //! second start and stop on the same port.
 
 mod common;
+mod scratch;
 
 use std::time::Duration;
 

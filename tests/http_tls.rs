@@ -4,6 +4,7 @@
 //! certificate on reload is refused whole and the old one stays.
 
 mod common;
+mod scratch;
 
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
@@ -101,8 +102,7 @@ const MODE1: &str = r#"{"from_extension":"1001","to_phone":"0987654321"}"#;
 
 #[test]
 fn https_serves_the_api_and_reload_swaps_the_certificate_without_dropping_connections() {
-    let dir = std::env::temp_dir().join(format!("c2c-tls-{}", uuid::Uuid::new_v4().simple()));
-    std::fs::create_dir_all(&dir).unwrap();
+    let dir = Scratch::new("c2c-tls");
     let first = make_pair();
     let (cert, key) = write_pair(&dir, &first);
     let mut c = config();
@@ -148,7 +148,6 @@ fn https_serves_the_api_and_reload_swaps_the_certificate_without_dropping_connec
     std::fs::write(&key, &first.key_pem).unwrap();
     let err = t.app.apply_config(c).unwrap_err();
     assert!(err.contains("does not match"), "{err}");
-    let _ = std::fs::remove_dir_all(&dir);
 }
 
 #[test]
@@ -156,6 +155,8 @@ fn a_missing_certificate_fails_the_start_with_a_clear_message() {
     let mut c = config();
     c.http.tls_cert = Some("/nonexistent/cert.pem".into());
     c.http.tls_key = Some("/nonexistent/key.pem".into());
+    // The store may be opened before the certificate is found missing.
+    let _spool = Scratch::adopt(c.webhooks.spool_dir.clone());
     let (tx, rx) = mod_zorio_c2c::switch::leg_channel();
     let sim = mod_zorio_c2c::sim::SimSwitch::new(sim_options(), tx);
     let err = match mod_zorio_c2c::app::App::start(c, sim.clone(), rx, vec![]) {

@@ -2,6 +2,7 @@
 //! retries (5xx, receiver down, 429 + Retry-After, timeouts), isolation
 //! between calls. Real threads, real sockets, real temp spools.
 
+mod scratch;
 mod webhooks_common;
 
 use std::process::Command;

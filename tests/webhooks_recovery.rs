@@ -1,6 +1,7 @@
 //! What survives: the spool across a restart, dead letters and their
 //! replay, a full spool refusing loudly, events with nowhere to go.
 
+mod scratch;
 mod webhooks_common;
 
 use std::sync::atomic::{AtomicBool, Ordering};

@@ -38,8 +38,12 @@ OPTIONS:
   --config FILE             a zorio_c2c.conf.xml (module format) instead of the demo data
   --data-dir DIR            where the durable store lives (zorio_c2c.db: undelivered
                             events, dead letters, idempotency keys, calls); a restart
-                            on the same DIR delivers what was left (default: a temp
-                            dir per listen port)
+                            on the same DIR delivers what was left (default: one dir
+                            per listen port, reused by every start on it:
+                            $XDG_STATE_HOME/c2c-sandbox/<port>, else
+                            ~/.local/state/c2c-sandbox/<port>, else
+                            <temp dir>/c2c-sandbox/<port>; two sandboxes at once on
+                            port 0 need a --data-dir each)
   --store-sync full|normal  what a commit of the store survives: full (default) fsyncs
                             each commit (power loss); normal survives a crash or kill -9
   --rate-limit N            click-to-call requests per minute per token (0: off; default 10)
@@ -210,9 +214,12 @@ fn build_config(a: &Args) -> Result<Config, String> {
         config.webhooks.store_sync = sync;
     }
     if config.webhooks.spool_dir.as_os_str().is_empty() {
-        // One store per address: a restarted sandbox delivers what it had left.
-        let port = config.http.listen.port();
-        config.webhooks.spool_dir = std::env::temp_dir().join(format!("c2c-sandbox-spool-{port}"));
+        // One store per port: a restarted sandbox delivers what it had left.
+        config.webhooks.spool_dir = default_data_dir(
+            std::env::var_os("XDG_STATE_HOME"),
+            std::env::var_os("HOME"),
+            config.http.listen.port(),
+        );
     }
     if let Some(n) = a.rate_limit {
         config.http.rate_limit_per_minute = (n > 0).then_some(n);
@@ -265,6 +272,24 @@ fn build_config(a: &Args) -> Result<Config, String> {
     Ok(config)
 }
 
+/// The data directory when neither `--data-dir` nor the config names one:
+/// `$XDG_STATE_HOME/c2c-sandbox/<port>` (the XDG base directory for state),
+/// else `$HOME/.local/state/c2c-sandbox/<port>`, else
+/// `<temp dir>/c2c-sandbox/<port>`. Relative values are ignored, as the XDG
+/// spec says.
+fn default_data_dir(
+    xdg_state_home: Option<std::ffi::OsString>,
+    home: Option<std::ffi::OsString>,
+    port: u16,
+) -> PathBuf {
+    let absolute = |v: Option<std::ffi::OsString>| v.map(PathBuf::from).filter(|p| p.is_absolute());
+    absolute(xdg_state_home)
+        .or_else(|| absolute(home).map(|h| h.join(".local/state")))
+        .unwrap_or_else(std::env::temp_dir)
+        .join("c2c-sandbox")
+        .join(port.to_string())
+}
+
 /// Prints every event as the webhook body it becomes.
 struct PrintEvents;
 
@@ -281,6 +306,7 @@ fn run() -> Result<(), String> {
         return Ok(());
     }
     let config = build_config(&args)?;
+    let data_dir = config.webhooks.spool_dir.clone();
     let config_tls = config.http.tls_cert.is_some();
     let mut options = SimOptions::demo();
     if let Some(ms) = args.agent_answer_ms {
@@ -309,6 +335,7 @@ fn run() -> Result<(), String> {
     let scheme = if config_tls { "https" } else { "http" };
     println!("c2c-sandbox listening on {scheme}://{addr}  (Ctrl-C to stop)");
     println!("token: {token}");
+    println!("data dir: {}", data_dir.display());
     if let Some(c) = &app.cluster {
         let redis = if c.redis_up() { "up" } else { "DOWN" };
         println!("cluster node {} (Redis {redis})", c.node_name());

@@ -245,8 +245,12 @@ pub struct WebhookSettings {
     pub spool_high_water_percent: u8,
     /// Dead letters kept; past it the oldest are discarded (loudly).
     pub max_dead_letters: usize,
-    /// Delivery worker threads.
+    /// Most delivery threads (each one request in flight to the CRM). They
+    /// are started when events are due and no thread is free, and end after
+    /// `worker_idle` without work: none run while nothing is to deliver.
     pub workers: usize,
+    /// How long a delivery thread waits for work before it ends (`worker-idle`).
+    pub worker_idle: Duration,
     /// What a commit of the durable store survives (`store-sync`).
     pub store_sync: StoreSync,
 }
@@ -345,6 +349,7 @@ impl Default for WebhookSettings {
             spool_high_water_percent: 90,
             max_dead_letters: 100_000,
             workers: DEFAULT_WEBHOOK_WORKERS,
+            worker_idle: Duration::from_secs(10),
             store_sync: StoreSync::Full,
         }
     }

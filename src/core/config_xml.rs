@@ -171,6 +171,7 @@ fn webhooks(cfg: &mut Config, section: Node) -> Result<(), ConfigError> {
                 number::<usize>(value, &at)?;
             }
             "workers" => w.workers = number::<usize>(value, &at)?.max(1),
+            "worker-idle" => w.worker_idle = secs(value, &at)?,
             "store-sync" => {
                 w.store_sync =
                     StoreSync::parse(value).ok_or_else(|| err(at, "must be full or normal"))?

@@ -130,6 +130,8 @@ fn start(
         "mod_zorio_c2c loaded: {adopted} live calls adopted, {recovered} ended while unloaded reported; max-concurrent-calls {limit}"
     ));
     pinned::warn_if_replaced();
+    drop(slot);
+    return_freed_memory();
     Ok(())
 }
 
@@ -161,6 +163,8 @@ extern "C" fn shutdown() -> c_int {
         set_target(None);
         drop(subclasses);
         drop(app);
+        return_freed_memory();
+        pinned::page_out_code();
         if late.is_empty() {
             log::info("mod_zorio_c2c stopped");
             SUCCESS
@@ -177,6 +181,27 @@ extern "C" fn shutdown() -> c_int {
             sys::ZC2C_STATUS_NOUNLOAD as c_int
         }
     })
+}
+
+/// Hands memory that is free but kept by glibc back to the kernel, once a
+/// load is done and once a shutdown is. Measured on the switch (gdb:
+/// `malloc_stats`, the arenas' chunks; heaptrack): nothing of ours is
+/// leaked, but the switch's RSS held 16 to 30 MiB more after some reloads,
+/// all of it free chunks in glibc's arenas (16 on 2 cores, shared by
+/// FreeSWITCH's threads and ours) kept below one small chunk still in use
+/// at the top of a heap, which no free can trim. FreeSWITCH itself does it
+/// without us: 150 `reloadxml` (which `load` and `reload` run first) took
+/// an idle switch from 34.5 to 59.3 MiB, and `malloc_trim(0)` gave all of
+/// it back (34.3 MiB). So the module trims every arena at the two moments
+/// it makes or leaves garbage of its own: a few milliseconds, on the thread
+/// running the command, with nothing of ours holding a lock.
+fn return_freed_memory() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // SAFETY: glibc's malloc_trim takes no pointer and only releases free
+    // pages; it locks each arena in turn, as any malloc does.
+    unsafe {
+        libc::malloc_trim(0);
+    }
 }
 
 extern "C" fn runtime() -> c_int {

@@ -26,6 +26,57 @@ fn mapped_from() -> Option<(String, u64)> {
     })
 }
 
+/// The read-only mappings (code, constants) of the file this code was
+/// mapped from, as (start, length).
+fn read_only_mappings() -> Vec<(usize, usize)> {
+    let Some((ours, inode)) = mapped_from() else {
+        return Vec::new();
+    };
+    let Ok(maps) = std::fs::read_to_string("/proc/self/maps") else {
+        return Vec::new();
+    };
+    maps.lines()
+        .filter_map(|line| {
+            let mut f = line.split_whitespace();
+            let (range, perms, _off, _dev, ino) =
+                (f.next()?, f.next()?, f.next()?, f.next()?, f.next()?);
+            let path = f.collect::<Vec<_>>().join(" ");
+            if path != ours || ino.parse::<u64>().ok()? != inode || perms.contains('w') {
+                return None;
+            }
+            let (lo, hi) = range.split_once('-')?;
+            let (lo, hi) = (
+                usize::from_str_radix(lo, 16).ok()?,
+                usize::from_str_radix(hi, 16).ok()?,
+            );
+            Some((lo, hi.checked_sub(lo)?))
+        })
+        .collect()
+}
+
+/// After an unload the library stays mapped (`-z nodelete`), and the pages
+/// of its code that the load touched stay in the switch's RSS: 4.4 MiB
+/// measured (`/proc/<pid>/smaps` of the switch). They are clean copies of
+/// the file, which the kernel may drop at any time; this asks it to drop
+/// them now (`MADV_PAGEOUT`, Linux 5.4+; older kernels refuse it and
+/// nothing happens). It never loses a byte: a dirty page (the relocated
+/// `RELRO` part) is swapped or kept, and code that runs again (the next
+/// load, a destructor) faults its pages back in from the page cache.
+/// Returns the bytes advised.
+pub(crate) fn page_out_code() -> usize {
+    let mut advised = 0;
+    for (start, len) in read_only_mappings() {
+        // SAFETY: (start, len) is a whole mapping of this library, listed by
+        // the kernel just now and never unmapped (nodelete); MADV_PAGEOUT
+        // only reclaims pages and keeps their contents.
+        let r = unsafe { libc::madvise(start as *mut libc::c_void, len, libc::MADV_PAGEOUT) };
+        if r == 0 {
+            advised += len;
+        }
+    }
+    advised
+}
+
 /// What the running copy is, against what is on disk now; `None` when both
 /// are the same file.
 pub(crate) fn replaced_note() -> Option<String> {
@@ -60,5 +111,17 @@ mod tests {
         assert!(std::path::Path::new(&path).exists(), "mapped from {path}");
         assert!(inode > 0);
         assert_eq!(super::replaced_note(), None);
+    }
+
+    #[test]
+    fn paging_out_the_code_keeps_it_running() {
+        let ro = super::read_only_mappings();
+        assert!(!ro.is_empty(), "no read-only mapping of this binary");
+        let here = super::read_only_mappings as *const () as usize;
+        assert!(ro.iter().any(|(s, l)| *s <= here && here < s + l));
+        let advised = super::page_out_code();
+        assert_eq!(advised, ro.iter().map(|(_, l)| l).sum::<usize>());
+        // The code paged out runs again (faulted back in).
+        assert_eq!(super::read_only_mappings(), ro);
     }
 }

@@ -14,6 +14,8 @@ use mod_zorio_c2c::sim::{SimOptions, SimSwitch};
 use mod_zorio_c2c::switch::leg_channel;
 use serde_json::Value;
 
+pub use crate::scratch::Scratch;
+
 /// The sample config's token.
 pub const TOKEN: &str = "change-me-to-a-long-random-token";
 pub const SAMPLE: &str = include_str!("../../conf/autoload_configs/zorio_c2c.conf.xml");
@@ -23,6 +25,8 @@ pub struct TestApp {
     pub sim: Arc<SimSwitch>,
     pub log: Arc<EventLog>,
     pub addr: SocketAddr,
+    /// The spool directory [`config`] chose, removed after the app stops.
+    spool: Option<Scratch>,
 }
 
 impl Drop for TestApp {
@@ -32,13 +36,18 @@ impl Drop for TestApp {
     }
 }
 
-/// The sample config, listening on 127.0.0.1:0, rate limit off.
+/// Names the spool directories [`config`] makes (the apps [`start_with`]
+/// starts over them remove them when they stop).
+const SPOOL_PREFIX: &str = "c2c-http-test";
+
+/// The sample config, listening on 127.0.0.1:0, rate limit off, its spool in
+/// a fresh directory of the temp dir (see [`start_with`]).
 pub fn config() -> Config {
     let mut c = Config::from_xml(SAMPLE).expect("sample config");
     c.http.listen = "127.0.0.1:0".parse().unwrap();
     c.http.rate_limit_per_minute = None;
     c.webhooks.spool_dir = std::env::temp_dir().join(format!(
-        "c2c-http-test-{}-{}",
+        "{SPOOL_PREFIX}-{}-{}",
         std::process::id(),
         uuid::Uuid::new_v4().simple()
     ));
@@ -50,7 +59,15 @@ pub fn sim_options() -> SimOptions {
     SimOptions::demo_fast(Duration::from_millis(50), Duration::from_millis(200))
 }
 
+/// Starts the app; a spool directory [`config`] chose is the app's to
+/// remove when it stops (and the test passed).
 pub fn start_with(config: Config, options: SimOptions) -> TestApp {
+    let dir = &config.webhooks.spool_dir;
+    let ours = dir.parent() == Some(std::env::temp_dir().as_path())
+        && dir
+            .file_name()
+            .is_some_and(|n| n.to_string_lossy().starts_with(SPOOL_PREFIX));
+    let spool = ours.then(|| Scratch::adopt(dir.clone()));
     let (tx, rx) = leg_channel();
     let sim = SimSwitch::new(options, tx);
     let log = Arc::new(EventLog::default());
@@ -62,6 +79,7 @@ pub fn start_with(config: Config, options: SimOptions) -> TestApp {
         sim,
         log,
         addr,
+        spool,
     }
 }
 
@@ -264,14 +282,20 @@ pub struct Sandbox {
     pub addr: SocketAddr,
     /// The lines it prints after the first (read on, so it never blocks).
     pub lines: std::sync::mpsc::Receiver<String>,
+    /// Its data directory, removed once it is stopped.
+    data: Scratch,
 }
 
 impl Sandbox {
-    /// Starts `c2c-sandbox --listen 127.0.0.1:0 ARGS` and reads its address.
+    /// Starts `c2c-sandbox --listen 127.0.0.1:0 --data-dir SCRATCH ARGS` and
+    /// reads its address.
     pub fn start(args: &[&str]) -> Sandbox {
         use std::io::BufRead;
+        let data = Scratch::new("c2c-sandbox-test");
         let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_c2c-sandbox"))
             .args(["--listen", "127.0.0.1:0"])
+            .arg("--data-dir")
+            .arg(data.path())
             .args(args)
             .stdout(std::process::Stdio::piped())
             .spawn()
@@ -295,6 +319,7 @@ impl Sandbox {
             child,
             addr,
             lines: rx,
+            data,
         }
     }
 }

@@ -2,6 +2,7 @@
 //! switch and sipp, a throwaway loopback config, sipp scenarios, an ESL
 //! client and event log, and a FreeSWITCH process guard.
 #![allow(dead_code)]
+
 use std::collections::HashMap;
 use std::fs;
 use std::io::{BufRead, BufReader, Read, Write};
@@ -10,6 +11,8 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
+
+pub use crate::scratch::Scratch;
 
 // ---------------------------------------------------------------- setup ---
 
@@ -652,11 +655,14 @@ pub fn start_freeswitch_extra(
     webhooks: &str,
     extra: &str,
 ) -> FreeSwitch {
+    start_freeswitch_xml(env, dir, &freeswitch_xml_with(ports, webhooks, extra))
+}
+
+/// Starts FreeSWITCH in `dir` on the whole config `xml` (`freeswitch.xml`),
+/// with our module copied into its module directory.
+pub fn start_freeswitch_xml(env: &Env, dir: &Path, xml: &str) -> FreeSwitch {
     let conf = dir.join("conf");
-    write(
-        &conf.join("freeswitch.xml"),
-        &freeswitch_xml_with(ports, webhooks, extra),
-    );
+    write(&conf.join("freeswitch.xml"), xml);
     let moddir = dir.join("mod");
     fs::create_dir_all(&moddir).unwrap();
     for e in fs::read_dir(&env.mod_dir).unwrap().flatten() {
@@ -764,11 +770,10 @@ pub fn http_get(port: u16, path: &str, token: &str) -> String {
 /// mod_xml_rpc's Basic auth for crm:secret.
 pub const XMLRPC_AUTH: &str = "Basic Y3JtOnNlY3JldA==";
 
-/// A fresh directory `$TMPDIR/zorio-c2c-<tag>-<pid>` for one run.
-pub fn e2e_dir(tag: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("zorio-c2c-{tag}-{}", std::process::id()));
-    let _ = fs::remove_dir_all(&dir);
-    fs::create_dir_all(&dir).unwrap();
+/// A fresh directory `$TMPDIR/zorio-c2c-<tag>-<pid>-<uuid>` for one run,
+/// removed when dropped unless the test is failing.
+pub fn e2e_dir(tag: &str) -> Scratch {
+    let dir = Scratch::new(&format!("zorio-c2c-{tag}"));
     println!("e2e dir: {}", dir.display());
     dir
 }

@@ -5,7 +5,6 @@
 use std::collections::HashMap;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
-use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
@@ -14,6 +13,8 @@ use std::time::{Duration, Instant};
 use mod_zorio_c2c::core::config::WebhookSettings;
 use mod_zorio_c2c::core::webhooks::{LogHook, LogLevel};
 use serde_json::Value;
+
+pub use crate::scratch::Scratch;
 
 pub const SECRET: &str = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
 pub const SECRET_2: &str = "whsec_c2Vjb25kLXNlY3JldC1mb3Itcm90YXRpb24=";
@@ -245,14 +246,10 @@ fn serve(
     }
 }
 
-/// A fresh temp directory for a spool.
-pub fn temp_spool(tag: &str) -> PathBuf {
-    let d = std::env::temp_dir().join(format!(
-        "c2c-webhooks-{tag}-{}",
-        uuid::Uuid::new_v4().simple()
-    ));
-    std::fs::create_dir_all(&d).unwrap();
-    d
+/// A fresh temp directory for a spool, removed when dropped (unless the
+/// test is failing).
+pub fn temp_spool(tag: &str) -> Scratch {
+    Scratch::new(&format!("c2c-webhooks-{tag}"))
 }
 
 /// Settings for tests: fast retries, short timeouts, one secret.

@@ -90,6 +90,17 @@ impl Engine {
             let leg = {
                 let mut c = lock(cell);
                 if c.cancel.is_some() || c.a.ended_at.is_some() {
+                    // Hung up while a failed attempt was being retried: the
+                    // customer's leg of that attempt is gone and will not
+                    // report again; it ends with the attempt's failure.
+                    if let Some(failed) = c.attempts.last().filter(|_| c.b.is_live()) {
+                        let f = Failure {
+                            cause: failed.result.clone().unwrap_or_default(),
+                            sip_code: failed.sip_code,
+                            ..Failure::default()
+                        };
+                        self.customer_failed(&mut c, &f);
+                    }
                     return;
                 }
                 c.state = CallState::CustomerDialling;

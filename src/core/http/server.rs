@@ -127,6 +127,9 @@ impl HttpServer {
             .max_header_size(settings.max_header_bytes)
             .max_headers(64)
             .header_read_timeout(None)
+            // A client may shut its write side once its request is sent
+            // (`printf … | nc`, some HTTP libraries): it still gets its answer.
+            .half_close(true)
             .title_case_headers(true)
             .writev(false);
         let shared = Arc::new(Shared {

@@ -62,6 +62,7 @@ impl WebhookService {
         [
             ("c2c_webhook_queue_depth", "queue_depth"),
             ("c2c_webhook_in_flight", "in_flight"),
+            ("c2c_webhook_threads", "threads"),
             ("c2c_webhook_delivered_total", "delivered"),
             ("c2c_webhook_failed_attempts_total", "failed_attempts"),
             ("c2c_webhook_dead_lettered_total", "dead_lettered"),

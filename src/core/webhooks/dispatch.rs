@@ -1,5 +1,6 @@
 //! The delivery loop. One dispatcher thread owns a queue per call and hands
-//! the head of each ready call to a pool of sender threads; a call's next
+//! the head of each ready call to a delivery thread, started on demand and
+//! ended when idle ([`Pool`]); a call's next
 //! event is handed out only once its previous one is delivered or given up,
 //! so each call is delivered in seq order while other calls go on.
 
@@ -170,13 +171,149 @@ impl Queues {
     }
 }
 
-/// Runs the dispatcher until stopped; closing `jobs` on return ends the senders.
+/// What a sender thread is handed.
+pub(crate) enum Work {
+    /// Attempt this job and report what became of it.
+    Job(Job),
+    /// End: the pool has had a thread too many for a while.
+    Exit,
+}
+
+/// The delivery threads, started on demand. A thread is started when a job
+/// is due and none is free (up to `max`); one left without work for `idle`
+/// is told to end. So an idle service runs none, and a busy one as many as
+/// its work keeps busy. Handles live in [`Shared::senders`], for
+/// [`super::WebhookService::stop`] to join.
+struct Pool {
+    max: usize,
+    idle: Duration,
+    /// Threads started and not told to end.
+    alive: usize,
+    /// When each free thread became free, oldest first (its length is the
+    /// number of free threads).
+    free_since: VecDeque<Instant>,
+    jobs: ChanSender<Work>,
+    jobs_rx: Receiver<Work>,
+    results: ChanSender<Done>,
+    next_name: usize,
+    /// Whether the last start failed (logged once until one succeeds).
+    start_failed: bool,
+}
+
+impl Pool {
+    fn busy(&self) -> usize {
+        self.alive - self.free_since.len()
+    }
+
+    /// Whether a job handed now would find a thread (a free one, or one
+    /// that may be started).
+    fn has_room(&self) -> bool {
+        !self.free_since.is_empty() || self.alive < self.max
+    }
+
+    /// Hands `job` to a free thread, else to a new one. Gives the job back
+    /// when no thread could take it (the start failed).
+    fn hand(&mut self, shared: &Arc<Shared>, job: Job) -> Option<Job> {
+        // Keep the newest free threads busy: the oldest age out.
+        if self.free_since.pop_back().is_none() && !self.start(shared) {
+            return Some(job);
+        }
+        match self.jobs.send(Work::Job(job)) {
+            Ok(()) => None,
+            // We hold a receiver: the channel cannot be closed.
+            Err(e) => match e.into_inner() {
+                Work::Job(job) => Some(job),
+                Work::Exit => None,
+            },
+        }
+    }
+
+    fn start(&mut self, shared: &Arc<Shared>) -> bool {
+        if self.alive >= self.max {
+            return false;
+        }
+        let name = format!("c2c-webhook-{}", self.next_name);
+        let (sh, jobs, done) = (
+            Arc::clone(shared),
+            self.jobs_rx.clone(),
+            self.results.clone(),
+        );
+        match std::thread::Builder::new()
+            .name(name.clone())
+            .spawn(move || sender(sh, jobs, done))
+        {
+            Ok(h) => {
+                self.next_name += 1;
+                self.alive += 1;
+                self.start_failed = false;
+                super::lock(&shared.senders).push((name, h));
+                true
+            }
+            Err(e) => {
+                if !self.start_failed {
+                    shared.log(
+                        LogLevel::Error,
+                        &format!(
+                            "webhooks: cannot start a delivery thread ({e}); {} running, \
+                             trying again",
+                            self.alive
+                        ),
+                    );
+                }
+                self.start_failed = true;
+                false
+            }
+        }
+    }
+
+    /// A thread finished its job and is free.
+    fn freed(&mut self, now: Instant) {
+        self.free_since.push_back(now);
+    }
+
+    /// Tells threads free for `idle` to end, and joins those that have.
+    fn retire(&mut self, shared: &Shared, now: Instant) {
+        while let Some(since) = self.free_since.front().copied() {
+            if now.saturating_duration_since(since) < self.idle {
+                break;
+            }
+            self.free_since.pop_front();
+            self.alive -= 1;
+            // Taken by one of the free threads, all waiting on the channel.
+            let _ = self.jobs.send(Work::Exit);
+        }
+        let mut senders = super::lock(&shared.senders);
+        let mut i = 0;
+        while i < senders.len() {
+            if senders[i].1.is_finished() {
+                let (name, h) = senders.swap_remove(i);
+                if h.join().is_err() {
+                    shared.log(
+                        LogLevel::Error,
+                        &format!("webhooks: thread {name} panicked"),
+                    );
+                }
+            } else {
+                i += 1;
+            }
+        }
+    }
+
+    /// When the oldest free thread is due to end.
+    fn next_retirement(&self) -> Option<Instant> {
+        self.free_since.front().map(|since| *since + self.idle)
+    }
+}
+
+/// Runs the dispatcher until stopped; dropping the job channel on return
+/// ends the delivery threads.
 pub(crate) fn dispatcher(
     shared: Arc<Shared>,
     mut intake: Receiver<Intake>,
-    jobs: ChanSender<Job>,
     mut results: Receiver<Done>,
+    results_tx: ChanSender<Done>,
     workers: usize,
+    idle: Duration,
 ) {
     let mut q = Queues {
         calls: HashMap::new(),
@@ -184,38 +321,57 @@ pub(crate) fn dispatcher(
         tick: 0,
         queued: 0,
     };
-    let mut free = workers;
+    // A job (or an Exit) is only sent for a thread counted free or just
+    // started, so whatever the channel holds has a thread to take it; it is
+    // unbounded so that the dispatcher never waits (an Exit and a job for
+    // a thread just started may both wait there for a moment).
+    let (jobs, jobs_rx) = crossbeam_channel::unbounded();
+    let mut pool = Pool {
+        max: workers,
+        idle,
+        alive: 0,
+        free_since: VecDeque::new(),
+        jobs,
+        jobs_rx,
+        results: results_tx,
+        next_name: 0,
+        start_failed: false,
+    };
     let mut stop: Option<Instant> = None;
     loop {
         let now = Instant::now();
         let draining = stop.is_some_and(|until| now < until);
         if stop.is_none() || draining {
-            while free > 0 {
+            while pool.has_room() {
                 let Some(job) = q.take_due(now) else { break };
-                if jobs.send(job).is_err() {
-                    return;
+                if let Some(job) = pool.hand(&shared, job) {
+                    // No thread could be started: the job waits its turn again.
+                    let call = job.record.call_uuid;
+                    q.done(Done::Retry(call, now + Duration::from_secs(1), job.failed));
+                    break;
                 }
-                free -= 1;
             }
         }
+        pool.retire(&shared, now);
         shared.stats.queued.store(q.queued, Ordering::Relaxed);
-        shared
-            .stats
-            .in_flight
-            .store(workers - free, Ordering::Relaxed);
+        shared.stats.in_flight.store(pool.busy(), Ordering::Relaxed);
+        shared.stats.threads.store(pool.alive, Ordering::Relaxed);
         if let Some(until) = stop {
             let ready_now = q.next_due().is_some_and(|at| at <= now) && now < until;
-            if free == workers && !ready_now {
+            if pool.busy() == 0 && !ready_now {
                 return;
             }
         }
         // With every sender busy, only a result (or new intake) can change anything.
         let idle_wake = now + Duration::from_secs(1);
-        let mut wake = if free > 0 {
+        let mut wake = if pool.has_room() {
             q.next_due().unwrap_or(idle_wake)
         } else {
             idle_wake
         };
+        if let Some(at) = pool.next_retirement() {
+            wake = wake.min(at);
+        }
         if let Some(until) = stop {
             wake = wake.min(until.max(now + Duration::from_millis(5)));
         }
@@ -247,20 +403,19 @@ pub(crate) fn dispatcher(
             },
             recv(results) -> msg => match msg {
                 Ok(done) => {
-                    free += 1;
+                    let now = Instant::now();
+                    pool.freed(now);
                     q.done(done);
                     // Take every other result at hand before handing out
                     // jobs: one pass of bookkeeping for all of them.
                     while let Ok(done) = results.try_recv() {
-                        free += 1;
+                        pool.freed(now);
                         q.done(done);
                     }
                 }
                 Err(_) => {
-                    // Every sender thread is gone (they only end on a panic).
+                    // Cannot happen (the pool holds a sender): stop listening.
                     results = crossbeam_channel::never();
-                    free = workers;
-                    stop = Some(now);
                 }
             },
             default(timeout) => {}
@@ -268,10 +423,24 @@ pub(crate) fn dispatcher(
     }
 }
 
-/// A sender thread: attempts each job and reports what became of it.
-pub(crate) fn sender(shared: Arc<Shared>, jobs: Receiver<Job>, results: ChanSender<Done>) {
-    for job in jobs.iter() {
-        let done = attempt(&shared, job);
+/// A delivery thread: attempts each job and reports what became of it,
+/// until told to end or the dispatcher is gone. A panic in an attempt is
+/// reported as a failed attempt (the event is tried again later), so the
+/// call's later events are not held up forever.
+pub(crate) fn sender(shared: Arc<Shared>, jobs: Receiver<Work>, results: ChanSender<Done>) {
+    while let Ok(Work::Job(job)) = jobs.recv() {
+        let (call, failed) = (job.record.call_uuid, job.failed);
+        let done = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| attempt(&shared, job)))
+            .unwrap_or_else(|_| {
+                shared.log(
+                    LogLevel::Error,
+                    &format!(
+                        "webhooks: a delivery attempt for call {call} panicked; trying again later"
+                    ),
+                );
+                let later = shared.schedule.base_delay(failed.max(1));
+                Done::Retry(call, Instant::now() + later, failed)
+            });
         if results.send(done).is_err() {
             return;
         }

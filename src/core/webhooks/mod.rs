@@ -4,7 +4,8 @@
 //!
 //! [`WebhookService`] is an [`EventSink`]: `emit` writes the event to the
 //! store's spool (waiting on the group commit that carries it) and hands it
-//! to the dispatcher thread, never waiting on the network. Sender threads
+//! to the dispatcher thread, never waiting on the network. Delivery threads
+//! (started when events are due, ended after `worker-idle` without work)
 //! make the HTTP attempts. [`WebhookService::stop`] drains what is ready,
 //! interrupts what is in flight and joins every thread.
 //!
@@ -197,10 +198,11 @@ impl WebhookService {
             stats: Stats::default(),
             log,
             interrupted: AtomicBool::new(false),
+            senders: Mutex::new(Vec::new()),
         });
         let (intake_tx, intake_rx) = crossbeam_channel::unbounded();
-        let (jobs_tx, jobs_rx) = crossbeam_channel::bounded(workers);
         let (done_tx, done_rx) = crossbeam_channel::unbounded();
+        let worker_idle = settings.worker_idle;
         shared.note_level();
         for record in records {
             // The channel is ours and open: this cannot fail.
@@ -213,21 +215,16 @@ impl WebhookService {
             workers,
             running: AtomicBool::new(true),
         });
+        // Delivery threads are started by the dispatcher when there is work.
         let mut spawned = Vec::new();
         let result = (|| -> std::io::Result<()> {
-            for i in 0..workers {
-                let (sh, jobs, done) = (Arc::clone(&shared), jobs_rx.clone(), done_tx.clone());
-                let name = format!("c2c-webhook-{i}");
-                let h = std::thread::Builder::new()
-                    .name(name.clone())
-                    .spawn(move || dispatch::sender(sh, jobs, done))?;
-                spawned.push((name, h));
-            }
             let sh = Arc::clone(&shared);
             let name = "c2c-webhooks".to_string();
             let h = std::thread::Builder::new()
                 .name(name.clone())
-                .spawn(move || dispatch::dispatcher(sh, intake_rx, jobs_tx, done_rx, workers))?;
+                .spawn(move || {
+                    dispatch::dispatcher(sh, intake_rx, done_rx, done_tx, workers, worker_idle)
+                })?;
             spawned.push((name, h));
             Ok(())
         })();
@@ -264,20 +261,26 @@ impl WebhookService {
         self.shared.interrupted.store(true, Ordering::SeqCst);
         self.shared.sender.shutdown();
         let mut late = Vec::new();
-        for (name, h) in threads {
+        let mut join = |name: String, h: JoinHandle<()>| {
             while !h.is_finished() && Instant::now() < until {
                 std::thread::sleep(Duration::from_millis(2));
             }
-            if h.is_finished() {
-                if h.join().is_err() {
-                    self.shared.log(
-                        LogLevel::Error,
-                        &format!("webhooks: thread {name} panicked"),
-                    );
-                }
-            } else {
+            if !h.is_finished() {
                 late.push(name);
+            } else if h.join().is_err() {
+                self.shared.log(
+                    LogLevel::Error,
+                    &format!("webhooks: thread {name} panicked"),
+                );
             }
+        };
+        // The dispatcher first: once it is gone, no delivery thread starts.
+        for (name, h) in threads {
+            join(name, h);
+        }
+        let senders = std::mem::take(&mut *lock(&self.shared.senders));
+        for (name, h) in senders {
+            join(name, h);
         }
         late
     }
@@ -291,6 +294,7 @@ impl WebhookService {
             "workers": self.workers,
             "queue_depth": s.queued.load(Ordering::Relaxed),
             "in_flight": s.in_flight.load(Ordering::Relaxed),
+            "threads": s.threads.load(Ordering::Relaxed),
             "delivered": n(&s.delivered),
             "failed_attempts": n(&s.failed_attempts),
             "dead_lettered": n(&s.dead_lettered),

@@ -2,7 +2,8 @@
 //! destinations, sender, schedule, the store, the spool's gauge, the counters.
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, RwLock};
+use std::sync::{Arc, Mutex, RwLock};
+use std::thread::JoinHandle;
 
 use super::destination::Destinations;
 use super::schedule::RetrySchedule;
@@ -52,6 +53,8 @@ pub(crate) struct Shared {
     pub(super) log: LogHook,
     /// Set by `stop` just before in-flight requests are cut.
     pub(super) interrupted: AtomicBool,
+    /// The delivery threads the dispatcher started and has not joined yet.
+    pub(super) senders: Mutex<Vec<(String, JoinHandle<()>)>>,
 }
 
 impl Shared {

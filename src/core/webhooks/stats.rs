@@ -8,6 +8,8 @@ pub(crate) struct Stats {
     /// Events in the per-call queues (including those in flight).
     pub queued: AtomicUsize,
     pub in_flight: AtomicUsize,
+    /// Delivery threads running (started on demand, see `dispatch::Pool`).
+    pub threads: AtomicUsize,
     pub delivered: AtomicU64,
     pub failed_attempts: AtomicU64,
     pub dead_lettered: AtomicU64,
