@@ -138,6 +138,8 @@ int zc2c_hangup(const char *uuid, const char *cause);
 int zc2c_uuid_exists(const char *uuid);
 /* The switch's session limit (max-sessions, as `fsctl max_sessions` sets it). */
 uint32_t zc2c_max_sessions(void);
+/* Channels whose presence_id is `presence_id` (user@domain): any call of that user. */
+int zc2c_presence_in_use(const char *presence_id);
 /* A channel variable's value, malloc'd (free with zc2c_free); NULL when the
  * channel or the variable does not exist. */
 char *zc2c_channel_var(const char *uuid, const char *name);

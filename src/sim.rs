@@ -133,6 +133,8 @@ struct World {
     connects: Vec<(Instant, Uuid, Uuid, String)>,
     /// Where each transferred leg was sent.
     transferred: HashMap<Uuid, String>,
+    /// Extensions on a call the engine did not place ([`SimSwitch::set_in_use`]).
+    in_use: HashSet<String>,
     /// Answered customer legs the switch will not bridge ([`SimOptions::unbridgeable`]).
     unbridgeable: HashSet<Uuid>,
     /// The last hangup time handed out (µs), so that every hangup is later.
@@ -279,6 +281,17 @@ impl SimSwitch {
         let mut w = lock(&self.shared.world);
         if let Some(p) = w.bridges.remove(&leg) {
             w.bridges.remove(&p);
+        }
+    }
+
+    /// Puts extension `id` on (or off) a call of its own, one the engine did
+    /// not place: [`Switch::extension_in_use`] says so.
+    pub fn set_in_use(&self, id: &str, on: bool) {
+        let mut w = lock(&self.shared.world);
+        if on {
+            w.in_use.insert(id.to_string());
+        } else {
+            w.in_use.remove(id);
         }
     }
 
@@ -575,6 +588,10 @@ impl Switch for SimSwitch {
 
     fn max_sessions(&self) -> Option<u32> {
         lock(&self.shared.options).max_sessions
+    }
+
+    fn extension_in_use(&self, _domain: &str, id: &str) -> bool {
+        lock(&self.shared.world).in_use.contains(id)
     }
 
     fn leg_exists(&self, leg_uuid: Uuid) -> bool {

@@ -225,6 +225,12 @@ pub trait Switch: Send + Sync + 'static {
         false
     }
     /// How many channels the switch carries at most, when it says.
+    /// Whether any channel of the switch belongs to extension `id@domain`
+    /// (its presence), whoever placed it: an agent already on a call.
+    fn extension_in_use(&self, _domain: &str, _id: &str) -> bool {
+        false
+    }
+
     fn max_sessions(&self) -> Option<u32> {
         None
     }

@@ -212,3 +212,61 @@ fn the_cluster_section_is_optional_and_parsed_whole() {
         assert_eq!(error_at(&with("cluster", &body)), at, "{body}");
     }
 }
+
+#[test]
+fn caller_id_strategies_parse_and_a_bad_one_is_refused_whole() {
+    use mod_zorio_c2c::core::config::CallerIdStrategy;
+    let c = Config::from_xml(SAMPLE).unwrap();
+    assert_eq!(c.caller_id_strategy, CallerIdStrategy::Fixed);
+    assert_eq!(c.sticky_ttl, Duration::from_secs(30 * 24 * 3600));
+    let pool = r#"<number value="0900000020"/>"#;
+    let parsed = |attrs: &str| {
+        Config::from_xml(&format!(
+            r#"<configuration name="zorio_c2c.conf"><caller-ids {attrs}>{pool}</caller-ids></configuration>"#
+        ))
+    };
+    let c = parsed(r#"strategy="sticky" sticky-ttl="3600""#).unwrap();
+    assert_eq!(c.caller_id_strategy, CallerIdStrategy::Sticky);
+    assert_eq!(c.sticky_ttl, Duration::from_secs(3600));
+    assert_eq!(
+        parsed(r#"strategy="local-presence""#)
+            .unwrap()
+            .caller_id_strategy,
+        CallerIdStrategy::LocalPresence
+    );
+    for (attrs, at, says) in [
+        (
+            r#"strategy="nearest""#,
+            "caller-ids@strategy",
+            "unknown strategy \"nearest\"",
+        ),
+        (r#"sticky-ttl="soon""#, "caller-ids@sticky-ttl", ""),
+        (
+            r#"sticky-ttl="0""#,
+            "caller-ids@sticky-ttl",
+            "at least 1 second",
+        ),
+    ] {
+        let e = parsed(attrs).expect_err(attrs);
+        assert_eq!(e.at, at, "{attrs}");
+        assert!(e.to_string().contains(says), "{attrs}: {e}");
+    }
+}
+
+#[test]
+fn agent_busy_is_ring_or_reject() {
+    assert!(!Config::from_xml(SAMPLE).unwrap().reject_busy_agent);
+    let c = Config::from_xml(&with(
+        "settings",
+        r#"<param name="agent-busy" value="reject"/>"#,
+    ))
+    .unwrap();
+    assert!(c.reject_busy_agent);
+    let e = Config::from_xml(&with(
+        "settings",
+        r#"<param name="agent-busy" value="queue"/>"#,
+    ))
+    .expect_err("refused");
+    assert_eq!(e.at, "settings/param[agent-busy]");
+    assert!(e.to_string().contains("not ring or reject"), "{e}");
+}

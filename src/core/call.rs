@@ -180,6 +180,9 @@ pub struct CallRecord {
     pub domain: String,
     pub to_phone: String,
     pub caller_id: String,
+    /// The rule that chose `caller_id` ([`super::callerid::Chosen::rule`];
+    /// `None` in records of versions that did not say).
+    pub caller_id_rule: Option<&'static str>,
     pub routing_mode: &'static str,
     /// The trunk reported in the 202 (`None` under `dialplan_default`).
     pub reported_trunk: Option<(i64, String)>,
@@ -322,6 +325,7 @@ impl CallRecord {
             "a_leg_uuid": self.a.uuid.to_string(),
             "b_leg_uuid": self.b.uuid.to_string(),
             "caller_id": self.caller_id,
+            "caller_id_rule": self.caller_id_rule,
             "routing_mode": self.routing_mode,
             "trunk_id": used.map(|t| t.0),
             "trunk_name": used.map(|t| t.1.clone()),

@@ -26,6 +26,10 @@ pub struct Config {
     pub agent_caller_id_number: Option<String>,
     /// Ask the agent's softphone to answer by itself (`sip_auto_answer`).
     pub auto_answer: bool,
+    /// `agent-busy`: `false` (`ring`, the default) rings an agent who is
+    /// already on a call; `true` (`reject`) refuses the click-to-call (409
+    /// `agent_busy`) and dials nobody.
+    pub reject_busy_agent: bool,
     /// What the agent hears while the customer's phone rings (across LCR
     /// failover, until the bridge): a tone (`%(2000,4000,440,480)`,
     /// `$${us-ring}`) or a sound file; `None`: silence.
@@ -46,6 +50,10 @@ pub struct Config {
     pub lcr: Vec<LcrRoute>,
     /// The caller-id number pool (`GET /api/pbx/caller-ids`).
     pub caller_ids: Vec<PoolNumber>,
+    /// How a caller id is chosen when the request names none.
+    pub caller_id_strategy: CallerIdStrategy,
+    /// How long `sticky` remembers the number a customer was called from.
+    pub sticky_ttl: Duration,
     /// The HTTP listener.
     pub http: HttpSettings,
     /// API tokens.
@@ -146,6 +154,32 @@ pub struct PoolNumber {
     /// The trunk this number belongs to, if any.
     pub trunk_id: Option<i64>,
     pub description: Option<String>,
+}
+
+/// How the caller id is chosen when the request has no `caller_id`
+/// (`<caller-ids strategy="…">`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CallerIdStrategy {
+    /// The contract's chain: the extension's outbound caller id, else the extension.
+    Fixed,
+    /// The pool number (of the chosen trunk, when one is known) sharing the
+    /// longest leading digits with the customer's number; none: `Fixed`.
+    LocalPresence,
+    /// The number this customer was last called from (within `sticky-ttl`),
+    /// so a callback reaches the same line; else `LocalPresence`.
+    Sticky,
+}
+
+impl CallerIdStrategy {
+    /// From its config name.
+    pub fn parse(v: &str) -> Option<CallerIdStrategy> {
+        match v {
+            "fixed" => Some(CallerIdStrategy::Fixed),
+            "local-presence" => Some(CallerIdStrategy::LocalPresence),
+            "sticky" => Some(CallerIdStrategy::Sticky),
+            _ => None,
+        }
+    }
 }
 
 /// The HTTP listener's settings.
@@ -333,6 +367,7 @@ impl Default for Config {
             agent_caller_id_name: "Click-to-call".to_string(),
             agent_caller_id_number: None,
             auto_answer: false,
+            reject_busy_agent: false,
             ringback: Some(DEFAULT_RINGBACK.to_string()),
             dialplan_context: "default".to_string(),
             dialplan: "XML".to_string(),
@@ -341,6 +376,8 @@ impl Default for Config {
             trunks: Vec::new(),
             lcr: Vec::new(),
             caller_ids: Vec::new(),
+            caller_id_strategy: CallerIdStrategy::Fixed,
+            sticky_ttl: Duration::from_secs(30 * 24 * 3600),
             http: HttpSettings::default(),
             tokens: Vec::new(),
             webhooks: WebhookSettings::default(),

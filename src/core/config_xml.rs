@@ -10,8 +10,8 @@ use std::time::Duration;
 use roxmltree::{Document, Node};
 
 use super::config::{
-    err, host_name, ApiToken, ClusterSettings, Config, ConfigError, LcrRoute, PoolNumber,
-    StoreSync, Trunk, TrunkTarget,
+    err, host_name, ApiToken, CallerIdStrategy, ClusterSettings, Config, ConfigError, LcrRoute,
+    PoolNumber, StoreSync, Trunk, TrunkTarget,
 };
 
 impl Config {
@@ -28,7 +28,10 @@ impl Config {
                 "tokens" => cfg.tokens = tokens(section)?,
                 "trunks" => cfg.trunks = trunks(section)?,
                 "lcr" => cfg.lcr = lcr(section)?,
-                "caller-ids" => cfg.caller_ids = caller_ids(section)?,
+                "caller-ids" => {
+                    cfg.caller_ids = caller_ids(section)?;
+                    caller_id_strategy(&mut cfg, section)?;
+                }
                 "cluster" => cfg.cluster = Some(cluster(section)?),
                 other => return Err(err(other, "unknown section")),
             }
@@ -85,6 +88,13 @@ fn settings(cfg: &mut Config, section: Node) -> Result<(), ConfigError> {
             "agent-caller-id-name" => cfg.agent_caller_id_name = value.to_string(),
             "agent-caller-id-number" => cfg.agent_caller_id_number = non_empty(value),
             "auto-answer" => cfg.auto_answer = boolean(value, &at)?,
+            "agent-busy" => {
+                cfg.reject_busy_agent = match value {
+                    "ring" => false,
+                    "reject" => true,
+                    _ => return Err(err(at, format!("{value:?} is not ring or reject"))),
+                }
+            }
             "ringback" => cfg.ringback = non_empty(value),
             "dialplan-context" => cfg.dialplan_context = value.to_string(),
             "dialplan" => cfg.dialplan = value.to_string(),
@@ -268,6 +278,26 @@ fn caller_ids(section: Node) -> Result<Vec<PoolNumber>, ConfigError> {
             })
         })
         .collect()
+}
+
+/// `<caller-ids strategy="fixed|local-presence|sticky" sticky-ttl="seconds">`.
+fn caller_id_strategy(cfg: &mut Config, section: Node) -> Result<(), ConfigError> {
+    if let Some(v) = section.attribute("strategy") {
+        cfg.caller_id_strategy = CallerIdStrategy::parse(v).ok_or_else(|| {
+            err(
+                "caller-ids@strategy",
+                format!("unknown strategy {v:?} (fixed, local-presence or sticky)"),
+            )
+        })?;
+    }
+    if let Some(v) = section.attribute("sticky-ttl") {
+        let secs: u64 = number(v, "caller-ids@sticky-ttl")?;
+        if secs == 0 {
+            return Err(err("caller-ids@sticky-ttl", "must be at least 1 second"));
+        }
+        cfg.sticky_ttl = Duration::from_secs(secs);
+    }
+    Ok(())
 }
 
 fn children<'a>(

@@ -112,6 +112,8 @@ pub mod codes {
     pub const MALFORMED_JSON: &str = "malformed_json";
     pub const EXTENSION_NOT_FOUND: &str = "extension_not_found";
     pub const EXTENSION_INACTIVE: &str = "extension_inactive";
+    /// 409: `agent-busy reject` and the agent is already on a call.
+    pub const AGENT_BUSY: &str = "agent_busy";
     pub const TRUNK_NOT_FOUND: &str = "trunk_not_found";
     pub const TRUNK_INACTIVE: &str = "trunk_inactive";
     pub const CALL_NOT_FOUND: &str = "call_not_found";

@@ -30,6 +30,15 @@ const OUTCOMES: &[&str] = &[
     "bridge_failed",
 ];
 
+/// Every rule that may choose a caller id ([`crate::core::callerid`]).
+const CALLER_ID_RULES: &[&str] = &[
+    "request",
+    "outbound_caller_id",
+    "extension",
+    "local_presence",
+    "sticky",
+];
+
 const STATES: &[CallState] = &[
     CallState::Queued,
     CallState::AgentRinging,
@@ -136,6 +145,7 @@ struct SnapshotOut<'a> {
     domain: &'a str,
     to_phone: &'a str,
     caller_id: &'a str,
+    caller_id_rule: Option<&'static str>,
     routing_mode: &'static str,
     reported_trunk: TrunkOut<'a>,
     headers: &'a [(String, String)],
@@ -236,6 +246,7 @@ impl CallRecord {
             domain: &self.domain,
             to_phone: &self.to_phone,
             caller_id: &self.caller_id,
+            caller_id_rule: self.caller_id_rule,
             routing_mode: self.routing_mode,
             reported_trunk: trunk_out(&self.reported_trunk),
             headers: &self.headers,
@@ -303,6 +314,10 @@ impl CallRecord {
             domain: text("domain")?,
             to_phone: text("to_phone")?,
             caller_id: text("caller_id")?,
+            caller_id_rule: match &v["caller_id_rule"] {
+                Value::Null => None,
+                r => Some(known(CALLER_ID_RULES, r, "caller_id_rule")?),
+            },
             routing_mode: known(
                 &["direct_gateway", "dialplan_default"],
                 &v["routing_mode"],
@@ -374,6 +389,7 @@ mod tests {
             domain: "example.com".into(),
             to_phone: "+0987654321".into(),
             caller_id: "0900000020".into(),
+            caller_id_rule: Some("local_presence"),
             routing_mode: "direct_gateway",
             reported_trunk: Some((4, "POC".into())),
             headers: vec![("CRM-Lead-Id".into(), "a,b}c'd \"q\" ü".into())],

@@ -406,6 +406,12 @@ impl Switch for FsSwitch {
         })
     }
 
+    fn extension_in_use(&self, domain: &str, id: &str) -> bool {
+        let p = c_string(&format!("{id}@{domain}"));
+        // SAFETY: NUL-terminated string alive for the call; the shim only reads it.
+        unsafe { sys::zc2c_presence_in_use(p.as_ptr()) > 0 }
+    }
+
     fn max_sessions(&self) -> Option<u32> {
         // SAFETY: no arguments; reads the switch's session limit.
         let n = unsafe { sys::zc2c_max_sessions() };

@@ -202,6 +202,11 @@ unsafe extern "C" {
     pub fn zc2c_max_sessions() -> u32;
 }
 unsafe extern "C" {
+    pub fn zc2c_presence_in_use(
+        presence_id: *const ::std::os::raw::c_char,
+    ) -> ::std::os::raw::c_int;
+}
+unsafe extern "C" {
     pub fn zc2c_channel_var(
         uuid: *const ::std::os::raw::c_char,
         name: *const ::std::os::raw::c_char,

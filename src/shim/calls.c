@@ -104,6 +104,26 @@ int zc2c_uuid_exists(const char *uuid)
 	return uuid && switch_ivr_uuid_exists(uuid) ? 1 : 0;
 }
 
+int zc2c_presence_in_use(const char *presence_id)
+{
+	switch_console_callback_match_t *found;
+	switch_console_callback_match_node_t *m;
+	int n = 0;
+
+	if (zstr(presence_id)) {
+		return 0;
+	}
+	/* The session hash in memory (not the core db, which lags). */
+	found = switch_core_session_findall_matching_var("presence_id", presence_id);
+	if (found) {
+		for (m = found->head; m; m = m->next) {
+			n++;
+		}
+		switch_console_free_matches(&found);
+	}
+	return n;
+}
+
 uint32_t zc2c_max_sessions(void)
 {
 	/* 0 asks for the limit without changing it. */

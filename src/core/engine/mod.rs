@@ -71,6 +71,8 @@ struct Registry {
     reserved: usize,
     by_leg: HashMap<Uuid, Uuid>,
     runners: Vec<JoinHandle<()>>,
+    /// Agents (`ext@domain`) whose call is being accepted (`agent-busy reject`).
+    placing: std::collections::HashSet<String>,
 }
 
 /// The click-to-call engine. One per module load (or sandbox).

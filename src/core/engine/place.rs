@@ -9,11 +9,14 @@ use uuid::Uuid;
 
 use super::{lock, Accepted, CallCell, Engine};
 use crate::core::call::{CallRecord, CallState, Leg};
+use crate::core::callerid::{self, Chosen};
+use crate::core::config::{CallerIdStrategy, Config};
 use crate::core::errors::{codes, ApiError};
 use crate::core::journal;
 use crate::core::request::ClickToCallRequest;
-use crate::core::routing;
+use crate::core::routing::{self, RoutePlan};
 use crate::core::store::Write;
+use crate::switch::Extension;
 
 impl Engine {
     /// Validates, resolves and starts a call; returns at once with its UUIDs.
@@ -100,8 +103,13 @@ impl Engine {
                 format!("extension {} is inactive", req.from_extension),
             ));
         }
+        // An agent on any call of the switch (ours are checked again below,
+        // under the registry's lock, against requests racing this one).
+        if config.reject_busy_agent && self.switch.extension_in_use(&domain, &req.from_extension) {
+            return Err(agent_busy(&req.from_extension));
+        }
         let plan = routing::plan(&config, req)?;
-        let caller_id = crate::core::callerid::resolve(req, &ext);
+        let chosen = self.caller_id(&config, req, &ext, &plan);
         let now = SystemTime::now();
         let record = CallRecord {
             call_uuid,
@@ -109,7 +117,8 @@ impl Engine {
             from_extension: req.from_extension.clone(),
             domain,
             to_phone: req.to_phone.clone(),
-            caller_id,
+            caller_id: chosen.number,
+            caller_id_rule: Some(chosen.rule),
             routing_mode: plan.mode,
             reported_trunk: plan.reported_trunk().cloned(),
             headers: req.headers.clone(),
@@ -145,28 +154,48 @@ impl Engine {
         };
         let (call_uuid, a, b) = (record.call_uuid, record.a.uuid, record.b.uuid);
         let limit = self.max_concurrent_calls(&config);
+        let agent = format!("{}@{}", record.from_extension, record.domain);
         {
             let mut reg = lock(&self.registry);
             reg.runners.retain(|h| !h.is_finished());
             self.check_capacity(reg.active.len() + reg.reserved, limit)?;
+            if config.reject_busy_agent {
+                let ours = reg.active.values().any(|c| {
+                    let c = lock(c);
+                    c.a.ended_at.is_none()
+                        && c.from_extension == record.from_extension
+                        && c.domain == record.domain
+                });
+                if ours || !reg.placing.insert(agent.clone()) {
+                    return Err(agent_busy(&record.from_extension));
+                }
+            }
             reg.reserved += 1;
         }
         // The accepted call is in the journal before its 202 leaves, in one
         // commit with what the caller promises with it (its Idempotency-Key's
         // answer); outside the registry's lock, so leg events go on meanwhile.
-        let committed = self
-            .commit_call(&record, false, durable(&accepted))
-            .map_err(|e| {
-                ApiError::new(
-                    503,
-                    codes::STORE_UNAVAILABLE,
-                    format!("the call could not be recorded durably: {e}"),
-                )
+        let mut writes = durable(&accepted);
+        if config.caller_id_strategy == CallerIdStrategy::Sticky && req.caller_id.is_none() {
+            // The number used is the one this customer's callback should reach.
+            writes.push(Write::StickyPut {
+                to_phone: record.to_phone.clone(),
+                number: record.caller_id.clone(),
+                expires: now + config.sticky_ttl,
             });
+        }
+        let committed = self.commit_call(&record, false, writes).map_err(|e| {
+            ApiError::new(
+                503,
+                codes::STORE_UNAVAILABLE,
+                format!("the call could not be recorded durably: {e}"),
+            )
+        });
         let cell: CallCell = Arc::new(Mutex::new(record));
         {
             let mut reg = lock(&self.registry);
             reg.reserved -= 1;
+            reg.placing.remove(&agent);
             committed?;
             if let Err(e) = self.check_capacity(reg.active.len(), limit) {
                 drop(reg);
@@ -197,4 +226,38 @@ impl Engine {
         }
         Ok(accepted)
     }
+
+    /// The caller id of a call about to be placed, by `<caller-ids strategy>`
+    /// ([`crate::core::callerid::choose`]); `sticky` asks the store which number
+    /// the customer was last called from (a store that cannot answer: as if
+    /// it remembered none).
+    fn caller_id(
+        &self,
+        config: &Config,
+        req: &ClickToCallRequest,
+        ext: &Extension,
+        plan: &RoutePlan,
+    ) -> Chosen {
+        let trunk = plan
+            .candidates
+            .first()
+            .and_then(|c| c.trunk.as_ref())
+            .map(|t| t.0);
+        let sticky = match (&self.store, config.caller_id_strategy) {
+            (Some(store), CallerIdStrategy::Sticky) if req.caller_id.is_none() => {
+                store.sticky_get(&req.to_phone).ok().flatten()
+            }
+            _ => None,
+        };
+        callerid::choose(config, req, ext, trunk, sticky.as_deref())
+    }
+}
+
+/// 409: the agent is already on a call (`agent-busy reject`).
+fn agent_busy(extension: &str) -> ApiError {
+    ApiError::new(
+        409,
+        codes::AGENT_BUSY,
+        format!("extension {extension} is already on a call"),
+    )
 }

@@ -87,6 +87,9 @@ pub trait Store: Send + Sync + 'static {
         key: &str,
     ) -> Result<Option<IdempotencyRecord>, StoreError>;
 
+    /// The caller id `to_phone` was last called from, if not expired.
+    fn sticky_get(&self, to_phone: &str) -> Result<Option<String>, StoreError>;
+
     /// Calls not yet ended (to recover at start).
     fn calls_open(&self) -> Result<Vec<JournalEntry>, StoreError>;
 

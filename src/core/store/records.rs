@@ -51,6 +51,13 @@ pub enum Write {
     CallEnded(Uuid, String, SystemTime),
     /// A call is ended (its last snapshot stays as it is).
     CallClosed(Uuid, SystemTime),
+    /// The caller id a customer's number was called from, remembered until
+    /// `expires` (`<caller-ids strategy="sticky">`).
+    StickyPut {
+        to_phone: String,
+        number: String,
+        expires: SystemTime,
+    },
 }
 
 /// Counts and bytes of what waits in the spool.

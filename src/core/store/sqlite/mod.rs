@@ -173,6 +173,10 @@ impl Store for SqliteStore {
         self.read(|c| reads::idempotency_get(c, token, key))
     }
 
+    fn sticky_get(&self, to_phone: &str) -> Result<Option<String>, StoreError> {
+        self.read(|c| reads::sticky_get(c, to_phone))
+    }
+
     fn calls_open(&self) -> Result<Vec<JournalEntry>, StoreError> {
         self.read(reads::calls_open)
     }

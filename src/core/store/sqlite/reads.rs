@@ -82,6 +82,13 @@ pub(super) fn idempotency_get(
     .optional()
 }
 
+pub(super) fn sticky_get(c: &Connection, to_phone: &str) -> rusqlite::Result<Option<String>> {
+    let now = unix_ms(SystemTime::now()) as i64;
+    c.prepare_cached("SELECT number FROM sticky WHERE to_phone = ?1 AND expires_ms > ?2")?
+        .query_row(params![to_phone, now], |r| r.get(0))
+        .optional()
+}
+
 pub(super) fn calls_open(c: &Connection) -> rusqlite::Result<Vec<JournalEntry>> {
     let mut st =
         c.prepare("SELECT call_uuid, snapshot, ended_ms FROM calls WHERE ended_ms IS NULL")?;

@@ -43,6 +43,11 @@ CREATE TABLE IF NOT EXISTS idempotency (
     PRIMARY KEY (token, key)
 ) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS idempotency_expires ON idempotency (expires_ms);
+CREATE TABLE IF NOT EXISTS sticky (
+    to_phone TEXT PRIMARY KEY,
+    number TEXT NOT NULL,
+    expires_ms INTEGER NOT NULL
+) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS calls (
     call_uuid TEXT PRIMARY KEY,
     snapshot TEXT NOT NULL,

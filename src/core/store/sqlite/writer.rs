@@ -329,6 +329,16 @@ fn apply(c: &Connection, w: &Write) -> rusqlite::Result<()> {
             )?
             .execute(params![uuid.to_string(), snapshot, unix_ms(*at) as i64])?;
         }
+        Write::StickyPut {
+            to_phone,
+            number,
+            expires,
+        } => {
+            c.prepare_cached(
+                "INSERT OR REPLACE INTO sticky (to_phone, number, expires_ms) VALUES (?1, ?2, ?3)",
+            )?
+            .execute(params![to_phone, number, unix_ms(*expires) as i64])?;
+        }
         Write::CallClosed(uuid, at) => {
             c.prepare_cached("UPDATE calls SET ended_ms = ?2 WHERE call_uuid = ?1")?
                 .execute(params![uuid.to_string(), unix_ms(*at) as i64])?;
@@ -341,6 +351,7 @@ fn housekeeping(c: &Connection, options: &SqliteOptions) -> rusqlite::Result<()>
     let now = unix_ms(SystemTime::now()) as i64;
     let keep_from = now - options.call_retention.as_millis() as i64;
     c.execute("DELETE FROM idempotency WHERE expires_ms <= ?1", [now])?;
+    c.execute("DELETE FROM sticky WHERE expires_ms <= ?1", [now])?;
     c.execute(
         "DELETE FROM calls WHERE ended_ms IS NOT NULL AND ended_ms < ?1",
         [keep_from],
