@@ -6,6 +6,7 @@
 //! without a FreeSWITCH (`FREESWITCH_BIN`).
 
 mod e2e_common;
+mod scratch;
 
 use std::time::Duration;
 
