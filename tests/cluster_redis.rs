@@ -463,7 +463,8 @@ fn a_call_placed_from_fs_cli_is_found_from_any_node() {
     let mut config = Config::from_xml(include_str!("../conf/autoload_configs/zorio_c2c.conf.xml"))
         .expect("sample config");
     config.http.listen = "127.0.0.1:0".parse().unwrap();
-    config.webhooks.spool_dir = data_dir("switch");
+    let data = scratch::Scratch::new("c2c-cluster-switch");
+    config.webhooks.spool_dir = data.path().to_path_buf();
     config.cluster = Some(ClusterSettings::new(
         &redis.url(),
         "switch",
