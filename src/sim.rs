@@ -117,8 +117,9 @@ struct World {
     ended: VecDeque<Uuid>,
     bridges: HashMap<Uuid, Uuid>,
     actions: VecDeque<SimAction>,
-    /// (when, leg, cause): scheduled hangups by the far end.
-    timers: Vec<(Instant, Uuid, String)>,
+    /// (when, leg, cause, by_peer): scheduled hangups, by the far end
+    /// (`true`) or by the switch (`false`: a time limit).
+    timers: Vec<(Instant, Uuid, String, bool)>,
     /// (when, leg, party, destination): a transferred leg's new party answers.
     connects: Vec<(Instant, Uuid, Uuid, String)>,
     /// Where each transferred leg was sent.
@@ -405,9 +406,9 @@ impl Shared {
             }
             let now = Instant::now();
             if let Some(i) = w.timers.iter().position(|t| t.0 <= now) {
-                let (_, leg, cause) = w.timers.swap_remove(i);
+                let (_, leg, cause, by_peer) = w.timers.swap_remove(i);
                 drop(w);
-                self.end_leg(leg, &cause, true);
+                self.end_leg(leg, &cause, by_peer);
                 w = lock(&self.world);
                 continue;
             }
@@ -513,6 +514,7 @@ impl Switch for SimSwitch {
                 Instant::now() + o.talk_time,
                 leg.leg_uuid,
                 "NORMAL_CLEARING".into(),
+                true,
             ));
             drop(w);
             self.shared.changed.notify_all();
@@ -535,6 +537,18 @@ impl Switch for SimSwitch {
     fn hangup(&self, leg_uuid: Uuid, cause: &str) {
         lock(&self.shared.world).act(SimAction::Hangup(leg_uuid, cause.to_string()));
         self.shared.end_leg(leg_uuid, cause, false);
+    }
+
+    fn schedule_hangup(&self, leg: Uuid, after_secs: u32, cause: &str) -> Result<(), SwitchError> {
+        let mut w = lock(&self.shared.world);
+        if w.legs.get(&leg).map(|l| l.0) != Some(LegState::Answered) {
+            return Err(SwitchError(format!("no channel {leg}")));
+        }
+        let at = Instant::now() + Duration::from_secs(u64::from(after_secs));
+        w.timers.push((at, leg, cause.to_string(), false));
+        drop(w);
+        self.shared.changed.notify_all();
+        Ok(())
     }
 
     fn transferred(&self, leg: Uuid, _from: Uuid) -> Option<String> {

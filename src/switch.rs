@@ -171,6 +171,18 @@ pub trait Switch: Send + Sync + 'static {
     fn follow(&self, _leg: Uuid, _call_uuid: Uuid) -> bool {
         false
     }
+    /// Asks the switch to hang `leg` up with `cause` no sooner than
+    /// `after_secs` seconds from now (FreeSWITCH's `sched_hangup`), on its
+    /// own clock: it holds even when nothing of ours runs any more (the
+    /// module unloaded). Whole seconds: the engine's clock is the precise one.
+    fn schedule_hangup(
+        &self,
+        _leg: Uuid,
+        _after_secs: u32,
+        _cause: &str,
+    ) -> Result<(), SwitchError> {
+        Err(SwitchError("this switch cannot schedule a hangup".into()))
+    }
     /// How many channels the switch carries at most, when it says.
     fn max_sessions(&self) -> Option<u32> {
         None

@@ -212,3 +212,22 @@ fn the_cluster_section_is_optional_and_parsed_whole() {
         assert_eq!(error_at(&with("cluster", &body)), at, "{body}");
     }
 }
+
+#[test]
+fn max_call_duration_is_seconds_with_zero_for_none() {
+    let c = Config::from_xml(SAMPLE).unwrap();
+    assert_eq!(c.max_call_duration, None, "the sample sets 0: no limit");
+    let c = Config::from_xml(&with(
+        "settings",
+        r#"<param name="max-call-duration" value="3600"/>"#,
+    ))
+    .unwrap();
+    assert_eq!(c.max_call_duration, Some(3600));
+    for bad in ["-1", "86401", "1.5", "soon"] {
+        let xml = with(
+            "settings",
+            &format!(r#"<param name="max-call-duration" value="{bad}"/>"#),
+        );
+        assert_eq!(error_at(&xml), "settings/param[max-call-duration]", "{bad}");
+    }
+}

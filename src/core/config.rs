@@ -37,6 +37,9 @@ pub struct Config {
     /// Calls in flight at once; further requests are refused with 503.
     /// `None`: half the switch's `max-sessions` (two channels a call).
     pub max_concurrent_calls: Option<usize>,
+    /// Default time limit of a call from its bridge (`max-call-duration`,
+    /// seconds); a request's `time_limit` wins. `None` (0): no limit.
+    pub max_call_duration: Option<u32>,
     /// How long an ended call stays readable (`GET /api/pbx/calls/{uuid}`),
     /// in the durable store (not in memory).
     pub ended_call_retention: Duration,
@@ -332,6 +335,7 @@ impl Default for Config {
             dialplan_context: "default".to_string(),
             dialplan: "XML".to_string(),
             max_concurrent_calls: None,
+            max_call_duration: None,
             ended_call_retention: Duration::from_secs(7 * 24 * 3600),
             trunks: Vec::new(),
             lcr: Vec::new(),

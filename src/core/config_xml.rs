@@ -88,6 +88,13 @@ fn settings(cfg: &mut Config, section: Node) -> Result<(), ConfigError> {
             "ringback" => cfg.ringback = non_empty(value),
             "dialplan-context" => cfg.dialplan_context = value.to_string(),
             "dialplan" => cfg.dialplan = value.to_string(),
+            "max-call-duration" => {
+                let n: u32 = number(value, &at)?;
+                if n > crate::core::request::MAX_TIME_LIMIT {
+                    return Err(err(at, "must be 0 (no limit) to 86400 seconds"));
+                }
+                cfg.max_call_duration = (n > 0).then_some(n);
+            }
             "ended-call-retention" => cfg.ended_call_retention = secs(value, &at)?,
             "max-concurrent-calls" => {
                 cfg.max_concurrent_calls = match value.trim() {

@@ -28,6 +28,7 @@ const OUTCOMES: &[&str] = &[
     "customer_no_answer",
     "customer_failed",
     "bridge_failed",
+    crate::core::call::OUTCOME_TIME_LIMIT,
 ];
 
 const STATES: &[CallState] = &[
@@ -156,6 +157,8 @@ struct SnapshotOut<'a> {
     transfer_to: &'a Option<String>,
     parties: Vec<PartyOut<'a>>,
     first_end: Option<&'static str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    time_limit: Option<u32>,
 }
 
 fn uuid_of(v: &Value, what: &str) -> Result<Uuid, String> {
@@ -274,6 +277,7 @@ impl CallRecord {
                 })
                 .collect(),
             first_end: self.first_end.map(HangupBy::as_str),
+            time_limit: self.time_limit,
         };
         // Strings, numbers and bools only: serializing cannot fail.
         serde_json::to_string(&out).unwrap_or_default()
@@ -345,6 +349,7 @@ impl CallRecord {
                 None => Vec::new(),
             },
             first_end: by_of(&v["first_end"])?,
+            time_limit: v["time_limit"].as_u64().and_then(|t| u32::try_from(t).ok()),
         })
     }
 }
@@ -409,6 +414,7 @@ mod tests {
                 moved_leg: "B",
             }],
             first_end: Some(HangupBy::Agent),
+            time_limit: Some(30),
         }
     }
 

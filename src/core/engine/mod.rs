@@ -5,9 +5,11 @@
 //! [`registry`]), [`runner`] rings the agent then dials the customer,
 //! [`legs`] turns the switch's reports into state transitions, [`report`]
 //! emits the events and the CDR and commits them with the call's journal
-//! record; [`recovery`] takes calls back when an engine starts.
+//! record; [`limits`] ends calls at their time limit; [`recovery`] takes
+//! calls back when an engine starts.
 
 mod legs;
+mod limits;
 mod place;
 mod recovery;
 mod registry;
@@ -91,6 +93,8 @@ pub struct Engine {
     pub stats: EngineStats,
     /// Where a call's acceptance and events are committed.
     store: Option<Arc<dyn Store>>,
+    /// (deadline, call): the time limits of bridged calls ([`limits`]).
+    limits: Mutex<Vec<(SystemTime, Uuid)>>,
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -148,6 +152,7 @@ impl Engine {
             dispatcher: Mutex::new(None),
             stats: EngineStats::default(),
             store,
+            limits: Mutex::default(),
         });
         engine.recover();
         let weak = Arc::downgrade(&engine);
@@ -163,6 +168,10 @@ impl Engine {
                         },
                         Err(RecvTimeoutError::Timeout) => {}
                         Err(RecvTimeoutError::Disconnected) => return,
+                    }
+                    match weak.upgrade() {
+                        Some(e) => e.fire_due_limits(),
+                        None => return,
                     }
                 }
             })

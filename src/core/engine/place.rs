@@ -130,6 +130,7 @@ impl Engine {
             transfer_to: None,
             parties: Vec::new(),
             first_end: None,
+            time_limit: req.time_limit.or(config.max_call_duration),
         };
         let accepted = Accepted {
             call_uuid: record.call_uuid.to_string(),

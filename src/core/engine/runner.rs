@@ -205,6 +205,10 @@ impl Engine {
                         "b_leg_uuid": c.b.uuid.to_string(),
                     });
                     self.emit(&mut c, events::BRIDGED, None, extra);
+                    // The switch is asked for its backstop outside the call's lock.
+                    let bridged = c.clone();
+                    drop(c);
+                    self.arm_limit(&bridged, true);
                 }
             }
             Err(e) => {
