@@ -124,6 +124,8 @@ struct World {
     connects: Vec<(Instant, Uuid, Uuid, String)>,
     /// Where each transferred leg was sent.
     transferred: HashMap<Uuid, String>,
+    /// Legs being recorded: (file, since).
+    recordings: HashMap<Uuid, (std::path::PathBuf, Instant)>,
     /// The last hangup time handed out (µs), so that every hangup is later.
     last_hangup_us: u64,
     stop: bool,
@@ -312,8 +314,13 @@ impl Shared {
             w.bridges.remove(&p);
         }
         let at_us = w.hangup_time();
+        let recording = w.recordings.remove(&leg);
         drop(w);
         self.changed.notify_all();
+        if let Some((path, since)) = recording {
+            // As the switch does, the file is closed before the leg's end is reported.
+            let _ = write_recording(&path, since.elapsed());
+        }
         let failure = Failure {
             cause: cause.to_string(),
             sip_code: None,
@@ -436,6 +443,16 @@ impl Shared {
     }
 }
 
+/// The simulated parties' voices: the customer a 1000 Hz tone (left), the
+/// agent a 400 Hz tone (right), as a real switch's stereo recording of the
+/// customer's leg places them.
+pub const RECORDING_TONES_HZ: [f64; 2] = [1000.0, 400.0];
+
+/// A simulated recording: `length` of 8 kHz 16-bit stereo WAV.
+fn write_recording(path: &std::path::Path, length: Duration) -> std::io::Result<()> {
+    crate::core::wav::write_tones(path, 8000, &RECORDING_TONES_HZ, length.as_millis() as u64)
+}
+
 impl Switch for SimSwitch {
     fn default_domain(&self) -> String {
         lock(&self.shared.options).domain.clone()
@@ -548,6 +565,22 @@ impl Switch for SimSwitch {
         w.timers.push((at, leg, cause.to_string(), false));
         drop(w);
         self.shared.changed.notify_all();
+        Ok(())
+    }
+
+    fn start_recording(&self, leg: Uuid, path: &std::path::Path) -> Result<(), SwitchError> {
+        let mut w = lock(&self.shared.world);
+        if w.legs.get(&leg).map(|l| l.0) != Some(LegState::Answered) {
+            return Err(SwitchError(format!("no channel {leg}")));
+        }
+        // The file exists from the start, as the switch's does.
+        if let Some(dir) = path.parent() {
+            let _ = std::fs::create_dir_all(dir);
+        }
+        write_recording(path, Duration::ZERO)
+            .map_err(|e| SwitchError(format!("cannot write {}: {e}", path.display())))?;
+        w.recordings
+            .insert(leg, (path.to_path_buf(), Instant::now()));
         Ok(())
     }
 

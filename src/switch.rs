@@ -183,6 +183,13 @@ pub trait Switch: Send + Sync + 'static {
     ) -> Result<(), SwitchError> {
         Err(SwitchError("this switch cannot schedule a hangup".into()))
     }
+    /// Starts recording `leg` (the customer's, answered) into `path` until
+    /// it ends, in two channels: what the leg reads (its party) and what it
+    /// writes (whoever it is bridged to). The switch does the media work; the
+    /// file is closed when the leg's end is reported.
+    fn start_recording(&self, _leg: Uuid, _path: &std::path::Path) -> Result<(), SwitchError> {
+        Err(SwitchError("this switch cannot record".into()))
+    }
     /// How many channels the switch carries at most, when it says.
     fn max_sessions(&self) -> Option<u32> {
         None

@@ -231,3 +231,38 @@ fn max_call_duration_is_seconds_with_zero_for_none() {
         assert_eq!(error_at(&xml), "settings/param[max-call-duration]", "{bad}");
     }
 }
+
+#[test]
+fn recording_params_parse_and_bad_values_are_refused() {
+    use mod_zorio_c2c::core::recording::RecordCalls;
+    let c = Config::from_xml(SAMPLE).unwrap();
+    assert_eq!(c.record_calls, RecordCalls::OnRequest);
+    assert_eq!(c.recording_format, "wav");
+    let c = Config::from_xml(&with(
+        "settings",
+        r#"<param name="record-calls" value="always"/><param name="recordings-dir" value="/srv/rec"/><param name="recording-format" value="MP3"/>"#,
+    ))
+    .unwrap();
+    assert_eq!(c.record_calls, RecordCalls::Always);
+    assert_eq!(c.recordings_dir, std::path::PathBuf::from("/srv/rec"));
+    assert_eq!(c.recording_format, "mp3");
+    let never = with("settings", r#"<param name="record-calls" value="never"/>"#);
+    assert_eq!(
+        Config::from_xml(&never).unwrap().record_calls,
+        RecordCalls::Never
+    );
+    assert_eq!(
+        error_at(&with(
+            "settings",
+            r#"<param name="record-calls" value="sometimes"/>"#
+        )),
+        "settings/param[record-calls]"
+    );
+    assert_eq!(
+        error_at(&with(
+            "settings",
+            r#"<param name="recording-format" value="../x"/>"#
+        )),
+        "settings/param[recording-format]"
+    );
+}

@@ -221,6 +221,10 @@ pub struct CallRecord {
     /// Most seconds the call may last from its bridge (the request's
     /// `time_limit`, else `max-call-duration`); `None`: no limit.
     pub time_limit: Option<u32>,
+    /// The call is to be recorded from the customer's answer.
+    pub record: bool,
+    /// Its recording, once the switch was asked for one.
+    pub recording: Option<crate::core::recording::Recording>,
 }
 
 impl CallRecord {
@@ -356,6 +360,7 @@ impl CallRecord {
             "headers": self.headers_json(),
             "recovered": self.recovered,
             "time_limit": self.time_limit,
+            "recording": self.recording.as_ref().map(|r| r.to_json(self.call_uuid)),
         });
         if let Value::Object(e) = extra {
             m.extend(e);

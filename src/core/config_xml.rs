@@ -9,6 +9,8 @@ use std::time::Duration;
 
 use roxmltree::{Document, Node};
 
+use super::recording::RecordCalls;
+
 use super::config::{
     err, host_name, ApiToken, ClusterSettings, Config, ConfigError, LcrRoute, PoolNumber,
     StoreSync, Trunk, TrunkTarget,
@@ -94,6 +96,21 @@ fn settings(cfg: &mut Config, section: Node) -> Result<(), ConfigError> {
                     return Err(err(at, "must be 0 (no limit) to 86400 seconds"));
                 }
                 cfg.max_call_duration = (n > 0).then_some(n);
+            }
+            "record-calls" => {
+                cfg.record_calls = RecordCalls::parse(value)
+                    .ok_or_else(|| err(&at, "must be never, on-request or always"))?;
+            }
+            "recordings-dir" => cfg.recordings_dir = PathBuf::from(value.trim()),
+            "recording-format" => {
+                let f = value.trim().to_ascii_lowercase();
+                if f.is_empty() || f.len() > 10 || !f.chars().all(|c| c.is_ascii_alphanumeric()) {
+                    return Err(err(
+                        at,
+                        "must be a file extension FreeSWITCH writes, e.g. wav",
+                    ));
+                }
+                cfg.recording_format = f;
             }
             "ended-call-retention" => cfg.ended_call_retention = secs(value, &at)?,
             "max-concurrent-calls" => {

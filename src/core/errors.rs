@@ -114,6 +114,10 @@ pub mod codes {
     pub const EXTENSION_INACTIVE: &str = "extension_inactive";
     pub const TRUNK_NOT_FOUND: &str = "trunk_not_found";
     pub const TRUNK_INACTIVE: &str = "trunk_inactive";
+    /// `record: true` while `record-calls` is `never`.
+    pub const RECORDING_DISABLED: &str = "recording_disabled";
+    /// The call has no recording (never recorded, failed, or erased).
+    pub const RECORDING_NOT_FOUND: &str = "recording_not_found";
     pub const CALL_NOT_FOUND: &str = "call_not_found";
     pub const CAPACITY_EXCEEDED: &str = "capacity_exceeded";
     pub const SWITCH_UNAVAILABLE: &str = "switch_unavailable";

@@ -18,6 +18,8 @@ pub struct ClickToCallRequest {
     pub headers: Vec<(String, String)>,
     /// Most seconds the call may last from the bridge (1 to [`MAX_TIME_LIMIT`]).
     pub time_limit: Option<u32>,
+    /// Record the call (`record-calls` `on-request`); `None`: not asked.
+    pub record: Option<bool>,
 }
 
 /// Longest `time_limit` a request may ask for (a day), in seconds.
@@ -128,6 +130,14 @@ impl ClickToCallRequest {
         }
         let headers = headers_field(obj, &mut errors);
         let time_limit = time_limit_field(obj, &mut errors);
+        let record = match obj.get("record") {
+            None | Some(Value::Null) => None,
+            Some(Value::Bool(b)) => Some(*b),
+            Some(_) => {
+                errors.push(field("record", "invalid_type", "must be a boolean"));
+                None
+            }
+        };
         if !errors.is_empty() {
             return Err(ApiError::validation(errors));
         }
@@ -139,6 +149,7 @@ impl ClickToCallRequest {
             trunk_name,
             headers,
             time_limit,
+            record,
         })
     }
 }
@@ -417,6 +428,32 @@ mod tests {
         // Reported with every other invalid field.
         let got = codes(json!({"from_extension": "x", "to_phone": "0987654321", "time_limit": 0}));
         assert_eq!(got.len(), 2);
+    }
+
+    #[test]
+    fn record_is_a_boolean() {
+        let base =
+            |r: Value| json!({"from_extension": "1001", "to_phone": "0987654321", "record": r});
+        let ok = |r: Value| ClickToCallRequest::from_value(&base(r)).unwrap().record;
+        assert_eq!(ok(json!(true)), Some(true));
+        assert_eq!(ok(json!(false)), Some(false));
+        assert_eq!(ok(Value::Null), None);
+        for bad in [json!("true"), json!(1), json!({})] {
+            assert_eq!(
+                codes(base(bad.clone())),
+                vec![("record".into(), "invalid_type")],
+                "{bad}"
+            );
+        }
+        let got = codes(json!({"from_extension": "1001", "to_phone": "0987654321",
+            "record": "yes", "time_limit": 0}));
+        assert_eq!(
+            got,
+            vec![
+                ("time_limit".into(), "out_of_range"),
+                ("record".into(), "invalid_type")
+            ]
+        );
     }
 
     #[test]

@@ -440,6 +440,22 @@ impl Switch for FsSwitch {
         r
     }
 
+    fn start_recording(&self, leg: Uuid, path: &std::path::Path) -> Result<(), SwitchError> {
+        let p = path.to_string_lossy();
+        // Checked at load (recordings-dir); a path with a blank would split.
+        if p.chars().any(char::is_whitespace) {
+            return Err(SwitchError(format!("recording path {p} holds whitespace")));
+        }
+        // record_session reads RECORD_STEREO when it starts: read (the
+        // customer) left, write (the agent, or a transfer's party) right.
+        let r = api_ok("uuid_setvar", &format!("{leg} RECORD_STEREO true"))
+            .and_then(|()| api_ok("uuid_record", &format!("{leg} start {p}")));
+        if let Err(e) = &r {
+            log::log(Level::Warning, Some(&leg.to_string()), &e.0);
+        }
+        r
+    }
+
     fn max_sessions(&self) -> Option<u32> {
         // SAFETY: no arguments; reads the switch's session limit.
         let n = unsafe { sys::zc2c_max_sessions() };

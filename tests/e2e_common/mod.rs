@@ -166,6 +166,7 @@ pub fn freeswitch_xml_with(p: Ports, webhooks: &str, extra: &str) -> String {
         <load module="mod_commands"/>
         <load module="mod_dptools"/>
         <load module="mod_dialplan_xml"/>
+        <load module="mod_sndfile"/>
         <load module="mod_xml_rpc"/>
         <load module="mod_zorio_c2c"/>
       </modules>

@@ -9,8 +9,9 @@ use uuid::Uuid;
 
 use super::{lock, Accepted, CallCell, Engine};
 use crate::core::call::{CallRecord, CallState, Leg};
-use crate::core::errors::{codes, ApiError};
+use crate::core::errors::{codes, ApiError, FieldError};
 use crate::core::journal;
+use crate::core::recording::RecordCalls;
 use crate::core::request::ClickToCallRequest;
 use crate::core::routing;
 use crate::core::store::Write;
@@ -100,6 +101,18 @@ impl Engine {
                 format!("extension {} is inactive", req.from_extension),
             ));
         }
+        if req.record == Some(true) && config.record_calls == RecordCalls::Never {
+            return Err(ApiError {
+                status: 422,
+                code: codes::RECORDING_DISABLED,
+                message: "this switch records no calls (record-calls is never)".into(),
+                fields: vec![FieldError {
+                    field: "record".into(),
+                    code: codes::RECORDING_DISABLED,
+                    message: "recording is disabled on this switch".into(),
+                }],
+            });
+        }
         let plan = routing::plan(&config, req)?;
         let caller_id = crate::core::callerid::resolve(req, &ext);
         let now = SystemTime::now();
@@ -131,6 +144,8 @@ impl Engine {
             parties: Vec::new(),
             first_end: None,
             time_limit: req.time_limit.or(config.max_call_duration),
+            record: config.record_calls.records(req.record),
+            recording: None,
         };
         let accepted = Accepted {
             call_uuid: record.call_uuid.to_string(),

@@ -123,6 +123,10 @@ impl Engine {
             return;
         }
         c.state = CallState::Ended;
+        // Every leg is gone: the switch closed the file.
+        if let Some(r) = c.recording.as_mut() {
+            r.finish();
+        }
         if c.outcome.is_none() && c.cancel.is_none() && c.hit_time_limit() {
             c.outcome = Some(OUTCOME_TIME_LIMIT);
             c.hangup_by = Some(HangupBy::System);
