@@ -266,3 +266,24 @@ fn recording_params_parse_and_bad_values_are_refused() {
         "settings/param[recording-format]"
     );
 }
+
+#[test]
+fn recording_retention_is_days_with_zero_for_keep() {
+    assert_eq!(Config::from_xml(SAMPLE).unwrap().recording_retention, None);
+    let c = Config::from_xml(&with(
+        "settings",
+        r#"<param name="recording-retention" value="30"/>"#,
+    ))
+    .unwrap();
+    assert_eq!(
+        c.recording_retention,
+        Some(Duration::from_secs(30 * 86_400))
+    );
+    assert_eq!(
+        error_at(&with(
+            "settings",
+            r#"<param name="recording-retention" value="-2"/>"#
+        )),
+        "settings/param[recording-retention]"
+    );
+}

@@ -79,6 +79,33 @@ fn goertzel(x: &[f64], rate: u32, hz: f64) -> f64 {
     s1 * s1 + s2 * s2 - c * s1 * s2
 }
 
+/// `GET path` on the module's listener with the e2e token: the head
+/// (lower-cased) and the body's bytes.
+fn get_bytes(port: u16, path: &str, headers: &[(&str, &str)]) -> (String, Vec<u8>) {
+    use std::io::{Read, Write};
+    let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    let mut req = format!(
+        "GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer e2e-token-0123456789\r\nConnection: close\r\n"
+    );
+    for (n, v) in headers {
+        req.push_str(&format!("{n}: {v}\r\n"));
+    }
+    req.push_str("\r\n");
+    s.write_all(req.as_bytes()).unwrap();
+    let mut out = Vec::new();
+    let _ = s.read_to_end(&mut out);
+    let end = out
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .expect("a head");
+    let head = String::from_utf8_lossy(&out[..end]).to_ascii_lowercase();
+    (
+        head.replacen("http/1.1", "HTTP/1.1", 1),
+        out[end + 4..].to_vec(),
+    )
+}
+
 #[test]
 fn a_recorded_call_has_each_party_on_its_own_channel() {
     let env = match find_env() {
@@ -187,6 +214,23 @@ fn a_recorded_call_has_each_party_on_its_own_channel() {
         );
     }
     step("each party on its own channel, length = billsec, CDR = the file");
+
+    // The module's own listener serves it, a Range exactly.
+    let url = rec["url"].as_str().unwrap();
+    let (head, body) = get_bytes(ports.http, url, &[("Range", "bytes=1000-1999")]);
+    assert!(head.starts_with("HTTP/1.1 206"), "{head}");
+    assert!(
+        head.contains(&format!("content-range: bytes 1000-1999/{}", bytes.len())),
+        "{head}"
+    );
+    assert_eq!(body, bytes[1000..2000], "exactly the bytes asked for");
+    let (head, body) = get_bytes(ports.http, url, &[]);
+    assert!(
+        head.starts_with("HTTP/1.1 200") && head.contains("content-type: audio/wav"),
+        "{head}"
+    );
+    assert_eq!(body, bytes, "the whole file");
+    step("GET …/recording: 206 with exactly the range, 200 with the file");
 
     // A recordings dir that cannot be written: `c2c reload` refuses the
     // config in one sentence and keeps the old one.

@@ -48,6 +48,9 @@ pub struct Config {
     /// The recordings' format, the file extension FreeSWITCH writes
     /// (`recording-format`, `wav`).
     pub recording_format: String,
+    /// Recordings older than this are erased (`recording-retention`, days);
+    /// `None` (0): kept until erased through the API.
+    pub recording_retention: Option<Duration>,
     /// How long an ended call stays readable (`GET /api/pbx/calls/{uuid}`),
     /// in the durable store (not in memory).
     pub ended_call_retention: Duration,
@@ -347,6 +350,7 @@ impl Default for Config {
             record_calls: crate::core::recording::RecordCalls::OnRequest,
             recordings_dir: PathBuf::new(),
             recording_format: "wav".to_string(),
+            recording_retention: None,
             ended_call_retention: Duration::from_secs(7 * 24 * 3600),
             trunks: Vec::new(),
             lcr: Vec::new(),

@@ -112,6 +112,14 @@ fn settings(cfg: &mut Config, section: Node) -> Result<(), ConfigError> {
                 }
                 cfg.recording_format = f;
             }
+            "recording-retention" => {
+                let days: f64 = number(value, &at)?;
+                if !(days.is_finite() && days >= 0.0) {
+                    return Err(err(at, "must be days >= 0 (0: keep)"));
+                }
+                cfg.recording_retention =
+                    (days > 0.0).then(|| Duration::from_secs_f64(days * 86_400.0));
+            }
             "ended-call-retention" => cfg.ended_call_retention = secs(value, &at)?,
             "max-concurrent-calls" => {
                 cfg.max_concurrent_calls = match value.trim() {

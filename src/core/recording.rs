@@ -236,6 +236,34 @@ fn inspect(path: &Path, format: &str) -> io::Result<FileFacts> {
     })
 }
 
+/// Erases the recordings in `dir` (files named `<uuid>.<format>`, nothing
+/// else) last written more than `max_age` ago; returns how many.
+pub fn purge(dir: &Path, format: &str, max_age: std::time::Duration) -> usize {
+    let Ok(entries) = fs::read_dir(dir) else {
+        return 0;
+    };
+    let now = std::time::SystemTime::now();
+    let mut erased = 0;
+    for e in entries.flatten() {
+        let path = e.path();
+        let ours = path.extension().is_some_and(|x| x == format)
+            && path
+                .file_stem()
+                .and_then(|s| s.to_str())
+                .is_some_and(|s| Uuid::parse_str(s).is_ok());
+        let old = e
+            .metadata()
+            .and_then(|m| m.modified())
+            .ok()
+            .and_then(|t| now.duration_since(t).ok())
+            .is_some_and(|age| age > max_age);
+        if ours && old && fs::remove_file(&path).is_ok() {
+            erased += 1;
+        }
+    }
+    erased
+}
+
 /// Checks that recordings can be written in `dir` (creating it): a probe
 /// file is written and removed. The error is one sentence saying why.
 pub fn check_dir(dir: &Path) -> Result<(), String> {
@@ -329,6 +357,31 @@ mod tests {
         r.finish();
         assert_eq!(r.state, RecordingState::Failed);
         assert!(r.note.unwrap().contains("empty"));
+    }
+
+    #[test]
+    fn purge_erases_only_our_old_files() {
+        let dir = tmp();
+        let old = file_path(&dir, Uuid::new_v4(), "wav");
+        let fresh = file_path(&dir, Uuid::new_v4(), "wav");
+        let other = dir.join("keep-me.wav");
+        for p in [&old, &fresh, &other] {
+            fs::write(p, b"RIFF").unwrap();
+        }
+        let past = std::time::SystemTime::now() - std::time::Duration::from_secs(3 * 86_400);
+        for p in [&old, &other] {
+            fs::File::options()
+                .write(true)
+                .open(p)
+                .unwrap()
+                .set_modified(past)
+                .unwrap();
+        }
+        assert_eq!(
+            purge(&dir, "wav", std::time::Duration::from_secs(2 * 86_400)),
+            1
+        );
+        assert!(!old.exists() && fresh.exists() && other.exists());
     }
 
     #[test]

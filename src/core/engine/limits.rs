@@ -10,6 +10,9 @@ use uuid::Uuid;
 use super::{lock, Engine};
 use crate::core::call::{CallRecord, CallState, CAUSE_TIME_LIMIT};
 
+/// How often `recording-retention` is applied (more often when it is shorter).
+const PURGE_EVERY: Duration = Duration::from_secs(60);
+
 impl Engine {
     /// Arms the limit of a bridged call (from its customer's answer) and,
     /// when `backstop`, the switch's own hangup a second after it.
@@ -29,6 +32,24 @@ impl Engine {
                 .switch
                 .schedule_hangup(c.b.uuid, left as u32 + 1, CAUSE_TIME_LIMIT);
         }
+    }
+
+    /// Erases recordings past `recording-retention`, at most once a minute
+    /// (called on the leg dispatcher's tick).
+    pub(super) fn purge_recordings_if_due(&self) {
+        let config = self.config();
+        let Some(max_age) = config.recording_retention else {
+            return;
+        };
+        {
+            let mut last = lock(&self.last_purge);
+            if last.is_some_and(|t| t.elapsed() < PURGE_EVERY.min(max_age)) {
+                return;
+            }
+            *last = Some(std::time::Instant::now());
+        }
+        let dir = crate::core::recording::dir_of(&config);
+        crate::core::recording::purge(&dir, &config.recording_format, max_age);
     }
 
     /// Hangs up the customer's leg of every call whose limit has come

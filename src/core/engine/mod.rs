@@ -11,6 +11,7 @@
 mod legs;
 mod limits;
 mod place;
+mod recordings;
 mod recovery;
 mod registry;
 mod report;
@@ -95,6 +96,8 @@ pub struct Engine {
     store: Option<Arc<dyn Store>>,
     /// (deadline, call): the time limits of bridged calls ([`limits`]).
     limits: Mutex<Vec<(SystemTime, Uuid)>>,
+    /// When `recording-retention` was last applied.
+    last_purge: Mutex<Option<Instant>>,
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -153,6 +156,7 @@ impl Engine {
             stats: EngineStats::default(),
             store,
             limits: Mutex::default(),
+            last_purge: Mutex::default(),
         });
         engine.recover();
         let weak = Arc::downgrade(&engine);
@@ -170,7 +174,10 @@ impl Engine {
                         Err(RecvTimeoutError::Disconnected) => return,
                     }
                     match weak.upgrade() {
-                        Some(e) => e.fire_due_limits(),
+                        Some(e) => {
+                            e.fire_due_limits();
+                            e.purge_recordings_if_due();
+                        }
                         None => return,
                     }
                 }
