@@ -39,7 +39,7 @@ OPTIONS:
   --data-dir DIR            where the durable store lives (zorio_c2c.db: undelivered
                             events, dead letters, idempotency keys, calls); a restart
                             on the same DIR delivers what was left (default: a temp
-                            dir per listen port)
+                            dir per listen port); recordings go to DIR/recordings
   --store-sync full|normal  what a commit of the store survives: full (default) fsyncs
                             each commit (power loss); normal survives a crash or kill -9
   --rate-limit N            click-to-call requests per minute per token (0: off; default 10)
@@ -213,6 +213,10 @@ fn build_config(a: &Args) -> Result<Config, String> {
         // One store per address: a restarted sandbox delivers what it had left.
         let port = config.http.listen.port();
         config.webhooks.spool_dir = std::env::temp_dir().join(format!("c2c-sandbox-spool-{port}"));
+    }
+    if config.recordings_dir.as_os_str().is_empty() {
+        // Beside the store: `record: true` leaves a 2-channel WAV there.
+        config.recordings_dir = config.webhooks.spool_dir.join("recordings");
     }
     if let Some(n) = a.rate_limit {
         config.http.rate_limit_per_minute = (n > 0).then_some(n);
