@@ -232,6 +232,35 @@ fn a_recorded_call_has_each_party_on_its_own_channel() {
     assert_eq!(body, bytes, "the whole file");
     step("GET …/recording: 206 with exactly the range, 200 with the file");
 
+    // Recorded across `reload mod_zorio_c2c`: adopted, the file goes on.
+    let data = place(
+        &mut esl,
+        json!({"from_extension": "1001", "to_phone": "0987654321", "record": true}),
+    );
+    let call = data["call_uuid"].as_str().unwrap().to_string();
+    wait_state(&mut esl, &call, "bridged", Duration::from_secs(15));
+    std::thread::sleep(Duration::from_secs(1));
+    let mut admin = Esl::connect(ports.esl, Duration::from_secs(5)).unwrap();
+    assert!(admin.api("reload mod_zorio_c2c").contains("+OK"));
+    drop(admin);
+    let mut esl = Esl::connect(ports.esl, Duration::from_secs(5)).unwrap();
+    let st = wait_state(&mut esl, &call, "bridged", Duration::from_secs(5));
+    assert_eq!(st["recording"]["status"], "recording", "{st}");
+    std::thread::sleep(Duration::from_secs(2));
+    assert!(esl.api(&format!("c2c hangup {call}")).starts_with("+OK"));
+    wait_state(&mut esl, &call, "ended", Duration::from_secs(10));
+    let cdr = self::cdr(&log, &call);
+    let rec = &cdr["recording"];
+    let secs = rec["duration_ms"].as_f64().unwrap_or(0.0) / 1000.0;
+    let billsec = cdr["billsec"].as_f64().unwrap();
+    println!("recorded across a reload: {secs:.2} s, billsec {billsec}");
+    assert_eq!(rec["status"], "available", "{cdr}");
+    assert!(
+        (secs - billsec).abs() <= 1.0 && secs >= 2.5,
+        "{secs} vs {billsec}"
+    );
+    step("a recording goes on across reload mod_zorio_c2c");
+
     // A recordings dir that cannot be written: `c2c reload` refuses the
     // config in one sentence and keeps the old one.
     let bad = dir.join("freeswitch.out").join("rec");
