@@ -22,4 +22,4 @@ deb: all
 	MODDIR=$(MODDIR) CONFDIR=$(CONFDIR) scripts/deb.sh
 
 e2e: all
-	FREESWITCH_BIN=$(FREESWITCH_BIN) cargo test --release --test e2e_freeswitch --test e2e_webhooks_crash --test e2e_reload --test e2e_cluster --test e2e_transfer --test e2e_ringback -- --nocapture --test-threads 1
+	FREESWITCH_BIN=$(FREESWITCH_BIN) cargo test --release --test e2e_freeswitch --test e2e_webhooks_crash --test e2e_reload --test e2e_cluster --test e2e_transfer --test e2e_ringback --test e2e_time_limit --test e2e_recording -- --nocapture --test-threads 1

@@ -146,6 +146,11 @@ char *zc2c_channel_var(const char *uuid, const char *name);
 /* Sets a variable on a channel that is up: 1 set, 0 no such channel or it is hanging up. */
 int zc2c_channel_tag(const char *uuid, const char *name, const char *value);
 
+/* Runs the API command `cmd` with `arg` (switch_api_execute, no session), as
+ * fs_cli's `cmd arg` would: its output, malloc'd (free with zc2c_free), or
+ * NULL when there is no such command. Blocks for as long as the command. */
+char *zc2c_api_execute(const char *cmd, const char *arg);
+
 /* Events. The callback runs on a FreeSWITCH thread. */
 typedef void (*zc2c_event_fn)(zc2c_event *event);
 zc2c_binding *zc2c_event_bind(const char *id, int kind, zc2c_event_fn fn);

@@ -127,8 +127,9 @@ struct World {
     ended: VecDeque<Uuid>,
     bridges: HashMap<Uuid, Uuid>,
     actions: VecDeque<SimAction>,
-    /// (when, leg, cause): scheduled hangups by the far end.
-    timers: Vec<(Instant, Uuid, String)>,
+    /// (when, leg, cause, by_peer): scheduled hangups, by the far end
+    /// (`true`) or by the switch (`false`: a time limit).
+    timers: Vec<(Instant, Uuid, String, bool)>,
     /// (when, leg, party, destination): a transferred leg's new party answers.
     connects: Vec<(Instant, Uuid, Uuid, String)>,
     /// Where each transferred leg was sent.
@@ -137,6 +138,8 @@ struct World {
     in_use: HashSet<String>,
     /// Answered customer legs the switch will not bridge ([`SimOptions::unbridgeable`]).
     unbridgeable: HashSet<Uuid>,
+    /// Legs being recorded: (file, since).
+    recordings: HashMap<Uuid, (std::path::PathBuf, Instant)>,
     /// The last hangup time handed out (µs), so that every hangup is later.
     last_hangup_us: u64,
     stop: bool,
@@ -336,8 +339,13 @@ impl Shared {
             w.bridges.remove(&p);
         }
         let at_us = w.hangup_time();
+        let recording = w.recordings.remove(&leg);
         drop(w);
         self.changed.notify_all();
+        if let Some((path, since)) = recording {
+            // As the switch does, the file is closed before the leg's end is reported.
+            let _ = write_recording(&path, since.elapsed());
+        }
         let failure = Failure {
             cause: cause.to_string(),
             sip_code: None,
@@ -430,9 +438,9 @@ impl Shared {
             }
             let now = Instant::now();
             if let Some(i) = w.timers.iter().position(|t| t.0 <= now) {
-                let (_, leg, cause) = w.timers.swap_remove(i);
+                let (_, leg, cause, by_peer) = w.timers.swap_remove(i);
                 drop(w);
-                self.end_leg(leg, &cause, true);
+                self.end_leg(leg, &cause, by_peer);
                 w = lock(&self.world);
                 continue;
             }
@@ -458,6 +466,16 @@ impl Shared {
                 .0;
         }
     }
+}
+
+/// The simulated parties' voices: the customer a 1000 Hz tone (left), the
+/// agent a 400 Hz tone (right), as a real switch's stereo recording of the
+/// customer's leg places them.
+pub const RECORDING_TONES_HZ: [f64; 2] = [1000.0, 400.0];
+
+/// A simulated recording: `length` of 8 kHz 16-bit stereo WAV.
+fn write_recording(path: &std::path::Path, length: Duration) -> std::io::Result<()> {
+    crate::core::wav::write_tones(path, 8000, &RECORDING_TONES_HZ, length.as_millis() as u64)
 }
 
 impl Switch for SimSwitch {
@@ -551,6 +569,7 @@ impl Switch for SimSwitch {
                 Instant::now() + o.talk_time,
                 leg.leg_uuid,
                 "NORMAL_CLEARING".into(),
+                true,
             ));
             drop(w);
             self.shared.changed.notify_all();
@@ -576,6 +595,34 @@ impl Switch for SimSwitch {
     fn hangup(&self, leg_uuid: Uuid, cause: &str) {
         lock(&self.shared.world).act(SimAction::Hangup(leg_uuid, cause.to_string()));
         self.shared.end_leg(leg_uuid, cause, false);
+    }
+
+    fn schedule_hangup(&self, leg: Uuid, after_secs: u32, cause: &str) -> Result<(), SwitchError> {
+        let mut w = lock(&self.shared.world);
+        if w.legs.get(&leg).map(|l| l.0) != Some(LegState::Answered) {
+            return Err(SwitchError(format!("no channel {leg}")));
+        }
+        let at = Instant::now() + Duration::from_secs(u64::from(after_secs));
+        w.timers.push((at, leg, cause.to_string(), false));
+        drop(w);
+        self.shared.changed.notify_all();
+        Ok(())
+    }
+
+    fn start_recording(&self, leg: Uuid, path: &std::path::Path) -> Result<(), SwitchError> {
+        let mut w = lock(&self.shared.world);
+        if w.legs.get(&leg).map(|l| l.0) != Some(LegState::Answered) {
+            return Err(SwitchError(format!("no channel {leg}")));
+        }
+        // The file exists from the start, as the switch's does.
+        if let Some(dir) = path.parent() {
+            let _ = std::fs::create_dir_all(dir);
+        }
+        write_recording(path, Duration::ZERO)
+            .map_err(|e| SwitchError(format!("cannot write {}: {e}", path.display())))?;
+        w.recordings
+            .insert(leg, (path.to_path_buf(), Instant::now()));
+        Ok(())
     }
 
     fn transferred(&self, leg: Uuid, _from: Uuid) -> Option<String> {

@@ -224,6 +224,25 @@ pub trait Switch: Send + Sync + 'static {
     fn follow(&self, _leg: Uuid, _call_uuid: Uuid) -> bool {
         false
     }
+    /// Asks the switch to hang `leg` up with `cause` no sooner than
+    /// `after_secs` seconds from now (FreeSWITCH's `sched_hangup`), on its
+    /// own clock: it holds even when nothing of ours runs any more (the
+    /// module unloaded). Whole seconds: the engine's clock is the precise one.
+    fn schedule_hangup(
+        &self,
+        _leg: Uuid,
+        _after_secs: u32,
+        _cause: &str,
+    ) -> Result<(), SwitchError> {
+        Err(SwitchError("this switch cannot schedule a hangup".into()))
+    }
+    /// Starts recording `leg` (the customer's, answered) into `path` until
+    /// it ends, in two channels: what the leg reads (its party) and what it
+    /// writes (whoever it is bridged to). The switch does the media work; the
+    /// file is closed when the leg's end is reported.
+    fn start_recording(&self, _leg: Uuid, _path: &std::path::Path) -> Result<(), SwitchError> {
+        Err(SwitchError("this switch cannot record".into()))
+    }
     /// How many channels the switch carries at most, when it says.
     /// Whether any channel of the switch belongs to extension `id@domain`
     /// (its presence), whoever placed it: an agent already on a call.

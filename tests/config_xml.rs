@@ -254,6 +254,25 @@ fn caller_id_strategies_parse_and_a_bad_one_is_refused_whole() {
 }
 
 #[test]
+fn max_call_duration_is_seconds_with_zero_for_none() {
+    let c = Config::from_xml(SAMPLE).unwrap();
+    assert_eq!(c.max_call_duration, None, "the sample sets 0: no limit");
+    let c = Config::from_xml(&with(
+        "settings",
+        r#"<param name="max-call-duration" value="3600"/>"#,
+    ))
+    .unwrap();
+    assert_eq!(c.max_call_duration, Some(3600));
+    for bad in ["-1", "86401", "1.5", "soon"] {
+        let xml = with(
+            "settings",
+            &format!(r#"<param name="max-call-duration" value="{bad}"/>"#),
+        );
+        assert_eq!(error_at(&xml), "settings/param[max-call-duration]", "{bad}");
+    }
+}
+
+#[test]
 fn agent_busy_is_ring_or_reject() {
     assert!(!Config::from_xml(SAMPLE).unwrap().reject_busy_agent);
     let c = Config::from_xml(&with(
@@ -269,4 +288,60 @@ fn agent_busy_is_ring_or_reject() {
     .expect_err("refused");
     assert_eq!(e.at, "settings/param[agent-busy]");
     assert!(e.to_string().contains("not ring or reject"), "{e}");
+}
+
+#[test]
+fn recording_params_parse_and_bad_values_are_refused() {
+    use mod_zorio_c2c::core::recording::RecordCalls;
+    let c = Config::from_xml(SAMPLE).unwrap();
+    assert_eq!(c.record_calls, RecordCalls::OnRequest);
+    assert_eq!(c.recording_format, "wav");
+    let c = Config::from_xml(&with(
+        "settings",
+        r#"<param name="record-calls" value="always"/><param name="recordings-dir" value="/srv/rec"/><param name="recording-format" value="MP3"/>"#,
+    ))
+    .unwrap();
+    assert_eq!(c.record_calls, RecordCalls::Always);
+    assert_eq!(c.recordings_dir, std::path::PathBuf::from("/srv/rec"));
+    assert_eq!(c.recording_format, "mp3");
+    let never = with("settings", r#"<param name="record-calls" value="never"/>"#);
+    assert_eq!(
+        Config::from_xml(&never).unwrap().record_calls,
+        RecordCalls::Never
+    );
+    assert_eq!(
+        error_at(&with(
+            "settings",
+            r#"<param name="record-calls" value="sometimes"/>"#
+        )),
+        "settings/param[record-calls]"
+    );
+    assert_eq!(
+        error_at(&with(
+            "settings",
+            r#"<param name="recording-format" value="../x"/>"#
+        )),
+        "settings/param[recording-format]"
+    );
+}
+
+#[test]
+fn recording_retention_is_days_with_zero_for_keep() {
+    assert_eq!(Config::from_xml(SAMPLE).unwrap().recording_retention, None);
+    let c = Config::from_xml(&with(
+        "settings",
+        r#"<param name="recording-retention" value="30"/>"#,
+    ))
+    .unwrap();
+    assert_eq!(
+        c.recording_retention,
+        Some(Duration::from_secs(30 * 86_400))
+    );
+    assert_eq!(
+        error_at(&with(
+            "settings",
+            r#"<param name="recording-retention" value="-2"/>"#
+        )),
+        "settings/param[recording-retention]"
+    );
 }

@@ -266,6 +266,26 @@ fn produce(method: &str, template: &str, status: u16) -> Response {
                 close: true,
             }
         }
+        (_, "/api/pbx/calls/{call_uuid}/recording", 404) => route(s, &req(method, &path)),
+        (_, "/api/pbx/calls/{call_uuid}/recording", _) => {
+            let (call, ended) = recorded_call(&w, status != 409);
+            let url = format!("/api/pbx/calls/{call}/recording");
+            let r = req(method, &url);
+            let r = match status {
+                206 => r.with_header("Range", "bytes=0-9"),
+                416 => r.with_header("Range", "bytes=99999999-"),
+                304 => {
+                    let etag = route(s, &req("GET", &url))
+                        .header("ETag")
+                        .unwrap()
+                        .to_string();
+                    r.with_header("If-None-Match", &etag)
+                }
+                _ => r,
+            };
+            let _ = ended;
+            route(s, &r)
+        }
         ("GET", "/health", 503) => {
             w.app.engine.shutdown(Duration::from_secs(2));
             route(s, &Request::new("GET", "/health"))
@@ -273,6 +293,39 @@ fn produce(method: &str, template: &str, status: u16) -> Response {
         (_, _, 200) => route(s, &req(method, &path)),
         _ => panic!("documented {status} for {method} {template}: no scenario produces it"),
     }
+}
+
+/// A call placed with `record: true` on quick simulated people: ended
+/// (hung up once bridged) when `ended`, else still up and recording.
+fn recorded_call(w: &World, ended: bool) -> (String, bool) {
+    w.sim.set_options(|o| {
+        *o = SimOptions::demo_fast(Duration::from_millis(20), Duration::from_secs(30))
+    });
+    let r = route(
+        &w.app.http_state,
+        &req("POST", "/api/pbx/calls/click-to-call")
+            .with_header("Content-Type", "application/json")
+            .with_body(r#"{"from_extension":"1001","to_phone":"0987654321","record":true}"#),
+    );
+    let call = r.json_body()["data"]["call_uuid"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let uuid: uuid::Uuid = call.parse().unwrap();
+    let wait = |state: &str| {
+        let until = std::time::Instant::now() + Duration::from_secs(5);
+        while w.app.engine.call(uuid).unwrap().state.as_str() != state {
+            assert!(std::time::Instant::now() < until, "never {state}");
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    };
+    wait("bridged");
+    if ended {
+        std::thread::sleep(Duration::from_millis(300));
+        w.app.engine.hangup(uuid).unwrap();
+        wait("ended");
+    }
+    (call, ended)
 }
 
 #[test]

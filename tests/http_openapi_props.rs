@@ -234,6 +234,17 @@ fn headers() -> BoxedStrategy<Value> {
 fn values_for(name: &str, p: &Value) -> BoxedStrategy<Value> {
     match name {
         "headers" => return headers(),
+        "time_limit" => {
+            return prop_oneof![
+                4 => (-1i64..4).prop_map(|n| json!(n)),
+                1 => prop::sample::select(vec![86_400i64, 86_401]).prop_map(|n| json!(n)),
+                2 => other_type(),
+            ]
+            .boxed()
+        }
+        "record" => {
+            return prop_oneof![2 => any::<bool>().prop_map(Value::Bool), 1 => other_type()].boxed()
+        }
         "trunk_id" => {
             return prop_oneof![
                 4 => prop::sample::select(vec![4i64, 5]).prop_map(|n| json!(n)),
@@ -253,7 +264,8 @@ fn values_for(name: &str, p: &Value) -> BoxedStrategy<Value> {
 fn bodies(schema: &Value) -> BoxedStrategy<Value> {
     let good: Map<String, Value> = serde_json::from_value(json!({
         "from_extension": "1001", "to_phone": "0987654321", "caller_id": "0900000020",
-        "trunk_id": 4, "trunk_name": "POC", "headers": {"CRM-Lead-Id": "LEAD-42"}
+        "trunk_id": 4, "trunk_name": "POC", "headers": {"CRM-Lead-Id": "LEAD-42"},
+        "time_limit": 30, "record": false
     }))
     .unwrap();
     let mut parts: Vec<BoxedStrategy<Option<(String, Value)>>> = Vec::new();

@@ -143,3 +143,85 @@ fn the_default_data_dir_is_one_per_port_under_the_state_dir_and_reused() {
     assert_eq!(dir, expected.to_str().unwrap());
     assert!(expected.join("zorio_c2c.db").is_file());
 }
+
+/// Power of `hz` in `x` (Goertzel).
+fn goertzel(x: &[f64], rate: f64, hz: f64) -> f64 {
+    let c = 2.0 * (std::f64::consts::TAU * hz / rate).cos();
+    let (mut s1, mut s2) = (0.0, 0.0);
+    for v in x {
+        let s = v + c * s1 - s2;
+        s2 = s1;
+        s1 = s;
+    }
+    s1 * s1 + s2 * s2 - c * s1 * s2
+}
+
+#[test]
+fn the_sandbox_records_a_real_two_channel_wav_a_tone_per_party() {
+    let sandbox = Sandbox::start(&[
+        "--quiet",
+        "--agent-answer-ms",
+        "50",
+        "--customer-answer-ms",
+        "50",
+        "--talk-ms",
+        "1500",
+    ]);
+    let addr = sandbox.addr;
+    let bearer = ("Authorization", "Bearer sandbox-token");
+    let r = request(
+        addr,
+        "POST",
+        "/api/pbx/calls/click-to-call",
+        &[bearer, ("Content-Type", "application/json")],
+        br#"{"from_extension":"1001","to_phone":"0987654321","record":true}"#,
+    );
+    assert_eq!(r.status, 202, "{}", r.text());
+    let call = r.json()["data"]["call_uuid"].as_str().unwrap().to_string();
+    let until = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    let st = loop {
+        let j = request(
+            addr,
+            "GET",
+            &format!("/api/pbx/calls/{call}"),
+            &[bearer],
+            b"",
+        )
+        .json();
+        if j["data"]["status"] == "ended" {
+            break j["data"].clone();
+        }
+        assert!(std::time::Instant::now() < until, "never ended: {j}");
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    };
+    assert_eq!(st["recording"]["status"], "available", "{st}");
+    let url = st["recording"]["url"].as_str().unwrap().to_string();
+    let wav = request(addr, "GET", &url, &[bearer], b"");
+    assert_eq!(wav.status, 200);
+    assert_eq!(wav.header("content-type"), Some("audio/wav"));
+    let b = &wav.body;
+    assert_eq!((&b[0..4], &b[8..16]), (&b"RIFF"[..], &b"WAVEfmt "[..]));
+    let channels = u16::from_le_bytes([b[22], b[23]]);
+    let rate = u32::from_le_bytes([b[24], b[25], b[26], b[27]]);
+    assert_eq!((channels, rate), (2, 8000));
+    let data: Vec<i16> = b[44..]
+        .chunks_exact(2)
+        .map(|s| i16::from_le_bytes([s[0], s[1]]))
+        .collect();
+    let secs = data.len() as f64 / 2.0 / 8000.0;
+    let billsec = st["recording"]["duration_ms"].as_f64().unwrap() / 1000.0;
+    assert!((secs - billsec).abs() < 0.01 && secs >= 1.0, "{secs} s");
+    for (ch, want, other) in [(0usize, 1000.0, 400.0), (1, 400.0, 1000.0)] {
+        let x: Vec<f64> = data
+            .iter()
+            .skip(ch)
+            .step_by(2)
+            .map(|v| f64::from(*v))
+            .collect();
+        assert!(
+            goertzel(&x, 8000.0, want) > 100.0 * goertzel(&x, 8000.0, other),
+            "channel {} carries {want} Hz",
+            ch + 1
+        );
+    }
+}

@@ -43,7 +43,7 @@ OPTIONS:
                             $XDG_STATE_HOME/c2c-sandbox/<port>, else
                             ~/.local/state/c2c-sandbox/<port>, else
                             <temp dir>/c2c-sandbox/<port>; two sandboxes at once on
-                            port 0 need a --data-dir each)
+                            port 0 need a --data-dir each); recordings go to DIR/recordings
   --store-sync full|normal  what a commit of the store survives: full (default) fsyncs
                             each commit (power loss); normal survives a crash or kill -9
   --rate-limit N            click-to-call requests per minute per token (0: off; default 10)
@@ -220,6 +220,10 @@ fn build_config(a: &Args) -> Result<Config, String> {
             std::env::var_os("HOME"),
             config.http.listen.port(),
         );
+    }
+    if config.recordings_dir.as_os_str().is_empty() {
+        // Beside the store: `record: true` leaves a 2-channel WAV there.
+        config.recordings_dir = config.webhooks.spool_dir.join("recordings");
     }
     if let Some(n) = a.rate_limit {
         config.http.rate_limit_per_minute = (n > 0).then_some(n);

@@ -8,6 +8,11 @@ use uuid::Uuid;
 
 use super::time::{rfc3339, secs_between};
 
+/// `outcome` of a call its time limit ended.
+pub const OUTCOME_TIME_LIMIT: &str = "time_limit_reached";
+/// The hangup cause of a call its time limit ended (FreeSWITCH's name).
+pub const CAUSE_TIME_LIMIT: &str = "ALLOTTED_TIMEOUT";
+
 /// Where a call is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum CallState {
@@ -216,6 +221,13 @@ pub struct CallRecord {
     pub parties: Vec<Party>,
     /// Whose leg's end was reported first (the fallback for `hangup_by`).
     pub first_end: Option<HangupBy>,
+    /// Most seconds the call may last from its bridge (the request's
+    /// `time_limit`, else `max-call-duration`); `None`: no limit.
+    pub time_limit: Option<u32>,
+    /// The call is to be recorded from the customer's answer.
+    pub record: bool,
+    /// Its recording, once the switch was asked for one.
+    pub recording: Option<crate::core::recording::Recording>,
 }
 
 impl CallRecord {
@@ -251,8 +263,22 @@ impl CallRecord {
         }
     }
 
+    /// Whether the switch ended the call at its time limit: a limit was
+    /// set, the customer answered, and a leg went with `ALLOTTED_TIMEOUT`.
+    pub fn hit_time_limit(&self) -> bool {
+        let timed_out = |l: &Leg| l.hangup_cause.as_deref() == Some(CAUSE_TIME_LIMIT);
+        self.time_limit.is_some()
+            && self.b.answered_at.is_some()
+            && (timed_out(&self.a)
+                || timed_out(&self.b)
+                || self.parties.iter().any(|p| timed_out(&p.leg)))
+    }
+
     /// Hangup cause and SIP code of the call as a whole.
     pub fn cause(&self) -> (Option<String>, Option<u16>) {
+        if self.outcome == Some(OUTCOME_TIME_LIMIT) {
+            return (Some(CAUSE_TIME_LIMIT.to_string()), None);
+        }
         let (_, leg) = self.ending_leg();
         let other = if leg.uuid == self.a.uuid {
             &self.b
@@ -337,6 +363,8 @@ impl CallRecord {
             "attempts": self.attempts.iter().map(Attempt::to_json).collect::<Vec<_>>(),
             "headers": self.headers_json(),
             "recovered": self.recovered,
+            "time_limit": self.time_limit,
+            "recording": self.recording.as_ref().map(|r| r.to_json(self.call_uuid)),
         });
         if let Value::Object(e) = extra {
             m.extend(e);

@@ -144,7 +144,15 @@ pub fn execute(engine: &Arc<Engine>, host: &dyn CommandHost, cmd: &str) -> Strin
                 )
             })
         }) {
-            Ok(c) => format!("+OK {}\n{}\n", c.call_uuid, pretty(&c.status_json())),
+            Ok(c) => {
+                // The admin sees where the recording is on the switch's disk
+                // (the HTTP API never says).
+                let mut v = c.status_json();
+                if let Some(r) = &c.recording {
+                    v["recording"]["path"] = json!(r.path);
+                }
+                format!("+OK {}\n{}\n", c.call_uuid, pretty(&v))
+            }
             Err(e) => e.to_cli() + "\n",
         },
         ("hangup", [id]) => match parse_uuid(id).and_then(|u| engine.hangup(u).map(|_| u)) {

@@ -41,6 +41,20 @@ pub struct Config {
     /// Calls in flight at once; further requests are refused with 503.
     /// `None`: half the switch's `max-sessions` (two channels a call).
     pub max_concurrent_calls: Option<usize>,
+    /// Default time limit of a call from its bridge (`max-call-duration`,
+    /// seconds); a request's `time_limit` wins. `None` (0): no limit.
+    pub max_call_duration: Option<u32>,
+    /// Which calls are recorded (`record-calls`).
+    pub record_calls: crate::core::recording::RecordCalls,
+    /// Where recordings go (`recordings-dir`); empty: the host's default
+    /// (the module: `<FreeSWITCH recordings_dir>/zorio_c2c`).
+    pub recordings_dir: PathBuf,
+    /// The recordings' format, the file extension FreeSWITCH writes
+    /// (`recording-format`, `wav`).
+    pub recording_format: String,
+    /// Recordings older than this are erased (`recording-retention`, days);
+    /// `None` (0): kept until erased through the API.
+    pub recording_retention: Option<Duration>,
     /// How long an ended call stays readable (`GET /api/pbx/calls/{uuid}`),
     /// in the durable store (not in memory).
     pub ended_call_retention: Duration,
@@ -372,6 +386,11 @@ impl Default for Config {
             dialplan_context: "default".to_string(),
             dialplan: "XML".to_string(),
             max_concurrent_calls: None,
+            max_call_duration: None,
+            record_calls: crate::core::recording::RecordCalls::OnRequest,
+            recordings_dir: PathBuf::new(),
+            recording_format: "wav".to_string(),
+            recording_retention: None,
             ended_call_retention: Duration::from_secs(7 * 24 * 3600),
             trunks: Vec::new(),
             lcr: Vec::new(),

@@ -9,6 +9,8 @@ use std::time::Duration;
 
 use roxmltree::{Document, Node};
 
+use super::recording::RecordCalls;
+
 use super::config::{
     err, host_name, ApiToken, CallerIdStrategy, ClusterSettings, Config, ConfigError, LcrRoute,
     PoolNumber, StoreSync, Trunk, TrunkTarget,
@@ -98,6 +100,36 @@ fn settings(cfg: &mut Config, section: Node) -> Result<(), ConfigError> {
             "ringback" => cfg.ringback = non_empty(value),
             "dialplan-context" => cfg.dialplan_context = value.to_string(),
             "dialplan" => cfg.dialplan = value.to_string(),
+            "max-call-duration" => {
+                let n: u32 = number(value, &at)?;
+                if n > crate::core::request::MAX_TIME_LIMIT {
+                    return Err(err(at, "must be 0 (no limit) to 86400 seconds"));
+                }
+                cfg.max_call_duration = (n > 0).then_some(n);
+            }
+            "record-calls" => {
+                cfg.record_calls = RecordCalls::parse(value)
+                    .ok_or_else(|| err(&at, "must be never, on-request or always"))?;
+            }
+            "recordings-dir" => cfg.recordings_dir = PathBuf::from(value.trim()),
+            "recording-format" => {
+                let f = value.trim().to_ascii_lowercase();
+                if f.is_empty() || f.len() > 10 || !f.chars().all(|c| c.is_ascii_alphanumeric()) {
+                    return Err(err(
+                        at,
+                        "must be a file extension FreeSWITCH writes, e.g. wav",
+                    ));
+                }
+                cfg.recording_format = f;
+            }
+            "recording-retention" => {
+                let days: f64 = number(value, &at)?;
+                if !(days.is_finite() && days >= 0.0) {
+                    return Err(err(at, "must be days >= 0 (0: keep)"));
+                }
+                cfg.recording_retention =
+                    (days > 0.0).then(|| Duration::from_secs_f64(days * 86_400.0));
+            }
             "ended-call-retention" => cfg.ended_call_retention = secs(value, &at)?,
             "max-concurrent-calls" => {
                 cfg.max_concurrent_calls = match value.trim() {

@@ -116,6 +116,14 @@ pub mod codes {
     pub const AGENT_BUSY: &str = "agent_busy";
     pub const TRUNK_NOT_FOUND: &str = "trunk_not_found";
     pub const TRUNK_INACTIVE: &str = "trunk_inactive";
+    /// `record: true` while `record-calls` is `never`.
+    pub const RECORDING_DISABLED: &str = "recording_disabled";
+    /// The call has no recording (never recorded, failed, or erased).
+    pub const RECORDING_NOT_FOUND: &str = "recording_not_found";
+    /// The recording is still being written (the call is up).
+    pub const RECORDING_IN_PROGRESS: &str = "recording_in_progress";
+    /// A `Range` outside the file.
+    pub const RANGE_NOT_SATISFIABLE: &str = "range_not_satisfiable";
     pub const CALL_NOT_FOUND: &str = "call_not_found";
     pub const CAPACITY_EXCEEDED: &str = "capacity_exceeded";
     pub const SWITCH_UNAVAILABLE: &str = "switch_unavailable";

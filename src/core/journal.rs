@@ -40,6 +40,8 @@ pub trait CallJournal: Send + Sync {
     fn ended_call(&self, _call_uuid: Uuid) -> Option<CallRecord> {
         None
     }
+    /// Replaces an ended call's record (its recording erased).
+    fn update_ended(&self, _record: &CallRecord) {}
 }
 
 /// The write that records `record` in a durable journal: open, or ended
@@ -118,6 +120,10 @@ impl CallJournal for StoreJournal {
         true
     }
 
+    fn update_ended(&self, record: &CallRecord) {
+        self.write(journal_write(record, true));
+    }
+
     fn ended_call(&self, call_uuid: Uuid) -> Option<CallRecord> {
         let e = self.store.call_get(call_uuid).ok().flatten()?;
         e.ended_at?;
@@ -163,6 +169,13 @@ impl CallJournal for MemoryJournal {
         let mut v: Vec<CallRecord> = self.calls().values().cloned().collect();
         v.sort_by_key(|c| c.created_at);
         v
+    }
+
+    fn update_ended(&self, record: &CallRecord) {
+        let mut ended = self.ended.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(c) = ended.iter_mut().find(|c| c.call_uuid == record.call_uuid) {
+            *c = record.clone();
+        }
     }
 
     fn ended_call(&self, call_uuid: Uuid) -> Option<CallRecord> {

@@ -16,7 +16,14 @@ pub struct ClickToCallRequest {
     pub trunk_name: Option<String>,
     /// Custom SIP headers, keys without the `X-` prefix, in request order.
     pub headers: Vec<(String, String)>,
+    /// Most seconds the call may last from the bridge (1 to [`MAX_TIME_LIMIT`]).
+    pub time_limit: Option<u32>,
+    /// Record the call (`record-calls` `on-request`); `None`: not asked.
+    pub record: Option<bool>,
 }
+
+/// Longest `time_limit` a request may ask for (a day), in seconds.
+pub const MAX_TIME_LIMIT: u32 = 86_400;
 
 /// Longest custom header value (contract: at most 200 characters).
 pub const MAX_HEADER_VALUE: usize = 200;
@@ -122,6 +129,15 @@ impl ClickToCallRequest {
             }
         }
         let headers = headers_field(obj, &mut errors);
+        let time_limit = time_limit_field(obj, &mut errors);
+        let record = match obj.get("record") {
+            None | Some(Value::Null) => None,
+            Some(Value::Bool(b)) => Some(*b),
+            Some(_) => {
+                errors.push(field("record", "invalid_type", "must be a boolean"));
+                None
+            }
+        };
         if !errors.is_empty() {
             return Err(ApiError::validation(errors));
         }
@@ -132,7 +148,42 @@ impl ClickToCallRequest {
             trunk_id,
             trunk_name,
             headers,
+            time_limit,
+            record,
         })
+    }
+}
+
+/// `time_limit`: an integer number of seconds, 1 to [`MAX_TIME_LIMIT`]
+/// (`3.0` is the integer 3, as for `trunk_id`).
+fn time_limit_field(obj: &Map<String, Value>, errors: &mut Vec<FieldError>) -> Option<u32> {
+    let v = match obj.get("time_limit") {
+        None | Some(Value::Null) => return None,
+        Some(v) => v,
+    };
+    let n = v.as_i64().or_else(|| {
+        v.as_f64()
+            .filter(|f| f.fract() == 0.0 && f.abs() < 9.2e18)
+            .map(|f| f as i64)
+    });
+    match n {
+        Some(n) if (1..=i64::from(MAX_TIME_LIMIT)).contains(&n) => Some(n as u32),
+        Some(_) => {
+            errors.push(field(
+                "time_limit",
+                "out_of_range",
+                &format!("must be 1 to {MAX_TIME_LIMIT} seconds"),
+            ));
+            None
+        }
+        None => {
+            errors.push(field(
+                "time_limit",
+                "invalid_type",
+                "must be an integer (seconds)",
+            ));
+            None
+        }
     }
 }
 
@@ -345,6 +396,64 @@ mod tests {
                 "{bad}"
             );
         }
+    }
+
+    #[test]
+    fn time_limit_is_an_integer_in_range() {
+        let base =
+            |t: Value| json!({"from_extension": "1001", "to_phone": "0987654321", "time_limit": t});
+        let ok = |t: Value| ClickToCallRequest::from_value(&base(t)).unwrap().time_limit;
+        assert_eq!(ok(json!(1)), Some(1));
+        assert_eq!(ok(json!(86_400)), Some(86_400));
+        assert_eq!(ok(json!(3.0)), Some(3));
+        assert_eq!(ok(Value::Null), None);
+        let absent = ClickToCallRequest::from_value(
+            &json!({"from_extension": "1001", "to_phone": "0987654321"}),
+        );
+        assert_eq!(absent.unwrap().time_limit, None);
+        for (bad, code) in [
+            (json!(0), "out_of_range"),
+            (json!(-5), "out_of_range"),
+            (json!(86_401), "out_of_range"),
+            (json!(2.5), "invalid_type"),
+            (json!("30"), "invalid_type"),
+            (json!(true), "invalid_type"),
+        ] {
+            assert_eq!(
+                codes(base(bad.clone())),
+                vec![("time_limit".into(), code)],
+                "{bad}"
+            );
+        }
+        // Reported with every other invalid field.
+        let got = codes(json!({"from_extension": "x", "to_phone": "0987654321", "time_limit": 0}));
+        assert_eq!(got.len(), 2);
+    }
+
+    #[test]
+    fn record_is_a_boolean() {
+        let base =
+            |r: Value| json!({"from_extension": "1001", "to_phone": "0987654321", "record": r});
+        let ok = |r: Value| ClickToCallRequest::from_value(&base(r)).unwrap().record;
+        assert_eq!(ok(json!(true)), Some(true));
+        assert_eq!(ok(json!(false)), Some(false));
+        assert_eq!(ok(Value::Null), None);
+        for bad in [json!("true"), json!(1), json!({})] {
+            assert_eq!(
+                codes(base(bad.clone())),
+                vec![("record".into(), "invalid_type")],
+                "{bad}"
+            );
+        }
+        let got = codes(json!({"from_extension": "1001", "to_phone": "0987654321",
+            "record": "yes", "time_limit": 0}));
+        assert_eq!(
+            got,
+            vec![
+                ("time_limit".into(), "out_of_range"),
+                ("record".into(), "invalid_type")
+            ]
+        );
     }
 
     #[test]

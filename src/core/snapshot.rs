@@ -9,6 +9,7 @@ use serde_json::Value;
 use uuid::Uuid;
 
 use super::call::{Attempt, CallRecord, CallState, HangupBy, Leg, Party};
+use super::recording::{Recording, RecordingState};
 
 /// Version of the snapshot format.
 const VERSION: u64 = 1;
@@ -28,6 +29,7 @@ const OUTCOMES: &[&str] = &[
     "customer_no_answer",
     "customer_failed",
     "bridge_failed",
+    crate::core::call::OUTCOME_TIME_LIMIT,
 ];
 
 /// Every rule that may choose a caller id ([`crate::core::callerid`]).
@@ -166,6 +168,46 @@ struct SnapshotOut<'a> {
     transfer_to: &'a Option<String>,
     parties: Vec<PartyOut<'a>>,
     first_end: Option<&'static str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    time_limit: Option<u32>,
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    record: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    recording: Option<RecordingOut<'a>>,
+}
+
+#[derive(Serialize)]
+struct RecordingOut<'a> {
+    path: &'a str,
+    format: &'a str,
+    state: &'static str,
+    note: &'a Option<String>,
+    channels: Option<u16>,
+    duration_ms: Option<u64>,
+    bytes: Option<u64>,
+    sha256: &'a Option<String>,
+}
+
+fn recording_of(v: &Value) -> Result<Option<Recording>, String> {
+    if v.is_null() {
+        return Ok(None);
+    }
+    let text = |k: &str| {
+        v[k].as_str()
+            .map(str::to_string)
+            .ok_or(format!("recording without {k}"))
+    };
+    let state = v["state"].as_str().and_then(RecordingState::parse);
+    Ok(Some(Recording {
+        path: text("path")?,
+        format: text("format")?,
+        state: state.ok_or("recording with an unknown state")?,
+        note: text_of(&v["note"]),
+        channels: v["channels"].as_u64().and_then(|n| u16::try_from(n).ok()),
+        duration_ms: v["duration_ms"].as_u64(),
+        bytes: v["bytes"].as_u64(),
+        sha256: text_of(&v["sha256"]),
+    }))
 }
 
 fn uuid_of(v: &Value, what: &str) -> Result<Uuid, String> {
@@ -285,6 +327,18 @@ impl CallRecord {
                 })
                 .collect(),
             first_end: self.first_end.map(HangupBy::as_str),
+            time_limit: self.time_limit,
+            record: self.record,
+            recording: self.recording.as_ref().map(|r| RecordingOut {
+                path: &r.path,
+                format: &r.format,
+                state: r.state.as_str(),
+                note: &r.note,
+                channels: r.channels,
+                duration_ms: r.duration_ms,
+                bytes: r.bytes,
+                sha256: &r.sha256,
+            }),
         };
         // Strings, numbers and bools only: serializing cannot fail.
         serde_json::to_string(&out).unwrap_or_default()
@@ -360,6 +414,9 @@ impl CallRecord {
                 None => Vec::new(),
             },
             first_end: by_of(&v["first_end"])?,
+            time_limit: v["time_limit"].as_u64().and_then(|t| u32::try_from(t).ok()),
+            record: v["record"].as_bool().unwrap_or(false),
+            recording: recording_of(&v["recording"])?,
         })
     }
 }
@@ -425,6 +482,18 @@ mod tests {
                 moved_leg: "B",
             }],
             first_end: Some(HangupBy::Agent),
+            time_limit: Some(30),
+            record: true,
+            recording: Some(Recording {
+                path: "/rec/x.wav".into(),
+                format: "wav".into(),
+                state: RecordingState::Available,
+                note: None,
+                channels: Some(2),
+                duration_ms: Some(3020),
+                bytes: Some(48_364),
+                sha256: Some("ab".repeat(32)),
+            }),
         }
     }
 

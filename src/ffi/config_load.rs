@@ -3,6 +3,7 @@
 //! parsed whole by the core.
 
 use crate::core::config::{Config, ConfigError};
+use crate::core::recording::{self, RecordCalls};
 
 use super::cstr::take_owned;
 use super::sys;
@@ -20,7 +21,19 @@ pub(crate) fn read_config() -> Result<Config, ConfigError> {
             if c.webhooks.spool_dir.as_os_str().is_empty() {
                 c.webhooks.spool_dir = default_spool_dir();
             }
+            if c.recordings_dir.as_os_str().is_empty() {
+                c.recordings_dir = default_recordings_dir();
+            }
             c
+        })
+        .and_then(|c| {
+            if c.record_calls != RecordCalls::Never {
+                recording::check_dir(&c.recordings_dir).map_err(|message| ConfigError {
+                    at: "settings/param[recordings-dir]".into(),
+                    message,
+                })?;
+            }
+            Ok(c)
         }),
         None => Err(ConfigError {
             at: CONFIG_NAME.to_string(),
@@ -36,6 +49,15 @@ fn default_spool_dir() -> std::path::PathBuf {
         .filter(|d| !d.is_empty())
         .unwrap_or_else(|| "/var/lib/freeswitch/db".to_string());
     std::path::Path::new(&db).join("zorio_c2c")
+}
+
+/// `<recordings_dir>/zorio_c2c`, FreeSWITCH's own recordings directory.
+fn default_recordings_dir() -> std::path::PathBuf {
+    // SAFETY: static name; result is NULL or malloc'd by the shim, freed once by `take_owned`.
+    let dir = unsafe { take_owned(sys::zc2c_global_var(c"recordings_dir".as_ptr())) }
+        .filter(|d| !d.is_empty())
+        .unwrap_or_else(|| "/var/lib/freeswitch/recordings".to_string());
+    std::path::Path::new(&dir).join("zorio_c2c")
 }
 
 /// The switch's `domain` global variable.

@@ -235,6 +235,25 @@ fn wait_until<T>(within: Duration, mut f: impl FnMut() -> Option<T>) -> Option<T
     }
 }
 
+/// Runs the API command `cmd arg` as fs_cli would; its output, `None` when
+/// no such command is loaded. Only our own tokens (uuids, numbers, causes,
+/// the admin's recordings path) ever reach `arg`, never a request's text.
+pub(crate) fn api(cmd: &str, arg: &str) -> Option<String> {
+    let (c, a) = (c_string(cmd), c_string(arg));
+    // SAFETY: both strings alive for the call; the result is NULL or a
+    // malloc'd buffer we own, taken (copied, freed by C) exactly once.
+    unsafe { take_owned(sys::zc2c_api_execute(c.as_ptr(), a.as_ptr())) }
+}
+
+/// [`api`], `Ok` when the command answered `+OK`, else its answer.
+fn api_ok(cmd: &str, arg: &str) -> Result<(), SwitchError> {
+    match api(cmd, arg) {
+        Some(out) if out.starts_with("+OK") => Ok(()),
+        Some(out) => Err(SwitchError(format!("{cmd} {arg}: {}", out.trim()))),
+        None => Err(SwitchError(format!("{cmd}: no such command"))),
+    }
+}
+
 fn failed(cause: &str, sip_code: Option<u16>) -> LegOutcome {
     LegOutcome::Failed(Failure {
         cause: cause.to_string(),
@@ -410,6 +429,37 @@ impl Switch for FsSwitch {
         let p = c_string(&format!("{id}@{domain}"));
         // SAFETY: NUL-terminated string alive for the call; the shim only reads it.
         unsafe { sys::zc2c_presence_in_use(p.as_ptr()) > 0 }
+    }
+
+    fn schedule_hangup(&self, leg: Uuid, after_secs: u32, cause: &str) -> Result<(), SwitchError> {
+        // The switch's scheduler holds it: it outlives a reload of ours. It
+        // runs a task once its whole epoch second has come (`+N` could fire
+        // up to 1 s early): the next whole second after now + N.
+        let at = std::time::SystemTime::now() + Duration::from_secs(u64::from(after_secs));
+        let epoch = at
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs_f64().ceil() as u64);
+        let r = api_ok("sched_hangup", &format!("{epoch} {leg} {cause}"));
+        if let Err(e) = &r {
+            log::log(Level::Warning, Some(&leg.to_string()), &e.0);
+        }
+        r
+    }
+
+    fn start_recording(&self, leg: Uuid, path: &std::path::Path) -> Result<(), SwitchError> {
+        let p = path.to_string_lossy();
+        // Checked at load (recordings-dir); a path with a blank would split.
+        if p.chars().any(char::is_whitespace) {
+            return Err(SwitchError(format!("recording path {p} holds whitespace")));
+        }
+        // record_session reads RECORD_STEREO when it starts: read (the
+        // customer) left, write (the agent, or a transfer's party) right.
+        let r = api_ok("uuid_setvar", &format!("{leg} RECORD_STEREO true"))
+            .and_then(|()| api_ok("uuid_record", &format!("{leg} start {p}")));
+        if let Err(e) = &r {
+            log::log(Level::Warning, Some(&leg.to_string()), &e.0);
+        }
+        r
     }
 
     fn max_sessions(&self) -> Option<u32> {

@@ -219,6 +219,12 @@ unsafe extern "C" {
         value: *const ::std::os::raw::c_char,
     ) -> ::std::os::raw::c_int;
 }
+unsafe extern "C" {
+    pub fn zc2c_api_execute(
+        cmd: *const ::std::os::raw::c_char,
+        arg: *const ::std::os::raw::c_char,
+    ) -> *mut ::std::os::raw::c_char;
+}
 pub type zc2c_event_fn = ::std::option::Option<unsafe extern "C" fn(event: *mut zc2c_event)>;
 unsafe extern "C" {
     pub fn zc2c_event_bind(

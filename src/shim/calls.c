@@ -164,3 +164,19 @@ int zc2c_channel_tag(const char *uuid, const char *name, const char *value)
 	switch_core_session_rwunlock(session);
 	return done;
 }
+
+char *zc2c_api_execute(const char *cmd, const char *arg)
+{
+	switch_stream_handle_t stream = {0};
+
+	if (!cmd) {
+		return NULL;
+	}
+	SWITCH_STANDARD_STREAM(stream);
+	if (switch_api_execute(cmd, arg, NULL, &stream) != SWITCH_STATUS_SUCCESS) {
+		switch_safe_free(stream.data);
+		return NULL;
+	}
+	/* The standard stream's buffer is malloc'd: the caller frees it. */
+	return (char *) stream.data;
+}

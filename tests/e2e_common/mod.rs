@@ -169,6 +169,7 @@ pub fn freeswitch_xml_with(p: Ports, webhooks: &str, extra: &str) -> String {
         <load module="mod_commands"/>
         <load module="mod_dptools"/>
         <load module="mod_dialplan_xml"/>
+        <load module="mod_sndfile"/>
         <load module="mod_xml_rpc"/>
         <load module="mod_zorio_c2c"/>
       </modules>
@@ -343,6 +344,11 @@ pub fn scenario_answers_talking(name: &str, answer_after_ms: u64, audio: &Path) 
 
 /// One second of a 400 Hz tone, raw 8 kHz PCMU (for sipp's `rtp_stream`).
 pub fn write_ulaw_tone(path: &Path) {
+    write_ulaw_tone_hz(path, 400.0);
+}
+
+/// One second of a `hz` tone, raw 8 kHz PCMU (for sipp's `rtp_stream`).
+pub fn write_ulaw_tone_hz(path: &Path, hz: f64) {
     let ulaw = |x: f64| -> u8 {
         let sample = (x * 8000.0) as i32;
         let sign = if sample < 0 { 0x80 } else { 0 };
@@ -352,7 +358,7 @@ pub fn write_ulaw_tone(path: &Path) {
         !(sign | (exp << 4) as u8 | mant as u8)
     };
     let bytes: Vec<u8> = (0..8000)
-        .map(|i| ulaw((i as f64 * 400.0 * std::f64::consts::TAU / 8000.0).sin()))
+        .map(|i| ulaw((i as f64 * hz * std::f64::consts::TAU / 8000.0).sin()))
         .collect();
     fs::write(path, bytes).unwrap();
 }

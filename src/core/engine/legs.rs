@@ -7,7 +7,7 @@ use serde_json::json;
 use uuid::Uuid;
 
 use super::{lock, CallCell, Engine};
-use crate::core::call::{CallRecord, CallState, HangupBy, Leg, Party};
+use crate::core::call::{CallRecord, CallState, HangupBy, Leg, Party, CAUSE_TIME_LIMIT};
 use crate::core::events;
 use crate::switch::{Failure, LegEvent};
 
@@ -120,7 +120,13 @@ impl Engine {
                     lock(&self.registry).by_leg.remove(&other);
                 }
                 if other_live {
-                    self.switch.hangup(other, "NORMAL_CLEARING");
+                    // The time limit ends both sides with its own cause.
+                    let cause = if f.cause == CAUSE_TIME_LIMIT {
+                        CAUSE_TIME_LIMIT
+                    } else {
+                        "NORMAL_CLEARING"
+                    };
+                    self.switch.hangup(other, cause);
                 }
                 self.finish_if_done(&cell);
             }

@@ -5,10 +5,13 @@
 //! [`registry`]), [`runner`] rings the agent then dials the customer,
 //! [`legs`] turns the switch's reports into state transitions, [`report`]
 //! emits the events and the CDR and commits them with the call's journal
-//! record; [`recovery`] takes calls back when an engine starts.
+//! record; [`limits`] ends calls at their time limit; [`recovery`] takes
+//! calls back when an engine starts.
 
 mod legs;
+mod limits;
 mod place;
+mod recordings;
 mod recovery;
 mod registry;
 mod report;
@@ -93,6 +96,10 @@ pub struct Engine {
     pub stats: EngineStats,
     /// Where a call's acceptance and events are committed.
     store: Option<Arc<dyn Store>>,
+    /// (deadline, call): the time limits of bridged calls ([`limits`]).
+    limits: Mutex<Vec<(SystemTime, Uuid)>>,
+    /// When `recording-retention` was last applied.
+    last_purge: Mutex<Option<Instant>>,
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -150,6 +157,8 @@ impl Engine {
             dispatcher: Mutex::new(None),
             stats: EngineStats::default(),
             store,
+            limits: Mutex::default(),
+            last_purge: Mutex::default(),
         });
         engine.recover();
         let weak = Arc::downgrade(&engine);
@@ -165,6 +174,13 @@ impl Engine {
                         },
                         Err(RecvTimeoutError::Timeout) => {}
                         Err(RecvTimeoutError::Disconnected) => return,
+                    }
+                    match weak.upgrade() {
+                        Some(e) => {
+                            e.fire_due_limits();
+                            e.purge_recordings_if_due();
+                        }
+                        None => return,
                     }
                 }
             })

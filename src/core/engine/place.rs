@@ -11,8 +11,9 @@ use super::{lock, Accepted, CallCell, Engine};
 use crate::core::call::{CallRecord, CallState, Leg};
 use crate::core::callerid::{self, Chosen};
 use crate::core::config::{CallerIdStrategy, Config};
-use crate::core::errors::{codes, ApiError};
+use crate::core::errors::{codes, ApiError, FieldError};
 use crate::core::journal;
+use crate::core::recording::RecordCalls;
 use crate::core::request::ClickToCallRequest;
 use crate::core::routing::{self, RoutePlan};
 use crate::core::store::Write;
@@ -108,6 +109,18 @@ impl Engine {
         if config.reject_busy_agent && self.switch.extension_in_use(&domain, &req.from_extension) {
             return Err(agent_busy(&req.from_extension));
         }
+        if req.record == Some(true) && config.record_calls == RecordCalls::Never {
+            return Err(ApiError {
+                status: 422,
+                code: codes::RECORDING_DISABLED,
+                message: "this switch records no calls (record-calls is never)".into(),
+                fields: vec![FieldError {
+                    field: "record".into(),
+                    code: codes::RECORDING_DISABLED,
+                    message: "recording is disabled on this switch".into(),
+                }],
+            });
+        }
         let plan = routing::plan(&config, req)?;
         let chosen = self.caller_id(&config, req, &ext, &plan);
         let now = SystemTime::now();
@@ -139,6 +152,9 @@ impl Engine {
             transfer_to: None,
             parties: Vec::new(),
             first_end: None,
+            time_limit: req.time_limit.or(config.max_call_duration),
+            record: config.record_calls.records(req.record),
+            recording: None,
         };
         let accepted = Accepted {
             call_uuid: record.call_uuid.to_string(),

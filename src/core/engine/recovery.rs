@@ -93,6 +93,12 @@ impl Engine {
         self.register(&cell);
         if adopt {
             self.stats.adopted.fetch_add(1, Ordering::Relaxed);
+            // The switch still holds its backstop: arm the precise limit again.
+            let c = lock(&cell);
+            if c.state == CallState::Bridged {
+                self.arm_limit(&c, false);
+            }
+            drop(c);
             // Only a bridge keeps a call going without us: end what was still
             // being set up (its hangups arrive as leg reports).
             for leg in unbridged {

@@ -8,7 +8,7 @@ use serde_json::{json, Value};
 use uuid::Uuid;
 
 use super::{lock, CallCell, Engine};
-use crate::core::call::{CallRecord, CallState, HangupBy};
+use crate::core::call::{CallRecord, CallState, HangupBy, OUTCOME_TIME_LIMIT};
 use crate::core::events::{self, CallEvent};
 use crate::core::journal::journal_write;
 use crate::core::store::{Committed, StoreError, Write, COMMIT_TIMEOUT};
@@ -123,6 +123,14 @@ impl Engine {
             return;
         }
         c.state = CallState::Ended;
+        // Every leg is gone: the switch closed the file.
+        if let Some(r) = c.recording.as_mut() {
+            r.finish();
+        }
+        if c.outcome.is_none() && c.cancel.is_none() && c.hit_time_limit() {
+            c.outcome = Some(OUTCOME_TIME_LIMIT);
+            c.hangup_by = Some(HangupBy::System);
+        }
         if c.outcome.is_none() {
             c.outcome = Some(match (c.b.answered_at, c.cancel) {
                 (Some(_), _) => "completed",

@@ -10,6 +10,7 @@ use super::{CallCell, Engine};
 use crate::core::call::{Attempt, CallState, HangupBy};
 use crate::core::config::Config;
 use crate::core::events;
+use crate::core::recording::{self, Recording};
 use crate::core::routing::{is_trunk_failure, RoutePlan};
 use crate::switch::{AgentLeg, CustomerLeg, Failure, LegOutcome};
 
@@ -145,6 +146,9 @@ impl Engine {
                     }
                     c.b.answered_at = Some(now);
                     c.state = CallState::CustomerAnswered;
+                    if c.record {
+                        c.recording = Some(self.start_recording(config, c.call_uuid, leg.leg_uuid));
+                    }
                     self.emit(&mut c, events::ANSWERED, Some("B"), json!({}));
                     if c.cancel.is_some() || c.a.ended_at.is_some() {
                         drop(c);
@@ -188,6 +192,17 @@ impl Engine {
         }
     }
 
+    /// Asks the switch to record the customer's (answered) leg from now
+    /// until it ends; a refusal is noted (the call goes on unrecorded).
+    fn start_recording(&self, config: &Config, call: uuid::Uuid, leg: uuid::Uuid) -> Recording {
+        let dir = recording::dir_of(config);
+        let path = recording::file_path(&dir, call, &config.recording_format);
+        match self.switch.start_recording(leg, &path) {
+            Ok(()) => Recording::started(&path, &config.recording_format),
+            Err(e) => Recording::failed(&path, &config.recording_format, e.0),
+        }
+    }
+
     fn customer_failed(&self, c: &mut crate::core::call::CallRecord, f: &Failure) {
         self.leg_ended(c, false, f);
         c.outcome = Some(match f.cause.as_str() {
@@ -216,6 +231,10 @@ impl Engine {
                         "b_leg_uuid": c.b.uuid.to_string(),
                     });
                     self.emit(&mut c, events::BRIDGED, None, extra);
+                    // The switch is asked for its backstop outside the call's lock.
+                    let bridged = c.clone();
+                    drop(c);
+                    self.arm_limit(&bridged, true);
                 }
             }
             Err(e) => {

@@ -117,6 +117,7 @@ fn replayed(a: Answer) -> Response {
         headers: a.headers,
         body: a.body,
         close: false,
+        file: None,
     }
 }
 
@@ -197,7 +198,13 @@ fn call_not_found(raw: &str) -> Response {
 
 /// The call `raw` names, wherever it lives, as `token` may see it; a request
 /// forwarded by another node (or from a FreeSWITCH thread) is never forwarded.
-fn find(state: &HttpState, method: &str, raw: &str, token: &str, forwarded: bool) -> Found {
+pub(super) fn find(
+    state: &HttpState,
+    method: &str,
+    raw: &str,
+    token: &str,
+    forwarded: bool,
+) -> Found {
     match Uuid::parse_str(raw) {
         Ok(uuid) => state.directory().find(uuid, token, method, !forwarded),
         Err(_) => Found::Nowhere,
@@ -205,7 +212,7 @@ fn find(state: &HttpState, method: &str, raw: &str, token: &str, forwarded: bool
 }
 
 /// The answer for a call that is not here.
-fn not_here(found: Found, raw: &str) -> Response {
+pub(super) fn not_here(found: Found, raw: &str) -> Response {
     match found {
         Found::Elsewhere(a) => replayed(a),
         Found::Unreachable(e) => Response::error(&ApiError::new(
@@ -220,7 +227,12 @@ fn not_here(found: Found, raw: &str) -> Response {
 
 pub(crate) fn call_status(state: &HttpState, raw: &str, token: &str, forwarded: bool) -> Response {
     match find(state, "GET", raw, token, forwarded) {
-        Found::Here(c) => Response::data(200, c.status_json()),
+        Found::Here(mut c) => {
+            if let Some(r) = c.recording.as_mut() {
+                super::recordings::note_purged(r);
+            }
+            Response::data(200, c.status_json())
+        }
         other => not_here(other, raw),
     }
 }

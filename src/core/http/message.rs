@@ -69,6 +69,15 @@ impl Request {
     }
 }
 
+/// A slice of a file to send as a response's body: the server reads it in
+/// chunks as the client takes them, never whole into memory.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FileSlice {
+    pub path: std::path::PathBuf,
+    pub offset: u64,
+    pub len: u64,
+}
+
 /// An HTTP response, before it is written out.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Response {
@@ -78,6 +87,8 @@ pub struct Response {
     pub body: Vec<u8>,
     /// Close the connection after this response.
     pub close: bool,
+    /// When set, the body is this file slice (and `body` is empty).
+    pub file: Option<FileSlice>,
 }
 
 impl Response {
@@ -88,6 +99,7 @@ impl Response {
             headers: vec![("Content-Type".into(), "application/json".into())],
             body: body.to_string().into_bytes(),
             close: false,
+            file: None,
         }
     }
 
@@ -103,6 +115,7 @@ impl Response {
             headers: vec![("Content-Type".into(), "application/json".into())],
             body: e.to_json_bytes(),
             close: false,
+            file: None,
         }
     }
 
@@ -113,6 +126,7 @@ impl Response {
             headers: vec![("Content-Type".into(), content_type.into())],
             body: body.into_bytes(),
             close: false,
+            file: None,
         }
     }
 
@@ -139,6 +153,9 @@ pub fn reason(status: u16) -> &'static str {
         100 => "Continue",
         200 => "OK",
         202 => "Accepted",
+        204 => "No Content",
+        206 => "Partial Content",
+        304 => "Not Modified",
         400 => "Bad Request",
         401 => "Unauthorized",
         404 => "Not Found",
@@ -148,6 +165,7 @@ pub fn reason(status: u16) -> &'static str {
         413 => "Content Too Large",
         414 => "URI Too Long",
         415 => "Unsupported Media Type",
+        416 => "Range Not Satisfiable",
         422 => "Unprocessable Content",
         429 => "Too Many Requests",
         431 => "Request Header Fields Too Large",

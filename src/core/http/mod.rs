@@ -8,10 +8,13 @@
 
 pub mod auth;
 pub mod counters;
+mod file_body;
 mod handlers;
 mod io;
 pub mod message;
 pub mod metrics;
+pub mod range;
+mod recordings;
 pub mod router;
 pub mod server;
 pub mod state;

@@ -8,6 +8,7 @@ use super::auth;
 use super::handlers::{call_hangup, call_status, caller_ids, click_to_call, health, webhooks};
 use super::message::{Request, Response};
 use super::metrics;
+use super::recordings;
 use super::state::HttpState;
 
 /// One route: a path pattern (`{name}` matches one segment) and a method.
@@ -60,6 +61,20 @@ pub const ROUTES: &[RouteSpec] = &[
         "call_hangup",
         "DELETE",
         "/api/pbx/calls/{call_uuid}",
+        true,
+        false,
+    ),
+    spec(
+        "call_recording",
+        "GET",
+        "/api/pbx/calls/{call_uuid}/recording",
+        true,
+        false,
+    ),
+    spec(
+        "call_recording_delete",
+        "DELETE",
+        "/api/pbx/calls/{call_uuid}/recording",
         true,
         false,
     ),
@@ -192,6 +207,8 @@ fn dispatch(state: &HttpState, req: &Request, trusted: Option<&str>) -> (&'stati
             &token,
             forwarded.is_some() || trusted.is_some(),
         ),
+        "call_recording" => recordings::serve(state, req, param, &token),
+        "call_recording_delete" => recordings::erase(state, param, &token),
         "health" => health(state),
         "metrics" => Response::text(
             200,

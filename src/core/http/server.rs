@@ -48,6 +48,7 @@ use crate::core::request::ClickToCallRequest;
 
 use super::auth;
 use super::codes as http_codes;
+use super::file_body::FileBody;
 use super::io::{error_bytes, Deadlines, GuardedIo, Phase};
 use super::message::{Request, Response};
 use super::router::route;
@@ -439,10 +440,13 @@ fn error(status: u16, code: &'static str, message: &str) -> Response {
     r
 }
 
+/// A response body: the bytes of a [`Response`], or a file slice streamed.
+type ResBody = http_body_util::Either<Full<Bytes>, FileBody>;
+
 async fn handle(
     req: hyper::Request<Incoming>,
     ctx: Arc<Ctx>,
-) -> Result<hyper::Response<Full<Bytes>>, Infallible> {
+) -> Result<hyper::Response<ResBody>, Infallible> {
     let started = ctx.phase.serving();
     let keep_alive = wants_keep_alive(&req);
     let response = match read_request(req, &ctx, started).await {
@@ -558,6 +562,8 @@ fn may_block(state: &HttpState, req: &Request) -> bool {
                     || req.click_to_call.as_ref().is_some_and(Result::is_ok))
         }
         ("DELETE", p) => p.starts_with("/api/pbx/calls/"),
+        // Reads the disk (the file's size, maybe a stored call).
+        ("GET", p) if p.ends_with("/recording") => true,
         ("GET", p) if state.directory().remote() => p.starts_with("/api/pbx/calls/"),
         (_, p) => p.starts_with("/api/pbx/webhooks/dead-letters"),
     }
@@ -575,8 +581,17 @@ async fn dispatch(req: Request, ctx: &Ctx) -> Response {
     }
 }
 
-fn to_hyper(r: Response, keep_alive: bool) -> hyper::Response<Full<Bytes>> {
-    let mut out = hyper::Response::new(Full::new(Bytes::from(r.body)));
+fn to_hyper(r: Response, keep_alive: bool) -> hyper::Response<ResBody> {
+    let body = match r.file.as_ref().map(FileBody::open) {
+        None => ResBody::Left(Full::new(Bytes::from(r.body))),
+        Some(Ok(file)) => ResBody::Right(file),
+        // Gone between the handler's look and now (erased meanwhile).
+        Some(Err(_)) => {
+            let gone = error(404, codes::NOT_FOUND, "the file is gone");
+            return to_hyper(gone, keep_alive);
+        }
+    };
+    let mut out = hyper::Response::new(body);
     *out.status_mut() =
         hyper::StatusCode::from_u16(r.status).unwrap_or(hyper::StatusCode::INTERNAL_SERVER_ERROR);
     let headers = out.headers_mut();

@@ -1,0 +1,126 @@
+//! Recording over the simulated switch: `record` and `record-calls` decide
+//! which calls are recorded; a recorded call's CDR and status carry the
+//! file's facts (a real 2-channel WAV the simulated switch writes); a
+//! refused `record: true` is 422 `recording_disabled`.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use mod_zorio_c2c::core::config::Config;
+use mod_zorio_c2c::core::engine::Engine;
+use mod_zorio_c2c::core::events::{self, EventLog};
+use mod_zorio_c2c::core::recording::RecordCalls;
+use mod_zorio_c2c::core::request::ClickToCallRequest;
+use mod_zorio_c2c::core::wav;
+use mod_zorio_c2c::sim::{SimOptions, SimSwitch};
+use mod_zorio_c2c::switch::leg_channel;
+use serde_json::{json, Value};
+use uuid::Uuid;
+
+struct World {
+    engine: Arc<Engine>,
+    log: Arc<EventLog>,
+    dir: PathBuf,
+    _sim: Arc<SimSwitch>,
+}
+
+fn world(record_calls: RecordCalls) -> World {
+    let mut c =
+        Config::from_xml(include_str!("../conf/autoload_configs/zorio_c2c.conf.xml")).unwrap();
+    let dir = std::env::temp_dir().join(format!("c2c-rec-engine-{}", Uuid::new_v4().simple()));
+    c.recordings_dir = dir.clone();
+    c.record_calls = record_calls;
+    let o = SimOptions::demo_fast(Duration::from_millis(50), Duration::from_millis(1200));
+    let (tx, rx) = leg_channel();
+    let sim = SimSwitch::new(o, tx);
+    let log = Arc::new(EventLog::default());
+    let engine = Engine::new(c, sim.clone(), rx, log.clone());
+    World {
+        engine,
+        log,
+        dir,
+        _sim: sim,
+    }
+}
+
+fn place(w: &World, body: Value) -> Result<Uuid, mod_zorio_c2c::core::errors::ApiError> {
+    let req = ClickToCallRequest::from_value(&body).unwrap();
+    w.engine
+        .place(&req, Some("crm"))
+        .map(|a| Uuid::parse_str(&a.call_uuid).unwrap())
+}
+
+fn cdr_of(w: &World, call: Uuid) -> Value {
+    let until = Instant::now() + Duration::from_secs(6);
+    loop {
+        let found = w
+            .log
+            .all()
+            .into_iter()
+            .find(|e| e.call_uuid == call && e.event_type == events::CDR);
+        if let Some(e) = found {
+            return e.data;
+        }
+        assert!(Instant::now() < until, "no CDR for {call}");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+#[test]
+fn a_requested_recording_is_in_the_cdr_with_the_files_facts() {
+    let w = world(RecordCalls::OnRequest);
+    let call = place(
+        &w,
+        json!({"from_extension": "1001", "to_phone": "0987654321", "record": true}),
+    )
+    .unwrap();
+    let unrecorded = place(
+        &w,
+        json!({"from_extension": "1002", "to_phone": "0987654322"}),
+    )
+    .unwrap();
+    let cdr = cdr_of(&w, call);
+    let rec = &cdr["recording"];
+    assert_eq!(rec["status"], "available", "{cdr}");
+    assert_eq!(rec["channels"], 2);
+    assert_eq!(rec["format"], "wav");
+    let path = w.dir.join(format!("{call}.wav"));
+    let info = wav::read_info(&path).unwrap().expect("a WAV");
+    assert_eq!(info.channels, 2);
+    assert_eq!(rec["bytes"], std::fs::metadata(&path).unwrap().len());
+    assert_eq!(rec["duration_ms"], info.duration_ms());
+    let billsec = cdr["billsec"].as_u64().unwrap();
+    assert!((info.duration_ms() / 1000).abs_diff(billsec) <= 1);
+    assert!(info.duration_ms() >= 1000, "{}", info.duration_ms());
+    assert_eq!(cdr_of(&w, unrecorded)["recording"], Value::Null);
+    // The ended call's status says the same.
+    let st = w.engine.call(call).unwrap().status_json();
+    assert_eq!(st["recording"], *rec);
+}
+
+#[test]
+fn always_records_every_call_and_never_refuses_a_request() {
+    let w = world(RecordCalls::Always);
+    let call = place(
+        &w,
+        json!({"from_extension": "1001", "to_phone": "0987654321"}),
+    )
+    .unwrap();
+    assert_eq!(cdr_of(&w, call)["recording"]["status"], "available");
+
+    let w = world(RecordCalls::Never);
+    let e = place(
+        &w,
+        json!({"from_extension": "1001", "to_phone": "0987654321", "record": true}),
+    )
+    .unwrap_err();
+    assert_eq!((e.status, e.code), (422, "recording_disabled"));
+    assert_eq!(e.fields[0].field, "record");
+    let call = place(
+        &w,
+        json!({"from_extension": "1001", "to_phone": "0987654321", "record": false}),
+    )
+    .unwrap();
+    assert_eq!(cdr_of(&w, call)["recording"], Value::Null);
+}
