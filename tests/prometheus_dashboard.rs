@@ -339,9 +339,13 @@ fn every_panel_and_rule_returns_data_from_a_real_prometheus() {
     assert!(statuses.get(&202).is_some_and(|n| *n > 0), "{statuses:?}");
     assert!(statuses.get(&503).is_some_and(|n| *n > 0), "{statuses:?}");
 
-    // Wait for the calls to end and their events to reach the CRM.
+    // Wait until a scrape saw every call accepted and ended, and events
+    // delivered to the CRM.
+    let accepted = statuses[&202];
+    let seen_all = format!("c2c_calls_accepted_total == {accepted}");
     let until = Instant::now() + Duration::from_secs(30);
-    while series(prom, "c2c_webhook_delivery_lag_seconds_count > 0") != Ok(1)
+    while series(prom, &seen_all) != Ok(1)
+        || series(prom, "c2c_webhook_delivery_lag_seconds_count > 0") != Ok(1)
         || series(prom, "c2c_calls_active == 0") != Ok(1)
     {
         assert!(
@@ -350,6 +354,48 @@ fn every_panel_and_rule_returns_data_from_a_real_prometheus() {
             delivered.load(std::sync::atomic::Ordering::SeqCst),
             std::fs::read_to_string(tmp.join("prometheus.log")).unwrap_or_default()
         );
+        std::thread::sleep(Duration::from_millis(500));
+    }
+
+    // The histograms counted what happened: one 202 latency per 202, one
+    // agent answer per call accepted (the agent always answers here), one
+    // bridge and one talk time per completed call, one lag per delivery.
+    let value = |expr: &str| -> Option<f64> {
+        let v = api(prom, &format!("/api/v1/query?query={}", encode(expr)))?;
+        v["data"]["result"][0]["value"][1].as_str()?.parse().ok()
+    };
+    let checks = [
+        (
+            r#"sum(c2c_http_request_duration_seconds_count{route="click_to_call",status="202"})"#
+                .to_string(),
+            Some(accepted as f64),
+        ),
+        (
+            "sum(c2c_agent_answer_seconds_count)".to_string(),
+            Some(accepted as f64),
+        ),
+        (
+            "sum(c2c_call_bridge_seconds_count)".to_string(),
+            value(r#"sum(c2c_calls_ended_total{outcome="completed"})"#),
+        ),
+        (
+            "sum(c2c_call_talk_seconds_count)".to_string(),
+            value(r#"sum(c2c_calls_ended_total{outcome="completed"})"#),
+        ),
+        (
+            "sum(c2c_customer_answer_seconds_count)".to_string(),
+            value(r#"sum(c2c_calls_ended_total{outcome="completed"})"#),
+        ),
+    ];
+    for (expr, want) in &checks {
+        assert!(want.is_some_and(|w| w > 0.0), "{expr}: {want:?}");
+        assert_eq!(value(expr), *want, "{expr}");
+    }
+    let until = Instant::now() + Duration::from_secs(20);
+    while value("sum(c2c_webhook_delivery_lag_seconds_count)")
+        != value("sum(c2c_webhook_delivered_total)")
+    {
+        assert!(Instant::now() < until, "a delivery lag per delivered event");
         std::thread::sleep(Duration::from_millis(500));
     }
 
