@@ -55,6 +55,13 @@ if command -v strip >/dev/null 2>&1; then strip --strip-debug "$ROOT$MODDIR/mod_
 install -m 0644 "$CONF" "$ROOT$CONFDIR/autoload_configs/zorio_c2c.conf.xml"
 install -m 0644 README.md "$ROOT/$DOC/README.md"
 install -m 0644 docs/freeswitch-module.md "$ROOT/$DOC/freeswitch-module.md"
+# Monitoring an operator imports: Grafana dashboard, Prometheus rules and
+# their promtool tests (docs/metrics.md, shipped beside them).
+SHARE=usr/share/$PKG
+install -d "$ROOT/$SHARE/grafana" "$ROOT/$SHARE/prometheus"
+install -m 0644 conf/grafana/zorio_c2c_dashboard.json "$ROOT/$SHARE/grafana/"
+install -m 0644 conf/prometheus/zorio_c2c_rules.yml conf/prometheus/zorio_c2c_rules.test.yml "$ROOT/$SHARE/prometheus/"
+install -m 0644 docs/metrics.md "$ROOT/$DOC/metrics.md"
 cat > "$ROOT/$DOC/copyright" <<COPYRIGHT
 Format: https://www.debian.org/doc/packaging-manuals/copyright-format/1.0/
 Upstream-Name: mod_zorio_c2c

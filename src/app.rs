@@ -96,8 +96,14 @@ impl App {
             Arc::new(MonotonicClock::default()),
         );
         http_state.set_webhook_admin(Some(webhooks.clone() as Arc<dyn WebhookAdmin>));
-        let gauges = Arc::clone(&webhooks);
-        http_state.set_extra_gauges(Some(Box::new(move || gauges.gauges())));
+        let (hooks, db) = (Arc::clone(&webhooks), Arc::clone(&store));
+        http_state.set_extra_metrics(Some(Box::new(move |out| {
+            hooks.write_metrics(out);
+            if let Some(h) = db.commit_seconds() {
+                let help = "Seconds each commit of the durable store took (fsync included).";
+                out.histogram("c2c_store_commit_seconds", help, &[], &[(Vec::new(), h)]);
+            }
+        })));
         let http = if http_settings.enabled {
             match HttpServer::start(Arc::clone(&http_state), &http_settings) {
                 Ok(s) => Some(s),

@@ -112,6 +112,17 @@ fn the_package_installs_upgrades_keeping_conffile_edits_and_purges() {
             .unwrap_or_else(|| panic!("{path} not in the package:\n{contents}"));
         assert!(line.contains("root/root"), "owned by root: {line}");
     }
+    for path in [
+        "usr/share/freeswitch-mod-zorio-c2c/grafana/zorio_c2c_dashboard.json",
+        "usr/share/freeswitch-mod-zorio-c2c/prometheus/zorio_c2c_rules.yml",
+        "usr/share/freeswitch-mod-zorio-c2c/prometheus/zorio_c2c_rules.test.yml",
+        "usr/share/doc/freeswitch-mod-zorio-c2c/metrics.md",
+    ] {
+        assert!(
+            contents.contains(&format!("./{path}")),
+            "{path} not in:\n{contents}"
+        );
+    }
 
     // Install into a scratch root.
     let root = tmp.join("root");

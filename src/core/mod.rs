@@ -17,6 +17,7 @@ pub mod gcra;
 pub mod http;
 pub mod journal;
 pub mod log;
+pub mod metrics;
 pub mod recording;
 pub mod request;
 pub mod routing;

@@ -6,6 +6,7 @@ use std::time::SystemTime;
 use serde_json::json;
 use uuid::Uuid;
 
+use super::timings::secs;
 use super::{lock, CallCell, Engine};
 use crate::core::call::{CallRecord, CallState, HangupBy, Leg, Party, CAUSE_TIME_LIMIT};
 use crate::core::events;
@@ -59,7 +60,13 @@ impl Engine {
             LegEvent::Ringing if is_a => self.agent_ringing(&mut c),
             LegEvent::Ringing => {
                 if c.b.ringing_at.is_none() && c.b.answered_at.is_none() {
-                    c.b.ringing_at = Some(SystemTime::now());
+                    let now = SystemTime::now();
+                    c.b.ringing_at = Some(now);
+                    if let Some(a) = c.attempts.last().filter(|a| a.ended_at.is_none()) {
+                        let trunk = a.trunk.as_ref().map_or("dialplan", |t| t.1.as_str());
+                        let pdd = &self.stats.timings.customer_post_dial;
+                        pdd.with(&[trunk]).observe(secs(a.started_at, now));
+                    }
                     c.state = CallState::CustomerRinging;
                     self.emit(&mut c, events::CUSTOMER_RINGING, Some("B"), json!({}));
                 }

@@ -16,6 +16,7 @@ mod recovery;
 mod registry;
 mod report;
 mod runner;
+pub mod timings;
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -62,6 +63,8 @@ pub struct EngineStats {
     pub outcomes: Mutex<HashMap<&'static str, u64>>,
     /// (trunk name, attempts, failures).
     pub trunk_attempts: Mutex<HashMap<String, (u64, u64)>>,
+    /// Histograms of the call flow's steps.
+    pub timings: timings::CallTimings,
 }
 
 pub(crate) type CallCell = Arc<Mutex<CallRecord>>;

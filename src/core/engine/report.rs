@@ -157,6 +157,10 @@ impl Engine {
             "billsec": c.billsec(),
             "recovered": c.recovered,
         });
+        if let (Some(answered), false) = (c.b.answered_at, c.recovered) {
+            let talk = super::timings::secs(answered, c.end_time());
+            self.stats.timings.talk.observe(talk);
+        }
         self.emit(&mut c, events::HANGUP, Some(leg_name), extra);
         self.emit_cdr(&mut c);
         let outcome = c.outcome.unwrap_or("failed");

@@ -6,6 +6,7 @@ use std::time::SystemTime;
 
 use serde_json::json;
 
+use super::timings::secs;
 use super::{CallCell, Engine};
 use crate::core::call::{Attempt, CallState, HangupBy};
 use crate::core::config::Config;
@@ -81,7 +82,12 @@ impl Engine {
             LegOutcome::Answered => {
                 let mut c = lock(cell);
                 self.agent_ringing(&mut c);
-                c.a.answered_at = Some(SystemTime::now());
+                let now = SystemTime::now();
+                c.a.answered_at = Some(now);
+                if let Some(started) = c.a.started_at {
+                    let t = &self.stats.timings;
+                    t.agent_answer.observe(secs(started, now));
+                }
                 c.state = CallState::AgentAnswered;
                 self.emit(&mut c, events::ANSWERED, Some("A"), json!({}));
             }
@@ -143,6 +149,13 @@ impl Engine {
                     if let Some(a) = c.attempts.last_mut() {
                         a.ended_at = Some(now);
                         a.result = Some("answered".into());
+                        let t = &self.stats.timings;
+                        let took = secs(a.started_at, now);
+                        t.customer_answer.with(&[trunk_name]).observe(took);
+                        if c.b.ringing_at.is_none() {
+                            // Answered with no ringing seen: that was the post-dial delay.
+                            t.customer_post_dial.with(&[trunk_name]).observe(took);
+                        }
                     }
                     c.b.answered_at = Some(now);
                     c.state = CallState::CustomerAnswered;
@@ -226,6 +239,9 @@ impl Engine {
                 let mut c = lock(cell);
                 if c.a.ended_at.is_none() && c.b.ended_at.is_none() {
                     c.state = CallState::Bridged;
+                    let t = &self.stats.timings;
+                    let now = SystemTime::now();
+                    t.accepted_to_bridge.observe(secs(c.created_at, now));
                     let extra = json!({
                         "a_leg_uuid": c.a.uuid.to_string(),
                         "b_leg_uuid": c.b.uuid.to_string(),

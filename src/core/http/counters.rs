@@ -3,9 +3,11 @@
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU64, AtomicUsize};
 use std::sync::Mutex;
+use std::time::Duration;
+
+use crate::core::metrics::{buckets, HistogramVec};
 
 /// HTTP counters.
-#[derive(Default)]
 pub struct Metrics {
     /// (route, status) → requests answered.
     requests: Mutex<BTreeMap<(&'static str, u16), u64>>,
@@ -13,6 +15,19 @@ pub struct Metrics {
     pub open_connections: AtomicUsize,
     /// Connections refused with 503 because of the cap.
     pub refused_connections: AtomicU64,
+    /// Seconds from a request read to its answer, by route and status.
+    pub latency: HistogramVec,
+}
+
+impl Default for Metrics {
+    fn default() -> Metrics {
+        Metrics {
+            requests: Mutex::default(),
+            open_connections: AtomicUsize::default(),
+            refused_connections: AtomicU64::default(),
+            latency: HistogramVec::new(&buckets::HTTP_SECONDS),
+        }
+    }
 }
 
 impl Metrics {
@@ -20,6 +35,13 @@ impl Metrics {
     pub fn record(&self, route: &'static str, status: u16) {
         let mut m = self.requests.lock().unwrap_or_else(|e| e.into_inner());
         *m.entry((route, status)).or_default() += 1;
+    }
+
+    /// Counts one answered request and how long the router took for it.
+    pub fn record_timed(&self, route: &'static str, status: u16, took: Duration) {
+        self.record(route, status);
+        let status = status.to_string();
+        self.latency.with(&[route, &status]).observe_duration(took);
     }
 
     /// (route, status) → requests answered, now.

@@ -1,67 +1,61 @@
-//! The `/metrics` page (Prometheus text format), read from the state.
+//! The `/metrics` page (Prometheus text format 0.0.4), read from the state:
+//! every family with `# HELP` and `# TYPE` (`promtool check metrics` clean).
 
 use std::collections::BTreeMap;
-use std::fmt::Write;
 use std::sync::atomic::Ordering;
 
 use super::state::HttpState;
-
-/// Escapes a label value.
-fn label(v: &str) -> String {
-    v.replace('\\', "\\\\")
-        .replace('"', "\\\"")
-        .replace('\n', "\\n")
-}
+use crate::core::metrics::exposition::Kind;
+use crate::core::metrics::Exposition;
 
 /// The whole `/metrics` page.
 pub fn render(state: &HttpState) -> String {
-    let mut out = String::new();
+    let mut out = Exposition::new();
     let engine = &state.engine;
     let m = &state.metrics;
 
-    out.push_str("# HELP c2c_http_requests_total HTTP requests answered, by route and status.\n");
-    out.push_str("# TYPE c2c_http_requests_total counter\n");
-    let requests = m.requests();
-    for ((route, status), n) in requests {
-        let _ = writeln!(
-            out,
-            "c2c_http_requests_total{{route=\"{}\",status=\"{status}\"}} {n}",
-            label(route)
-        );
+    let name = "c2c_http_requests_total";
+    out.family(
+        name,
+        Kind::Counter,
+        "HTTP requests answered, by route and status.",
+    );
+    for ((route, status), n) in m.requests() {
+        let status = status.to_string();
+        out.sample(name, &[("route", route), ("status", &status)], n as f64);
     }
-    gauge(
-        &mut out,
+    out.histogram(
+        "c2c_http_request_duration_seconds",
+        "Seconds from a request read to its answer (a 202 includes its durable commit), by route and status.",
+        &["route", "status"],
+        &m.latency.snapshot(),
+    );
+    out.gauge(
         "c2c_http_open_connections",
         "HTTP connections open now.",
         m.open_connections.load(Ordering::Relaxed) as f64,
     );
-    counter(
-        &mut out,
+    out.counter(
         "c2c_http_refused_connections_total",
         "Connections refused with 503 at the connection cap.",
-        m.refused_connections.load(Ordering::Relaxed),
+        m.refused_connections.load(Ordering::Relaxed) as f64,
     );
-    counter(
-        &mut out,
+    out.counter(
         "c2c_calls_accepted_total",
         "Click-to-call requests accepted (202).",
-        engine.stats.accepted.load(Ordering::Relaxed),
+        engine.stats.accepted.load(Ordering::Relaxed) as f64,
     );
-    counter(
-        &mut out,
+    out.counter(
         "c2c_calls_rejected_total",
         "Click-to-call requests the engine refused.",
-        engine.stats.rejected.load(Ordering::Relaxed),
+        engine.stats.rejected.load(Ordering::Relaxed) as f64,
     );
-    gauge(
-        &mut out,
+    out.gauge(
         "c2c_calls_active",
         "Calls in flight.",
         engine.active_calls().len() as f64,
     );
 
-    out.push_str("# HELP c2c_calls_ended_total Ended calls, by outcome.\n");
-    out.push_str("# TYPE c2c_calls_ended_total counter\n");
     let outcomes: BTreeMap<&str, u64> = engine
         .stats
         .outcomes
@@ -70,12 +64,10 @@ pub fn render(state: &HttpState) -> String {
         .iter()
         .map(|(k, v)| (*k, *v))
         .collect();
+    let name = "c2c_calls_ended_total";
+    out.family(name, Kind::Counter, "Ended calls, by outcome.");
     for (outcome, n) in outcomes {
-        let _ = writeln!(
-            out,
-            "c2c_calls_ended_total{{outcome=\"{}\"}} {n}",
-            label(outcome)
-        );
+        out.sample(name, &[("outcome", outcome)], n as f64);
     }
 
     let trunks: BTreeMap<String, (u64, u64)> = engine
@@ -86,67 +78,68 @@ pub fn render(state: &HttpState) -> String {
         .iter()
         .map(|(k, v)| (k.clone(), *v))
         .collect();
-    out.push_str("# HELP c2c_trunk_attempts_total B-leg routing attempts, by trunk.\n");
-    out.push_str("# TYPE c2c_trunk_attempts_total counter\n");
+    let name = "c2c_trunk_attempts_total";
+    out.family(name, Kind::Counter, "B-leg routing attempts, by trunk.");
     for (trunk, (attempts, _)) in &trunks {
-        let _ = writeln!(
-            out,
-            "c2c_trunk_attempts_total{{trunk=\"{}\"}} {attempts}",
-            label(trunk)
-        );
+        out.sample(name, &[("trunk", trunk)], *attempts as f64);
     }
-    out.push_str("# HELP c2c_trunk_failures_total B-leg routing attempts that failed, by trunk.\n");
-    out.push_str("# TYPE c2c_trunk_failures_total counter\n");
+    let name = "c2c_trunk_failures_total";
+    out.family(
+        name,
+        Kind::Counter,
+        "B-leg routing attempts that failed, by trunk.",
+    );
     for (trunk, (_, failures)) in &trunks {
-        let _ = writeln!(
-            out,
-            "c2c_trunk_failures_total{{trunk=\"{}\"}} {failures}",
-            label(trunk)
-        );
+        out.sample(name, &[("trunk", trunk)], *failures as f64);
     }
+
+    let t = &engine.stats.timings;
+    let one = |h: &crate::core::metrics::Histogram| vec![(Vec::new(), h.snapshot())];
+    out.histogram(
+        "c2c_agent_answer_seconds",
+        "Seconds from ringing the agent's phone to the agent's answer.",
+        &[],
+        &one(&t.agent_answer),
+    );
+    out.histogram(
+        "c2c_customer_post_dial_delay_seconds",
+        "Seconds from dialling the customer to ringing (or answer), by trunk.",
+        &["trunk"],
+        &t.customer_post_dial.snapshot(),
+    );
+    out.histogram(
+        "c2c_customer_answer_seconds",
+        "Seconds from dialling the customer to the customer's answer, by trunk.",
+        &["trunk"],
+        &t.customer_answer.snapshot(),
+    );
+    out.histogram(
+        "c2c_call_bridge_seconds",
+        "Seconds from the 202 to both legs bridged.",
+        &[],
+        &one(&t.accepted_to_bridge),
+    );
+    out.histogram(
+        "c2c_call_talk_seconds",
+        "Seconds from the customer's answer to the call's end.",
+        &[],
+        &one(&t.talk),
+    );
 
     if let Some(cluster) = state.cluster() {
-        let mut typed = std::collections::BTreeSet::new();
         for (name, kind, help, value) in cluster.metrics() {
             let base = name.split('{').next().unwrap_or(&name).to_string();
-            if typed.insert(base.clone()) {
-                let _ = writeln!(out, "# HELP {base} {help}\n# TYPE {base} {kind}");
-            }
-            let _ = writeln!(out, "{name} {}", number(value));
+            let kind = if kind == "counter" {
+                Kind::Counter
+            } else {
+                Kind::Gauge
+            };
+            out.family(&base, kind, help);
+            out.sample_series(&name, value);
         }
     }
 
-    // Gauges from attached sources (the webhook service's queue depth, …).
-    let mut typed = std::collections::BTreeSet::new();
-    for (name, value) in state.extra_gauges() {
-        let base = name.split('{').next().unwrap_or(&name).to_string();
-        if typed.insert(base.clone()) {
-            let _ = writeln!(out, "# TYPE {base} gauge");
-        }
-        let _ = writeln!(out, "{name} {}", number(value));
-    }
-    out
-}
-
-fn number(v: f64) -> String {
-    if v.is_finite() && v.fract() == 0.0 && v.abs() < 1e15 {
-        format!("{}", v as i64)
-    } else {
-        format!("{v}")
-    }
-}
-
-fn gauge(out: &mut String, name: &str, help: &str, v: f64) {
-    let _ = writeln!(
-        out,
-        "# HELP {name} {help}\n# TYPE {name} gauge\n{name} {}",
-        number(v)
-    );
-}
-
-fn counter(out: &mut String, name: &str, help: &str, v: u64) {
-    let _ = writeln!(
-        out,
-        "# HELP {name} {help}\n# TYPE {name} counter\n{name} {v}"
-    );
+    // The webhook service's and the store's.
+    state.write_extra_metrics(&mut out);
+    out.finish()
 }

@@ -1,6 +1,8 @@
 //! The pure router: `route(state, &Request) -> Response`. No sockets here, so
 //! any transport (our server, a FreeSWITCH API command) can call it.
 
+use std::time::Instant;
+
 use crate::core::directory::{NODE_SECRET_HEADER, NODE_TOKEN_HEADER};
 use crate::core::errors::{codes, ApiError};
 
@@ -124,8 +126,11 @@ fn matches<'a>(pattern: &str, path: &'a str) -> Option<Option<&'a str>> {
 
 /// Handles one request. Every answer is counted in the metrics.
 pub fn route(state: &HttpState, req: &Request) -> Response {
+    let began = Instant::now();
     let (name, response) = dispatch(state, req, None);
-    state.metrics.record(name, response.status);
+    state
+        .metrics
+        .record_timed(name, response.status, began.elapsed());
     response
 }
 
@@ -134,8 +139,11 @@ pub fn route(state: &HttpState, req: &Request) -> Response {
 /// auth): no `Authorization` header is needed; the rate limit, idempotency
 /// keys and webhooks use that token's name as usual.
 pub fn route_as(state: &HttpState, req: &Request, token: &str) -> Response {
+    let began = Instant::now();
     let (name, response) = dispatch(state, req, Some(token));
-    state.metrics.record(name, response.status);
+    state
+        .metrics
+        .record_timed(name, response.status, began.elapsed());
     response
 }
 

@@ -11,14 +11,15 @@ use crate::core::config::HttpSettings;
 use crate::core::directory::{self, CallDirectory};
 use crate::core::engine::Engine;
 use crate::core::gcra::{Clock, MonotonicClock};
+use crate::core::metrics::Exposition;
 
 use super::counters::Metrics;
 use super::tls::{self, CertStore};
 use crate::core::webhooks::admin::WebhookAdmin;
 
-/// Extra gauges for `/metrics`: `(name, value)`, where the name may carry
-/// Prometheus labels, e.g. `("c2c_webhook_queue_depth", 3.0)`.
-pub type ExtraGauges = Box<dyn Fn() -> Vec<(String, f64)> + Send + Sync>;
+/// Metrics that other parts of the module add to `/metrics` (the webhook
+/// service's, the store's): written, typed and described, into the page.
+pub type ExtraMetrics = Box<dyn Fn(&mut Exposition) + Send + Sync>;
 
 /// The state behind the router.
 pub struct HttpState {
@@ -27,7 +28,7 @@ pub struct HttpState {
     clock: Arc<dyn Clock>,
     admission: RwLock<Arc<dyn Admission>>,
     directory: RwLock<Arc<dyn CallDirectory>>,
-    extra_gauges: RwLock<Option<ExtraGauges>>,
+    extra_metrics: RwLock<Option<ExtraMetrics>>,
     webhook_admin: RwLock<Option<Arc<dyn WebhookAdmin>>>,
     /// The HTTPS certificate being served, when the listener has TLS.
     tls: RwLock<Option<Arc<CertStore>>>,
@@ -62,26 +63,31 @@ impl HttpState {
             clock,
             engine,
             metrics: Metrics::default(),
-            extra_gauges: RwLock::new(None),
+            extra_metrics: RwLock::new(None),
             webhook_admin: RwLock::new(None),
             tls: RwLock::new(None),
             cluster: RwLock::new(None),
         })
     }
 
-    /// Attaches gauges that `/metrics` adds (e.g. the webhook queue depth).
-    pub fn set_extra_gauges(&self, gauges: Option<ExtraGauges>) {
-        *self.extra_gauges.write().unwrap_or_else(|e| e.into_inner()) = gauges;
+    /// Attaches metrics that `/metrics` adds (the webhook service's, …).
+    pub fn set_extra_metrics(&self, metrics: Option<ExtraMetrics>) {
+        *self
+            .extra_metrics
+            .write()
+            .unwrap_or_else(|e| e.into_inner()) = metrics;
     }
 
-    /// The extra gauges now, if a source is attached.
-    pub fn extra_gauges(&self) -> Vec<(String, f64)> {
-        self.extra_gauges
+    /// Writes the attached metrics, if a source is attached.
+    pub fn write_extra_metrics(&self, out: &mut Exposition) {
+        if let Some(f) = self
+            .extra_metrics
             .read()
             .unwrap_or_else(|e| e.into_inner())
             .as_ref()
-            .map(|f| f())
-            .unwrap_or_default()
+        {
+            f(out);
+        }
     }
 
     /// Attaches the webhook service's admin side (`None` detaches it).

@@ -1,5 +1,6 @@
 //! The durable store's interface: one trait, whatever keeps the data.
 
+use crate::core::metrics::histogram::HistogramSnapshot;
 use std::fmt;
 use std::time::Duration;
 
@@ -99,4 +100,9 @@ pub trait Store: Send + Sync + 'static {
     /// Stops the writer (committing what was queued) within `deadline`;
     /// returns whether it stopped in time. Writes after this are refused.
     fn close(&self, deadline: Duration) -> bool;
+
+    /// Seconds each commit took (for `/metrics`), if this store measures it.
+    fn commit_seconds(&self) -> Option<HistogramSnapshot> {
+        None
+    }
 }

@@ -461,6 +461,10 @@ fn attempt(shared: &Shared, job: Job) -> Done {
     match result {
         Attempt::Delivered(_) => {
             shared.stats.delivered.fetch_add(1, Ordering::Relaxed);
+            let d = &shared.stats.delivery;
+            let lag = SystemTime::now().duration_since(r.created_at);
+            d.lag.observe(lag.map_or(0.0, |l| l.as_secs_f64()));
+            d.attempts.observe(f64::from(job.failed + 1));
             // Not waited for: the removal goes out with the next commit. If
             // it is lost in a crash, the event is delivered again (same id).
             if let Err(e) = shared.store.forget(vec![Write::SpoolRemove(r.id.clone())]) {

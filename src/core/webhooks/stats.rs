@@ -3,6 +3,8 @@
 use std::sync::atomic::{AtomicU64, AtomicUsize};
 use std::sync::Mutex;
 
+use crate::core::metrics::{buckets, Histogram};
+
 #[derive(Default)]
 pub(crate) struct Stats {
     /// Events in the per-call queues (including those in flight).
@@ -21,4 +23,23 @@ pub(crate) struct Stats {
     pub no_destination: AtomicU64,
     pub replayed: AtomicU64,
     pub last_error: Mutex<Option<String>>,
+    /// Delivered events: created until their 2xx, and attempts they took.
+    pub delivery: Delivery,
+}
+
+/// Histograms of delivered events.
+pub(crate) struct Delivery {
+    /// Seconds from the event's `created_at` to its 2xx.
+    pub lag: Histogram,
+    /// Attempts (the last one the 2xx).
+    pub attempts: Histogram,
+}
+
+impl Default for Delivery {
+    fn default() -> Delivery {
+        Delivery {
+            lag: Histogram::new(&buckets::WEBHOOK_LAG_SECONDS),
+            attempts: Histogram::new(&buckets::WEBHOOK_ATTEMPTS),
+        }
+    }
 }

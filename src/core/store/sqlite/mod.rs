@@ -20,6 +20,8 @@ mod rows;
 mod schema;
 mod writer;
 
+use crate::core::metrics::histogram::HistogramSnapshot;
+use crate::core::metrics::{buckets, Histogram};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
@@ -76,6 +78,7 @@ impl SqliteStore {
             checkpoints,
             commits: AtomicU64::new(0),
             groups: AtomicU64::new(0),
+            commit_seconds: Histogram::new(&buckets::STORE_COMMIT_SECONDS),
         });
         let sh = Arc::clone(&shared);
         let handle = std::thread::Builder::new()
@@ -183,6 +186,10 @@ impl Store for SqliteStore {
 
     fn call_get(&self, call_uuid: Uuid) -> Result<Option<JournalEntry>, StoreError> {
         self.read(|c| reads::call_get(c, call_uuid))
+    }
+
+    fn commit_seconds(&self) -> Option<HistogramSnapshot> {
+        Some(self.shared.commit_seconds.snapshot())
     }
 
     fn close(&self, deadline: Duration) -> bool {

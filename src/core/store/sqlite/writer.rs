@@ -1,6 +1,7 @@
 //! The writer thread and its group commit: every queued group in one
 //! transaction, whoever waits woken first, then the callbacks in order.
 
+use crate::core::metrics::Histogram;
 use std::collections::{HashMap, VecDeque};
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -107,6 +108,8 @@ pub(super) struct Shared {
     /// Commits made, and groups they carried (for status and benches).
     pub(super) commits: AtomicU64,
     pub(super) groups: AtomicU64,
+    /// Seconds each commit took (its transaction, and the sync).
+    pub(super) commit_seconds: Histogram,
 }
 
 /// The writer thread: takes every queued group, commits them together.
@@ -163,11 +166,13 @@ fn commit(conn: &mut Connection, shared: &Shared, groups: VecDeque<Group>) {
     // First all at once (no savepoints; a call's snapshot that a later one
     // in this commit replaces is not written): one failing write undoes the
     // whole transaction, which is then done again group by group.
+    let began = Instant::now();
     let (outcome, results) = match commit_all(conn, &groups) {
         Ok(()) => (Ok(()), vec![Ok(()); n]),
         Err(_) if n > 1 => commit_each(conn, &groups),
         Err(e) => (Err(e), Vec::new()),
     };
+    shared.commit_seconds.observe_duration(began.elapsed());
     shared.commits.fetch_add(1, Ordering::Relaxed);
     shared.groups.fetch_add(n as u64, Ordering::Relaxed);
     let finish_checkpoint = shared.checkpoints.committed();
