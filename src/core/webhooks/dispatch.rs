@@ -246,7 +246,7 @@ impl Pool {
                 self.next_name += 1;
                 self.alive += 1;
                 self.start_failed = false;
-                super::lock(&shared.senders).push((name, h));
+                lock(&shared.senders).push((name, h));
                 true
             }
             Err(e) => {
@@ -282,7 +282,7 @@ impl Pool {
             // Taken by one of the free threads, all waiting on the channel.
             let _ = self.jobs.send(Work::Exit);
         }
-        let mut senders = super::lock(&shared.senders);
+        let mut senders = lock(&shared.senders);
         let mut i = 0;
         while i < senders.len() {
             if senders[i].1.is_finished() {
@@ -567,6 +567,11 @@ fn make_room(shared: &Shared) {
             ),
         );
     }
+}
+
+/// The senders' list, whoever panicked holding it.
+fn lock<T>(m: &std::sync::Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
 }
 
 #[cfg(test)]
