@@ -11,6 +11,7 @@
 //! otherwise prints `SKIPPED: <why>`.
 
 mod e2e_common;
+mod scratch;
 
 use std::path::Path;
 use std::time::Duration;

@@ -9,6 +9,7 @@
 //! otherwise prints `SKIPPED: <why>`.
 
 mod e2e_common;
+mod scratch;
 
 use std::time::Duration;
 

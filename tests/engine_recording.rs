@@ -25,6 +25,15 @@ struct World {
     _sim: Arc<SimSwitch>,
 }
 
+impl Drop for World {
+    /// The recordings dir goes with a passing test (a failing one keeps it).
+    fn drop(&mut self) {
+        if !std::thread::panicking() {
+            let _ = std::fs::remove_dir_all(&self.dir);
+        }
+    }
+}
+
 fn world(record_calls: RecordCalls) -> World {
     let mut c =
         Config::from_xml(include_str!("../conf/autoload_configs/zorio_c2c.conf.xml")).unwrap();

@@ -5,6 +5,7 @@
 //! so; `recording-retention` purges old files; `record` validated.
 
 mod common;
+mod scratch;
 
 use std::time::{Duration, Instant};
 

@@ -3,6 +3,7 @@
 //! call at the limit, said by `GET /api/pbx/calls/{uuid}`.
 
 mod common;
+mod scratch;
 
 use std::time::{Duration, Instant};
 

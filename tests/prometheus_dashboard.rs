@@ -9,6 +9,7 @@
 //! `promtool check rules` / `test rules` on the shipped files.
 
 mod common;
+mod scratch;
 
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
