@@ -264,6 +264,7 @@ fn produce(method: &str, template: &str, status: u16) -> Response {
                 headers: r.headers,
                 body: r.body,
                 close: true,
+                file: None,
             }
         }
         (_, "/api/pbx/calls/{call_uuid}/recording", 404) => route(s, &req(method, &path)),
