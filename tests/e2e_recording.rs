@@ -117,24 +117,7 @@ fn a_recorded_call_has_each_party_on_its_own_channel() {
     let dir = e2e_dir("recording");
     let ports = Ports::new();
     let (_agent, _late) = start_agents(&env, &dir, ports, 300);
-    let tone = dir.join("tone1000.ulaw");
-    write_ulaw_tone_hz(&tone, 1000.0);
-    let _carrier = Sipp::start(
-        &env,
-        &dir,
-        "carrier_ok",
-        &scenario_answers_talking("carrier", 300, &tone),
-        ports.carrier_ok,
-        ports.rtp_start + 48,
-    );
-    let _c503 = Sipp::start(
-        &env,
-        &dir,
-        "carrier_503",
-        &scenario_503(),
-        ports.carrier_503,
-        ports.rtp_start + 52,
-    );
+    let (_carrier, _c503) = start_talking_carriers(&env, &dir, ports, 1000.0);
     let recordings = dir.join("rec");
     let extra = format!(
         r#"<settings><param name="recordings-dir" value="{}"/></settings>"#,

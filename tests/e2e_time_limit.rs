@@ -54,24 +54,7 @@ fn a_time_limit_ends_the_call_at_the_limit_also_across_a_reload() {
     let dir = e2e_dir("time-limit");
     let ports = Ports::new();
     let (_agent, _late) = start_agents(&env, &dir, ports, 300);
-    let tone = dir.join("tone1000.ulaw");
-    write_ulaw_tone_hz(&tone, 1000.0);
-    let _carrier = Sipp::start(
-        &env,
-        &dir,
-        "carrier_ok",
-        &scenario_answers_talking("carrier", 300, &tone),
-        ports.carrier_ok,
-        ports.rtp_start + 48,
-    );
-    let _c503 = Sipp::start(
-        &env,
-        &dir,
-        "carrier_503",
-        &scenario_503(),
-        ports.carrier_503,
-        ports.rtp_start + 52,
-    );
+    let (_carrier, _c503) = start_talking_carriers(&env, &dir, ports, 1000.0);
     let _fs = start_freeswitch(&env, &dir, ports);
     let mut esl = connect_ready(ports, &dir);
     let log = EventLog::listen(ports.esl);

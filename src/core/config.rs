@@ -45,7 +45,7 @@ pub struct Config {
     /// seconds); a request's `time_limit` wins. `None` (0): no limit.
     pub max_call_duration: Option<u32>,
     /// Which calls are recorded (`record-calls`).
-    pub record_calls: crate::core::recording::RecordCalls,
+    pub record_calls: RecordCalls,
     /// Where recordings go (`recordings-dir`); empty: the host's default
     /// (the module: `<FreeSWITCH recordings_dir>/zorio_c2c`).
     pub recordings_dir: PathBuf,
@@ -168,6 +168,39 @@ pub struct PoolNumber {
     /// The trunk this number belongs to, if any.
     pub trunk_id: Option<i64>,
     pub description: Option<String>,
+}
+
+/// `record-calls`: which calls are recorded.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum RecordCalls {
+    /// None; a request with `record: true` is refused (`recording_disabled`).
+    Never,
+    /// Those whose request says `record: true` (the default).
+    #[default]
+    OnRequest,
+    /// Every call.
+    Always,
+}
+
+impl RecordCalls {
+    /// `never`, `on-request` or `always`.
+    pub fn parse(v: &str) -> Option<RecordCalls> {
+        match v.trim().to_ascii_lowercase().as_str() {
+            "never" => Some(RecordCalls::Never),
+            "on-request" => Some(RecordCalls::OnRequest),
+            "always" => Some(RecordCalls::Always),
+            _ => None,
+        }
+    }
+
+    /// Whether a call whose request said `record` is recorded.
+    pub fn records(self, requested: Option<bool>) -> bool {
+        match self {
+            RecordCalls::Never => false,
+            RecordCalls::OnRequest => requested == Some(true),
+            RecordCalls::Always => true,
+        }
+    }
 }
 
 /// How the caller id is chosen when the request has no `caller_id`
@@ -387,7 +420,7 @@ impl Default for Config {
             dialplan: "XML".to_string(),
             max_concurrent_calls: None,
             max_call_duration: None,
-            record_calls: crate::core::recording::RecordCalls::OnRequest,
+            record_calls: RecordCalls::OnRequest,
             recordings_dir: PathBuf::new(),
             recording_format: "wav".to_string(),
             recording_retention: None,

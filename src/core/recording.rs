@@ -12,38 +12,7 @@ use uuid::Uuid;
 
 use super::wav;
 
-/// `record-calls`: which calls are recorded.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub enum RecordCalls {
-    /// None; a request with `record: true` is refused (`recording_disabled`).
-    Never,
-    /// Those whose request says `record: true` (the default).
-    #[default]
-    OnRequest,
-    /// Every call.
-    Always,
-}
-
-impl RecordCalls {
-    /// `never`, `on-request` or `always`.
-    pub fn parse(v: &str) -> Option<RecordCalls> {
-        match v.trim().to_ascii_lowercase().as_str() {
-            "never" => Some(RecordCalls::Never),
-            "on-request" => Some(RecordCalls::OnRequest),
-            "always" => Some(RecordCalls::Always),
-            _ => None,
-        }
-    }
-
-    /// Whether a call whose request said `record` is recorded.
-    pub fn records(self, requested: Option<bool>) -> bool {
-        match self {
-            RecordCalls::Never => false,
-            RecordCalls::OnRequest => requested == Some(true),
-            RecordCalls::Always => true,
-        }
-    }
-}
+pub use super::config::RecordCalls;
 
 /// Where a recording is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

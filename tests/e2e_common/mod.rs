@@ -891,6 +891,30 @@ pub fn start_carriers(env: &Env, dir: &Path, ports: Ports) -> (Sipp, Sipp) {
     (carrier, carrier503)
 }
 
+/// [`start_carriers`] whose answering carrier talks: once answered it
+/// streams a `hz` tone (so a recording can tell the customer apart).
+pub fn start_talking_carriers(env: &Env, dir: &Path, ports: Ports, hz: f64) -> (Sipp, Sipp) {
+    let tone = dir.join(format!("tone{hz}.ulaw"));
+    write_ulaw_tone_hz(&tone, hz);
+    let carrier = Sipp::start(
+        env,
+        dir,
+        "carrier_ok",
+        &scenario_answers_talking("carrier", 300, &tone),
+        ports.carrier_ok,
+        ports.rtp_start + 48,
+    );
+    let carrier503 = Sipp::start(
+        env,
+        dir,
+        "carrier_503",
+        &scenario_503(),
+        ports.carrier_503,
+        ports.rtp_start + 52,
+    );
+    (carrier, carrier503)
+}
+
 /// The `<webhooks>` params of a test: deliveries to `url`, signed with
 /// `secret`, spooled in `spool`, retried quickly; `extra` params follow.
 pub fn webhook_params(url: &str, secret: &str, spool: &Path, extra: &str) -> String {

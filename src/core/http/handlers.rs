@@ -12,6 +12,7 @@ use crate::core::errors::{codes, ApiError, FieldError};
 use crate::core::gcra::Decision;
 
 use super::codes as http_codes;
+use super::lookup::{call_not_found, find, not_here, replayed};
 use super::message::{Request, Response};
 use super::state::HttpState;
 
@@ -110,17 +111,6 @@ fn answer(r: &Response) -> Answer {
     }
 }
 
-/// A key's stored answer, sent again.
-fn replayed(a: Answer) -> Response {
-    Response {
-        status: a.status,
-        headers: a.headers,
-        body: a.body,
-        close: false,
-        file: None,
-    }
-}
-
 /// 429, with the limit's headers.
 fn rate_limited(d: &Decision) -> Response {
     let mut r = Response::error(&ApiError::new(
@@ -186,43 +176,6 @@ pub(crate) fn caller_ids(config: &Config) -> Response {
         })
         .collect();
     Response::data(200, Value::Array(pool))
-}
-
-fn call_not_found(raw: &str) -> Response {
-    Response::error(&ApiError::new(
-        404,
-        codes::CALL_NOT_FOUND,
-        format!("no call {raw}"),
-    ))
-}
-
-/// The call `raw` names, wherever it lives, as `token` may see it; a request
-/// forwarded by another node (or from a FreeSWITCH thread) is never forwarded.
-pub(super) fn find(
-    state: &HttpState,
-    method: &str,
-    raw: &str,
-    token: &str,
-    forwarded: bool,
-) -> Found {
-    match Uuid::parse_str(raw) {
-        Ok(uuid) => state.directory().find(uuid, token, method, !forwarded),
-        Err(_) => Found::Nowhere,
-    }
-}
-
-/// The answer for a call that is not here.
-pub(super) fn not_here(found: Found, raw: &str) -> Response {
-    match found {
-        Found::Elsewhere(a) => replayed(a),
-        Found::Unreachable(e) => Response::error(&ApiError::new(
-            503,
-            http_codes::CALL_OWNER_UNAVAILABLE,
-            format!("call {raw} belongs to another node, which cannot be asked now: {e}"),
-        ))
-        .with_header("Retry-After", "5"),
-        Found::Here(_) | Found::Nowhere => call_not_found(raw),
-    }
 }
 
 pub(crate) fn call_status(state: &HttpState, raw: &str, token: &str, forwarded: bool) -> Response {

@@ -11,6 +11,7 @@ pub mod counters;
 mod file_body;
 mod handlers;
 mod io;
+mod lookup;
 pub mod message;
 pub mod metrics;
 pub mod range;

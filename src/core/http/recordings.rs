@@ -9,7 +9,7 @@ use crate::core::directory::Found;
 use crate::core::errors::{codes, ApiError};
 use crate::core::recording::{Recording, RecordingState};
 
-use super::handlers::{find, not_here};
+use super::lookup::{find, not_here};
 use super::message::{FileSlice, Request, Response};
 use super::range::{self, RangeAsk};
 use super::state::HttpState;
