@@ -252,6 +252,14 @@ fn every_event_the_engine_sends_is_valid_by_the_document() {
     // Transfers of the customer's leg: blind (the new party hangs up),
     // attended (the customer hangs up).
     set(&|o| o.talk_time = Duration::from_secs(60));
+    // The customer would talk a minute: the call's time limit ends it.
+    let body = json!({"from_extension": "1001", "to_phone": NORMAL, "time_limit": 1});
+    let r = post_call(w.addr, &body.to_string(), &[]);
+    assert_eq!(r.status, 202, "{}", r.text());
+    let call = Uuid::parse_str(r.json()["data"]["call_uuid"].as_str().unwrap()).unwrap();
+    let end = w.ended(call);
+    assert_eq!(end["outcome"], "time_limit_reached");
+    assert_eq!(end["hangup_cause"], "ALLOTTED_TIMEOUT");
     let transferred = |call: Uuid| {
         wait("pbx.call.transferred", || {
             w.has(call, events::TRANSFERRED, None)
