@@ -872,23 +872,7 @@ pub fn start_agents(env: &Env, dir: &Path, ports: Ports, answer_after_ms: u64) -
 
 /// The two trunks' carriers: BACKUP's answers, POC's answers 503.
 pub fn start_carriers(env: &Env, dir: &Path, ports: Ports) -> (Sipp, Sipp) {
-    let carrier = Sipp::start(
-        env,
-        dir,
-        "carrier_ok",
-        &scenario_answers("carrier", 300),
-        ports.carrier_ok,
-        ports.rtp_start + 48,
-    );
-    let carrier503 = Sipp::start(
-        env,
-        dir,
-        "carrier_503",
-        &scenario_503(),
-        ports.carrier_503,
-        ports.rtp_start + 52,
-    );
-    (carrier, carrier503)
+    carriers(env, dir, ports, &scenario_answers("carrier", 300))
 }
 
 /// [`start_carriers`] whose answering carrier talks: once answered it
@@ -896,11 +880,21 @@ pub fn start_carriers(env: &Env, dir: &Path, ports: Ports) -> (Sipp, Sipp) {
 pub fn start_talking_carriers(env: &Env, dir: &Path, ports: Ports, hz: f64) -> (Sipp, Sipp) {
     let tone = dir.join(format!("tone{hz}.ulaw"));
     write_ulaw_tone_hz(&tone, hz);
+    carriers(
+        env,
+        dir,
+        ports,
+        &scenario_answers_talking("carrier", 300, &tone),
+    )
+}
+
+/// BACKUP's carrier playing `answering`, POC's answering 503.
+fn carriers(env: &Env, dir: &Path, ports: Ports, answering: &str) -> (Sipp, Sipp) {
     let carrier = Sipp::start(
         env,
         dir,
         "carrier_ok",
-        &scenario_answers_talking("carrier", 300, &tone),
+        answering,
         ports.carrier_ok,
         ports.rtp_start + 48,
     );
