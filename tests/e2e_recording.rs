@@ -17,25 +17,8 @@ use std::path::Path;
 use std::time::Duration;
 
 use e2e_common::*;
-use serde_json::{json, Value};
+use serde_json::json;
 use sha2::{Digest, Sha256};
-
-/// The call's CDR, from the CUSTOM `zorio_c2c::cdr.created` event.
-fn cdr(log: &EventLog, call: &str) -> Value {
-    let mut found = None;
-    wait_for("the CDR event", Duration::from_secs(10), || {
-        found = log
-            .position("zorio_c2c::cdr.created", call)
-            .map(|i| log.all()[i].clone());
-        found.is_some()
-    });
-    let body: Value = serde_json::from_str(&found.unwrap()["_body"]).expect("CDR JSON");
-    if body.get("data").is_some() {
-        body["data"].clone()
-    } else {
-        body
-    }
-}
 
 /// A 16-bit PCM WAV: (channels, rate, samples per channel).
 fn read_wav(path: &Path) -> (u16, u32, Vec<Vec<f64>>) {

@@ -115,21 +115,3 @@ fn a_time_limit_ends_the_call_at_the_limit_also_across_a_reload() {
     println!("time_limit 4 across a reload: billsec {billsec}");
     step("the limit holds across reload mod_zorio_c2c");
 }
-
-/// The call's CDR, from the CUSTOM `zorio_c2c::cdr.created` event (its
-/// body is the webhook's JSON).
-fn cdr(log: &EventLog, call: &str) -> Value {
-    let mut found = None;
-    wait_for("the CDR event", Duration::from_secs(5), || {
-        found = log
-            .position("zorio_c2c::cdr.created", call)
-            .map(|i| log.all()[i].clone());
-        found.is_some()
-    });
-    let body: Value = serde_json::from_str(&found.unwrap()["_body"]).expect("CDR JSON");
-    if body.get("data").is_some() {
-        body["data"].clone()
-    } else {
-        body
-    }
-}

@@ -21,12 +21,8 @@ pub struct Chosen {
     pub rule: &'static str,
 }
 
-/// The request's `caller_id`, else the extension's `outbound_caller_id_number`,
-/// else the extension itself (contract order).
-pub fn resolve(req: &ClickToCallRequest, ext: &Extension) -> String {
-    fixed(req, ext).number
-}
-
+/// The contract's chain: the request's `caller_id`, else the extension's
+/// `outbound_caller_id_number`, else the extension itself.
 fn fixed(req: &ClickToCallRequest, ext: &Extension) -> Chosen {
     if let Some(n) = &req.caller_id {
         return Chosen {
@@ -128,6 +124,7 @@ mod tests {
 
     #[test]
     fn request_then_extension_then_itself() {
+        let resolve = |r: &ClickToCallRequest, e: &Extension| fixed(r, e).number;
         let with = ClickToCallRequest::from_value(
             &json!({"from_extension":"1001","to_phone":"0987","caller_id":"0900000020"}),
         )

@@ -909,6 +909,24 @@ fn carriers(env: &Env, dir: &Path, ports: Ports, answering: &str) -> (Sipp, Sipp
     (carrier, carrier503)
 }
 
+/// The call's CDR, from the CUSTOM `zorio_c2c::cdr.created` event (its
+/// body is the webhook's JSON): its `data`.
+pub fn cdr(log: &EventLog, call: &str) -> serde_json::Value {
+    let mut found = None;
+    wait_for("the CDR event", Duration::from_secs(10), || {
+        found = log
+            .position("zorio_c2c::cdr.created", call)
+            .map(|i| log.all()[i].clone());
+        found.is_some()
+    });
+    let body: serde_json::Value = serde_json::from_str(&found.unwrap()["_body"]).expect("CDR JSON");
+    if body.get("data").is_some() {
+        body["data"].clone()
+    } else {
+        body
+    }
+}
+
 /// The `<webhooks>` params of a test: deliveries to `url`, signed with
 /// `secret`, spooled in `spool`, retried quickly; `extra` params follow.
 pub fn webhook_params(url: &str, secret: &str, spool: &Path, extra: &str) -> String {

@@ -26,11 +26,6 @@ impl LocalAdmission {
             keys,
         }
     }
-
-    /// Keys remembered in memory now.
-    pub fn keys_in_memory(&self) -> usize {
-        self.keys.len()
-    }
 }
 
 impl Admission for LocalAdmission {
