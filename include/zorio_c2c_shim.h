@@ -140,6 +140,10 @@ int zc2c_uuid_exists(const char *uuid);
 uint32_t zc2c_max_sessions(void);
 /* Channels whose presence_id is `presence_id` (user@domain): any call of that user. */
 int zc2c_presence_in_use(const char *presence_id);
+/* The UUIDs of the channels up now whose variable `var` is `value` (a
+ * gateway's channels: sip_gateway_name), one per line, malloc'd (free with
+ * zc2c_free); NULL when there is none. */
+char *zc2c_uuids_with(const char *var, const char *value);
 /* A channel variable's value, malloc'd (free with zc2c_free); NULL when the
  * channel or the variable does not exist. */
 char *zc2c_channel_var(const char *uuid, const char *name);

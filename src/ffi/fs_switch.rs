@@ -462,9 +462,47 @@ impl Switch for FsSwitch {
         r
     }
 
+    fn channels_with(&self, var: &str, value: &str) -> Vec<Uuid> {
+        let (n, v) = (c_string(var), c_string(value));
+        // SAFETY: both strings alive for the call; the result is NULL or a
+        // malloc'd list we own, taken (copied, freed by C) exactly once.
+        let list = unsafe { take_owned(sys::zc2c_uuids_with(n.as_ptr(), v.as_ptr())) };
+        list.unwrap_or_default()
+            .lines()
+            .filter_map(|l| Uuid::parse_str(l.trim()).ok())
+            .collect()
+    }
+
+    fn play_ringback(&self, agent_leg: Uuid, ringback: Option<&str>) -> Result<(), SwitchError> {
+        let r = match ringback.map(str::trim).filter(|r| !r.is_empty()) {
+            // The next attempt's bridge is queued behind it: end it first.
+            None => api_ok("uuid_break", &format!("{agent_leg} all")),
+            Some(r) => api_ok(
+                "uuid_broadcast",
+                &format!("{agent_leg} {} aleg", waiting_media(r)),
+            ),
+        };
+        if let Err(e) = &r {
+            log::log(Level::Warning, Some(&agent_leg.to_string()), &e.0);
+        }
+        r
+    }
+
     fn max_sessions(&self) -> Option<u32> {
         // SAFETY: no arguments; reads the switch's session limit.
         let n = unsafe { sys::zc2c_max_sessions() };
         (n > 0).then_some(n)
+    }
+}
+
+/// What `uuid_broadcast` plays while a call waits for its trunk: a tone
+/// (`%(…)`) as an endless tone stream, anything else as a file, looped.
+fn waiting_media(ringback: &str) -> String {
+    if ringback.starts_with("%(") {
+        format!("playback::tone_stream://{ringback};loops=-1")
+    } else if let Some(stream) = ringback.strip_prefix("tone_stream://") {
+        format!("playback::tone_stream://{stream};loops=-1")
+    } else {
+        format!("endless_playback::{ringback}")
     }
 }
