@@ -12,7 +12,7 @@ use crate::core::call::{Attempt, CallState, OUTCOME_TRUNKS_AT_LIMIT, OUTCOME_TRU
 use crate::core::config::Config;
 use crate::core::events;
 use crate::core::routing::Candidate;
-use crate::core::trunks::{Permit, Refusal};
+use crate::core::trunks::{Limit, Permit, Refusal};
 use crate::switch::Failure;
 
 /// What became of a refused attempt.
@@ -32,7 +32,7 @@ impl Engine {
         config: &Config,
         cand: &Candidate,
         forced: bool,
-    ) -> Result<Option<Permit>, Refusal> {
+    ) -> Result<Option<Permit>, Limit> {
         let Some(trunk) = cand
             .trunk
             .as_ref()
@@ -58,6 +58,9 @@ impl Engine {
             let c = lock(cell);
             c.cancel.is_some() || c.a.ended_at.is_some()
         };
+        if gone() {
+            return Ok(None);
+        }
         let mut ringing = false;
         let mut waiting = || {
             if let Some(rb) = config.ringback.as_deref() {
@@ -68,23 +71,25 @@ impl Engine {
         if ringing {
             let _ = self.switch.play_ringback(agent, None);
         }
-        r
+        match r {
+            // The runner sees the call ended and ends it as after a dial.
+            Err(Refusal::Gone) => Ok(None),
+            Err(Refusal::Limit(limit)) => Err(limit),
+            Ok(p) => Ok(p),
+        }
     }
 
-    /// Records an attempt a trunk's limit turned away (or that ended while
-    /// it waited) and says whether the call goes on to the next route.
+    /// Records an attempt a trunk's limit turned away and says whether the
+    /// call goes on to the next route.
     pub(super) fn trunk_refused(
         &self,
         cell: &CallCell,
         cand: &Candidate,
-        refusal: Refusal,
+        limit: Limit,
         more: bool,
     ) -> Passed {
         let mut c = lock(cell);
-        let cause = match refusal {
-            Refusal::Limit(limit) => limit.cause(),
-            Refusal::Gone => "ORIGINATOR_CANCEL",
-        };
+        let cause = limit.cause();
         let now = SystemTime::now();
         c.attempts.push(Attempt {
             trunk: cand.trunk.clone(),
@@ -95,7 +100,7 @@ impl Engine {
         });
         let trunk_name = cand.trunk.as_ref().map_or("dialplan", |t| t.1.as_str());
         self.count_attempt(trunk_name, true);
-        let fail_over = more && c.cancel.is_none() && matches!(refusal, Refusal::Limit(_));
+        let fail_over = more && c.cancel.is_none() && c.a.ended_at.is_none();
         let extra = json!({
             "trunk_id": cand.trunk.as_ref().map(|t| t.0),
             "trunk_name": cand.trunk.as_ref().map(|t| t.1.clone()),
@@ -113,7 +118,7 @@ impl Engine {
             ..Failure::default()
         };
         self.customer_failed(&mut c, &f);
-        if let (Refusal::Limit(_), None, None) = (refusal, c.cancel, c.a.ended_at) {
+        if c.cancel.is_none() && c.a.ended_at.is_none() {
             // A forced trunk is the only route of a `direct_gateway` call.
             c.outcome = Some(if c.routing_mode == "direct_gateway" {
                 OUTCOME_TRUNK_QUEUE_TIMEOUT
