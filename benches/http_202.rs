@@ -3,9 +3,12 @@
 //! latency and requests per second.
 //!
 //! `cargo bench --bench http_202` (env: C2C_BENCH_CLIENTS, C2C_BENCH_REQUESTS,
-//! C2C_BENCH_STORE_SYNC=full|normal|off). `off` is the same API with no
-//! durable store at all (the engine's journal in memory, nothing committed
-//! before the 202): the price of durability, measured in one binary.
+//! C2C_BENCH_STORE_SYNC=full|normal|off, C2C_BENCH_TRUNK_LIMITS=on). `off`
+//! is the same API with no durable store at all (the engine's journal in
+//! memory, nothing committed before the 202): the price of durability,
+//! measured in one binary. `C2C_BENCH_TRUNK_LIMITS=on` gives every trunk a
+//! `cps` and a `max-channels` too high to bind, so each call pays the
+//! limits' bookkeeping (its slot, the switch's channel count) and nothing else.
 
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
@@ -126,6 +129,14 @@ fn main() {
     } else {
         "no durable store".to_string()
     };
+    let limits = std::env::var("C2C_BENCH_TRUNK_LIMITS").is_ok_and(|v| v == "on");
+    if limits {
+        for t in config.trunks.iter_mut() {
+            t.cps = Some(10_000.0);
+            t.max_channels = Some(1_000_000);
+        }
+    }
+    let mode = format!("{mode}, trunk limits {}", if limits { "on" } else { "off" });
     let token = config.tokens[0].secret.clone();
     // Calls end within milliseconds so the engine does not pile up threads.
     let o = SimOptions::demo_fast(Duration::from_millis(1), Duration::from_millis(1));

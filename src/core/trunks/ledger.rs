@@ -20,6 +20,10 @@ pub trait Ledger: Send + Sync {
         interval: Duration,
         within: Duration,
     ) -> Result<Duration, Duration>;
+    /// A call whose slot came started now: the trunk's next slot is no
+    /// sooner than `interval` from now (a late start moves it, so starts
+    /// are never closer than `interval`).
+    fn started(&self, trunk: &str, interval: Duration);
     /// Counts one more channel of this node on `trunk` when every node
     /// together carries fewer than `max`. `mine`: what this node carries now
     /// (its switch's channels on the trunk and its dials under way).
@@ -64,6 +68,13 @@ impl Ledger for LocalLedger {
         let (wait, tat) = pace(tats.get(trunk).copied(), now, interval, within)?;
         tats.insert(trunk.to_string(), tat);
         Ok(wait)
+    }
+
+    fn started(&self, trunk: &str, interval: Duration) {
+        let next = self.clock.now() + interval;
+        let mut tats = self.tats.lock().unwrap_or_else(|e| e.into_inner());
+        let tat = tats.entry(trunk.to_string()).or_insert(next);
+        *tat = (*tat).max(next);
     }
 
     fn claim_channel(&self, _trunk: &str, max: u32, mine: u32) -> bool {

@@ -57,8 +57,6 @@ struct Line {
     pending: HashSet<Uuid>,
     /// What the caller at the front waits for.
     blocked_by: Option<Limit>,
-    /// Callers out of line, waiting for the CPS slot they took.
-    sleeping: usize,
 }
 
 /// One trunk's line.
@@ -83,7 +81,15 @@ pub struct Ask<'a> {
 pub struct Permit {
     queue: Arc<TrunkQueue>,
     leg: Uuid,
+    started: Instant,
     on_drop: Box<dyn FnOnce() + Send>,
+}
+
+impl Permit {
+    /// When the call was let go (its CPS slot came).
+    pub fn started(&self) -> Instant {
+        self.started
+    }
 }
 
 impl Drop for Permit {
@@ -100,10 +106,9 @@ impl TrunkQueue {
         self.line.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// Callers waiting: in line, or for the CPS slot they took.
+    /// Callers waiting: in line, or (at its front) for the CPS slot they took.
     pub fn depth(&self) -> usize {
-        let line = self.lock();
-        line.waiting.len() + line.sleeping
+        self.lock().waiting.len()
     }
 
     /// What this node carries on the trunk: `on_switch` (the switch's
@@ -144,26 +149,38 @@ impl TrunkQueue {
                 let left = deadline.saturating_duration_since(now);
                 match Self::try_front(ask, ledger, &line, on_switch, left) {
                     Ok(slot_wait) => {
-                        line.waiting.pop_front();
+                        // Still at the front until the slot comes: nobody
+                        // else takes one meanwhile.
                         line.pending.insert(ask.leg);
                         line.blocked_by = None;
-                        if !slot_wait.is_zero() {
-                            line.sleeping += 1;
-                        }
                         drop(line);
-                        self.turn.notify_all();
-                        if !slot_wait.is_zero() {
-                            if !waited {
-                                waiting();
-                            }
-                            std::thread::sleep(slot_wait);
-                            self.lock().sleeping -= 1;
+                        if !slot_wait.is_zero() && !waited {
+                            waiting();
                         }
-                        return Ok(Permit {
+                        let until = Instant::now() + slot_wait;
+                        while Instant::now() < until && !gone() {
+                            std::thread::sleep(POLL.min(until - Instant::now()));
+                        }
+                        let started = Instant::now();
+                        if let Some(cps) = ask.cps {
+                            // A late wake-up moves the next slot, never closer.
+                            ledger.started(ask.trunk, crate::core::gcra::pace_interval(cps));
+                        }
+                        let permit = Permit {
                             queue: Arc::clone(self),
                             leg: ask.leg,
+                            started,
                             on_drop,
-                        });
+                        };
+                        let mut line = self.lock();
+                        line.waiting.retain(|t| *t != me);
+                        drop(line);
+                        self.turn.notify_all();
+                        if gone() {
+                            // Dropping it gives the channel back.
+                            return Err(Refusal::Gone);
+                        }
+                        return Ok(permit);
                     }
                     Err((limit, final_)) => {
                         line.blocked_by = Some(limit);

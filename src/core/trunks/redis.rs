@@ -22,8 +22,9 @@ use crate::core::cluster::Cluster;
 use crate::core::gcra::Clock;
 use crate::core::log::{LogHook, LogLevel};
 
-/// KEYS: the trunk's slot key. ARGV: interval µs, within µs (-1: only look).
-/// Returns {1 taken | 0 not, wait µs}.
+/// KEYS: the trunk's slot key. ARGV: interval µs, within µs (-1: only
+/// look; -2: a call started now, the next slot is no sooner than now +
+/// interval). Returns {1 taken | 0 not, wait µs}.
 const SLOT: &str = r"
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
@@ -31,6 +32,13 @@ local tat = tonumber(redis.call('GET', KEYS[1]) or now)
 if tat < now then tat = now end
 local wait = tat - now
 local within = tonumber(ARGV[2])
+if within == -2 then
+  local next = now + tonumber(ARGV[1])
+  if next > tat then
+    redis.call('SET', KEYS[1], string.format('%d', next), 'PX', math.ceil((next - now) / 1000) + 1000)
+  end
+  return {1, 0}
+end
 if within < 0 or wait > within then return {0, wait} end
 local new = tat + tonumber(ARGV[1])
 redis.call('SET', KEYS[1], string.format('%d', new), 'PX', math.ceil((new - now) / 1000) + 1000)
@@ -169,6 +177,13 @@ impl Ledger for RedisLedger {
                 self.alone(trunk, &e);
                 self.fallback.take_slot(trunk, interval, within)
             }
+        }
+    }
+
+    fn started(&self, trunk: &str, interval: Duration) {
+        if let Err(e) = self.slot(trunk, interval, -2) {
+            self.alone(trunk, &e);
+            self.fallback.started(trunk, interval);
         }
     }
 
