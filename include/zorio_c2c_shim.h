@@ -130,6 +130,12 @@ int zc2c_dial_from(const char *agent_uuid, const char *dial_string, zc2c_vars *v
 /* Once the attempt is over: takes the exports of `vars` (and continue_on_fail)
  * off the agent, so that nothing later dialled from it inherits them. */
 void zc2c_dial_clear(const char *agent_uuid, zc2c_vars *vars);
+/* Plays `app` (gentones or endless_playback) with `arg` to the answered,
+ * parked agent until zc2c_waiting_stop: ringback while its call waits for a
+ * trunk. 1 when queued. */
+int zc2c_waiting_start(const char *agent_uuid, const char *app, const char *arg);
+/* Stops what zc2c_waiting_start queued: dropped if not started, broken if playing. */
+void zc2c_waiting_stop(const char *agent_uuid);
 /* The hangup cause code of a cause name (NORMAL_CLEARING for an unknown one). */
 int32_t zc2c_cause_code(const char *name);
 int zc2c_uuid_bridge(const char *a_uuid, const char *b_uuid);

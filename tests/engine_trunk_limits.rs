@@ -107,7 +107,7 @@ fn a_forced_trunk_paces_its_calls_with_ringback_while_they_wait() {
     watch.join().unwrap();
     let seen = seen.lock().unwrap().clone();
     assert_eq!(seen.len(), 6, "every call was dialled");
-    // Paced 505 ms apart (the exact bound is the unit tests'; this poll
+    // Paced 515 ms apart (the exact bound is the unit tests'; this poll
     // sees each dial within a few ms): no burst, six calls over 2.5 s.
     for w in seen.windows(2) {
         let gap = w[1].1 - w[0].1;

@@ -126,11 +126,13 @@ pub fn gcra(tat: Option<Duration>, now: Duration, limit: u32) -> (Decision, Dura
     (decision, new_tat)
 }
 
-/// The emission interval of `per_second` calls a second, stretched by 1 %
-/// so that the switch's own jitter between our go and its INVITE never puts
-/// `per_second + 1` INVITEs inside one second.
+/// The emission interval of `per_second` calls a second, stretched by 3 %:
+/// a second spans `per_second` intervals, so the stretch absorbs up to 30 ms
+/// of jitter between our go and the switch's INVITE (the agent's session
+/// starts the dial on its next 20 ms media frame) and no second ever holds
+/// `per_second + 1` INVITEs.
 pub fn pace_interval(per_second: f64) -> Duration {
-    Duration::from_secs_f64(1.01 / per_second.max(1e-3))
+    Duration::from_secs_f64(1.03 / per_second.max(1e-3))
 }
 
 /// One pacing step (GCRA with no burst): the next slot is at `tat` (or now,
@@ -170,7 +172,7 @@ mod tests {
         let (w, tat) = pace(Some(tat), now, i, Duration::ZERO).unwrap();
         assert_eq!((w, tat), (Duration::ZERO, now + i));
         assert!(pace(Some(tat), now, i, Duration::ZERO).is_err());
-        assert_eq!(pace_interval(2.0), Duration::from_millis(505));
+        assert_eq!(pace_interval(2.0), Duration::from_millis(515));
     }
 
     #[test]

@@ -474,18 +474,23 @@ impl Switch for FsSwitch {
     }
 
     fn play_ringback(&self, agent_leg: Uuid, ringback: Option<&str>) -> Result<(), SwitchError> {
-        let r = match ringback.map(str::trim).filter(|r| !r.is_empty()) {
-            // The next attempt's bridge is queued behind it: end it first.
-            None => api_ok("uuid_break", &format!("{agent_leg} all")),
-            Some(r) => api_ok(
-                "uuid_broadcast",
-                &format!("{agent_leg} {} aleg", waiting_media(r)),
-            ),
+        let a = c_string(&agent_leg.to_string());
+        let Some(rb) = ringback.map(str::trim).filter(|r| !r.is_empty()) else {
+            // SAFETY: a NUL-terminated string alive for the call.
+            unsafe { sys::zc2c_waiting_stop(a.as_ptr()) };
+            return Ok(());
         };
-        if let Err(e) = &r {
-            log::log(Level::Warning, Some(&agent_leg.to_string()), &e.0);
+        let (app, arg) = waiting_media(rb);
+        let (app, arg) = (c_string(app), c_string(&arg));
+        // SAFETY: all strings alive for the call; FreeSWITCH copies them.
+        let queued = unsafe { sys::zc2c_waiting_start(a.as_ptr(), app.as_ptr(), arg.as_ptr()) };
+        if queued == 1 {
+            Ok(())
+        } else {
+            Err(SwitchError(format!(
+                "{agent_leg}: cannot play ringback now"
+            )))
         }
-        r
     }
 
     fn max_sessions(&self) -> Option<u32> {
@@ -495,14 +500,17 @@ impl Switch for FsSwitch {
     }
 }
 
-/// What `uuid_broadcast` plays while a call waits for its trunk: a tone
-/// (`%(…)`) as an endless tone stream, anything else as a file, looped.
-fn waiting_media(ringback: &str) -> String {
-    if ringback.starts_with("%(") {
-        format!("playback::tone_stream://{ringback};loops=-1")
-    } else if let Some(stream) = ringback.strip_prefix("tone_stream://") {
-        format!("playback::tone_stream://{stream};loops=-1")
+/// What plays while a call waits for its trunk, as (app, arg): a tone
+/// (`%(…)`) by mod_dptools' `gentones`, looped (no tone_stream needed),
+/// anything else as a file, looped.
+fn waiting_media(ringback: &str) -> (&'static str, String) {
+    let tone = ringback.strip_prefix("tone_stream://").unwrap_or(ringback);
+    if tone.starts_with("%(") {
+        (
+            "gentones",
+            format!("{}|-1", tone.split(';').next().unwrap_or(tone)),
+        )
     } else {
-        format!("endless_playback::{ringback}")
+        ("endless_playback", ringback.to_string())
     }
 }
