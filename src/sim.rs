@@ -625,6 +625,11 @@ impl Switch for SimSwitch {
         Ok(())
     }
 
+    /// Only WAV: the simulated recordings are written here.
+    fn writes_format(&self, format: &str) -> bool {
+        format.eq_ignore_ascii_case("wav")
+    }
+
     fn transferred(&self, leg: Uuid, _from: Uuid) -> Option<String> {
         lock(&self.shared.world).transferred.get(&leg).cloned()
     }

@@ -243,13 +243,16 @@ pub trait Switch: Send + Sync + 'static {
     fn start_recording(&self, _leg: Uuid, _path: &std::path::Path) -> Result<(), SwitchError> {
         Err(SwitchError("this switch cannot record".into()))
     }
-    /// How many channels the switch carries at most, when it says.
+    /// Whether the switch can write recordings as files of extension
+    /// `format` (`wav`): a loaded format module writes it.
+    fn writes_format(&self, format: &str) -> bool;
     /// Whether any channel of the switch belongs to extension `id@domain`
     /// (its presence), whoever placed it: an agent already on a call.
     fn extension_in_use(&self, _domain: &str, _id: &str) -> bool {
         false
     }
 
+    /// How many channels the switch carries at most, when it says.
     fn max_sessions(&self) -> Option<u32> {
         None
     }

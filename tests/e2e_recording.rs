@@ -8,8 +8,9 @@
 //! channels, duration_ms) matches the file on disk. Then: the recording
 //! goes on across `reload mod_zorio_c2c` and across a transfer of the
 //! customer (`uuid_transfer` to a party streaming 1700 Hz, which then
-//! dominates the second channel); an unwritable `recordings-dir` is
-//! refused at `c2c reload`.
+//! dominates the second channel); an unwritable `recordings-dir` and a
+//! `recording-format` no loaded module writes (mp3) are refused at `c2c
+//! reload`.
 //!
 //! Runs when `FREESWITCH_BIN` is set (see tests/e2e_freeswitch.rs);
 //! otherwise prints `SKIPPED: <why>`.
@@ -169,15 +170,21 @@ fn a_recorded_call_has_each_party_on_its_own_channel() {
     recording_follows_a_transfer(ports, &mut esl, &log);
 
     // Refused at `c2c reload` in one sentence, the old config kept: a
-    // recordings dir that cannot be written.
+    // recordings dir that cannot be written, a format no loaded module
+    // writes (mp3 needs mod_shout).
     let bad = dir.join("freeswitch.out").join("rec");
-    let reply = reload_with(&dir, ports, &mut esl, &settings(&bad, "wav"));
-    println!("c2c reload, bad recordings-dir: {reply}");
-    let at = "-ERR config_invalid settings/param[recordings-dir]: ";
-    assert!(reply.starts_with(at), "{reply}");
-    assert!(reply.contains("cannot be created"), "{reply}");
-    assert!(reply.ends_with("(previous config kept)"), "{reply}");
-    step("an unwritable recordings-dir is refused at c2c reload");
+    for (rec_dir, format, param, why) in [
+        (&bad, "wav", "recordings-dir", "cannot be created"),
+        (&recordings, "mp3", "recording-format", "writes mp3 files"),
+    ] {
+        let reply = reload_with(&dir, ports, &mut esl, &settings(rec_dir, format));
+        println!("c2c reload, bad {param}: {reply}");
+        let at = format!("-ERR config_invalid settings/param[{param}]: ");
+        assert!(reply.starts_with(&at), "{reply}");
+        assert!(reply.contains(why), "{reply}");
+        assert!(reply.ends_with("(previous config kept)"), "{reply}");
+    }
+    step("an unwritable recordings-dir and recording-format mp3 (no mod_shout) are refused at c2c reload");
 }
 
 /// The `<settings>` of a reload: recordings in `dir`, as `format`.

@@ -10,7 +10,9 @@ use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
 use uuid::Uuid;
 
+use super::config::{Config, ConfigError};
 use super::wav;
+use crate::switch::Switch;
 
 pub use super::config::RecordCalls;
 
@@ -71,7 +73,7 @@ pub struct Recording {
 
 /// Where recordings go: `recordings-dir`, else (a sandbox or a test, the
 /// module sets its own default at load) `$TMPDIR/zorio-c2c-recordings`.
-pub fn dir_of(config: &super::config::Config) -> PathBuf {
+pub fn dir_of(config: &Config) -> PathBuf {
     if config.recordings_dir.as_os_str().is_empty() {
         std::env::temp_dir().join("zorio-c2c-recordings")
     } else {
@@ -261,6 +263,21 @@ pub fn check_dir(dir: &Path) -> Result<(), String> {
     })?;
     let _ = fs::remove_file(&probe);
     Ok(())
+}
+
+/// Checks that `switch` writes `recording-format` files (when calls may be
+/// recorded); the error names the param and its value in one sentence.
+pub fn check_format(config: &Config, switch: &dyn Switch) -> Result<(), ConfigError> {
+    let f = &config.recording_format;
+    if config.record_calls == RecordCalls::Never || switch.writes_format(f) {
+        return Ok(());
+    }
+    Err(ConfigError {
+        at: "settings/param[recording-format]".into(),
+        message: format!(
+            "no format module loaded in the switch writes {f} files (wav: mod_sndfile, mp3: mod_shout; load it before mod_zorio_c2c)"
+        ),
+    })
 }
 
 #[cfg(test)]
