@@ -87,6 +87,9 @@ pub struct Failure {
     /// Orders hangups the switch's clock puts in the same tick: a leg hung
     /// up earlier has a smaller one (the order of the hangup events).
     pub seq: Option<u64>,
+    /// FreeSWITCH's `record_completion_cause` of a recording of this leg,
+    /// when one ended (`uri-failure`: a write failed, e.g. the disk filled).
+    pub record_cause: Option<String>,
 }
 
 /// How placing a leg ended.

@@ -10,7 +10,9 @@
 //! customer (`uuid_transfer` to a party streaming 1700 Hz, which then
 //! dominates the second channel); an unwritable `recordings-dir` and a
 //! `recording-format` no loaded module writes (mp3) are refused at `c2c
-//! reload`.
+//! reload`; recordings on a 1 MiB tmpfs that another writer fills mid-call
+//! (needs root: otherwise that case prints `SKIPPED`) fail the recording,
+//! not the call: it ends normally with its hangup and a CDR saying `failed`.
 //!
 //! Runs when `FREESWITCH_BIN` is set (see tests/e2e_freeswitch.rs);
 //! otherwise prints `SKIPPED: <why>`.
@@ -185,6 +187,8 @@ fn a_recorded_call_has_each_party_on_its_own_channel() {
         assert!(reply.ends_with("(previous config kept)"), "{reply}");
     }
     step("an unwritable recordings-dir and recording-format mp3 (no mod_shout) are refused at c2c reload");
+
+    full_disk_keeps_the_call(&dir, ports, &mut esl, &log);
 }
 
 /// The `<settings>` of a reload: recordings in `dir`, as `format`.
@@ -325,4 +329,117 @@ fn recording_follows_a_transfer(ports: Ports, esl: &mut Esl, log: &EventLog) {
     dominated(&samples, rate, 1, early, 400.0, 1700.0);
     dominated(&samples, rate, 1, late, 1700.0, 400.0);
     step("a transfer of the customer: the recording goes on (the party's tone after it), length = billsec, CDR = the file");
+}
+
+/// A tmpfs mounted at a path (needs CAP_SYS_ADMIN), unmounted when dropped.
+struct Tmpfs(std::path::PathBuf);
+
+impl Tmpfs {
+    fn mount(at: &Path, size: &str) -> Result<Tmpfs, String> {
+        std::fs::create_dir_all(at).map_err(|e| e.to_string())?;
+        let out = std::process::Command::new("mount")
+            .args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"])
+            .arg(at)
+            .output()
+            .map_err(|e| format!("mount: {e}"))?;
+        if !out.status.success() {
+            return Err(String::from_utf8_lossy(&out.stderr).trim().to_string());
+        }
+        Ok(Tmpfs(at.to_path_buf()))
+    }
+}
+
+impl Drop for Tmpfs {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("umount")
+            .arg("-l")
+            .arg(&self.0)
+            .status();
+    }
+}
+
+/// Recordings on a 1 MiB tmpfs that another writer fills while the call is
+/// bridged: the call goes on and ends normally, its hangup and CDR come,
+/// and the CDR says the recording failed.
+fn full_disk_keeps_the_call(dir: &Path, ports: Ports, esl: &mut Esl, log: &EventLog) {
+    let small = dir.join("small");
+    let _tmpfs = match Tmpfs::mount(&small, "1m") {
+        Ok(t) => t,
+        Err(why) => return skipped(&format!("a full disk needs a tmpfs: {why}")),
+    };
+    let reply = reload_with(dir, ports, esl, &settings(&small, "wav"));
+    assert!(reply.starts_with("+OK"), "{reply}");
+    let data = place(
+        esl,
+        json!({"from_extension": "1001", "to_phone": "0987654321", "record": true}),
+    );
+    let call = data["call_uuid"].as_str().unwrap().to_string();
+    let legs = [&data["a_leg_uuid"], &data["b_leg_uuid"]].map(|l| l.as_str().unwrap().to_string());
+    let st = wait_state(esl, &call, "bridged", Duration::from_secs(15));
+    let path = st["recording"]["path"].as_str().unwrap().to_string();
+    assert!(path.starts_with(&small.display().to_string()), "{path}");
+    wait_for(
+        "the first 64 KiB of audio on disk",
+        Duration::from_secs(5),
+        || file_len(&path) > 65_536,
+    );
+    // Another writer takes every byte left.
+    let mut filler = std::fs::File::create(small.join("filler")).unwrap();
+    let (mut filled, chunk) = (0usize, vec![7u8; 4096]);
+    let err = loop {
+        match std::io::Write::write(&mut filler, &chunk) {
+            Ok(n) => filled += n,
+            Err(e) => break e,
+        }
+    };
+    assert_eq!(err.raw_os_error(), Some(28), "ENOSPC: {err}");
+    let at_full = file_len(&path);
+    println!("disk full: filler {filled} bytes, recording {at_full} bytes");
+    std::thread::sleep(Duration::from_secs(3));
+    let st = status(esl, &call);
+    assert_eq!(st["status"], "bridged", "the call goes on: {st}");
+    for leg in &legs {
+        assert_eq!(api(ports, &format!("uuid_exists {leg}")).trim(), "true");
+    }
+    assert!(api(ports, &format!("c2c hangup {call}")).starts_with("+OK"));
+    wait_state(esl, &call, "ended", Duration::from_secs(10));
+    let cdr = cdr(log, &call);
+    assert!(
+        log.position("zorio_c2c::call.hangup", &call).is_some(),
+        "pbx.call.hangup"
+    );
+    // The last one: a failed attempt over the first trunk had the same uuid.
+    let b_end = log
+        .all()
+        .into_iter()
+        .rev()
+        .find(|e| {
+            e.get("Event-Name").map(String::as_str) == Some("CHANNEL_HANGUP_COMPLETE")
+                && e.get("Unique-ID") == Some(&legs[1])
+        })
+        .expect("the customer's HANGUP_COMPLETE");
+    let cause = b_end.get("variable_record_completion_cause");
+    println!(
+        "customer's leg: record_completion_cause {cause:?}; the file kept {} bytes",
+        file_len(&path)
+    );
+    assert_eq!(cause.map(String::as_str), Some("uri-failure"));
+    let rec = &cdr["recording"];
+    println!(
+        "disk filled mid-call: hangup_cause {}, billsec {}, recording {rec}",
+        cdr["hangup_cause"], cdr["billsec"]
+    );
+    assert_eq!(cdr["hangup_cause"], "NORMAL_CLEARING", "{cdr}");
+    assert_eq!(cdr["hangup_by"], "api", "{cdr}");
+    assert!(cdr["billsec"].as_u64().unwrap() >= 4, "{cdr}");
+    assert_eq!(rec["status"], "failed", "{cdr}");
+    assert!(rec["url"].is_null(), "{rec}");
+    let r = http_get(
+        ports.http,
+        &format!("/api/pbx/calls/{call}"),
+        "e2e-token-0123456789",
+    );
+    assert!(r.contains(r#""status":"failed""#), "{r}");
+    drop(filler);
+    step("a disk that fills mid-call: the call ends normally, hangup + CDR, the CDR says the recording failed");
 }

@@ -110,6 +110,35 @@ fn a_requested_recording_is_in_the_cdr_with_the_files_facts() {
 }
 
 #[test]
+fn a_disk_that_fills_mid_call_fails_the_recording_not_the_call() {
+    let w = world(RecordCalls::OnRequest);
+    w._sim
+        .set_options(|o| o.recordings_disk_full_after = Some(Duration::from_millis(300)));
+    let call = place(
+        &w,
+        json!({"from_extension": "1001", "to_phone": "0987654321", "record": true}),
+    )
+    .unwrap();
+    let cdr = cdr_of(&w, call);
+    let rec = &cdr["recording"];
+    assert_eq!(rec["status"], "failed", "{cdr}");
+    assert!(
+        rec["note"].as_str().unwrap().contains("uri-failure"),
+        "{rec}"
+    );
+    assert_eq!(rec["url"], Value::Null);
+    assert_eq!(cdr["outcome"], "completed", "{cdr}");
+    assert!(cdr["billsec"].as_u64().unwrap() >= 1, "{cdr}");
+    let types = w.log.types_of(call);
+    let hangups = types.iter().filter(|t| **t == events::HANGUP).count();
+    assert_eq!(hangups, 1, "{types:?}");
+    assert_eq!(
+        w.engine.call(call).unwrap().status_json()["recording"],
+        *rec
+    );
+}
+
+#[test]
 fn always_records_every_call_and_never_refuses_a_request() {
     let w = world(RecordCalls::Always);
     let call = place(

@@ -135,6 +135,15 @@ impl Recording {
         }
     }
 
+    /// What the switch said when it closed the file (its
+    /// `record_completion_cause`): `uri-failure`, a write failed (e.g. the
+    /// disk filled), makes the recording failed; the file stops there.
+    pub fn closed_with(&mut self, cause: &str) {
+        if self.state == RecordingState::Recording && cause == "uri-failure" {
+            self.fail("the switch could not write the whole recording (uri-failure: a write failed, e.g. the disk is full)");
+        }
+    }
+
     fn fail(&mut self, why: &str) {
         self.state = RecordingState::Failed;
         self.note = Some(why.to_string());
@@ -343,6 +352,21 @@ mod tests {
         r.finish();
         assert_eq!(r.state, RecordingState::Failed);
         assert!(r.note.unwrap().contains("empty"));
+    }
+
+    #[test]
+    fn a_write_failure_the_switch_reports_fails_the_recording() {
+        let dir = tmp();
+        let path = file_path(&dir, Uuid::new_v4(), "wav");
+        wav::write_tones(&path, 8000, &[1000.0, 400.0], 1000).unwrap();
+        let mut r = Recording::started(&path, "wav");
+        r.closed_with("no-input-timeout");
+        assert_eq!(r.state, RecordingState::Recording);
+        r.closed_with("uri-failure");
+        r.finish();
+        assert_eq!(r.state, RecordingState::Failed);
+        assert!(r.note.as_deref().unwrap().contains("uri-failure"));
+        assert_eq!(r.bytes, None);
     }
 
     #[test]
