@@ -188,6 +188,35 @@ fn a_recorded_call_has_each_party_on_its_own_channel() {
     }
     step("an unwritable recordings-dir and recording-format mp3 (no mod_shout) are refused at c2c reload");
 
+    // At load too: `reload mod_zorio_c2c` with mp3 leaves the module
+    // unloaded, the log saying why; with wav it loads again.
+    configure(&dir, ports, &mut esl, &settings(&recordings, "mp3"));
+    let reply = api(ports, "reload mod_zorio_c2c");
+    let why =
+        "settings/param[recording-format]: no format module loaded in the switch writes mp3 files";
+    let mut line = String::new();
+    wait_for(
+        "the load's refusal in the log",
+        Duration::from_secs(5),
+        || {
+            let text = std::fs::read_to_string(dir.join("log/freeswitch.log")).unwrap_or_default();
+            line = text
+                .lines()
+                .rfind(|l| l.contains("mod_zorio_c2c not loaded"))
+                .unwrap_or_default()
+                .to_string();
+            line.contains(why)
+        },
+    );
+    let reply = reply.trim().replace('\n', " / ");
+    println!("reload mod_zorio_c2c with mp3: {reply}; log: {line}");
+    assert!(reply.contains("-ERR loading module"), "{reply}");
+    assert!(api(ports, "c2c status").starts_with("-ERR"), "unloaded");
+    configure(&dir, ports, &mut esl, &settings(&recordings, "wav"));
+    let reply = api(ports, "load mod_zorio_c2c");
+    assert!(reply.contains("+OK"), "{reply}");
+    step("recording-format mp3 is refused at load too (the module stays unloaded, the log says why); wav loads");
+
     full_disk_keeps_the_call(&dir, ports, &mut esl, &log);
 }
 
@@ -199,14 +228,18 @@ fn settings(dir: &Path, format: &str) -> String {
     )
 }
 
-/// Rewrites the config with `extra`, then `reloadxml` and `c2c reload`:
-/// the reload's reply.
-fn reload_with(dir: &Path, ports: Ports, esl: &mut Esl, extra: &str) -> String {
+/// Rewrites the config with `extra`, then `reloadxml`.
+fn configure(dir: &Path, ports: Ports, esl: &mut Esl, extra: &str) {
     write(
         &dir.join("conf/freeswitch.xml"),
         &freeswitch_xml_with(ports, &default_webhooks(&dir.join("spool")), extra),
     );
     assert!(esl.api("reloadxml").contains("+OK"));
+}
+
+/// [`configure`], then `c2c reload`: its reply.
+fn reload_with(dir: &Path, ports: Ports, esl: &mut Esl, extra: &str) -> String {
+    configure(dir, ports, esl, extra);
     esl.api("c2c reload").trim().to_string()
 }
 
