@@ -90,6 +90,8 @@ void zc2c_free(void *p);
 char *zc2c_config_xml(const char *cf);
 /* A global variable of the switch (e.g. "domain"), or NULL. */
 char *zc2c_global_var(const char *name);
+/* 1 when a loaded format module writes files of extension ext (e.g. "wav"), else 0. */
+int zc2c_file_format_writable(const char *ext);
 
 /* Directory. */
 typedef struct zc2c_user {

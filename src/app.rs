@@ -17,6 +17,7 @@ use crate::core::events::{EventSink, FanOut};
 use crate::core::gcra::MonotonicClock;
 use crate::core::http::{HttpServer, HttpState, WebhookAdmin};
 use crate::core::journal::{CallJournal, StoreJournal};
+use crate::core::recording;
 use crate::core::store::Store;
 use crate::core::webhooks::{self, LogHook, WebhookService};
 use crate::switch::{LegReport, Switch};
@@ -60,6 +61,8 @@ impl App {
         extra_sinks: Vec<Arc<dyn EventSink>>,
         log: LogHook,
     ) -> Result<App, String> {
+        recording::check_format(&config, switch.as_ref())
+            .map_err(|e| format!("config refused at {e}"))?;
         let http_settings = config.http.clone();
         let cluster_settings = config.cluster.clone();
         let cluster_log = log.clone();
@@ -235,6 +238,7 @@ pub fn apply_config(
     http: &HttpState,
     config: Config,
 ) -> Result<(), String> {
+    recording::check_format(&config, engine.switch.as_ref()).map_err(|e| e.to_string())?;
     let tls = http.prepare_tls(&config.http)?;
     webhooks.set_destinations(&config.webhooks, &config.tokens)?;
     engine.set_config(config);
