@@ -90,6 +90,8 @@ void zc2c_free(void *p);
 char *zc2c_config_xml(const char *cf);
 /* A global variable of the switch (e.g. "domain"), or NULL. */
 char *zc2c_global_var(const char *name);
+/* 1 when a loaded format module writes files of extension ext (e.g. "wav"), else 0. */
+int zc2c_file_format_writable(const char *ext);
 
 /* Directory. */
 typedef struct zc2c_user {
@@ -144,6 +146,8 @@ int zc2c_hangup(const char *uuid, const char *cause);
 int zc2c_uuid_exists(const char *uuid);
 /* The switch's session limit (max-sessions, as `fsctl max_sessions` sets it). */
 uint32_t zc2c_max_sessions(void);
+/* 1 once the switch takes calls (not while it loads its modules at boot). */
+int zc2c_core_ready(void);
 /* Channels whose presence_id is `presence_id` (user@domain): any call of that user. */
 int zc2c_presence_in_use(const char *presence_id);
 /* The UUIDs of the channels up now whose variable `var` is `value` (a

@@ -17,6 +17,8 @@ use crate::core::events::{EventSink, FanOut};
 use crate::core::gcra::MonotonicClock;
 use crate::core::http::{HttpServer, HttpState, WebhookAdmin};
 use crate::core::journal::{CallJournal, StoreJournal};
+use crate::core::log::LogLevel;
+use crate::core::recording;
 use crate::core::store::Store;
 use crate::core::webhooks::{self, LogHook, WebhookService};
 use crate::switch::{LegReport, Switch};
@@ -60,6 +62,17 @@ impl App {
         extra_sinks: Vec<Arc<dyn EventSink>>,
         log: LogHook,
     ) -> Result<App, String> {
+        match recording::check_format(&config, switch.as_ref()) {
+            // At the switch's boot its format modules may load after us
+            // (modules.conf order): a recording that cannot be written
+            // then fails alone, and says so in its CDR.
+            Err(e) if switch.booting() => log(
+                LogLevel::Warning,
+                None,
+                &format!("{e} (yet: the switch is still loading its modules)"),
+            ),
+            r => r.map_err(|e| format!("config refused at {e}"))?,
+        }
         let http_settings = config.http.clone();
         let cluster_settings = config.cluster.clone();
         let cluster_log = log.clone();
@@ -235,6 +248,7 @@ pub fn apply_config(
     http: &HttpState,
     config: Config,
 ) -> Result<(), String> {
+    recording::check_format(&config, engine.switch.as_ref()).map_err(|e| e.to_string())?;
     let tls = http.prepare_tls(&config.http)?;
     webhooks.set_destinations(&config.webhooks, &config.tokens)?;
     engine.set_config(config);

@@ -50,6 +50,9 @@ pub struct SimOptions {
     pub unbridgeable: HashSet<String>,
     /// The switch's session limit, if it has one.
     pub max_sessions: Option<u32>,
+    /// The recordings' disk fills this long into each recording: the file
+    /// stops there and the switch says `uri-failure`; the call goes on.
+    pub recordings_disk_full_after: Option<Duration>,
 }
 
 impl SimOptions {
@@ -81,6 +84,7 @@ impl SimOptions {
             agent_failures: HashMap::new(),
             unbridgeable: HashSet::new(),
             max_sessions: None,
+            recordings_disk_full_after: None,
         }
     }
 }
@@ -360,9 +364,16 @@ impl Shared {
         let recording = w.recordings.remove(&leg);
         drop(w);
         self.changed.notify_all();
+        let mut record_cause = None;
         if let Some((path, since)) = recording {
+            let mut length = since.elapsed();
+            let full = lock(&self.options).recordings_disk_full_after;
+            if let Some(at) = full.filter(|at| *at < length) {
+                length = at;
+                record_cause = Some("uri-failure".to_string());
+            }
             // As the switch does, the file is closed before the leg's end is reported.
-            let _ = write_recording(&path, since.elapsed());
+            let _ = write_recording(&path, length);
         }
         let failure = Failure {
             cause: cause.to_string(),
@@ -370,6 +381,7 @@ impl Shared {
             by_peer: Some(by_peer),
             at_us: Some(at_us),
             seq: None,
+            record_cause,
         };
         if state == LegState::Answered {
             self.report(leg, attempt, LegEvent::HungUp(failure));
@@ -650,6 +662,11 @@ impl Switch for SimSwitch {
         w.recordings
             .insert(leg, (path.to_path_buf(), Instant::now()));
         Ok(())
+    }
+
+    /// Only WAV: the simulated recordings are written here.
+    fn writes_format(&self, format: &str) -> bool {
+        format.eq_ignore_ascii_case("wav")
     }
 
     fn transferred(&self, leg: Uuid, _from: Uuid) -> Option<String> {

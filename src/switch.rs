@@ -87,6 +87,9 @@ pub struct Failure {
     /// Orders hangups the switch's clock puts in the same tick: a leg hung
     /// up earlier has a smaller one (the order of the hangup events).
     pub seq: Option<u64>,
+    /// FreeSWITCH's `record_completion_cause` of a recording of this leg,
+    /// when one ended (`uri-failure`: a write failed, e.g. the disk filled).
+    pub record_cause: Option<String>,
 }
 
 /// How placing a leg ended.
@@ -243,9 +246,18 @@ pub trait Switch: Send + Sync + 'static {
     fn start_recording(&self, _leg: Uuid, _path: &std::path::Path) -> Result<(), SwitchError> {
         Err(SwitchError("this switch cannot record".into()))
     }
+    /// Whether the switch can write recordings as files of extension
+    /// `format` (`wav`): a loaded format module writes it.
+    fn writes_format(&self, format: &str) -> bool;
     /// Whether any channel of the switch belongs to extension `id@domain`
     /// (its presence), whoever placed it: an agent already on a call.
     fn extension_in_use(&self, _domain: &str, _id: &str) -> bool {
+        false
+    }
+
+    /// Whether the switch is still starting (loading its modules): what
+    /// another module provides may not be there yet.
+    fn booting(&self) -> bool {
         false
     }
 

@@ -7,6 +7,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use mod_zorio_c2c::app::App;
 use mod_zorio_c2c::core::config::Config;
 use mod_zorio_c2c::core::engine::Engine;
 use mod_zorio_c2c::core::events::{self, EventLog};
@@ -109,6 +110,35 @@ fn a_requested_recording_is_in_the_cdr_with_the_files_facts() {
 }
 
 #[test]
+fn a_disk_that_fills_mid_call_fails_the_recording_not_the_call() {
+    let w = world(RecordCalls::OnRequest);
+    w._sim
+        .set_options(|o| o.recordings_disk_full_after = Some(Duration::from_millis(300)));
+    let call = place(
+        &w,
+        json!({"from_extension": "1001", "to_phone": "0987654321", "record": true}),
+    )
+    .unwrap();
+    let cdr = cdr_of(&w, call);
+    let rec = &cdr["recording"];
+    assert_eq!(rec["status"], "failed", "{cdr}");
+    assert!(
+        rec["note"].as_str().unwrap().contains("uri-failure"),
+        "{rec}"
+    );
+    assert_eq!(rec["url"], Value::Null);
+    assert_eq!(cdr["outcome"], "completed", "{cdr}");
+    assert!(cdr["billsec"].as_u64().unwrap() >= 1, "{cdr}");
+    let types = w.log.types_of(call);
+    let hangups = types.iter().filter(|t| **t == events::HANGUP).count();
+    assert_eq!(hangups, 1, "{types:?}");
+    assert_eq!(
+        w.engine.call(call).unwrap().status_json()["recording"],
+        *rec
+    );
+}
+
+#[test]
 fn always_records_every_call_and_never_refuses_a_request() {
     let w = world(RecordCalls::Always);
     let call = place(
@@ -132,4 +162,47 @@ fn always_records_every_call_and_never_refuses_a_request() {
     )
     .unwrap();
     assert_eq!(cdr_of(&w, call)["recording"], Value::Null);
+}
+
+#[test]
+fn a_format_the_switch_cannot_write_is_refused_at_start_and_at_reload() {
+    let mut c =
+        Config::from_xml(include_str!("../conf/autoload_configs/zorio_c2c.conf.xml")).unwrap();
+    let dir = std::env::temp_dir().join(format!("c2c-rec-format-{}", Uuid::new_v4().simple()));
+    c.webhooks.spool_dir = dir.join("spool");
+    c.recordings_dir = dir.join("rec");
+    c.http.enabled = false;
+    let start = |c: &Config| {
+        let (tx, rx) = leg_channel();
+        let sim = SimSwitch::new(SimOptions::demo(), tx);
+        (App::start(c.clone(), sim.clone(), rx, vec![]), sim)
+    };
+    let mut mp3 = c.clone();
+    mp3.recording_format = "mp3".into();
+    let (app, sim) = start(&mp3);
+    let e = app.err().expect("mp3 refused at start");
+    sim.stop();
+    assert_eq!(
+        e,
+        "config refused at settings/param[recording-format]: no format module loaded in the switch writes mp3 files (wav: mod_sndfile, mp3: mod_shout; load it before mod_zorio_c2c)"
+    );
+    // Never recording, the format does not matter.
+    mp3.record_calls = RecordCalls::Never;
+    let (app, sim) = start(&mp3);
+    assert!(app.unwrap().stop(Duration::from_secs(2)).is_empty());
+    sim.stop();
+
+    let (app, sim) = start(&c);
+    let app = app.expect("wav is written");
+    mp3.record_calls = RecordCalls::OnRequest;
+    mp3.max_call_duration = Some(60);
+    let e = app.apply_config(mp3).unwrap_err();
+    assert!(e.starts_with("settings/param[recording-format]: "), "{e}");
+    assert!(e.contains("mp3"), "{e}");
+    let kept = app.engine.config();
+    assert_eq!(kept.recording_format, "wav", "the old config stays");
+    assert_eq!(kept.max_call_duration, None, "refused whole");
+    assert!(app.stop(Duration::from_secs(2)).is_empty());
+    sim.stop();
+    let _ = std::fs::remove_dir_all(&dir);
 }

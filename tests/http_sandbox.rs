@@ -1,10 +1,13 @@
 //! The sandbox binary end to end: flags, demo data, the printed curl line.
 
+#[path = "e2e_common/audio.rs"]
+mod audio;
 mod common;
 mod scratch;
 
 use std::process::Command;
 
+use audio::{goertzel, parse_wav};
 use common::*;
 
 #[test]
@@ -144,18 +147,6 @@ fn the_default_data_dir_is_one_per_port_under_the_state_dir_and_reused() {
     assert!(expected.join("zorio_c2c.db").is_file());
 }
 
-/// Power of `hz` in `x` (Goertzel).
-fn goertzel(x: &[f64], rate: f64, hz: f64) -> f64 {
-    let c = 2.0 * (std::f64::consts::TAU * hz / rate).cos();
-    let (mut s1, mut s2) = (0.0, 0.0);
-    for v in x {
-        let s = v + c * s1 - s2;
-        s2 = s1;
-        s1 = s;
-    }
-    s1 * s1 + s2 * s2 - c * s1 * s2
-}
-
 #[test]
 fn the_sandbox_records_a_real_two_channel_wav_a_tone_per_party() {
     let sandbox = Sandbox::start(&[
@@ -199,27 +190,15 @@ fn the_sandbox_records_a_real_two_channel_wav_a_tone_per_party() {
     let wav = request(addr, "GET", &url, &[bearer], b"");
     assert_eq!(wav.status, 200);
     assert_eq!(wav.header("content-type"), Some("audio/wav"));
-    let b = &wav.body;
-    assert_eq!((&b[0..4], &b[8..16]), (&b"RIFF"[..], &b"WAVEfmt "[..]));
-    let channels = u16::from_le_bytes([b[22], b[23]]);
-    let rate = u32::from_le_bytes([b[24], b[25], b[26], b[27]]);
+    let (channels, rate, data) = parse_wav(&wav.body);
     assert_eq!((channels, rate), (2, 8000));
-    let data: Vec<i16> = b[44..]
-        .chunks_exact(2)
-        .map(|s| i16::from_le_bytes([s[0], s[1]]))
-        .collect();
-    let secs = data.len() as f64 / 2.0 / 8000.0;
+    let secs = data[0].len() as f64 / 8000.0;
     let billsec = st["recording"]["duration_ms"].as_f64().unwrap() / 1000.0;
     assert!((secs - billsec).abs() < 0.01 && secs >= 1.0, "{secs} s");
     for (ch, want, other) in [(0usize, 1000.0, 400.0), (1, 400.0, 1000.0)] {
-        let x: Vec<f64> = data
-            .iter()
-            .skip(ch)
-            .step_by(2)
-            .map(|v| f64::from(*v))
-            .collect();
+        let x = &data[ch];
         assert!(
-            goertzel(&x, 8000.0, want) > 100.0 * goertzel(&x, 8000.0, other),
+            goertzel(x, rate, want) > 100.0 * goertzel(x, rate, other),
             "channel {} carries {want} Hz",
             ch + 1
         );

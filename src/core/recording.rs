@@ -10,7 +10,9 @@ use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
 use uuid::Uuid;
 
+use super::config::{Config, ConfigError};
 use super::wav;
+use crate::switch::Switch;
 
 pub use super::config::RecordCalls;
 
@@ -71,7 +73,7 @@ pub struct Recording {
 
 /// Where recordings go: `recordings-dir`, else (a sandbox or a test, the
 /// module sets its own default at load) `$TMPDIR/zorio-c2c-recordings`.
-pub fn dir_of(config: &super::config::Config) -> PathBuf {
+pub fn dir_of(config: &Config) -> PathBuf {
     if config.recordings_dir.as_os_str().is_empty() {
         std::env::temp_dir().join("zorio-c2c-recordings")
     } else {
@@ -130,6 +132,15 @@ impl Recording {
             }
             Ok(_) => self.fail("the recording file is empty (nothing could be written)"),
             Err(e) => self.fail(&format!("the recording file cannot be read: {e}")),
+        }
+    }
+
+    /// What the switch said when it closed the file (its
+    /// `record_completion_cause`): `uri-failure`, a write failed (e.g. the
+    /// disk filled), makes the recording failed; the file stops there.
+    pub fn closed_with(&mut self, cause: &str) {
+        if self.state == RecordingState::Recording && cause == "uri-failure" {
+            self.fail("the switch could not write the whole recording (uri-failure: a write failed, e.g. the disk is full)");
         }
     }
 
@@ -263,6 +274,21 @@ pub fn check_dir(dir: &Path) -> Result<(), String> {
     Ok(())
 }
 
+/// Checks that `switch` writes `recording-format` files (when calls may be
+/// recorded); the error names the param and its value in one sentence.
+pub fn check_format(config: &Config, switch: &dyn Switch) -> Result<(), ConfigError> {
+    let f = &config.recording_format;
+    if config.record_calls == RecordCalls::Never || switch.writes_format(f) {
+        return Ok(());
+    }
+    Err(ConfigError {
+        at: "settings/param[recording-format]".into(),
+        message: format!(
+            "no format module loaded in the switch writes {f} files (wav: mod_sndfile, mp3: mod_shout; load it before mod_zorio_c2c)"
+        ),
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -326,6 +352,21 @@ mod tests {
         r.finish();
         assert_eq!(r.state, RecordingState::Failed);
         assert!(r.note.unwrap().contains("empty"));
+    }
+
+    #[test]
+    fn a_write_failure_the_switch_reports_fails_the_recording() {
+        let dir = tmp();
+        let path = file_path(&dir, Uuid::new_v4(), "wav");
+        wav::write_tones(&path, 8000, &[1000.0, 400.0], 1000).unwrap();
+        let mut r = Recording::started(&path, "wav");
+        r.closed_with("no-input-timeout");
+        assert_eq!(r.state, RecordingState::Recording);
+        r.closed_with("uri-failure");
+        r.finish();
+        assert_eq!(r.state, RecordingState::Failed);
+        assert!(r.note.as_deref().unwrap().contains("uri-failure"));
+        assert_eq!(r.bytes, None);
     }
 
     #[test]

@@ -225,6 +225,7 @@ pub(crate) fn leg_report(
                 .and_then(|t| t.trim().parse::<u64>().ok())
                 .filter(|t| *t > 0),
             seq: None,
+            record_cause: header("variable_record_completion_cause").filter(|c| !c.is_empty()),
         }),
     };
     Some(LegReport {
@@ -399,6 +400,10 @@ mod tests {
         h.insert(format!("variable_{VAR_ATTEMPT}"), "2".into());
         h.insert("Hangup-Cause".into(), "NORMAL_TEMPORARY_FAILURE".into());
         h.insert("variable_sip_term_status".into(), "503".into());
+        h.insert(
+            "variable_record_completion_cause".into(),
+            "uri-failure".into(),
+        );
         assert_eq!(
             leg_report(ChannelEvent::HangupComplete, get(&h)),
             Some(LegReport {
@@ -407,6 +412,7 @@ mod tests {
                 event: LegEvent::HungUp(Failure {
                     cause: "NORMAL_TEMPORARY_FAILURE".into(),
                     sip_code: Some(503),
+                    record_cause: Some("uri-failure".into()),
                     ..Default::default()
                 })
             })

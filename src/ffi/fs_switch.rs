@@ -493,6 +493,18 @@ impl Switch for FsSwitch {
         }
     }
 
+    fn writes_format(&self, format: &str) -> bool {
+        let ext = c_string(format);
+        // SAFETY: NUL-terminated string alive for the call; the shim only
+        // reads it and releases the interface it looked up.
+        unsafe { sys::zc2c_file_format_writable(ext.as_ptr()) > 0 }
+    }
+
+    fn booting(&self) -> bool {
+        // SAFETY: no arguments; reads the core's runtime flags.
+        unsafe { sys::zc2c_core_ready() == 0 }
+    }
+
     fn max_sessions(&self) -> Option<u32> {
         // SAFETY: no arguments; reads the switch's session limit.
         let n = unsafe { sys::zc2c_max_sessions() };

@@ -121,6 +121,9 @@ unsafe extern "C" {
 unsafe extern "C" {
     pub fn zc2c_global_var(name: *const ::std::os::raw::c_char) -> *mut ::std::os::raw::c_char;
 }
+unsafe extern "C" {
+    pub fn zc2c_file_format_writable(ext: *const ::std::os::raw::c_char) -> ::std::os::raw::c_int;
+}
 #[repr(C)]
 #[derive(Debug, Copy, Clone)]
 pub struct zc2c_user {
@@ -210,6 +213,9 @@ unsafe extern "C" {
 }
 unsafe extern "C" {
     pub fn zc2c_max_sessions() -> u32;
+}
+unsafe extern "C" {
+    pub fn zc2c_core_ready() -> ::std::os::raw::c_int;
 }
 unsafe extern "C" {
     pub fn zc2c_presence_in_use(

@@ -146,6 +146,11 @@ char *zc2c_uuids_with(const char *var, const char *value)
 	return (char *) out.data;
 }
 
+int zc2c_core_ready(void)
+{
+	return switch_core_ready() ? 1 : 0;
+}
+
 uint32_t zc2c_max_sessions(void)
 {
 	/* 0 asks for the limit without changing it. */

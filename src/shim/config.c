@@ -22,6 +22,19 @@ char *zc2c_global_var(const char *name)
 	return name ? switch_core_get_variable_dup(name) : NULL;
 }
 
+int zc2c_file_format_writable(const char *ext)
+{
+	switch_file_interface_t *fi;
+	int writable;
+
+	if (!ext || !(fi = switch_loadable_module_get_file_interface(ext, NULL))) {
+		return 0;
+	}
+	writable = fi->file_write != NULL;
+	UNPROTECT_INTERFACE(fi);
+	return writable;
+}
+
 /* A user's variable, else param, named `name` (after the merge of domain and group). */
 static const char *user_value(switch_xml_t x_user, const char *name)
 {

@@ -14,6 +14,8 @@ use std::time::{Duration, Instant};
 
 pub use crate::scratch::Scratch;
 
+pub mod audio;
+
 // ---------------------------------------------------------------- setup ---
 
 pub struct Env {

@@ -241,5 +241,9 @@ impl Engine {
 
     pub(crate) fn leg_ended(&self, c: &mut CallRecord, is_a: bool, f: &Failure) {
         end_leg(if is_a { &mut c.a } else { &mut c.b }, f);
+        // The recording is of the customer's leg: the switch says how it ended.
+        if let (false, Some(r), Some(cause)) = (is_a, c.recording.as_mut(), &f.record_cause) {
+            r.closed_with(cause);
+        }
     }
 }
