@@ -181,6 +181,9 @@ unsafe extern "C" {
     ) -> ::std::os::raw::c_int;
 }
 unsafe extern "C" {
+    pub fn zc2c_dial_clear(agent_uuid: *const ::std::os::raw::c_char, vars: *mut zc2c_vars);
+}
+unsafe extern "C" {
     pub fn zc2c_waiting_start(
         agent_uuid: *const ::std::os::raw::c_char,
         app: *const ::std::os::raw::c_char,
@@ -189,9 +192,6 @@ unsafe extern "C" {
 }
 unsafe extern "C" {
     pub fn zc2c_waiting_stop(agent_uuid: *const ::std::os::raw::c_char);
-}
-unsafe extern "C" {
-    pub fn zc2c_dial_clear(agent_uuid: *const ::std::os::raw::c_char, vars: *mut zc2c_vars);
 }
 unsafe extern "C" {
     pub fn zc2c_cause_code(name: *const ::std::os::raw::c_char) -> i32;
