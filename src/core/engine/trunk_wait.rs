@@ -61,9 +61,11 @@ impl Engine {
         if gone() {
             return Ok(None);
         }
+        // Started once the agent can hear it (just answered, it may not be
+        // parked yet): tried at each look until it plays.
         let mut ringing = false;
         let mut waiting = || {
-            if let Some(rb) = config.ringback.as_deref() {
+            if let (false, Some(rb)) = (ringing, config.ringback.as_deref()) {
                 ringing = self.switch.play_ringback(agent, Some(rb)).is_ok();
             }
         };

@@ -126,7 +126,7 @@ impl TrunkLimits {
 
     /// Waits up to `within` for a channel and a CPS slot on `trunk` for the
     /// B-leg `leg`; `Ok(None)` when the trunk has no limits. `gone` says when
-    /// the call stopped wanting it; `waiting` is called once if it must wait.
+    /// the call stopped wanting it; `waiting` is called at each look while it waits.
     pub fn acquire(
         &self,
         trunk: &Trunk,

@@ -122,8 +122,9 @@ impl TrunkQueue {
 
     /// Waits in line for a channel and a CPS slot, up to `ask.within`;
     /// `on_switch` lists the trunk's channels on the switch, `gone` says
-    /// when the call no longer wants it, `waiting` is called once if the
-    /// caller has to wait. `on_drop` runs when the permit is dropped.
+    /// when the call no longer wants it, `waiting` is called each time the
+    /// caller looks again while it waits (e.g. to start ringback once the
+    /// agent can hear it). `on_drop` runs when the permit is dropped.
     #[allow(clippy::too_many_arguments)]
     pub fn acquire(
         self: &Arc<Self>,
@@ -139,7 +140,6 @@ impl TrunkQueue {
         let me = line.next;
         line.next += 1;
         line.waiting.push_back(me);
-        let mut waited = false;
         let refusal = loop {
             if gone() {
                 break Refusal::Gone;
@@ -154,11 +154,9 @@ impl TrunkQueue {
                         line.pending.insert(ask.leg);
                         line.blocked_by = None;
                         drop(line);
-                        if !slot_wait.is_zero() && !waited {
-                            waiting();
-                        }
                         let until = Instant::now() + slot_wait;
                         while Instant::now() < until && !gone() {
+                            waiting();
                             std::thread::sleep(POLL.min(until - Instant::now()));
                         }
                         let started = Instant::now();
@@ -192,13 +190,9 @@ impl TrunkQueue {
             } else if now >= deadline {
                 break Refusal::Limit(line.blocked_by.unwrap_or(Limit::Cps));
             }
-            if !waited {
-                waited = true;
-                drop(line);
-                waiting();
-                line = self.lock();
-                continue;
-            }
+            drop(line);
+            waiting();
+            line = self.lock();
             let nap = POLL.min(deadline.saturating_duration_since(now));
             line = self
                 .turn
