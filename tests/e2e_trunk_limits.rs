@@ -166,6 +166,23 @@ fn trunks_are_paced_and_never_overrun() {
             w[2] - w[0]
         );
     }
+    // Agents whose call waited for its slot heard ringback (the switch's
+    // own log of what each agent's session executed).
+    let log = std::fs::read_to_string(dir.join("log/freeswitch.log")).unwrap_or_default();
+    let rung: std::collections::HashSet<&str> = log
+        .lines()
+        .filter(|l| l.contains(" EXECUTE ") && l.contains("gentones(%(2000,4000,440,480)|-1)"))
+        .filter_map(|l| l.split_whitespace().next())
+        .collect();
+    assert!(
+        rung.len() >= 4,
+        "{} waiting agents heard ringback",
+        rung.len()
+    );
+    step(&format!(
+        "{} of the agents waiting for the trunk heard ringback (gentones), stopped for their bridge",
+        rung.len()
+    ));
     step(&format!(
         "12 calls offered at 3/s onto cps=2: 12 INVITEs over {:.2} s, never 3 within a second (gaps {gaps:?}); all 12 answered and bridged",
         at[11] - at[0]

@@ -146,15 +146,18 @@ pub fn render(state: &HttpState) -> String {
     out.finish()
 }
 
+/// A per-trunk gauge: name, help and its value (when the trunk has one).
+type Gauge<'a> = (
+    &'a str,
+    &'a str,
+    &'a dyn Fn(&crate::core::trunks::TrunkStatus) -> Option<f64>,
+);
+
 /// Each trunk's channels in use, limits, CPS tokens and queue, and the
 /// calls its limits turned away.
 fn trunk_limits(out: &mut Exposition, engine: &crate::core::engine::Engine) {
     let status = engine.trunk_status();
-    let gauges: [(
-        &str,
-        &str,
-        &dyn Fn(&crate::core::trunks::TrunkStatus) -> Option<f64>,
-    ); 5] = [
+    let gauges: [Gauge; 5] = [
         (
             "c2c_trunk_channels",
             "Channels on the trunk now, ours and others' (across the cluster, when there is one).",
