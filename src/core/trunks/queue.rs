@@ -51,7 +51,9 @@ const POLL: Duration = Duration::from_millis(50);
 
 #[derive(Default)]
 struct Line {
-    waiting: VecDeque<u64>,
+    /// Tickets in arrival order, each with the condvar its caller sleeps on
+    /// (only the front is woken: no herd of waiters on every change).
+    waiting: VecDeque<(u64, Arc<Condvar>)>,
     next: u64,
     /// B-legs dialled under a permit whose dial has not returned.
     pending: HashSet<Uuid>,
@@ -59,11 +61,24 @@ struct Line {
     blocked_by: Option<Limit>,
 }
 
+impl Line {
+    /// Wakes the caller at the front (its turn, or a channel freed).
+    fn wake_front(&self) {
+        if let Some((_, wake)) = self.waiting.front() {
+            wake.notify_one();
+        }
+    }
+
+    fn leave(&mut self, me: u64) {
+        self.waiting.retain(|(t, _)| *t != me);
+        self.wake_front();
+    }
+}
+
 /// One trunk's line.
 #[derive(Default)]
 pub struct TrunkQueue {
     line: Mutex<Line>,
-    turn: Condvar,
 }
 
 /// One trunk's limits, as a caller of [`TrunkQueue::acquire`] sees them.
@@ -94,8 +109,10 @@ impl Permit {
 
 impl Drop for Permit {
     fn drop(&mut self) {
-        self.queue.lock().pending.remove(&self.leg);
-        self.queue.turn.notify_all();
+        let mut line = self.queue.lock();
+        line.pending.remove(&self.leg);
+        line.wake_front();
+        drop(line);
         let f = std::mem::replace(&mut self.on_drop, Box::new(|| {}));
         f();
     }
@@ -139,13 +156,14 @@ impl TrunkQueue {
         let mut line = self.lock();
         let me = line.next;
         line.next += 1;
-        line.waiting.push_back(me);
+        let wake = Arc::new(Condvar::new());
+        line.waiting.push_back((me, Arc::clone(&wake)));
         let refusal = loop {
             if gone() {
                 break Refusal::Gone;
             }
             let now = Instant::now();
-            if line.waiting.front() == Some(&me) {
+            if line.waiting.front().map(|w| w.0) == Some(me) {
                 let left = deadline.saturating_duration_since(now);
                 match Self::try_front(ask, ledger, &line, on_switch, left) {
                     Ok(slot_wait) => {
@@ -170,10 +188,7 @@ impl TrunkQueue {
                             started,
                             on_drop,
                         };
-                        let mut line = self.lock();
-                        line.waiting.retain(|t| *t != me);
-                        drop(line);
-                        self.turn.notify_all();
+                        self.lock().leave(me);
                         if gone() {
                             // Dropping it gives the channel back.
                             return Err(Refusal::Gone);
@@ -194,18 +209,15 @@ impl TrunkQueue {
             waiting();
             line = self.lock();
             let nap = POLL.min(deadline.saturating_duration_since(now));
-            line = self
-                .turn
+            line = wake
                 .wait_timeout(line, nap.max(Duration::from_millis(1)))
                 .unwrap_or_else(|e| e.into_inner())
                 .0;
         };
-        line.waiting.retain(|t| *t != me);
+        line.leave(me);
         if line.waiting.is_empty() {
             line.blocked_by = None;
         }
-        drop(line);
-        self.turn.notify_all();
         Err(refusal)
     }
 
