@@ -243,3 +243,31 @@ fn a_forced_trunk_that_stays_full_ends_the_call_at_its_queue_timeout() {
     engine.shutdown(Duration::from_secs(5));
     sim.stop();
 }
+
+/// A host whose config file says `cps="0"` on POC.
+struct BadCps;
+
+impl CommandHost for BadCps {
+    fn load_config(&self) -> Result<Config, ConfigError> {
+        let xml = include_str!("../conf/autoload_configs/zorio_c2c.conf.xml").replace(
+            r#"name="POC" gateway="poc""#,
+            r#"name="POC" gateway="poc" cps="0""#,
+        );
+        Config::from_xml(&xml)
+    }
+}
+
+#[test]
+fn c2c_reload_refuses_a_bad_trunk_limit_whole_and_keeps_the_old_config() {
+    let (engine, sim, _) = world(|c| trunk(c, 4).max_channels = Some(7));
+    let before = engine.config();
+    let out = command::execute(&engine, &BadCps, "reload");
+    assert_eq!(
+        out.trim(),
+        "-ERR config_invalid trunks/trunk[1]@cps: trunk \"POC\": must be calls per second above 0 (at most 10000) (previous config kept)"
+    );
+    assert_eq!(*engine.config(), *before, "the old config stays");
+    assert_eq!(engine.config().trunks[0].max_channels, Some(7));
+    engine.shutdown(Duration::from_secs(5));
+    sim.stop();
+}
