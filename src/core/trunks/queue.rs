@@ -163,7 +163,8 @@ impl TrunkQueue {
                 break Refusal::Gone;
             }
             let now = Instant::now();
-            if line.waiting.front().map(|w| w.0) == Some(me) {
+            let front = line.waiting.front().map(|w| w.0) == Some(me);
+            if front {
                 let left = deadline.saturating_duration_since(now);
                 match Self::try_front(ask, ledger, &line, on_switch, left) {
                     Ok(slot_wait) => {
@@ -208,6 +209,9 @@ impl TrunkQueue {
             drop(line);
             waiting();
             line = self.lock();
+            if !front && line.waiting.front().map(|w| w.0) == Some(me) {
+                continue; // our turn came meanwhile (its wake-up was missed)
+            }
             let nap = POLL.min(deadline.saturating_duration_since(now));
             line = wake
                 .wait_timeout(line, nap.max(Duration::from_millis(1)))
