@@ -167,6 +167,8 @@ impl FsSwitch {
                 leg.attempt
             ),
         );
+        // Woken by the attempt's notes (the callback's), not polling for them.
+        let waiter = self.ends.waiters.register(leg.leg_uuid);
         // The agent may still be on its way into its park (just answered).
         let queued = wait_until(Duration::from_secs(5), || {
             // SAFETY: all strings alive for the call; `vars` is our live event,
@@ -192,7 +194,8 @@ impl FsSwitch {
                 self.hangup(leg.leg_uuid, "RECOVERY_ON_TIMER_EXPIRE");
                 break DialEnd::Returned(Some("RECOVERY_ON_TIMER_EXPIRE".into()));
             }
-            std::thread::sleep(Duration::from_millis(10));
+            // An agent gone before its `bridge` ran sends no note: seen here.
+            waiter.wait(Duration::from_millis(250));
         };
         // SAFETY: strings alive for the call; `vars` is our live event, only read.
         unsafe { sys::zc2c_dial_clear(a.as_ptr(), vars.0) };
@@ -367,19 +370,25 @@ impl Switch for FsSwitch {
     }
 
     /// The agent's `bridge` bridges the answered customer itself: waits
-    /// (bounded) until the agent's `bridge_to` names the customer's leg.
+    /// (bounded) until the agent's `bridge_to` names the customer's leg,
+    /// looking again when the bridge's CHANNEL_BRIDGE wakes it.
     fn bridge(&self, agent_leg: Uuid, customer_leg: Uuid) -> Result<(), SwitchError> {
         let (a, n) = (c_string(&agent_leg.to_string()), c_string("bridge_to"));
-        let bridged = wait_until(Duration::from_secs(5), || {
+        let waiter = self.ends.waiters.register(customer_leg);
+        let until = Instant::now() + Duration::from_secs(5);
+        let bridged = loop {
             // SAFETY: both strings alive for the call; the result is NULL or
             // a malloc'd copy we own, taken (copied, freed by C) exactly once.
             let to = unsafe { take_owned(sys::zc2c_channel_var(a.as_ptr(), n.as_ptr())) };
             if to.as_deref().and_then(|t| Uuid::parse_str(t).ok()) == Some(customer_leg) {
-                return Some(true);
+                break true;
             }
-            (!exists(agent_leg) || !exists(customer_leg)).then_some(false)
-        });
-        if bridged == Some(true) {
+            if !exists(agent_leg) || !exists(customer_leg) || Instant::now() >= until {
+                break false;
+            }
+            waiter.wait(Duration::from_millis(100));
+        };
+        if bridged {
             Ok(())
         } else {
             Err(SwitchError(format!(
