@@ -9,6 +9,9 @@
 //! latency, from the request being sent (`bgapi originate` over one ESL
 //! connection; `POST /api/pbx/calls/click-to-call`) to the later of the two
 //! events' `Event-Date-Timestamp`. The switch drains between phases.
+//! Also per phase: `lag ms`, how late the last request left (the bench's own
+//! pacing); `stuck`, channels a peer left behind (hung up after the phase);
+//! `ev lag`, p99 of how late the switch's events reached the bench.
 //!
 //! ```text
 //! PKG_CONFIG_PATH=/opt/freeswitch/lib/pkgconfig CARGO_TARGET_DIR=… cargo build --release --lib
@@ -17,7 +20,8 @@
 //! Env: `C2C_OVERLOAD_RATE` (calls/s, default 40), `C2C_OVERLOAD_SECS`
 //! (phase length, default 12), `C2C_OVERLOAD_PHASES` (of each side, default 2),
 //! `C2C_OVERLOAD_LOGLEVEL` (the switch's, default debug as in the e2e suites),
-//! `C2C_OVERLOAD_ONLY` (`native` or `ours`: one side, e.g. to profile it).
+//! `C2C_OVERLOAD_ONLY` (`native` or `ours`: one side, e.g. to profile it),
+//! `ZORIO_C2C_SO` (another build of the module, e.g. main's for a before/after).
 //! Without a switch it prints `SKIPPED: <why>`.
 
 #[path = "../../tests/e2e_common/mod.rs"]
@@ -64,6 +68,10 @@ struct Seen {
     bridged: HashMap<String, u64>,
     answered: HashMap<String, u64>,
     refused: HashMap<String, usize>,
+    /// How long each of our POSTs took to answer (ms).
+    answer_ms: Vec<f64>,
+    /// How late each bridge and answer event reached us (ms after its timestamp).
+    event_lag_ms: Vec<f64>,
 }
 
 impl Seen {
@@ -167,6 +175,10 @@ fn listen(mut esl: Esl, seen: Arc<Mutex<Seen>>) {
             let ev = parse_headers(head, true);
             let mut s = seen.lock().unwrap();
             let at = ev.get("Event-Date-Timestamp").and_then(|t| t.parse().ok());
+            if let Some(at) = at {
+                s.event_lag_ms
+                    .push((now_us().saturating_sub(at)) as f64 / 1000.0);
+            }
             match (ev.get("Event-Name").map(String::as_str), at) {
                 (Some("CHANNEL_BRIDGE"), Some(at)) => {
                     if let Some(to) = ev.get("Other-Leg-Destination-Number") {
@@ -199,6 +211,8 @@ struct Row {
     send_lag_ms: f64,
     /// Channels left behind by a peer, hung up after the phase.
     stuck: usize,
+    /// p99 of how late the switch's events reached the bench.
+    event_lag_p99_ms: f64,
 }
 
 fn pct(sorted: &[f64], p: f64) -> f64 {
@@ -239,10 +253,14 @@ fn phase(side: Side, n_phase: usize, rate: f64, secs: f64, ctx: &Ctx) -> Row {
                         r#"{{"from_extension":"1001","to_phone":"{to}","trunk_id":{TRUNK_ID}}}"#
                     );
                     let auth = format!("Bearer {TOKEN}");
+                    let t = Instant::now();
                     let r = http(port, "POST", "/api/pbx/calls/click-to-call", &auth, &body);
+                    let took = t.elapsed().as_secs_f64() * 1000.0;
                     let status = r.split_whitespace().nth(1).unwrap_or("none").to_string();
+                    let mut seen = seen.lock().unwrap();
+                    seen.answer_ms.push(took);
                     if status != "202" {
-                        *seen.lock().unwrap().refused.entry(status).or_default() += 1;
+                        *seen.refused.entry(status).or_default() += 1;
                     }
                 }));
             }
@@ -254,6 +272,9 @@ fn phase(side: Side, n_phase: usize, rate: f64, secs: f64, ctx: &Ctx) -> Row {
         let _ = p.join();
     }
     let stuck = drain(ctx);
+    let mut lag = std::mem::take(&mut ctx.seen.lock().unwrap().event_lag_ms);
+    lag.sort_by(f64::total_cmp);
+    let event_lag_p99_ms = pct(&lag, 99.0);
     let seen = ctx.seen.lock().unwrap();
     if std::env::var_os("C2C_OVERLOAD_DEBUG").is_some() {
         eprintln!(
@@ -274,6 +295,7 @@ fn phase(side: Side, n_phase: usize, rate: f64, secs: f64, ctx: &Ctx) -> Row {
         latencies_ms,
         send_lag_ms,
         stuck,
+        event_lag_p99_ms,
     }
 }
 
@@ -321,7 +343,7 @@ struct Ctx {
 
 fn print_row(label: &str, r: &Row) {
     println!(
-        "{label:<10} {:>6} {:>8} {:>10.1} {:>9.0} {:>9.0} {:>9.0} {:>8.0} {:>6}",
+        "{label:<10} {:>6} {:>8} {:>10.1} {:>9.0} {:>9.0} {:>9.0} {:>8.0} {:>6} {:>8.0}",
         r.sent,
         r.bridged,
         r.bridged as f64 / r.offered_secs,
@@ -329,7 +351,8 @@ fn print_row(label: &str, r: &Row) {
         pct(&r.latencies_ms, 99.0),
         r.latencies_ms.last().copied().unwrap_or(f64::NAN),
         r.send_lag_ms,
-        r.stuck
+        r.stuck,
+        r.event_lag_p99_ms
     );
 }
 
@@ -346,6 +369,7 @@ fn pooled(rows: &[Row], side: Side) -> Row {
         latencies_ms,
         send_lag_ms: mine.iter().map(|r| r.send_lag_ms).fold(0.0, f64::max),
         stuck: mine.iter().map(|r| r.stuck).sum(),
+        event_lag_p99_ms: mine.iter().map(|r| r.event_lag_p99_ms).fold(0.0, f64::max),
     }
 }
 
@@ -399,8 +423,17 @@ fn main() {
     };
     println!("offered {rate}/s, {secs} s a phase, {phases} phases a side, 5 s calls");
     println!(
-        "{:<10} {:>6} {:>8} {:>10} {:>9} {:>9} {:>9} {:>8} {:>6}",
-        "phase", "sent", "bridged", "bridged/s", "p50 ms", "p99 ms", "max ms", "lag ms", "stuck"
+        "{:<10} {:>6} {:>8} {:>10} {:>9} {:>9} {:>9} {:>8} {:>6} {:>8}",
+        "phase",
+        "sent",
+        "bridged",
+        "bridged/s",
+        "p50 ms",
+        "p99 ms",
+        "max ms",
+        "lag ms",
+        "stuck",
+        "ev lag"
     );
     let mut rows = Vec::new();
     for i in 0..phases {
@@ -422,9 +455,20 @@ fn main() {
         per_s(&ours) / per_s(&native),
         pct(&ours.latencies_ms, 99.0) / pct(&native.latencies_ms, 99.0)
     );
-    let refused = &ctx.seen.lock().unwrap().refused;
-    if !refused.is_empty() {
-        println!("refused: {refused:?}");
+    let seen = ctx.seen.lock().unwrap();
+    let mut answer_ms = seen.answer_ms.clone();
+    answer_ms.sort_by(f64::total_cmp);
+    println!(
+        "our POSTs answered in p50 {:.0} ms, p99 {:.0} ms, max {:.0} ms",
+        pct(&answer_ms, 50.0),
+        pct(&answer_ms, 99.0),
+        answer_ms.last().copied().unwrap_or(f64::NAN)
+    );
+    if !seen.refused.is_empty() {
+        println!(
+            "not accepted (HTTP status; none: no answer in 5 s): {:?}",
+            seen.refused
+        );
     }
     drop(fs);
 }

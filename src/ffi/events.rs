@@ -53,6 +53,22 @@ pub(crate) struct EndNotes {
     pub(crate) waiters: Waiters,
 }
 
+/// Room for one more note in `m`: notes older than [`EndNotes::KEEP`] go,
+/// then, still full, the oldest. Many are never taken (a bridged call's
+/// hangups, an answered attempt's late `bridge` return): 4,096 of them are
+/// 120 s of 17 calls/s, and a full map used to drop the new note.
+fn make_room<V>(m: &mut HashMap<Uuid, V>, at: impl Fn(&V) -> Instant) {
+    if m.len() < EndNotes::MAX {
+        return;
+    }
+    let now = Instant::now();
+    m.retain(|_, v| now.duration_since(at(v)) < EndNotes::KEEP);
+    if m.len() >= EndNotes::MAX {
+        let oldest = m.iter().min_by_key(|(_, v)| at(v)).map(|(k, _)| *k);
+        oldest.map(|k| m.remove(&k));
+    }
+}
+
 impl EndNotes {
     const KEEP: Duration = Duration::from_secs(120);
     const MAX: usize = 4096;
@@ -60,14 +76,10 @@ impl EndNotes {
     /// Records a leg's end; never waits (skipped when the map is busy).
     fn note(&self, leg: Uuid, attempt: Option<u32>, sip: Option<u16>) {
         if let Ok(mut m) = self.notes.try_lock() {
-            if m.len() >= Self::MAX {
-                let now = Instant::now();
-                m.retain(|_, v| now.duration_since(v.2) < Self::KEEP);
-            }
-            if m.len() < Self::MAX {
-                m.insert(leg, (attempt, sip, Instant::now()));
-            }
+            make_room(&mut m, |v| v.2);
+            m.insert(leg, (attempt, sip, Instant::now()));
         }
+        self.waiters.wake(leg);
     }
 
     /// Records how attempt `attempt` at `leg` went, unless it already did
@@ -78,16 +90,7 @@ impl EndNotes {
     fn note_dial(&self, leg: Uuid, attempt: u32, end: DialEnd) {
         {
             let mut m = self.dials.lock().unwrap_or_else(|e| e.into_inner());
-            if m.len() >= Self::MAX {
-                let now = Instant::now();
-                m.retain(|_, v| now.duration_since(v.2) < Self::KEEP);
-            }
-            // Still full (an answered attempt's late `bridge` return stays
-            // untaken: 4,096 of them are 120 s at 34 calls/s): the oldest goes.
-            if m.len() >= Self::MAX {
-                let oldest = m.iter().min_by_key(|(_, v)| v.2).map(|(k, _)| *k);
-                oldest.map(|k| m.remove(&k));
-            }
+            make_room(&mut m, |v| v.2);
             if !m.get(&leg).is_some_and(|seen| seen.0 == attempt) {
                 m.insert(leg, (attempt, end, Instant::now()));
             }
@@ -107,14 +110,10 @@ impl EndNotes {
     /// Records that a channel of ours is destroyed; never waits.
     fn note_destroyed(&self, leg: Uuid) {
         if let Ok(mut m) = self.destroyed.try_lock() {
-            if m.len() >= Self::MAX {
-                let now = Instant::now();
-                m.retain(|_, t| now.duration_since(*t) < Self::KEEP);
-            }
-            if m.len() < Self::MAX {
-                m.insert(leg, Instant::now());
-            }
+            make_room(&mut m, |t| *t);
+            m.insert(leg, Instant::now());
         }
+        self.waiters.wake(leg);
     }
 
     /// Stamps a leg's CHANNEL_HANGUP, in the order the switch fires them,
@@ -137,13 +136,8 @@ impl EndNotes {
             }
         };
         if let Ok(mut m) = self.hangups.try_lock() {
-            if m.len() >= Self::MAX {
-                let now = Instant::now();
-                m.retain(|_, v| now.duration_since(v.1) < Self::KEEP);
-            }
-            if m.len() < Self::MAX {
-                m.entry(leg).or_insert((n, Instant::now()));
-            }
+            make_room(&mut m, |v| v.1);
+            m.entry(leg).or_insert((n, Instant::now()));
         }
     }
 
@@ -448,5 +442,22 @@ mod tests {
             super::subclass_of("pbx.cdr.created"),
             "zorio_c2c::cdr.created"
         );
+    }
+
+    #[test]
+    fn a_full_map_of_notes_makes_room_for_the_new_one() {
+        use super::{make_room, EndNotes};
+        use std::collections::HashMap;
+        use std::time::{Duration, Instant};
+        use uuid::Uuid;
+        let t0 = Instant::now();
+        let mut m: HashMap<Uuid, Instant> = (0..EndNotes::MAX as u128)
+            .map(|i| (Uuid::from_u128(i), t0 + Duration::from_millis(i as u64)))
+            .collect();
+        make_room(&mut m, |t| *t);
+        assert_eq!(m.len(), EndNotes::MAX - 1);
+        assert!(!m.contains_key(&Uuid::from_u128(0)), "the oldest went");
+        make_room(&mut m, |t| *t);
+        assert_eq!(m.len(), EndNotes::MAX - 1, "room already");
     }
 }

@@ -20,6 +20,7 @@ use super::dial::{
 use super::events::{DialEnd, EndNotes};
 use super::log::{self, Level};
 use super::sys;
+use super::waiters::Waiter;
 
 /// The switch we run inside.
 pub(crate) struct FsSwitch {
@@ -224,6 +225,23 @@ impl FsSwitch {
     }
 }
 
+/// [`wait_until`] for something the event callback notes of `waiter`'s
+/// leg: looks again when woken (at the latest every 100 ms), not every 10 ms.
+fn wait_noted<T>(
+    waiter: &Waiter<'_>,
+    within: Duration,
+    mut f: impl FnMut() -> Option<T>,
+) -> Option<T> {
+    let until = Instant::now() + within;
+    loop {
+        if let Some(v) = f() {
+            return Some(v);
+        }
+        let left = until.checked_duration_since(Instant::now())?;
+        waiter.wait(left.min(Duration::from_millis(100)));
+    }
+}
+
 /// Polls `f` every 10 ms until it gives something or `within` passes.
 fn wait_until<T>(within: Duration, mut f: impl FnMut() -> Option<T>) -> Option<T> {
     let until = Instant::now() + within;
@@ -309,6 +327,7 @@ impl Switch for FsSwitch {
             }
         };
         self.ends.forget(leg.leg_uuid);
+        let waiter = self.ends.waiters.register(leg.leg_uuid);
         let outcome = self.originate(
             leg.leg_uuid,
             &dial,
@@ -321,7 +340,7 @@ impl Switch for FsSwitch {
             return outcome;
         };
         // The agent's SIP answer (486, 480, …) comes with HANGUP_COMPLETE.
-        let sip = wait_until(Duration::from_millis(1000), || {
+        let sip = wait_noted(&waiter, Duration::from_millis(1000), || {
             self.ends.take(leg.leg_uuid, None)
         });
         failed(&f.cause, sip.flatten())
@@ -352,13 +371,14 @@ impl Switch for FsSwitch {
         };
         log::log(Level::Info, Some(&uuid), &format!("leg failed: {cause}"));
         // The SIP status arrives with the channel's HANGUP_COMPLETE; wait a moment for it.
-        let seen = wait_until(Duration::from_millis(1500), || {
+        let waiter = self.ends.waiters.register(leg.leg_uuid);
+        let seen = wait_noted(&waiter, Duration::from_millis(1500), || {
             self.ends.take(leg.leg_uuid, Some(leg.attempt))
         });
         if seen.is_some() {
             // A failover re-uses this UUID: let FreeSWITCH finish with this
             // channel (CHANNEL_DESTROY, then its channels table) first.
-            if wait_until(Duration::from_secs(5), || {
+            if wait_noted(&waiter, Duration::from_secs(5), || {
                 self.ends.is_destroyed(leg.leg_uuid).then_some(())
             })
             .is_some()
