@@ -91,7 +91,7 @@ impl EndNotes {
         {
             let mut m = self.dials.lock().unwrap_or_else(|e| e.into_inner());
             make_room(&mut m, |v| v.2);
-            if !m.get(&leg).is_some_and(|seen| seen.0 == attempt) {
+            if m.get(&leg).is_none_or(|seen| seen.0 != attempt) {
                 m.insert(leg, (attempt, end, Instant::now()));
             }
         }
