@@ -3,9 +3,15 @@
 //! latency and requests per second.
 //!
 //! `cargo bench --bench http_202` (env: C2C_BENCH_CLIENTS, C2C_BENCH_REQUESTS,
-//! C2C_BENCH_STORE_SYNC=full|normal|off). `off` is the same API with no
-//! durable store at all (the engine's journal in memory, nothing committed
-//! before the 202): the price of durability, measured in one binary.
+//! C2C_BENCH_RATE, C2C_BENCH_STORE_SYNC=full|normal|off,
+//! C2C_BENCH_TRUNK_LIMITS=on|cps|channels). `C2C_BENCH_RATE` offers that
+//! many requests a second (open loop) instead of back to back. `off`
+//! is the same API with no durable store at all (the engine's journal in
+//! memory, nothing committed before the 202): the price of durability,
+//! measured in one binary. `C2C_BENCH_TRUNK_LIMITS` gives every trunk a
+//! `cps` of 10000 (`cps`), a `max-channels` of 1,000,000 (`channels`) or
+//! both (`on`): each call pays the limits' bookkeeping (its CPS slot, the
+//! switch's channel count).
 
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
@@ -31,8 +37,9 @@ fn env(name: &str, default: usize) -> usize {
         .unwrap_or(default)
 }
 
-/// One keep-alive client: sends `n` requests, returns each latency.
-fn client(addr: SocketAddr, n: usize, token: &str) -> Vec<Duration> {
+/// One keep-alive client: sends `n` requests, returns each latency; with
+/// `every`, one request per `every` (open loop), else back to back.
+fn client(addr: SocketAddr, n: usize, token: &str, every: Option<Duration>) -> Vec<Duration> {
     let mut s = TcpStream::connect(addr).expect("connect");
     s.set_nodelay(true).unwrap();
     let request = format!(
@@ -44,7 +51,12 @@ fn client(addr: SocketAddr, n: usize, token: &str) -> Vec<Duration> {
     let mut buf = Vec::with_capacity(4096);
     let mut chunk = [0u8; 4096];
     let mut out = Vec::with_capacity(n);
-    for _ in 0..n {
+    let start = Instant::now();
+    for i in 0..n {
+        if let Some(every) = every {
+            let due = start + every * i as u32;
+            std::thread::sleep(due.saturating_duration_since(Instant::now()));
+        }
         let t0 = Instant::now();
         s.write_all(request.as_bytes()).expect("send");
         buf.clear();
@@ -126,6 +138,16 @@ fn main() {
     } else {
         "no durable store".to_string()
     };
+    let limits = std::env::var("C2C_BENCH_TRUNK_LIMITS").unwrap_or_else(|_| "off".into());
+    for t in config.trunks.iter_mut() {
+        if matches!(limits.as_str(), "on" | "cps") {
+            t.cps = Some(10_000.0);
+        }
+        if matches!(limits.as_str(), "on" | "channels") {
+            t.max_channels = Some(1_000_000);
+        }
+    }
+    let mode = format!("{mode}, trunk limits {limits}");
     let token = config.tokens[0].secret.clone();
     // Calls end within milliseconds so the engine does not pile up threads.
     let o = SimOptions::demo_fast(Duration::from_millis(1), Duration::from_millis(1));
@@ -143,14 +165,17 @@ fn main() {
     let token = Arc::new(token);
 
     // Warm-up.
-    client(addr, 200, &token);
+    client(addr, 200, &token, None);
 
     let per = requests / clients;
+    // C2C_BENCH_RATE: requests a second in all (open loop); 0: back to back.
+    let rate = env("C2C_BENCH_RATE", 0);
+    let every = (rate > 0).then(|| Duration::from_secs_f64(clients as f64 / rate as f64));
     let t0 = Instant::now();
     let handles: Vec<_> = (0..clients)
         .map(|_| {
             let token = Arc::clone(&token);
-            std::thread::spawn(move || client(addr, per, &token))
+            std::thread::spawn(move || client(addr, per, &token, every))
         })
         .collect();
     let mut all: Vec<Duration> = handles

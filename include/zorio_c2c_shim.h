@@ -132,6 +132,12 @@ int zc2c_dial_from(const char *agent_uuid, const char *dial_string, zc2c_vars *v
 /* Once the attempt is over: takes the exports of `vars` (and continue_on_fail)
  * off the agent, so that nothing later dialled from it inherits them. */
 void zc2c_dial_clear(const char *agent_uuid, zc2c_vars *vars);
+/* Plays `app` (gentones or endless_playback) with `arg` to the answered,
+ * parked agent until zc2c_waiting_stop: ringback while its call waits for a
+ * trunk. 1 when queued. */
+int zc2c_waiting_start(const char *agent_uuid, const char *app, const char *arg);
+/* Stops what zc2c_waiting_start queued: dropped if not started, broken if playing. */
+void zc2c_waiting_stop(const char *agent_uuid);
 /* The hangup cause code of a cause name (NORMAL_CLEARING for an unknown one). */
 int32_t zc2c_cause_code(const char *name);
 int zc2c_uuid_bridge(const char *a_uuid, const char *b_uuid);
@@ -140,8 +146,14 @@ int zc2c_hangup(const char *uuid, const char *cause);
 int zc2c_uuid_exists(const char *uuid);
 /* The switch's session limit (max-sessions, as `fsctl max_sessions` sets it). */
 uint32_t zc2c_max_sessions(void);
+/* 1 once the switch takes calls (not while it loads its modules at boot). */
+int zc2c_core_ready(void);
 /* Channels whose presence_id is `presence_id` (user@domain): any call of that user. */
 int zc2c_presence_in_use(const char *presence_id);
+/* The UUIDs of the channels up now whose variable `var` is `value` (a
+ * gateway's channels: sip_gateway_name), one per line, malloc'd (free with
+ * zc2c_free); NULL when there is none. */
+char *zc2c_uuids_with(const char *var, const char *value);
 /* A channel variable's value, malloc'd (free with zc2c_free); NULL when the
  * channel or the variable does not exist. */
 char *zc2c_channel_var(const char *uuid, const char *name);

@@ -17,6 +17,7 @@ use crate::core::events::{EventSink, FanOut};
 use crate::core::gcra::MonotonicClock;
 use crate::core::http::{HttpServer, HttpState, WebhookAdmin};
 use crate::core::journal::{CallJournal, StoreJournal};
+use crate::core::log::LogLevel;
 use crate::core::recording;
 use crate::core::store::Store;
 use crate::core::webhooks::{self, LogHook, WebhookService};
@@ -61,8 +62,17 @@ impl App {
         extra_sinks: Vec<Arc<dyn EventSink>>,
         log: LogHook,
     ) -> Result<App, String> {
-        recording::check_format(&config, switch.as_ref())
-            .map_err(|e| format!("config refused at {e}"))?;
+        match recording::check_format(&config, switch.as_ref()) {
+            // At the switch's boot its format modules may load after us
+            // (modules.conf order): a recording that cannot be written
+            // then fails alone, and says so in its CDR.
+            Err(e) if switch.booting() => log(
+                LogLevel::Warning,
+                None,
+                &format!("{e} (yet: the switch is still loading its modules)"),
+            ),
+            r => r.map_err(|e| format!("config refused at {e}"))?,
+        }
         let http_settings = config.http.clone();
         let cluster_settings = config.cluster.clone();
         let cluster_log = log.clone();

@@ -111,6 +111,8 @@ pub enum SimAction {
     DialCustomer(CustomerLeg),
     Bridge(Uuid, Uuid),
     Hangup(Uuid, String),
+    /// Ringback played to an agent while its call waits for a trunk (`None`: stopped).
+    Ringback(Uuid, Option<String>),
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -142,6 +144,11 @@ struct World {
     in_use: HashSet<String>,
     /// Answered customer legs the switch will not bridge ([`SimOptions::unbridgeable`]).
     unbridgeable: HashSet<Uuid>,
+    /// Customer legs' trunk: (gateway, trunk id), while they are up.
+    trunk_of: HashMap<Uuid, (Option<String>, Option<i64>)>,
+    /// Channels through a gateway that the engine did not place
+    /// ([`SimSwitch::set_foreign_channels`]).
+    foreign: HashMap<String, Vec<Uuid>>,
     /// Legs being recorded: (file, since).
     recordings: HashMap<Uuid, (std::path::PathBuf, Instant)>,
     /// The last hangup time handed out (µs), so that every hangup is later.
@@ -152,6 +159,7 @@ struct World {
 impl World {
     fn end(&mut self, leg: Uuid, attempt: Option<u32>) {
         self.legs.insert(leg, (LegState::Ended, attempt));
+        self.trunk_of.remove(&leg);
         self.ended.push_back(leg);
         while self.ended.len() > REMEMBERED {
             if let Some(old) = self.ended.pop_front() {
@@ -289,6 +297,16 @@ impl SimSwitch {
         if let Some(p) = w.bridges.remove(&leg) {
             w.bridges.remove(&p);
         }
+    }
+
+    /// Puts `n` channels the engine did not place on `gateway` (another
+    /// application's calls): [`Switch::channels_with`] counts them.
+    pub fn set_foreign_channels(&self, gateway: &str, n: usize) {
+        let mut w = lock(&self.shared.world);
+        w.foreign.insert(
+            gateway.to_string(),
+            (0..n).map(|_| Uuid::new_v4()).collect(),
+        );
     }
 
     /// Puts extension `id` on (or off) a call of its own, one the engine did
@@ -528,7 +546,16 @@ impl Switch for SimSwitch {
     }
 
     fn dial_customer(&self, leg: &CustomerLeg) -> LegOutcome {
-        lock(&self.shared.world).act(SimAction::DialCustomer(leg.clone()));
+        {
+            let mut w = lock(&self.shared.world);
+            w.act(SimAction::DialCustomer(leg.clone()));
+            let gateway = match &leg.route {
+                Route::Gateway { gateway } => Some(gateway.clone()),
+                _ => None,
+            };
+            let trunk = leg.trunk.as_ref().map(|t| t.0);
+            w.trunk_of.insert(leg.leg_uuid, (gateway, trunk));
+        }
         let o = lock(&self.shared.options).clone();
         let attempt = Some(leg.attempt);
         let trunk_down = match &leg.route {
@@ -656,6 +683,32 @@ impl Switch for SimSwitch {
 
     fn extension_in_use(&self, _domain: &str, id: &str) -> bool {
         lock(&self.shared.world).in_use.contains(id)
+    }
+
+    fn channels_with(&self, var: &str, value: &str) -> Vec<Uuid> {
+        let w = lock(&self.shared.world);
+        let ours = w.trunk_of.iter().filter(|(leg, (gateway, trunk))| {
+            let tagged = match var {
+                crate::switch::GATEWAY_VAR => gateway.as_deref() == Some(value),
+                crate::switch::TRUNK_VAR => trunk.map(|t| t.to_string()).as_deref() == Some(value),
+                _ => false,
+            };
+            tagged && w.legs.get(leg).is_some_and(|l| l.0 != LegState::Ended)
+        });
+        let mut v: Vec<Uuid> = ours.map(|(leg, _)| *leg).collect();
+        if var == crate::switch::GATEWAY_VAR {
+            v.extend(w.foreign.get(value).into_iter().flatten());
+        }
+        v
+    }
+
+    fn play_ringback(&self, agent_leg: Uuid, ringback: Option<&str>) -> Result<(), SwitchError> {
+        let mut w = lock(&self.shared.world);
+        w.act(SimAction::Ringback(agent_leg, ringback.map(str::to_string)));
+        match w.legs.get(&agent_leg) {
+            Some((LegState::Answered, _)) => Ok(()),
+            _ => Err(SwitchError(format!("no channel {agent_leg}"))),
+        }
     }
 
     fn leg_exists(&self, leg_uuid: Uuid) -> bool {

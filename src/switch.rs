@@ -255,11 +255,35 @@ pub trait Switch: Send + Sync + 'static {
         false
     }
 
+    /// Whether the switch is still starting (loading its modules): what
+    /// another module provides may not be there yet.
+    fn booting(&self) -> bool {
+        false
+    }
+
     /// How many channels the switch carries at most, when it says.
     fn max_sessions(&self) -> Option<u32> {
         None
     }
+
+    /// The channels up now whose variable `var` is `value`, whoever placed
+    /// them (e.g. [`GATEWAY_VAR`]: every channel through a gateway).
+    fn channels_with(&self, _var: &str, _value: &str) -> Vec<Uuid> {
+        Vec::new()
+    }
+
+    /// Plays `ringback` to the (answered, parked) agent until the next
+    /// B-leg attempt starts or `None` stops it: while a call waits for its
+    /// trunk.
+    fn play_ringback(&self, _agent_leg: Uuid, _ringback: Option<&str>) -> Result<(), SwitchError> {
+        Err(SwitchError("this switch cannot play ringback".into()))
+    }
 }
+
+/// The variable FreeSWITCH sets on a leg placed through a sofia gateway: its name.
+pub const GATEWAY_VAR: &str = "sip_gateway_name";
+/// The variable our B-legs carry: the id of the trunk of their attempt.
+pub const TRUNK_VAR: &str = "zorio_c2c_trunk_id";
 
 #[cfg(test)]
 mod tests {

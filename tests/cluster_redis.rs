@@ -492,3 +492,124 @@ fn a_call_placed_from_fs_cli_is_found_from_any_node() {
     app.stop(Duration::from_secs(5));
     sim.stop();
 }
+
+/// Two nodes' trunk ledgers on one Redis.
+fn ledgers(
+    url: &str,
+    node_ttl: Duration,
+) -> Vec<(
+    Arc<mod_zorio_c2c::core::cluster::Cluster>,
+    mod_zorio_c2c::core::trunks::redis::RedisLedger,
+)> {
+    use mod_zorio_c2c::core::cluster::Cluster;
+    use mod_zorio_c2c::core::config::ClusterSettings;
+    use mod_zorio_c2c::core::gcra::MonotonicClock;
+    ["a", "b"]
+        .iter()
+        .map(|name| {
+            let mut settings = ClusterSettings::new(url, name, "node-secret-0123456789");
+            settings.node_ttl = node_ttl;
+            let log = mod_zorio_c2c::core::log::stderr_log();
+            let cluster = Cluster::start(&settings, format!("http://127.0.0.1:1/{name}"), log)
+                .expect("joins");
+            let ledger = mod_zorio_c2c::core::trunks::redis::RedisLedger::new(
+                &cluster,
+                Arc::new(MonotonicClock::default()),
+            );
+            (cluster, ledger)
+        })
+        .collect()
+}
+
+#[test]
+fn trunk_limits_hold_across_two_nodes() {
+    use mod_zorio_c2c::core::trunks::Ledger;
+    if !redis_installed() {
+        println!("SKIPPED: redis-server is not installed");
+        return;
+    }
+    let redis = RedisServer::start();
+    let nodes = ledgers(&redis.url(), Duration::from_secs(1));
+    let (a, b) = (&nodes[0].1, &nodes[1].1);
+
+    // CPS 10 shared: four threads on two nodes take 24 slots; the slots
+    // Redis hands out are 100 ms apart whichever node took them.
+    let interval = Duration::from_millis(100);
+    let granted = std::sync::Mutex::new(Vec::new());
+    std::thread::scope(|s| {
+        for ledger in [a, b, a, b] {
+            let granted = &granted;
+            s.spawn(move || {
+                for _ in 0..6 {
+                    let wait = ledger
+                        .take_slot("poc", interval, Duration::from_secs(10))
+                        .expect("a slot within 10 s");
+                    // The slot as Redis handed it out (on this clock).
+                    granted.lock().unwrap().push(Instant::now() + wait);
+                    std::thread::sleep(wait);
+                }
+            });
+        }
+    });
+    let mut at = granted.into_inner().unwrap();
+    at.sort();
+    assert_eq!(at.len(), 24);
+    for w in at.windows(11) {
+        assert!(
+            w[10] - w[0] >= Duration::from_millis(990),
+            "11 slots in {:?}",
+            w[10] - w[0]
+        );
+    }
+    // A slot beyond the caller's wait is not taken.
+    assert!(a
+        .take_slot("slow", Duration::from_secs(5), Duration::ZERO)
+        .is_ok());
+    let need = b
+        .take_slot("slow", Duration::from_secs(5), Duration::from_secs(1))
+        .expect_err("next slot is 5 s away");
+    assert!(need > Duration::from_secs(4), "{need:?}");
+
+    // Channels: max 3 across both nodes, racing.
+    let mine: Vec<u32> = std::thread::scope(|s| {
+        let racers: Vec<_> = [a, b]
+            .into_iter()
+            .map(|ledger| {
+                s.spawn(move || {
+                    let mut mine = 0;
+                    for _ in 0..5 {
+                        if ledger.claim_channel("backup", 3, mine) {
+                            mine += 1;
+                        }
+                    }
+                    mine
+                })
+            })
+            .collect();
+        racers.into_iter().map(|r| r.join().unwrap()).collect()
+    });
+    assert_eq!(
+        mine[0] + mine[1],
+        3,
+        "exactly max-channels claims across nodes: {mine:?}"
+    );
+    assert_eq!(a.in_use("backup", mine[0]), 3);
+    // Node a's calls end: once it says so, b may take their channels.
+    a.publish("backup", 0);
+    assert_eq!(b.in_use("backup", mine[1]), mine[1]);
+    let mut b_mine = mine[1];
+    while b_mine < 3 {
+        assert!(
+            b.claim_channel("backup", 3, b_mine),
+            "b takes a freed channel"
+        );
+        b_mine += 1;
+    }
+    assert!(!b.claim_channel("backup", 3, b_mine), "full again");
+    assert!(!a.claim_channel("backup", 3, 0), "full for a too");
+    // A node that stops beating drops out after node-ttl.
+    nodes[1].0.stop(Duration::from_secs(2));
+    std::thread::sleep(Duration::from_millis(1200));
+    assert!(a.claim_channel("backup", 3, 0), "b's channels aged out");
+    nodes[0].0.stop(Duration::from_secs(2));
+}

@@ -345,3 +345,66 @@ fn recording_retention_is_days_with_zero_for_keep() {
         "settings/param[recording-retention]"
     );
 }
+
+#[test]
+fn trunk_limits_parse_and_bad_ones_are_refused_naming_the_trunk_and_attribute() {
+    let c = Config::from_xml(SAMPLE).unwrap();
+    assert!(c
+        .trunks
+        .iter()
+        .all(|t| t.cps.is_none() && t.max_channels.is_none()));
+    assert_eq!(c.max_pacing_wait, Duration::from_secs(1));
+    assert_eq!(c.trunk_queue_timeout, Duration::from_secs(30));
+    let trunk = |attrs: &str| {
+        with(
+            "trunks",
+            &format!(r#"<trunk id="4" name="POC" gateway="poc" {attrs}/>"#),
+        )
+    };
+    let c = Config::from_xml(&trunk(r#"cps="2.5" max-channels="30""#)).unwrap();
+    assert_eq!(c.trunks[0].cps, Some(2.5));
+    assert_eq!(c.trunks[0].max_channels, Some(30));
+    for (attrs, at, says) in [
+        (r#"cps="0""#, "trunks/trunk[1]@cps", "above 0"),
+        (r#"cps="-1""#, "trunks/trunk[1]@cps", "above 0"),
+        (r#"cps="ten""#, "trunks/trunk[1]@cps", "not a valid number"),
+        (r#"cps="NaN""#, "trunks/trunk[1]@cps", "above 0"),
+        (
+            r#"max-channels="0""#,
+            "trunks/trunk[1]@max-channels",
+            "at least 1",
+        ),
+        (
+            r#"max-channels="-3""#,
+            "trunks/trunk[1]@max-channels",
+            "not a valid number",
+        ),
+        (
+            r#"max-channels="2.5""#,
+            "trunks/trunk[1]@max-channels",
+            "not a valid number",
+        ),
+    ] {
+        let e = Config::from_xml(&trunk(attrs)).expect_err(attrs);
+        assert_eq!(e.at, at, "{attrs}");
+        let text = e.to_string();
+        assert!(
+            text.contains("\"POC\"") && text.contains(says),
+            "{attrs}: {text}"
+        );
+    }
+    let c = Config::from_xml(&with(
+        "settings",
+        r#"<param name="max-pacing-wait" value="0.5"/><param name="trunk-queue-timeout" value="10"/>"#,
+    ))
+    .unwrap();
+    assert_eq!(c.max_pacing_wait, Duration::from_millis(500));
+    assert_eq!(c.trunk_queue_timeout, Duration::from_secs(10));
+    assert_eq!(
+        error_at(&with(
+            "settings",
+            r#"<param name="trunk-queue-timeout" value="soon"/>"#
+        )),
+        "settings/param[trunk-queue-timeout]"
+    );
+}

@@ -87,6 +87,7 @@ fn a_completed_call_emits_the_contract_sequence_in_order() {
             SimAction::DialCustomer(_) => "customer",
             SimAction::Bridge(..) => "bridge",
             SimAction::Hangup(..) => "hangup",
+            SimAction::Ringback(..) => "ringback",
         })
         .collect();
     assert_eq!(&kinds[..3], &["agent", "customer", "bridge"]);

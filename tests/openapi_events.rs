@@ -51,6 +51,11 @@ impl World {
         config.webhooks.retry_schedule = vec![Duration::from_millis(10)];
         config.webhooks.give_up_after = Duration::ZERO;
         config.a_leg_timeout = Duration::from_millis(300);
+        // Trunk limits that bite only when the test fills the trunks.
+        for t in config.trunks.iter_mut() {
+            t.max_channels = Some(50);
+        }
+        config.trunk_queue_timeout = Duration::from_millis(200);
         let options = SimOptions::demo_fast(Duration::from_millis(30), Duration::from_millis(150));
         let (tx, legs) = leg_channel();
         let sim = SimSwitch::new(options, tx);
@@ -248,6 +253,24 @@ fn every_event_the_engine_sends_is_valid_by_the_document() {
     set(&|o| o.unbridgeable = ["0911111111".to_string()].into());
     let (call, ..) = w.place("1001", "0911111111");
     assert_eq!(w.ended(call)["outcome"], "bridge_failed");
+
+    // Every trunk full (others' calls): LCR ends the call, a forced trunk's
+    // queue times out.
+    for g in ["poc", "backup"] {
+        w.sim.set_foreign_channels(g, 50);
+    }
+    let (call, ..) = w.place("1001", NORMAL);
+    let end = w.ended(call);
+    assert_eq!(end["outcome"], "trunks_at_limit");
+    assert_eq!(end["hangup_cause"], "TRUNK_MAX_CHANNELS");
+    let body = json!({"from_extension": "1001", "to_phone": NORMAL, "trunk_id": 4});
+    let r = post_call(w.addr, &body.to_string(), &[]);
+    assert_eq!(r.status, 202, "{}", r.text());
+    let call = Uuid::parse_str(r.json()["data"]["call_uuid"].as_str().unwrap()).unwrap();
+    assert_eq!(w.ended(call)["outcome"], "trunk_queue_timeout");
+    for g in ["poc", "backup"] {
+        w.sim.set_foreign_channels(g, 0);
+    }
 
     // Transfers of the customer's leg: blind (the new party hangs up),
     // attended (the customer hangs up).

@@ -10,6 +10,10 @@ use super::time::{rfc3339, secs_between};
 
 /// `outcome` of a call its time limit ended.
 pub const OUTCOME_TIME_LIMIT: &str = "time_limit_reached";
+/// The outcome of a call whose forced trunk stayed at its limit past `trunk-queue-timeout`.
+pub const OUTCOME_TRUNK_QUEUE_TIMEOUT: &str = "trunk_queue_timeout";
+/// The outcome of a call whose last LCR route was a trunk at its limit.
+pub const OUTCOME_TRUNKS_AT_LIMIT: &str = "trunks_at_limit";
 /// The hangup cause of a call its time limit ended (FreeSWITCH's name).
 pub const CAUSE_TIME_LIMIT: &str = "ALLOTTED_TIMEOUT";
 

@@ -23,7 +23,7 @@ pub const FORMS: &[(&str, &str)] = &[
         "<JSON request body>",
         "place a call with every option of the HTTP request, e.g. {\"from_extension\":\"1001\",\"to_phone\":\"0987654321\",\"trunk_id\":4}",
     ),
-    ("status", "the calls in flight"),
+    ("status", "the calls in flight, then each trunk's channels, CPS tokens and queue"),
     (
         "status <call_uuid>",
         "one call: legs, attempts, trunk, hangup cause",
@@ -129,11 +129,16 @@ pub fn execute(engine: &Arc<Engine>, host: &dyn CommandHost, cmd: &str) -> Strin
                 .iter()
                 .map(|c| c.status_json())
                 .collect();
-            format!(
+            let trunks: Vec<_> = engine.trunk_status().iter().map(|t| t.to_json()).collect();
+            let mut out = format!(
                 "+OK {} calls in flight\n{}\n",
                 calls.len(),
                 pretty(&json!(calls))
-            )
+            );
+            if !trunks.is_empty() {
+                out += &format!("trunks:\n{}\n", pretty(&json!(trunks)));
+            }
+            out
         }
         ("status", [id]) => match parse_uuid(id).and_then(|u| {
             engine.call(u).ok_or_else(|| {

@@ -60,6 +60,12 @@ pub struct Config {
     pub ended_call_retention: Duration,
     /// Outbound trunks, in config order.
     pub trunks: Vec<Trunk>,
+    /// How long an LCR attempt waits for a trunk's CPS slot before it moves
+    /// on to the next trunk (`max-pacing-wait`).
+    pub max_pacing_wait: Duration,
+    /// How long a call forced onto a trunk waits in its queue for a channel
+    /// and a CPS slot (`trunk-queue-timeout`).
+    pub trunk_queue_timeout: Duration,
     /// Least-cost routes.
     pub lcr: Vec<LcrRoute>,
     /// The caller-id number pool (`GET /api/pbx/caller-ids`).
@@ -152,6 +158,10 @@ pub struct Trunk {
     pub active: bool,
     /// Relative cost per minute; LCR tries cheaper trunks first.
     pub cost: f64,
+    /// Calls a second the carrier takes (`cps`, may be fractional); `None`: no limit.
+    pub cps: Option<f64>,
+    /// Channels the trunk carries at once, ours and others' (`max-channels`); `None`: no limit.
+    pub max_channels: Option<u32>,
 }
 
 /// A least-cost route: numbers starting with `prefix` may use these trunks.
@@ -426,6 +436,8 @@ impl Default for Config {
             recording_retention: None,
             ended_call_retention: Duration::from_secs(7 * 24 * 3600),
             trunks: Vec::new(),
+            max_pacing_wait: Duration::from_secs(1),
+            trunk_queue_timeout: Duration::from_secs(30),
             lcr: Vec::new(),
             caller_ids: Vec::new(),
             caller_id_strategy: CallerIdStrategy::Fixed,
@@ -497,6 +509,26 @@ impl Config {
             }
             if !(t.cost.is_finite() && t.cost >= 0.0) {
                 return Err(err(format!("{at}@cost"), "must be a number >= 0"));
+            }
+            if t.cps
+                .is_some_and(|c| !(c.is_finite() && c > 0.0 && c <= 10_000.0))
+            {
+                return Err(err(
+                    format!("{at}@cps"),
+                    format!(
+                        "trunk {:?}: must be calls per second above 0 (at most 10000)",
+                        t.name
+                    ),
+                ));
+            }
+            if t.max_channels == Some(0) {
+                return Err(err(
+                    format!("{at}@max-channels"),
+                    format!(
+                        "trunk {:?}: must be at least 1 (leave it out for no limit)",
+                        t.name
+                    ),
+                ));
             }
             match &t.target {
                 TrunkTarget::Gateway(g) if !is_word(g) => {

@@ -87,6 +87,8 @@ fn settings(cfg: &mut Config, section: Node) -> Result<(), ConfigError> {
             "domain" => cfg.domain = non_empty(value),
             "a-leg-timeout" => cfg.a_leg_timeout = secs(value, &at)?,
             "b-leg-timeout" => cfg.b_leg_timeout = secs(value, &at)?,
+            "max-pacing-wait" => cfg.max_pacing_wait = secs(value, &at)?,
+            "trunk-queue-timeout" => cfg.trunk_queue_timeout = secs(value, &at)?,
             "agent-caller-id-name" => cfg.agent_caller_id_name = value.to_string(),
             "agent-caller-id-number" => cfg.agent_caller_id_number = non_empty(value),
             "auto-answer" => cfg.auto_answer = boolean(value, &at)?,
@@ -275,9 +277,30 @@ fn trunks(section: Node) -> Result<Vec<Trunk>, ConfigError> {
                     Some(c) => number(c, &format!("{at}@cost"))?,
                     None => 0.0,
                 },
+                cps: trunk_limit(n, &at, "cps")?,
+                max_channels: trunk_limit(n, &at, "max-channels")?,
             })
         })
         .collect()
+}
+
+/// A trunk's optional limit attribute; a value that is not a number is
+/// refused naming the trunk (the range is checked by `Config::validate`).
+fn trunk_limit<T: std::str::FromStr>(
+    n: Node,
+    at: &str,
+    attr: &str,
+) -> Result<Option<T>, ConfigError> {
+    let Some(v) = n.attribute(attr) else {
+        return Ok(None);
+    };
+    let trunk = n.attribute("name").unwrap_or("?");
+    v.trim().parse().map(Some).map_err(|_| {
+        err(
+            format!("{at}@{attr}"),
+            format!("trunk {trunk:?}: {v:?} is not a valid number"),
+        )
+    })
 }
 
 fn lcr(section: Node) -> Result<Vec<LcrRoute>, ConfigError> {

@@ -3,7 +3,9 @@
 //! are no windows, so there is no window-edge double burst, and the "retry
 //! after" is exact. A pure function with an injectable clock: the per-token
 //! rate limit uses it in memory ([`crate::core::admission`]) and, as the same
-//! math in one Lua script, in Redis; per-trunk pacing is its next user.
+//! math in one Lua script, in Redis. Per-trunk pacing ([`pace`]) is the
+//! same algorithm with no burst: slots one emission interval apart, taken
+//! ahead of time by whoever is willing to wait for them.
 
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
@@ -124,9 +126,54 @@ pub fn gcra(tat: Option<Duration>, now: Duration, limit: u32) -> (Decision, Dura
     (decision, new_tat)
 }
 
+/// The emission interval of `per_second` calls a second, stretched by 3 %:
+/// a second spans `per_second` intervals, so the stretch absorbs up to 30 ms
+/// of jitter between our go and the switch's INVITE (the agent's session
+/// starts the dial on its next 20 ms media frame) and no second ever holds
+/// `per_second + 1` INVITEs.
+pub fn pace_interval(per_second: f64) -> Duration {
+    Duration::from_secs_f64(1.03 / per_second.max(1e-3))
+}
+
+/// One pacing step (GCRA with no burst): the next slot is at `tat` (or now,
+/// when the trunk has been idle). When it comes within `within`, it is
+/// taken: returns how long to wait for it and the new `tat` (slot +
+/// `interval`). Otherwise returns `Err` with how long it would have taken,
+/// and nothing is taken.
+pub fn pace(
+    tat: Option<Duration>,
+    now: Duration,
+    interval: Duration,
+    within: Duration,
+) -> Result<(Duration, Duration), Duration> {
+    let slot = tat.map_or(now, |t| t.max(now));
+    let wait = slot - now;
+    if wait > within {
+        return Err(wait);
+    }
+    Ok((wait, slot + interval))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn pace_spaces_slots_one_interval_apart_and_never_bursts() {
+        let i = Duration::from_millis(500);
+        let (w, tat) = pace(None, Duration::ZERO, i, Duration::ZERO).unwrap();
+        assert_eq!((w, tat), (Duration::ZERO, i));
+        // Asked at once again: the next slot is half a second away.
+        assert_eq!(pace(Some(tat), Duration::ZERO, i, Duration::ZERO), Err(i));
+        let (w, tat) = pace(Some(tat), Duration::ZERO, i, Duration::from_secs(1)).unwrap();
+        assert_eq!((w, tat), (i, 2 * i));
+        // After a long idle the next slot is now, not a burst of the missed ones.
+        let now = Duration::from_secs(10);
+        let (w, tat) = pace(Some(tat), now, i, Duration::ZERO).unwrap();
+        assert_eq!((w, tat), (Duration::ZERO, now + i));
+        assert!(pace(Some(tat), now, i, Duration::ZERO).is_err());
+        assert_eq!(pace_interval(2.0), Duration::from_millis(515));
+    }
 
     #[test]
     fn headers_round_up_and_add_retry_after_only_when_refused() {

@@ -24,5 +24,6 @@ pub mod routing;
 pub mod snapshot;
 pub mod store;
 pub mod time;
+pub mod trunks;
 pub mod wav;
 pub mod webhooks;

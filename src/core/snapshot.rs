@@ -30,6 +30,8 @@ const OUTCOMES: &[&str] = &[
     "customer_failed",
     "bridge_failed",
     crate::core::call::OUTCOME_TIME_LIMIT,
+    crate::core::call::OUTCOME_TRUNK_QUEUE_TIMEOUT,
+    crate::core::call::OUTCOME_TRUNKS_AT_LIMIT,
 ];
 
 /// Every rule that may choose a caller id ([`crate::core::callerid`]).

@@ -108,7 +108,7 @@ pub(crate) fn customer_vars(leg: &CustomerLeg) -> Vec<(String, String)> {
     .map(|(k, val)| (k.to_string(), val))
     .collect();
     if let Some((id, name)) = &leg.trunk {
-        v.push(("zorio_c2c_trunk_id".into(), id.to_string()));
+        v.push((crate::switch::TRUNK_VAR.into(), id.to_string()));
         v.push(("zorio_c2c_trunk_name".into(), name.clone()));
     }
     if let Route::Dialplan { .. } = leg.route {

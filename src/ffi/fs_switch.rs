@@ -20,6 +20,7 @@ use super::dial::{
 use super::events::{DialEnd, EndNotes};
 use super::log::{self, Level};
 use super::sys;
+use super::waiters::Waiter;
 
 /// The switch we run inside.
 pub(crate) struct FsSwitch {
@@ -167,6 +168,8 @@ impl FsSwitch {
                 leg.attempt
             ),
         );
+        // Woken by the attempt's notes (the callback's), not polling for them.
+        let waiter = self.ends.waiters.register(leg.leg_uuid);
         // The agent may still be on its way into its park (just answered).
         let queued = wait_until(Duration::from_secs(5), || {
             // SAFETY: all strings alive for the call; `vars` is our live event,
@@ -192,7 +195,8 @@ impl FsSwitch {
                 self.hangup(leg.leg_uuid, "RECOVERY_ON_TIMER_EXPIRE");
                 break DialEnd::Returned(Some("RECOVERY_ON_TIMER_EXPIRE".into()));
             }
-            std::thread::sleep(Duration::from_millis(10));
+            // An agent gone before its `bridge` ran sends no note: seen here.
+            waiter.wait(Duration::from_millis(250));
         };
         // SAFETY: strings alive for the call; `vars` is our live event, only read.
         unsafe { sys::zc2c_dial_clear(a.as_ptr(), vars.0) };
@@ -218,6 +222,23 @@ impl FsSwitch {
             std::thread::sleep(Duration::from_millis(20));
         }
         true
+    }
+}
+
+/// [`wait_until`] for something the event callback notes of `waiter`'s
+/// leg: looks again when woken (at the latest every 100 ms), not every 10 ms.
+fn wait_noted<T>(
+    waiter: &Waiter<'_>,
+    within: Duration,
+    mut f: impl FnMut() -> Option<T>,
+) -> Option<T> {
+    let until = Instant::now() + within;
+    loop {
+        if let Some(v) = f() {
+            return Some(v);
+        }
+        let left = until.checked_duration_since(Instant::now())?;
+        waiter.wait(left.min(Duration::from_millis(100)));
     }
 }
 
@@ -306,6 +327,7 @@ impl Switch for FsSwitch {
             }
         };
         self.ends.forget(leg.leg_uuid);
+        let waiter = self.ends.waiters.register(leg.leg_uuid);
         let outcome = self.originate(
             leg.leg_uuid,
             &dial,
@@ -318,7 +340,7 @@ impl Switch for FsSwitch {
             return outcome;
         };
         // The agent's SIP answer (486, 480, …) comes with HANGUP_COMPLETE.
-        let sip = wait_until(Duration::from_millis(1000), || {
+        let sip = wait_noted(&waiter, Duration::from_millis(1000), || {
             self.ends.take(leg.leg_uuid, None)
         });
         failed(&f.cause, sip.flatten())
@@ -349,13 +371,14 @@ impl Switch for FsSwitch {
         };
         log::log(Level::Info, Some(&uuid), &format!("leg failed: {cause}"));
         // The SIP status arrives with the channel's HANGUP_COMPLETE; wait a moment for it.
-        let seen = wait_until(Duration::from_millis(1500), || {
+        let waiter = self.ends.waiters.register(leg.leg_uuid);
+        let seen = wait_noted(&waiter, Duration::from_millis(1500), || {
             self.ends.take(leg.leg_uuid, Some(leg.attempt))
         });
         if seen.is_some() {
             // A failover re-uses this UUID: let FreeSWITCH finish with this
             // channel (CHANNEL_DESTROY, then its channels table) first.
-            if wait_until(Duration::from_secs(5), || {
+            if wait_noted(&waiter, Duration::from_secs(5), || {
                 self.ends.is_destroyed(leg.leg_uuid).then_some(())
             })
             .is_some()
@@ -367,19 +390,25 @@ impl Switch for FsSwitch {
     }
 
     /// The agent's `bridge` bridges the answered customer itself: waits
-    /// (bounded) until the agent's `bridge_to` names the customer's leg.
+    /// (bounded) until the agent's `bridge_to` names the customer's leg,
+    /// looking again when the bridge's CHANNEL_BRIDGE wakes it.
     fn bridge(&self, agent_leg: Uuid, customer_leg: Uuid) -> Result<(), SwitchError> {
         let (a, n) = (c_string(&agent_leg.to_string()), c_string("bridge_to"));
-        let bridged = wait_until(Duration::from_secs(5), || {
+        let waiter = self.ends.waiters.register(customer_leg);
+        let until = Instant::now() + Duration::from_secs(5);
+        let bridged = loop {
             // SAFETY: both strings alive for the call; the result is NULL or
             // a malloc'd copy we own, taken (copied, freed by C) exactly once.
             let to = unsafe { take_owned(sys::zc2c_channel_var(a.as_ptr(), n.as_ptr())) };
             if to.as_deref().and_then(|t| Uuid::parse_str(t).ok()) == Some(customer_leg) {
-                return Some(true);
+                break true;
             }
-            (!exists(agent_leg) || !exists(customer_leg)).then_some(false)
-        });
-        if bridged == Some(true) {
+            if !exists(agent_leg) || !exists(customer_leg) || Instant::now() >= until {
+                break false;
+            }
+            waiter.wait(Duration::from_millis(100));
+        };
+        if bridged {
             Ok(())
         } else {
             Err(SwitchError(format!(
@@ -462,6 +491,37 @@ impl Switch for FsSwitch {
         r
     }
 
+    fn channels_with(&self, var: &str, value: &str) -> Vec<Uuid> {
+        let (n, v) = (c_string(var), c_string(value));
+        // SAFETY: both strings alive for the call; the result is NULL or a
+        // malloc'd list we own, taken (copied, freed by C) exactly once.
+        let list = unsafe { take_owned(sys::zc2c_uuids_with(n.as_ptr(), v.as_ptr())) };
+        list.unwrap_or_default()
+            .lines()
+            .filter_map(|l| Uuid::parse_str(l.trim()).ok())
+            .collect()
+    }
+
+    fn play_ringback(&self, agent_leg: Uuid, ringback: Option<&str>) -> Result<(), SwitchError> {
+        let a = c_string(&agent_leg.to_string());
+        let Some(rb) = ringback.map(str::trim).filter(|r| !r.is_empty()) else {
+            // SAFETY: a NUL-terminated string alive for the call.
+            unsafe { sys::zc2c_waiting_stop(a.as_ptr()) };
+            return Ok(());
+        };
+        let (app, arg) = waiting_media(rb);
+        let (app, arg) = (c_string(app), c_string(&arg));
+        // SAFETY: all strings alive for the call; FreeSWITCH copies them.
+        let queued = unsafe { sys::zc2c_waiting_start(a.as_ptr(), app.as_ptr(), arg.as_ptr()) };
+        if queued == 1 {
+            Ok(())
+        } else {
+            Err(SwitchError(format!(
+                "{agent_leg}: cannot play ringback now"
+            )))
+        }
+    }
+
     fn writes_format(&self, format: &str) -> bool {
         let ext = c_string(format);
         // SAFETY: NUL-terminated string alive for the call; the shim only
@@ -469,9 +529,29 @@ impl Switch for FsSwitch {
         unsafe { sys::zc2c_file_format_writable(ext.as_ptr()) > 0 }
     }
 
+    fn booting(&self) -> bool {
+        // SAFETY: no arguments; reads the core's runtime flags.
+        unsafe { sys::zc2c_core_ready() == 0 }
+    }
+
     fn max_sessions(&self) -> Option<u32> {
         // SAFETY: no arguments; reads the switch's session limit.
         let n = unsafe { sys::zc2c_max_sessions() };
         (n > 0).then_some(n)
+    }
+}
+
+/// What plays while a call waits for its trunk, as (app, arg): a tone
+/// (`%(…)`) by mod_dptools' `gentones`, looped (no tone_stream needed),
+/// anything else as a file, looped.
+fn waiting_media(ringback: &str) -> (&'static str, String) {
+    let tone = ringback.strip_prefix("tone_stream://").unwrap_or(ringback);
+    if tone.starts_with("%(") {
+        (
+            "gentones",
+            format!("{}|-1", tone.split(';').next().unwrap_or(tone)),
+        )
+    } else {
+        ("endless_playback", ringback.to_string())
     }
 }

@@ -15,3 +15,4 @@ mod log;
 mod module;
 mod pinned;
 mod sys;
+mod waiters;

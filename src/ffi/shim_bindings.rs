@@ -184,6 +184,16 @@ unsafe extern "C" {
     pub fn zc2c_dial_clear(agent_uuid: *const ::std::os::raw::c_char, vars: *mut zc2c_vars);
 }
 unsafe extern "C" {
+    pub fn zc2c_waiting_start(
+        agent_uuid: *const ::std::os::raw::c_char,
+        app: *const ::std::os::raw::c_char,
+        arg: *const ::std::os::raw::c_char,
+    ) -> ::std::os::raw::c_int;
+}
+unsafe extern "C" {
+    pub fn zc2c_waiting_stop(agent_uuid: *const ::std::os::raw::c_char);
+}
+unsafe extern "C" {
     pub fn zc2c_cause_code(name: *const ::std::os::raw::c_char) -> i32;
 }
 unsafe extern "C" {
@@ -205,9 +215,18 @@ unsafe extern "C" {
     pub fn zc2c_max_sessions() -> u32;
 }
 unsafe extern "C" {
+    pub fn zc2c_core_ready() -> ::std::os::raw::c_int;
+}
+unsafe extern "C" {
     pub fn zc2c_presence_in_use(
         presence_id: *const ::std::os::raw::c_char,
     ) -> ::std::os::raw::c_int;
+}
+unsafe extern "C" {
+    pub fn zc2c_uuids_with(
+        var: *const ::std::os::raw::c_char,
+        value: *const ::std::os::raw::c_char,
+    ) -> *mut ::std::os::raw::c_char;
 }
 unsafe extern "C" {
     pub fn zc2c_channel_var(

@@ -94,3 +94,58 @@ void zc2c_dial_clear(const char *agent_uuid, zc2c_vars *vars)
 	switch_channel_set_variable(channel, "continue_on_fail", NULL);
 	switch_core_session_rwunlock(session);
 }
+
+/* The app playing to the agent while its call waits for a trunk. */
+static int is_waiting_app(const char *app)
+{
+	return app && (!strcmp(app, "gentones") || !strcmp(app, "endless_playback"));
+}
+
+int zc2c_waiting_start(const char *agent_uuid, const char *app, const char *arg)
+{
+	switch_core_session_t *session;
+	switch_channel_t *channel;
+	switch_event_t *cmd = NULL;
+	int queued = 0;
+
+	if (!agent_uuid || !is_waiting_app(app) || zstr(arg) || !(session = switch_core_session_locate(agent_uuid))) {
+		return 0;
+	}
+	channel = switch_core_session_get_channel(session);
+	if (switch_channel_ready(channel) && switch_channel_get_running_state(channel) == CS_PARK &&
+		switch_event_create(&cmd, SWITCH_EVENT_COMMAND) == SWITCH_STATUS_SUCCESS) {
+		switch_event_add_header_string(cmd, SWITCH_STACK_BOTTOM, "call-command", "execute");
+		switch_event_add_header_string(cmd, SWITCH_STACK_BOTTOM, "execute-app-name", app);
+		switch_event_add_header_string(cmd, SWITCH_STACK_BOTTOM, "execute-app-arg", arg);
+		if (switch_core_session_queue_private_event(session, &cmd, SWITCH_FALSE) == SWITCH_STATUS_SUCCESS) {
+			switch_channel_set_variable(channel, "zorio_c2c_waiting", "true");
+			queued = 1;
+		} else {
+			switch_event_destroy(&cmd);
+		}
+	}
+	switch_core_session_rwunlock(session);
+	return queued;
+}
+
+void zc2c_waiting_stop(const char *agent_uuid)
+{
+	switch_core_session_t *session;
+	switch_channel_t *channel;
+
+	if (!agent_uuid || !(session = switch_core_session_locate(agent_uuid))) {
+		return;
+	}
+	channel = switch_core_session_get_channel(session);
+	if (switch_true(switch_channel_get_variable(channel, "zorio_c2c_waiting"))) {
+		/* Not started yet: dropped (nothing else of ours is queued on a
+		   waiting agent). Playing: its loop ends at the break, which only an
+		   app of ours sees (every app clears the flag when it starts). */
+		switch_core_session_flush_private_events(session);
+		if (is_waiting_app(switch_channel_get_variable(channel, SWITCH_CURRENT_APPLICATION_VARIABLE))) {
+			switch_channel_set_flag(channel, CF_BREAK);
+		}
+		switch_channel_set_variable(channel, "zorio_c2c_waiting", NULL);
+	}
+	switch_core_session_rwunlock(session);
+}

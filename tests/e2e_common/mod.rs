@@ -669,6 +669,12 @@ pub fn start_freeswitch_extra(
 /// Starts FreeSWITCH in `dir` on the whole config `xml` (`freeswitch.xml`),
 /// with our module copied into its module directory.
 pub fn start_freeswitch_xml(env: &Env, dir: &Path, xml: &str) -> FreeSwitch {
+    start_freeswitch_args(env, dir, xml, &[])
+}
+
+/// [`start_freeswitch_xml`] with `extra` command-line flags (e.g. `-np`:
+/// nice 0, not SCHED_RR, so sipp peers are not starved under load).
+pub fn start_freeswitch_args(env: &Env, dir: &Path, xml: &str, extra: &[&str]) -> FreeSwitch {
     let conf = dir.join("conf");
     write(&conf.join("freeswitch.xml"), xml);
     let moddir = dir.join("mod");
@@ -682,6 +688,7 @@ pub fn start_freeswitch_xml(env: &Env, dir: &Path, xml: &str) -> FreeSwitch {
     fs::copy(&env.module, moddir.join("mod_zorio_c2c.so")).unwrap();
     let mut cmd = Command::new(&env.fs_bin);
     cmd.args(["-nonat", "-nonatmap", "-nf", "-nc"]);
+    cmd.args(extra);
     for (flag, sub) in [
         ("-conf", "conf"),
         ("-log", "log"),

@@ -27,6 +27,9 @@ pub struct NodeSeen {
     pub last_seen_ms: u64,
 }
 
+/// Work that rides on every heartbeat (e.g. this node's trunk counts).
+pub type BeatHook = Box<dyn Fn() + Send + Sync>;
+
 /// What the heartbeat thread needs.
 pub struct Beat {
     pub redis: Arc<Redis>,
@@ -36,6 +39,8 @@ pub struct Beat {
     pub interval: Duration,
     pub ttl: Duration,
     pub view: Arc<Mutex<Vec<NodeSeen>>>,
+    /// Run after each heartbeat Redis answered.
+    pub hooks: Arc<Mutex<Vec<BeatHook>>>,
 }
 
 fn now_ms() -> u64 {
@@ -140,7 +145,11 @@ impl Heartbeat {
                         break;
                     }
                     drop(stopped);
-                    beat.once();
+                    if beat.once() {
+                        for hook in beat.hooks.lock().unwrap_or_else(|e| e.into_inner()).iter() {
+                            hook();
+                        }
+                    }
                 }
                 beat.leave();
             })

@@ -25,7 +25,7 @@ use uuid::Uuid;
 use crate::core::config::ClusterSettings;
 use crate::core::log::{LogHook, LogLevel};
 
-use self::heartbeat::{Beat, Heartbeat, NodeSeen};
+use self::heartbeat::{Beat, BeatHook, Heartbeat, NodeSeen};
 use self::redis::Redis;
 
 /// The key of a call's owner record: the name of the node that placed it.
@@ -55,6 +55,7 @@ pub struct Cluster {
     redis: Arc<Redis>,
     view: Arc<Mutex<Vec<NodeSeen>>>,
     heartbeat: Heartbeat,
+    hooks: Arc<Mutex<Vec<BeatHook>>>,
     /// Counters for `/metrics`, kept by the backends that use this node's Redis.
     pub stats: Arc<ClusterStats>,
     log: LogHook,
@@ -71,7 +72,9 @@ impl Cluster {
     ) -> Result<Arc<Cluster>, String> {
         let redis = Redis::new(settings, Arc::clone(&log))?;
         let view = Arc::new(Mutex::new(Vec::new()));
+        let hooks = Arc::new(Mutex::new(Vec::new()));
         let beat = Arc::new(Beat {
+            hooks: Arc::clone(&hooks),
             redis: Arc::clone(&redis),
             prefix: settings.key_prefix.clone(),
             node: settings.node_name.clone(),
@@ -100,9 +103,19 @@ impl Cluster {
             redis,
             view,
             heartbeat,
+            hooks,
             stats: Arc::default(),
             log,
         }))
+    }
+
+    /// Runs `hook` on the heartbeat thread after every heartbeat Redis
+    /// answered, until the node leaves.
+    pub fn on_beat(&self, hook: BeatHook) {
+        self.hooks
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push(hook);
     }
 
     /// Leaves the cluster: stops the heartbeat (this node's key is deleted)

@@ -17,6 +17,7 @@ mod registry;
 mod report;
 mod runner;
 pub mod timings;
+mod trunk_wait;
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -28,11 +29,13 @@ use crossbeam_channel::{Receiver, RecvTimeoutError};
 use serde::Serialize;
 use uuid::Uuid;
 
+use super::backend::Backend;
 use super::call::{CallRecord, CallState, HangupBy};
 use super::config::Config;
 use super::events::EventSink;
 use super::journal::{CallJournal, MemoryJournal};
 use super::store::Store;
+use super::trunks::{TrunkLimits, TrunkStatus};
 use crate::switch::{LegReport, Switch};
 
 /// The `data` of a 202: the contract's ten fields.
@@ -103,6 +106,8 @@ pub struct Engine {
     limits: Mutex<Vec<(SystemTime, Uuid)>>,
     /// When `recording-retention` was last applied.
     last_purge: Mutex<Option<Instant>>,
+    /// The trunks' `cps` and `max-channels` ([`crate::core::trunks`]).
+    trunks: Arc<TrunkLimits>,
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -148,8 +153,10 @@ impl Engine {
         journal: Arc<dyn CallJournal>,
         store: Option<Arc<dyn Store>>,
     ) -> Arc<Engine> {
+        let clock = Arc::new(crate::core::gcra::MonotonicClock::default());
         let engine = Arc::new(Engine {
             config: RwLock::new(Arc::new(config)),
+            trunks: Arc::new(TrunkLimits::new(Arc::clone(&switch), clock)),
             switch,
             sink,
             registry: Mutex::new(Registry::default()),
@@ -198,6 +205,30 @@ impl Engine {
             .read()
             .unwrap_or_else(|e| e.into_inner())
             .clone()
+    }
+
+    /// Counts the trunks' limits in `backend` from now on; in a cluster,
+    /// this node's channel counts ride on every heartbeat.
+    pub fn set_backend(self: &Arc<Self>, backend: &Backend) {
+        self.trunks.set_backend(backend);
+        if let Backend::Redis(cluster) = backend {
+            let weak = Arc::downgrade(self);
+            cluster.on_beat(Box::new(move || {
+                if let Some(e) = weak.upgrade() {
+                    e.trunks.publish(&e.config().trunks);
+                }
+            }));
+        }
+    }
+
+    /// Every trunk's channels, CPS and queue now (`c2c status`, `/metrics`).
+    pub fn trunk_status(&self) -> Vec<TrunkStatus> {
+        self.trunks.status(&self.config().trunks)
+    }
+
+    /// (trunk, limit, calls a limit turned away).
+    pub fn trunk_refusals(&self) -> Vec<(String, &'static str, u64)> {
+        self.trunks.refused()
     }
 
     /// Replaces the config whole; calls in flight keep the one they started with.

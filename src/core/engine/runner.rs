@@ -7,6 +7,7 @@ use std::time::SystemTime;
 use serde_json::json;
 
 use super::timings::secs;
+use super::trunk_wait::Passed;
 use super::{CallCell, Engine};
 use crate::core::call::{Attempt, CallState, HangupBy};
 use crate::core::config::Config;
@@ -93,7 +94,15 @@ impl Engine {
             }
         }
         let count = plan.candidates.len();
+        let forced = plan.mode == "direct_gateway";
         for (i, cand) in plan.candidates.into_iter().enumerate() {
+            let permit = match self.wait_for_trunk(cell, config, &cand, forced) {
+                Ok(p) => p,
+                Err(refusal) => match self.trunk_refused(cell, &cand, refusal, i + 1 < count) {
+                    Passed::Next => continue,
+                    Passed::Ended => return,
+                },
+            };
             let leg = {
                 let mut c = lock(cell);
                 if c.cancel.is_some() || c.a.ended_at.is_some() {
@@ -136,6 +145,8 @@ impl Engine {
                 }
             };
             let outcome = self.switch.dial_customer(&leg);
+            // Its channel, if answered, is now the switch's to count.
+            drop(permit);
             let trunk_name = cand
                 .trunk
                 .as_ref()
@@ -216,7 +227,7 @@ impl Engine {
         }
     }
 
-    fn customer_failed(&self, c: &mut crate::core::call::CallRecord, f: &Failure) {
+    pub(super) fn customer_failed(&self, c: &mut crate::core::call::CallRecord, f: &Failure) {
         self.leg_ended(c, false, f);
         c.outcome = Some(match f.cause.as_str() {
             _ if c.cancel == Some(HangupBy::Api) => "cancelled",

@@ -93,6 +93,8 @@ pub fn render(state: &HttpState) -> String {
         out.sample(name, &[("trunk", trunk)], *failures as f64);
     }
 
+    trunk_limits(&mut out, engine);
+
     let t = &engine.stats.timings;
     let one = |h: &crate::core::metrics::Histogram| vec![(Vec::new(), h.snapshot())];
     out.histogram(
@@ -142,4 +144,57 @@ pub fn render(state: &HttpState) -> String {
     // The webhook service's and the store's.
     state.write_extra_metrics(&mut out);
     out.finish()
+}
+
+/// A per-trunk gauge: name, help and its value (when the trunk has one).
+type Gauge<'a> = (
+    &'a str,
+    &'a str,
+    &'a dyn Fn(&crate::core::trunks::TrunkStatus) -> Option<f64>,
+);
+
+/// Each trunk's channels in use, limits, CPS tokens and queue, and the
+/// calls its limits turned away.
+fn trunk_limits(out: &mut Exposition, engine: &crate::core::engine::Engine) {
+    let status = engine.trunk_status();
+    let gauges: [Gauge; 5] = [
+        (
+            "c2c_trunk_channels",
+            "Channels on the trunk now, ours and others' (across the cluster, when there is one).",
+            &|t| Some(f64::from(t.channels)),
+        ),
+        (
+            "c2c_trunk_max_channels",
+            "The trunk's max-channels (only trunks that have one).",
+            &|t| t.max_channels.map(f64::from),
+        ),
+        (
+            "c2c_trunk_cps_limit",
+            "The trunk's cps (only trunks that have one).",
+            &|t| t.cps,
+        ),
+        (
+            "c2c_trunk_cps_tokens",
+            "Calls the trunk's pacing would start now: 1 or 0 (no burst).",
+            &|t| t.tokens().map(f64::from),
+        ),
+        (
+            "c2c_trunk_queue_depth",
+            "Calls waiting for the trunk (a channel or a CPS slot).",
+            &|t| Some(t.queued as f64),
+        ),
+    ];
+    for (name, help, value) in gauges {
+        out.family(name, Kind::Gauge, help);
+        for t in &status {
+            if let Some(v) = value(t) {
+                out.sample(name, &[("trunk", &t.name)], v);
+            }
+        }
+    }
+    let name = "c2c_trunk_limited_total";
+    out.family(name, Kind::Counter, "Calls a trunk's limit turned away (LCR moved on, or a forced trunk's queue timed out), by trunk and limit.");
+    for (trunk, limit, n) in engine.trunk_refusals() {
+        out.sample(name, &[("trunk", &trunk), ("limit", limit)], n as f64);
+    }
 }

@@ -57,6 +57,7 @@ impl HttpState {
         backend: &Backend,
         clock: Arc<dyn Clock>,
     ) -> Arc<HttpState> {
+        engine.set_backend(backend);
         Arc::new(HttpState {
             admission: RwLock::new(admission::for_backend(backend, Arc::clone(&clock))),
             directory: RwLock::new(directory::for_backend(backend, Arc::clone(&engine))),
@@ -118,6 +119,7 @@ impl HttpState {
             Backend::Local { .. } => None,
         };
         *self.cluster.write().unwrap_or_else(|e| e.into_inner()) = cluster;
+        self.engine.set_backend(backend);
     }
 
     /// The admission in force.
