@@ -24,6 +24,17 @@ fn none() -> Vec<Uuid> {
     Vec::new()
 }
 
+/// `queue.acquire` told nothing while it waits, doing nothing on drop.
+fn take(
+    queue: &Arc<TrunkQueue>,
+    ledger: &LocalLedger,
+    a: &Ask,
+    on_switch: &dyn Fn() -> Vec<Uuid>,
+    gone: &dyn Fn() -> bool,
+) -> Result<super::Permit, Refusal> {
+    queue.acquire(a, ledger, on_switch, gone, &mut || {}, Box::new(|| {}))
+}
+
 #[test]
 fn no_second_holds_more_than_cps_calls_across_threads() {
     let ledger = Arc::new(LocalLedger::new(Arc::new(MonotonicClock::default())));
@@ -35,14 +46,7 @@ fn no_second_holds_more_than_cps_calls_across_threads() {
             std::thread::spawn(move || {
                 for _ in 0..4 {
                     let a = ask(Some(10.0), None, Duration::from_secs(10));
-                    let p = queue.acquire(
-                        &a,
-                        ledger.as_ref(),
-                        &none,
-                        &|| false,
-                        &mut || {},
-                        Box::new(|| {}),
-                    );
+                    let p = take(&queue, &ledger, &a, &none, &|| false);
                     granted.lock().unwrap().push(p.expect("a slot").started());
                 }
             })
@@ -76,24 +80,21 @@ fn the_line_is_first_come_first_served_and_gives_up_at_its_timeout() {
     let ledger = Arc::new(LocalLedger::new(Arc::new(MonotonicClock::default())));
     let queue = Arc::new(TrunkQueue::default());
     // One channel, taken.
-    let first = queue
-        .acquire(
-            &ask(None, Some(1), Duration::ZERO),
-            ledger.as_ref(),
-            &none,
-            &|| false,
-            &mut || {},
-            Box::new(|| {}),
-        )
-        .unwrap();
-    // Nobody else gets it at once.
-    let r = queue.acquire(
+    let first = take(
+        &queue,
+        &ledger,
         &ask(None, Some(1), Duration::ZERO),
-        ledger.as_ref(),
         &none,
         &|| false,
-        &mut || {},
-        Box::new(|| {}),
+    )
+    .unwrap();
+    // Nobody else gets it at once.
+    let r = take(
+        &queue,
+        &ledger,
+        &ask(None, Some(1), Duration::ZERO),
+        &none,
+        &|| false,
     );
     assert_eq!(r.err(), Some(Refusal::Limit(Limit::Channels)));
     let order = Arc::new(Mutex::new(Vec::new()));
@@ -134,24 +135,21 @@ fn the_line_is_first_come_first_served_and_gives_up_at_its_timeout() {
         "each was told it waits"
     );
     // A line that does not move: refused at its timeout, not before.
-    let _held = queue
-        .acquire(
-            &ask(None, Some(1), Duration::ZERO),
-            ledger.as_ref(),
-            &none,
-            &|| false,
-            &mut || {},
-            Box::new(|| {}),
-        )
-        .unwrap();
-    let t0 = Instant::now();
-    let r = queue.acquire(
-        &ask(None, Some(1), Duration::from_millis(300)),
-        ledger.as_ref(),
+    let _held = take(
+        &queue,
+        &ledger,
+        &ask(None, Some(1), Duration::ZERO),
         &none,
         &|| false,
-        &mut || {},
-        Box::new(|| {}),
+    )
+    .unwrap();
+    let t0 = Instant::now();
+    let r = take(
+        &queue,
+        &ledger,
+        &ask(None, Some(1), Duration::from_millis(300)),
+        &none,
+        &|| false,
     );
     assert_eq!(r.err(), Some(Refusal::Limit(Limit::Channels)));
     assert!(
@@ -169,22 +167,20 @@ fn channels_count_the_switchs_own_and_a_call_that_ends_leaves_the_line() {
     // Two channels of others on the trunk, max 3: one more fits.
     let others = [Uuid::new_v4(), Uuid::new_v4()];
     let on_switch = || others.to_vec();
-    let p = queue.acquire(
-        &ask(None, Some(3), Duration::ZERO),
+    let p = take(
+        &queue,
         &ledger,
+        &ask(None, Some(3), Duration::ZERO),
         &on_switch,
         &|| false,
-        &mut || {},
-        Box::new(|| {}),
     );
     assert!(p.is_ok());
-    let r = queue.acquire(
-        &ask(None, Some(3), Duration::ZERO),
+    let r = take(
+        &queue,
         &ledger,
+        &ask(None, Some(3), Duration::ZERO),
         &on_switch,
         &|| false,
-        &mut || {},
-        Box::new(|| {}),
     );
     assert_eq!(r.err(), Some(Refusal::Limit(Limit::Channels)));
     // The dial's own channel, once the switch shows it, is not counted twice.
@@ -197,13 +193,12 @@ fn channels_count_the_switchs_own_and_a_call_that_ends_leaves_the_line() {
             std::thread::sleep(Duration::from_millis(100));
             gone.store(true, Ordering::SeqCst);
         });
-        let r = queue.acquire(
-            &ask(None, Some(3), Duration::from_secs(10)),
+        let r = take(
+            &queue,
             &ledger,
+            &ask(None, Some(3), Duration::from_secs(10)),
             &on_switch,
             &|| gone.load(Ordering::SeqCst),
-            &mut || {},
-            Box::new(|| {}),
         );
         assert_eq!(r.err(), Some(Refusal::Gone));
     });
@@ -213,18 +208,15 @@ fn channels_count_the_switchs_own_and_a_call_that_ends_leaves_the_line() {
     drop(p);
     let q = Arc::new(TrunkQueue::default());
     let a = ask(Some(1.0), Some(1), Duration::ZERO);
-    let _p = q
-        .acquire(&a, &ledger, &none, &|| false, &mut || {}, Box::new(|| {}))
-        .unwrap();
+    let _p = take(&q, &ledger, &a, &none, &|| false).unwrap();
     drop(_p);
     let t0 = Instant::now();
-    let r = q.acquire(
-        &ask(Some(1.0), Some(1), Duration::from_millis(200)),
+    let r = take(
+        &q,
         &ledger,
+        &ask(Some(1.0), Some(1), Duration::from_millis(200)),
         &none,
         &|| false,
-        &mut || {},
-        Box::new(|| {}),
     );
     assert_eq!(r.err(), Some(Refusal::Limit(Limit::Cps)));
     assert!(t0.elapsed() < Duration::from_millis(150));
