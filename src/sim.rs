@@ -41,6 +41,8 @@ pub struct SimOptions {
     pub no_answer_after: Duration,
     /// Gateways that answer every call with 503.
     pub failing_gateways: HashSet<String>,
+    /// Still loading its modules ([`Switch::booting`]).
+    pub booting: bool,
     /// How long a failing trunk takes to answer its 503 (default: at once).
     pub trunk_failure_delay: Duration,
     /// Agents whose phones fail instead of ringing: extension → (hangup
@@ -80,6 +82,7 @@ impl SimOptions {
             talk_time: Duration::from_secs(3),
             no_answer_after: Duration::from_secs(5),
             failing_gateways: HashSet::new(),
+            booting: false,
             trunk_failure_delay: Duration::ZERO,
             agent_failures: HashMap::new(),
             unbridgeable: HashSet::new(),
@@ -667,6 +670,10 @@ impl Switch for SimSwitch {
     /// Only WAV: the simulated recordings are written here.
     fn writes_format(&self, format: &str) -> bool {
         format.eq_ignore_ascii_case("wav")
+    }
+
+    fn booting(&self) -> bool {
+        lock(&self.shared.options).booting
     }
 
     fn transferred(&self, leg: Uuid, _from: Uuid) -> Option<String> {
