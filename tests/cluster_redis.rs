@@ -5,90 +5,20 @@
 //! (.ci/run installs it).
 
 mod common;
+mod processes;
 mod scratch;
 
-use std::io::{Read, Write};
-use std::net::{SocketAddr, TcpListener, TcpStream};
-use std::process::{Child, Command, Stdio};
+use std::net::SocketAddr;
 use std::sync::{Arc, Barrier};
 use std::time::{Duration, Instant};
 
 use common::{request, Resp, Sandbox};
+use processes::{free_port, redis_installed, RedisServer};
 use serde_json::Value;
 
 const TOKEN: &str = "cluster-token-one";
 const OTHER: &str = "cluster-token-two";
 const BODY: &str = r#"{"from_extension":"1001","to_phone":"0987654321"}"#;
-
-/// A redis-server of our own; killed when dropped.
-struct RedisServer {
-    child: Child,
-    port: u16,
-}
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-fn redis_installed() -> bool {
-    Command::new("redis-server")
-        .arg("--version")
-        .output()
-        .is_ok_and(|o| o.status.success())
-}
-
-fn ping(port: u16) -> bool {
-    let Ok(mut s) = TcpStream::connect(("127.0.0.1", port)) else {
-        return false;
-    };
-    let _ = s.set_read_timeout(Some(Duration::from_millis(500)));
-    let mut b = [0u8; 7];
-    s.write_all(b"PING\r\n").is_ok() && s.read_exact(&mut b).is_ok() && &b == b"+PONG\r\n"
-}
-
-impl RedisServer {
-    fn start_on(port: u16) -> RedisServer {
-        let child = Command::new("redis-server")
-            .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
-            .args(["--save", "", "--appendonly", "no", "--protected-mode", "no"])
-            .stdout(Stdio::null())
-            .spawn()
-            .expect("redis-server starts");
-        let until = Instant::now() + Duration::from_secs(10);
-        while !ping(port) {
-            assert!(
-                Instant::now() < until,
-                "redis-server on {port} did not answer"
-            );
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        RedisServer { child, port }
-    }
-
-    fn start() -> RedisServer {
-        RedisServer::start_on(free_port())
-    }
-
-    fn url(&self) -> String {
-        format!("redis://127.0.0.1:{}", self.port)
-    }
-
-    /// SIGKILL, as a crash would.
-    fn kill(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-impl Drop for RedisServer {
-    fn drop(&mut self) {
-        self.kill();
-    }
-}
 
 /// One node: a sandbox joined to `url`, calls that stay up for a minute
 /// (its data directory is [`Sandbox::start`]'s).

@@ -10,67 +10,20 @@
 //! (`PKG_CONFIG_PATH=<prefix>/lib/pkgconfig cargo build --release`).
 
 mod e2e_common;
+mod processes;
 mod scratch;
 
 use std::io::{BufRead, BufReader, Read, Write};
-use std::net::{TcpListener, TcpStream};
-use std::process::{Child, Command, Stdio};
+use std::net::TcpStream;
+use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use e2e_common::*;
+use processes::{free_port, redis_cmd, redis_installed, KillOnDrop, RedisServer};
 use serde_json::Value;
 
 const TOKEN: &str = "e2e-token-0123456789";
 const NODE_SECRET: &str = "e2e-node-secret-0123456789";
-
-struct Guard(Child);
-
-impl Drop for Guard {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-/// One command to Redis in its inline form; the first line of the answer.
-fn redis_cmd(port: u16, cmd: &str) -> Option<String> {
-    let mut s = TcpStream::connect(("127.0.0.1", port)).ok()?;
-    s.set_read_timeout(Some(Duration::from_secs(2))).ok()?;
-    s.write_all(format!("{cmd}\r\n").as_bytes()).ok()?;
-    let mut r = BufReader::new(s);
-    let mut line = String::new();
-    r.read_line(&mut line).ok()?;
-    if let Some(n) = line.strip_prefix('$') {
-        let n: i64 = n.trim().parse().ok()?;
-        if n < 0 {
-            return Some("(nil)".into());
-        }
-        line.clear();
-        r.read_line(&mut line).ok()?;
-    }
-    Some(line.trim().to_string())
-}
-
-fn start_redis(port: u16) -> Guard {
-    let child = Command::new("redis-server")
-        .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
-        .args(["--save", "", "--appendonly", "no"])
-        .stdout(Stdio::null())
-        .spawn()
-        .expect("redis-server");
-    wait_for("redis-server", Duration::from_secs(10), || {
-        redis_cmd(port, "PING").as_deref() == Some("+PONG")
-    });
-    Guard(child)
-}
 
 /// `method path` with the token and extra headers; (status, headers text, body).
 fn call_api(
@@ -115,19 +68,15 @@ fn the_module_in_a_cluster_with_a_sandbox_peer() {
         Ok(e) => e,
         Err(why) => return skipped(&why),
     };
-    if Command::new("redis-server")
-        .arg("--version")
-        .output()
-        .is_err()
-    {
+    if !redis_installed() {
         return skipped("redis-server is not installed (apt-get install redis-server)");
     }
     let ports = Ports::new();
     let dir = e2e_dir("e2e-cluster");
     describe(&env);
-    let redis_port = free_port();
-    let redis = start_redis(redis_port);
-    let url = format!("redis://127.0.0.1:{redis_port}");
+    let redis = RedisServer::start();
+    let redis_port = redis.port;
+    let url = redis.url();
     let (_agent, _late) = start_agents(&env, &dir, ports, 300);
     let (_carrier, _carrier503) = start_carriers(&env, &dir, ports);
     let cluster = format!(
@@ -188,7 +137,7 @@ fn the_module_in_a_cluster_with_a_sandbox_peer() {
     // Keep reading: a closed pipe would end the sandbox.
     std::thread::spawn(move || lines.map_while(Result::ok).for_each(drop));
     assert!(first.contains("listening"), "{first}");
-    let _peer = Guard(peer);
+    let _peer = KillOnDrop(peer);
     wait_for("both nodes up", Duration::from_secs(15), || {
         health(ports.http)["cluster"]["nodes_up"] == 2
             && health(peer_port)["cluster"]["nodes_up"] == 2
@@ -295,7 +244,7 @@ fn the_module_in_a_cluster_with_a_sandbox_peer() {
         .unwrap()
         .to_string();
     wait_state(&mut esl, &during, "bridged", Duration::from_secs(20));
-    let _redis = start_redis(redis_port);
+    let _redis = RedisServer::start_on(redis_port);
     wait_for("Redis seen up again", Duration::from_secs(15), || {
         health(ports.http)["cluster"]["redis"] == "up"
     });

@@ -9,17 +9,19 @@
 //! `promtool check rules` / `test rules` on the shipped files.
 
 mod common;
+mod processes;
 mod scratch;
 
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
 use common::*;
+use processes::{free_port, KillOnDrop};
 
 const SECRET: &str = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
 
@@ -30,24 +32,6 @@ fn find(program: &str) -> Option<PathBuf> {
         .chain([PathBuf::from("/usr/bin")])
         .map(|d| d.join(program))
         .find(|p| p.is_file())
-}
-
-/// Kills and reaps the process when dropped.
-struct Running(Child);
-
-impl Drop for Running {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
 }
 
 /// Answers 200 to every request (the CRM's webhook endpoint); counts them.
@@ -301,7 +285,7 @@ fn every_panel_and_rule_returns_data_from_a_real_prometheus() {
     )
     .unwrap();
     let log = std::fs::File::create(tmp.join("prometheus.log")).unwrap();
-    let _prometheus = Running(
+    let _prometheus = KillOnDrop(
         Command::new(&prometheus)
             .arg(format!("--config.file={}", prom_config.display()))
             .arg(format!(
