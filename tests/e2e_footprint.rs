@@ -37,38 +37,6 @@ use webhooks_common::{Receiver, Reply, SECRET};
 
 const MIB: i64 = 1024 * 1024;
 
-fn fs_cli(env: &Env) -> Result<PathBuf, String> {
-    std::env::var_os("FS_CLI_BIN")
-        .map(PathBuf::from)
-        .or_else(|| Some(env.fs_bin.parent()?.join("fs_cli")))
-        .filter(|p| p.exists())
-        .or_else(|| which("fs_cli"))
-        .ok_or_else(|| "fs_cli not found (set FS_CLI_BIN)".to_string())
-}
-
-/// One command in its own `fs_cli` process (a fresh event-socket connection
-/// and FreeSWITCH thread); its whole answer.
-fn x(bin: &PathBuf, port: u16, cmd: &str) -> String {
-    let mut child = Command::new(bin)
-        .args(["-H", "127.0.0.1", "-P", &port.to_string(), "-p", "ClueCon"])
-        .args(["-T", "5000", "-t", "30000", "-x", cmd])
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("start fs_cli");
-    let until = Instant::now() + Duration::from_secs(40);
-    while child.try_wait().ok().flatten().is_none() {
-        if Instant::now() > until {
-            let _ = child.kill();
-            panic!("fs_cli -x {cmd:?} hung");
-        }
-        std::thread::sleep(Duration::from_millis(5));
-    }
-    let out = child.wait_with_output().expect("fs_cli output");
-    String::from_utf8_lossy(&out.stdout).to_string() + &String::from_utf8_lossy(&out.stderr)
-}
-
 /// VmRSS (bytes), RssAnon (bytes), Threads of a process.
 #[derive(Debug, Clone, Copy)]
 struct Sample {
@@ -172,7 +140,8 @@ fn idle_load_is_light_and_reloads_leave_nothing_behind() {
         Ok(e) => e,
         Err(why) => return skipped(&why),
     };
-    let cli = match fs_cli(&env) {
+    let ports = Ports::new();
+    let cli = match FsCli::find(&env, ports.esl) {
         Ok(c) => c,
         Err(why) => return skipped(&why),
     };
@@ -180,7 +149,6 @@ fn idle_load_is_light_and_reloads_leave_nothing_behind() {
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(150);
-    let ports = Ports::new();
     let dir = e2e_dir("footprint");
     describe(&env);
     // A webhook destination that is there: the load is configured as in production.
@@ -195,24 +163,21 @@ fn idle_load_is_light_and_reloads_leave_nothing_behind() {
         esl.api("status").contains("UP")
     });
     drop(esl);
-    assert_eq!(
-        x(&cli, ports.esl, "module_exists mod_zorio_c2c").trim(),
-        "false"
-    );
+    assert_eq!(cli.x("module_exists mod_zorio_c2c").trim(), "false");
     let gdb = which("gdb");
     if gdb.is_none() {
         println!("gdb not found: what is in use after 10 and {reloads} reloads is not compared");
     }
     // The switch as it is without us, after the same kind of fs_cli traffic.
     for _ in 0..5 {
-        x(&cli, ports.esl, "status");
+        cli.x("status");
     }
     let base = settled(pid, Duration::from_secs(3));
     show("without the module", base, base);
 
     // FreeSWITCH's own part: `reload` (and `load`) run `reloadxml` first.
     for _ in 0..reloads {
-        assert!(x(&cli, ports.esl, "reloadxml").contains("+OK"));
+        assert!(cli.x("reloadxml").contains("+OK"));
         std::thread::sleep(Duration::from_millis(100));
     }
     let control = settled(pid, Duration::from_secs(3));
@@ -222,7 +187,7 @@ fn idle_load_is_light_and_reloads_leave_nothing_behind() {
         show("  same, trimmed", t, base);
     }
 
-    let r = x(&cli, ports.esl, "load mod_zorio_c2c");
+    let r = cli.x("load mod_zorio_c2c");
     assert!(r.contains("+OK"), "load: {r}");
     let loaded = settled(pid, Duration::from_secs(3));
     show("loaded, idle", loaded, base);
@@ -233,7 +198,7 @@ fn idle_load_is_light_and_reloads_leave_nothing_behind() {
     let mut reloading = Duration::ZERO;
     for i in 1..=reloads {
         let t = Instant::now();
-        let r = x(&cli, ports.esl, "reload mod_zorio_c2c");
+        let r = cli.x("reload mod_zorio_c2c");
         reloading += t.elapsed();
         assert!(
             r.contains("+OK"),
@@ -255,7 +220,7 @@ fn idle_load_is_light_and_reloads_leave_nothing_behind() {
         reloading.as_secs_f64()
     );
     println!("  our threads: {:?}", our_threads(pid));
-    let r = x(&cli, ports.esl, "unload mod_zorio_c2c");
+    let r = cli.x("unload mod_zorio_c2c");
     assert!(r.contains("+OK"), "unload: {r}");
     let unloaded = settled(pid, Duration::from_secs(3));
     show("unloaded", unloaded, base);

@@ -23,8 +23,8 @@ mod webhooks_common;
 
 use std::collections::BTreeMap;
 use std::fs;
-use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::path::Path;
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
@@ -34,52 +34,8 @@ use webhooks_common::{Receiver, Reply, SECRET};
 
 const TOKEN: &str = "e2e-token-0123456789";
 
-/// `fs_cli -x` against one FreeSWITCH: a fresh connection per command.
-struct FsCli {
-    bin: PathBuf,
-    port: u16,
-}
-
+/// What this suite asks through `fs_cli -x`.
 impl FsCli {
-    fn find(env: &Env) -> Result<FsCli, String> {
-        let bin = std::env::var_os("FS_CLI_BIN")
-            .map(PathBuf::from)
-            .or_else(|| Some(env.fs_bin.parent()?.join("fs_cli")))
-            .filter(|p| p.exists())
-            .or_else(|| which("fs_cli"))
-            .ok_or("fs_cli not found (set FS_CLI_BIN)")?;
-        Ok(FsCli { bin, port: 0 })
-    }
-
-    /// Runs one command in its own `fs_cli` process; its whole answer.
-    fn x(&self, cmd: &str) -> String {
-        let mut child = Command::new(&self.bin)
-            .args([
-                "-H",
-                "127.0.0.1",
-                "-P",
-                &self.port.to_string(),
-                "-p",
-                "ClueCon",
-            ])
-            .args(["-T", "5000", "-t", "30000", "-x", cmd])
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("start fs_cli");
-        let until = Instant::now() + Duration::from_secs(40);
-        while child.try_wait().ok().flatten().is_none() {
-            if Instant::now() > until {
-                let _ = child.kill();
-                panic!("fs_cli -x {cmd:?} hung");
-            }
-            std::thread::sleep(Duration::from_millis(5));
-        }
-        let out = child.wait_with_output().expect("fs_cli output");
-        String::from_utf8_lossy(&out.stdout).to_string() + &String::from_utf8_lossy(&out.stderr)
-    }
-
     fn place(&self, body: Value) -> (String, String, String) {
         let r = self.x(&format!("c2c {body}"));
         assert!(r.starts_with("+OK"), "c2c refused: {r}");
@@ -147,23 +103,6 @@ fn core_backtrace(dir: &Path, pid: u32) -> String {
     format!("\ncore {}:\n{bt}", core.display())
 }
 
-/// Every event the CRM took, per call: types in arrival order, a redelivery
-/// (same event id) counted once.
-fn per_call(receiver: &Receiver) -> BTreeMap<String, Vec<String>> {
-    let mut m: BTreeMap<String, Vec<String>> = BTreeMap::new();
-    let mut seen = std::collections::HashSet::new();
-    for e in receiver.delivered() {
-        if !seen.insert(e["id"].as_str().unwrap_or("").to_string()) {
-            continue;
-        }
-        let call = e["data"]["call_uuid"].as_str().unwrap_or("").to_string();
-        m.entry(call)
-            .or_default()
-            .push(e["type"].as_str().unwrap().to_string());
-    }
-    m
-}
-
 /// The first delivered event of `kind` for `call`, waiting for it.
 fn delivered(receiver: &Receiver, call: &str, kind: &str, within: Duration) -> Value {
     let until = Instant::now() + within;
@@ -186,13 +125,12 @@ fn reload_like_an_admin_never_crashes_and_adopts_live_calls() {
         Ok(e) => e,
         Err(why) => return skipped(&why),
     };
-    let mut cli = match FsCli::find(&env) {
+    let ports = Ports::new();
+    let cli = match FsCli::find(&env, ports.esl) {
         Ok(c) => c,
         Err(why) => return skipped(&why),
     };
     let started = Instant::now();
-    let ports = Ports::new();
-    cli.port = ports.esl;
     let dir = e2e_dir("reload");
     let version = describe(&env);
     let receiver = Receiver::start(0, |_, _| Reply::Status(200));
@@ -439,13 +377,13 @@ fn reload_like_an_admin_never_crashes_and_adopts_live_calls() {
 
     // 6. Every call placed: exactly one hangup and one CDR, events in seq order.
     wait_for("every CDR", Duration::from_secs(30), || {
-        let m = per_call(&receiver);
+        let m = receiver.types_per_call();
         calls.iter().all(|c| {
             m.get(c)
                 .is_some_and(|e| e.iter().any(|t| t == "pbx.cdr.created"))
         })
     });
-    let m = per_call(&receiver);
+    let m = receiver.types_per_call();
     for c in &calls {
         let events = &m[c];
         let n = |k: &str| events.iter().filter(|t| *t == k).count();

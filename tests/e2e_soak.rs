@@ -13,7 +13,7 @@ mod e2e_common;
 mod scratch;
 mod webhooks_common;
 
-use std::collections::{BTreeMap, HashSet, VecDeque};
+use std::collections::VecDeque;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -141,17 +141,7 @@ fn a_soak_of_calls_keeps_the_switch_flat_and_every_cdr_delivered() {
     // Every call: one hangup, one CDR, delivered.
     let until = Instant::now() + Duration::from_secs(120);
     let per_call = loop {
-        let mut m: BTreeMap<String, Vec<String>> = BTreeMap::new();
-        let mut seen = HashSet::new();
-        for e in receiver.delivered() {
-            if !seen.insert(e["id"].as_str().unwrap_or("").to_string()) {
-                continue;
-            }
-            let call = e["data"]["call_uuid"].as_str().unwrap_or("").to_string();
-            m.entry(call)
-                .or_default()
-                .push(e["type"].as_str().unwrap_or("").to_string());
-        }
+        let m = receiver.types_per_call();
         let done = placed.iter().all(|c| {
             m.get(c)
                 .is_some_and(|t| t.iter().any(|t| t == "pbx.cdr.created"))

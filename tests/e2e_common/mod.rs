@@ -947,3 +947,53 @@ pub fn webhook_params(url: &str, secret: &str, spool: &Path, extra: &str) -> Str
         spool = spool.display(),
     )
 }
+
+/// `fs_cli -x` against one FreeSWITCH, as an admin drives it: a fresh
+/// event-socket connection (and FreeSWITCH thread) per command.
+pub struct FsCli {
+    bin: PathBuf,
+    port: u16,
+}
+
+impl FsCli {
+    /// `FS_CLI_BIN`, else `fs_cli` beside the FreeSWITCH binary or on
+    /// `PATH`, for the switch whose event socket is on `port`.
+    pub fn find(env: &Env, port: u16) -> Result<FsCli, String> {
+        let bin = std::env::var_os("FS_CLI_BIN")
+            .map(PathBuf::from)
+            .or_else(|| Some(env.fs_bin.parent()?.join("fs_cli")))
+            .filter(|p| p.exists())
+            .or_else(|| which("fs_cli"))
+            .ok_or("fs_cli not found (set FS_CLI_BIN)")?;
+        Ok(FsCli { bin, port })
+    }
+
+    /// Runs one command in its own `fs_cli` process; its whole answer.
+    pub fn x(&self, cmd: &str) -> String {
+        let mut child = Command::new(&self.bin)
+            .args([
+                "-H",
+                "127.0.0.1",
+                "-P",
+                &self.port.to_string(),
+                "-p",
+                "ClueCon",
+            ])
+            .args(["-T", "5000", "-t", "30000", "-x", cmd])
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("start fs_cli");
+        let until = Instant::now() + Duration::from_secs(40);
+        while child.try_wait().ok().flatten().is_none() {
+            if Instant::now() > until {
+                let _ = child.kill();
+                panic!("fs_cli -x {cmd:?} hung");
+            }
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        let out = child.wait_with_output().expect("fs_cli output");
+        String::from_utf8_lossy(&out.stdout).to_string() + &String::from_utf8_lossy(&out.stderr)
+    }
+}

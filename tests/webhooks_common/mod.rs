@@ -129,6 +129,22 @@ impl Receiver {
             .collect()
     }
 
+    /// The types of the events delivered, per call, in arrival order; a
+    /// redelivery (same event id) counted once.
+    pub fn types_per_call(&self) -> std::collections::BTreeMap<String, Vec<String>> {
+        let mut m: std::collections::BTreeMap<String, Vec<String>> = Default::default();
+        let mut seen = std::collections::HashSet::new();
+        for e in self.delivered() {
+            if !seen.insert(e["id"].as_str().unwrap_or("").to_string()) {
+                continue;
+            }
+            let call = e["data"]["call_uuid"].as_str().unwrap_or("").to_string();
+            let kind = e["type"].as_str().unwrap_or("").to_string();
+            m.entry(call).or_default().push(kind);
+        }
+        m
+    }
+
     /// Waits until `n` requests were answered 2xx; panics after `timeout`.
     pub fn wait_delivered(&self, n: usize, timeout: Duration) -> Vec<Value> {
         let until = Instant::now() + timeout;
