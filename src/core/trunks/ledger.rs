@@ -31,11 +31,14 @@ pub trait Ledger: Send + Sync {
     /// Says what this node carries on `trunk` now (a dial returned, or the
     /// periodic refresh).
     fn publish(&self, _trunk: &str, _mine: u32) {}
-    /// Channels on `trunk` across every node, this node carrying `mine`.
+    /// Channels on `trunk` across every node, this node carrying `mine`, as
+    /// this node last heard (for `c2c status` and `/metrics`: never waits on
+    /// the network).
     fn in_use(&self, _trunk: &str, mine: u32) -> u32 {
         mine
     }
-    /// Until `trunk`'s next CPS slot (zero: one is free now).
+    /// Until `trunk`'s next CPS slot (zero: one is free now), as this node
+    /// last heard (never waits on the network).
     fn next_slot_in(&self, trunk: &str) -> Duration;
 }
 

@@ -85,7 +85,7 @@ pub struct TrunkLimits {
     ledger: RwLock<Arc<dyn Ledger>>,
     queues: Mutex<HashMap<String, Arc<TrunkQueue>>>,
     /// (trunk, limit): calls a limit turned away.
-    refused: Arc<Mutex<HashMap<(String, &'static str), u64>>>,
+    refused: Mutex<HashMap<(String, &'static str), u64>>,
 }
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -100,7 +100,7 @@ impl TrunkLimits {
             switch,
             clock,
             queues: Mutex::new(HashMap::new()),
-            refused: Arc::default(),
+            refused: Mutex::default(),
         }
     }
 

@@ -10,9 +10,10 @@
 //! Redis unreachable: this node paces and counts alone (logged), as its
 //! admission does.
 
+use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Arc;
-use std::time::Duration;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use redis::Script;
 
@@ -22,9 +23,9 @@ use crate::core::cluster::Cluster;
 use crate::core::gcra::Clock;
 use crate::core::log::{LogHook, LogLevel};
 
-/// KEYS: the trunk's slot key. ARGV: interval µs, within µs (-1: only
-/// look; -2: a call started now, the next slot is no sooner than now +
-/// interval). Returns {1 taken | 0 not, wait µs}.
+/// KEYS: the trunk's slot key. ARGV: interval µs, within µs (-2: a call
+/// started now, the next slot is no sooner than now + interval).
+/// Returns {1 taken | 0 not, wait µs}.
 const SLOT: &str = r"
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
@@ -39,15 +40,15 @@ if within == -2 then
   end
   return {1, 0}
 end
-if within < 0 or wait > within then return {0, wait} end
+if wait > within then return {0, wait} end
 local new = tat + tonumber(ARGV[1])
 redis.call('SET', KEYS[1], string.format('%d', new), 'PX', math.ceil((new - now) / 1000) + 1000)
 return {1, wait}
 ";
 
 /// KEYS: the trunk's channel hash. ARGV: node, its channels now, max (for
-/// a claim), field TTL ms, mode (`claim`, `publish` or `count`).
-/// Returns {1 claimed / written | 0 refused, channels of every node}.
+/// a claim), field TTL ms, mode (`claim` or `publish`).
+/// Returns {1 claimed / written | 0 refused, the other nodes' channels}.
 const CHANNELS: &str = r"
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
@@ -69,11 +70,9 @@ local ok = 1
 if ARGV[5] == 'claim' then
   if others + mine >= tonumber(ARGV[3]) then ok = 0 else mine = mine + 1 end
 end
-if ARGV[5] ~= 'count' then
-  redis.call('HSET', KEYS[1], ARGV[1], mine .. ':' .. (now + ttl))
-  redis.call('PEXPIRE', KEYS[1], ttl)
-end
-return {ok, others + mine}
+redis.call('HSET', KEYS[1], ARGV[1], mine .. ':' .. (now + ttl))
+redis.call('PEXPIRE', KEYS[1], ttl)
+return {ok, others}
 ";
 
 /// The Redis ledger.
@@ -89,6 +88,17 @@ pub struct RedisLedger {
     fallback: LocalLedger,
     /// Decisions taken alone (logged every 100th).
     alone: AtomicU64,
+    /// What `c2c status` and `/metrics` show, as of this node's last word
+    /// with Redis (a claim, a dial's end, a heartbeat, a slot): they never
+    /// wait on the network. Per trunk: the other nodes' channels, and when
+    /// its next slot comes.
+    seen: Mutex<HashMap<String, Seen>>,
+}
+
+#[derive(Default, Clone, Copy)]
+struct Seen {
+    others: u32,
+    next_slot: Option<Instant>,
 }
 
 impl RedisLedger {
@@ -105,7 +115,13 @@ impl RedisLedger {
             log: cluster.log(),
             fallback: LocalLedger::new(clock),
             alone: AtomicU64::new(0),
+            seen: Mutex::new(HashMap::new()),
         }
+    }
+
+    fn note(&self, trunk: &str, f: impl FnOnce(&mut Seen)) {
+        let mut seen = self.seen.lock().unwrap_or_else(|e| e.into_inner());
+        f(seen.entry(trunk.to_string()).or_default());
     }
 
     fn key(&self, trunk: &str, what: &str) -> String {
@@ -138,14 +154,8 @@ impl RedisLedger {
         Ok((taken == 1, Duration::from_micros(wait.max(0) as u64)))
     }
 
-    fn channels(
-        &self,
-        trunk: &str,
-        mine: u32,
-        max: u32,
-        mode: &str,
-    ) -> Result<(bool, u32), RedisDown> {
-        let (ok, total): (i64, i64) = self.redis.run(|c| {
+    fn channels(&self, trunk: &str, mine: u32, max: u32, mode: &str) -> Result<bool, RedisDown> {
+        let (ok, others): (i64, i64) = self.redis.run(|c| {
             self.channels
                 .key(self.key(trunk, "ch"))
                 .arg(&self.node)
@@ -155,7 +165,8 @@ impl RedisLedger {
                 .arg(mode)
                 .invoke(c)
         })?;
-        Ok((ok == 1, total.max(0) as u32))
+        self.note(trunk, |s| s.others = others.max(0) as u32);
+        Ok(ok == 1)
     }
 }
 
@@ -166,18 +177,18 @@ impl Ledger for RedisLedger {
         interval: Duration,
         within: Duration,
     ) -> Result<Duration, Duration> {
-        match self.slot(
-            trunk,
-            interval,
-            within.as_micros().min(i64::MAX as u128) as i64,
-        ) {
+        let within_us = within.as_micros().min(i64::MAX as u128) as i64;
+        let r = match self.slot(trunk, interval, within_us) {
             Ok((true, wait)) => Ok(wait),
             Ok((false, wait)) => Err(wait),
             Err(e) => {
                 self.alone(trunk, &e);
-                self.fallback.take_slot(trunk, interval, within)
+                return self.fallback.take_slot(trunk, interval, within);
             }
-        }
+        };
+        let next = Instant::now() + r.map_or_else(|need| need, |wait| wait + interval);
+        self.note(trunk, |s| s.next_slot = Some(next));
+        r
     }
 
     fn started(&self, trunk: &str, interval: Duration) {
@@ -185,11 +196,13 @@ impl Ledger for RedisLedger {
             self.alone(trunk, &e);
             self.fallback.started(trunk, interval);
         }
+        let next = Instant::now() + interval;
+        self.note(trunk, |s| s.next_slot = s.next_slot.max(Some(next)));
     }
 
     fn claim_channel(&self, trunk: &str, max: u32, mine: u32) -> bool {
         match self.channels(trunk, mine, max, "claim") {
-            Ok((ok, _)) => ok,
+            Ok(ok) => ok,
             Err(e) => {
                 self.alone(trunk, &e);
                 self.fallback.claim_channel(trunk, max, mine)
@@ -202,14 +215,15 @@ impl Ledger for RedisLedger {
     }
 
     fn in_use(&self, trunk: &str, mine: u32) -> u32 {
-        self.channels(trunk, mine, 0, "count")
-            .map_or(mine, |(_, n)| n)
+        let seen = self.seen.lock().unwrap_or_else(|e| e.into_inner());
+        mine + seen.get(trunk).map_or(0, |s| s.others)
     }
 
     fn next_slot_in(&self, trunk: &str) -> Duration {
-        match self.slot(trunk, Duration::ZERO, -1) {
-            Ok((_, wait)) => wait,
-            Err(_) => self.fallback.next_slot_in(trunk),
+        let seen = self.seen.lock().unwrap_or_else(|e| e.into_inner());
+        match seen.get(trunk).and_then(|s| s.next_slot) {
+            Some(at) => at.saturating_duration_since(Instant::now()),
+            None => self.fallback.next_slot_in(trunk),
         }
     }
 }
