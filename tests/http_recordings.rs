@@ -112,23 +112,17 @@ fn a_recording_is_served_whole_in_ranges_and_only_to_its_token() {
     assert_eq!((same.status, same.body.len()), (304, 0));
 
     // Another CRM's token: the call does not exist for it.
-    let other = request(
-        t.addr,
-        "GET",
-        &url,
-        &[("Authorization", "Bearer other-crm-token-0123456789")],
-        b"",
-    );
-    assert_eq!(other.status, 404);
-    assert_eq!(other.error_code(), "call_not_found");
-    let other = request(
-        t.addr,
-        "DELETE",
-        &url,
-        &[("Authorization", "Bearer other-crm-token-0123456789")],
-        b"",
-    );
-    assert_eq!(other.status, 404);
+    for method in ["GET", "DELETE"] {
+        let other = request(
+            t.addr,
+            method,
+            &url,
+            &[("Authorization", "Bearer other-crm-token-0123456789")],
+            b"",
+        );
+        assert_eq!(other.status, 404, "{method}");
+        assert_eq!(other.error_code(), "call_not_found", "{method}");
+    }
     assert_eq!(get(t.addr, &url).status, 200, "still there");
 }
 

@@ -308,6 +308,15 @@ fn no_file_imports_one_that_imports_it_back() {
 /// Layers that must not import the ones named after them.
 const BELOW: &[(&str, &[&str])] = &[
     (
+        "core/trunks",
+        &[
+            "core/engine",
+            "core/http",
+            "core/admission",
+            "core/directory",
+        ],
+    ),
+    (
         "core/store",
         &[
             "core/events",
