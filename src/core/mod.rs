@@ -9,6 +9,7 @@ pub mod cluster;
 pub mod command;
 pub mod config;
 pub mod config_xml;
+pub mod courier;
 pub mod directory;
 pub mod engine;
 pub mod errors;
