@@ -108,7 +108,8 @@ zc2c_vars *zc2c_vars_new(void);
 int zc2c_vars_add(zc2c_vars *vars, const char *name, const char *value);
 void zc2c_vars_free(zc2c_vars *vars);
 
-/* Originate: blocks until answered or failed. On answer the channel is parked. */
+/* Originate: blocks until answered or failed. On answer the channel is left
+   held where originate puts it (CS_CONSUME_MEDIA), for zc2c_dial_from. */
 typedef struct zc2c_originate_result {
 	int answered;
 	const char *cause; /* static hangup cause name (never freed) */
@@ -118,23 +119,26 @@ typedef struct zc2c_originate_result {
 int zc2c_originate(const char *dial_string, uint32_t timeout_sec, const char *cid_name, const char *cid_num,
 				   zc2c_vars *vars, int32_t *cancel, zc2c_originate_result *out);
 
-/* Queues mod_dptools' `bridge <dial_string>` on the answered, parked agent
+/* Starts mod_dptools' `bridge <dial_string>` on the answered agent
  * `agent_uuid`: one attempt at the customer's leg, dialled from the agent's
  * session (its early media relayed, else `ringback` played as
  * transfer_ringback; NULL or "": silence), bridged to the agent once answered.
+ * A held agent (the first attempt) runs it at once, as `originate …
+ * &bridge(…)` does; a parked one (after a failed attempt, or ringback while
+ * waiting for a trunk) has it queued on its park.
  * `vars` become the new leg's variables verbatim (exported from the agent);
  * `app_uuid` comes back as Application-UUID of the agent's
- * CHANNEL_EXECUTE_COMPLETE when the application returns. 1 queued, 0 no such
- * channel (or it is hanging up), -1 not parked yet (just answered, still on
- * its way into CS_PARK): try again shortly. */
+ * CHANNEL_EXECUTE_COMPLETE when the application returns. 1 started or queued,
+ * 0 no such channel (or it is hanging up), -1 neither held nor parked yet
+ * (e.g. its last `bridge` returned, its `park` not started): try again shortly. */
 int zc2c_dial_from(const char *agent_uuid, const char *dial_string, zc2c_vars *vars, const char *ringback,
 				   const char *app_uuid);
 /* Once the attempt is over: takes the exports of `vars` (and continue_on_fail)
  * off the agent, so that nothing later dialled from it inherits them. */
 void zc2c_dial_clear(const char *agent_uuid, zc2c_vars *vars);
-/* Plays `app` (gentones or endless_playback) with `arg` to the answered,
- * parked agent until zc2c_waiting_stop: ringback while its call waits for a
- * trunk. 1 when queued. */
+/* Plays `app` (gentones or endless_playback) with `arg` to the answered agent
+ * (held: parked first; or parked) until zc2c_waiting_stop: ringback while its
+ * call waits for a trunk. 1 when queued. */
 int zc2c_waiting_start(const char *agent_uuid, const char *app, const char *arg);
 /* Stops what zc2c_waiting_start queued: dropped if not started, broken if playing. */
 void zc2c_waiting_stop(const char *agent_uuid);

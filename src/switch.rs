@@ -272,7 +272,7 @@ pub trait Switch: Send + Sync + 'static {
         Vec::new()
     }
 
-    /// Plays `ringback` to the (answered, parked) agent until the next
+    /// Plays `ringback` to the (answered) agent until the next
     /// B-leg attempt starts or `None` stops it: while a call waits for its
     /// trunk.
     fn play_ringback(&self, _agent_leg: Uuid, _ringback: Option<&str>) -> Result<(), SwitchError> {

@@ -1,9 +1,9 @@
-//! FreeSWITCH events both ways: channel events of our legs in (on
-//! FreeSWITCH's threads: filter, copy, `try_send`, nothing more), and our
-//! call events out as CUSTOM events `zorio_c2c::<type without "pbx.">`.
+//! Channel events of our legs in (on FreeSWITCH's threads: filter, copy,
+//! `try_send`, nothing more), and the CUSTOM subclasses our call events go
+//! out as (fired in `custom_events`).
 
 use std::collections::HashMap;
-use std::ffi::{c_char, CString};
+use std::ffi::CString;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant};
@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 use crossbeam_channel::TrySendError;
 use uuid::Uuid;
 
-use crate::core::events::{CallEvent, EventSink, ALL_TYPES};
+use crate::core::events::ALL_TYPES;
 use crate::switch::{LegEvent, LegSender};
 
 use super::cstr::{borrowed, c_string};
@@ -47,6 +47,8 @@ pub(crate) struct EndNotes {
     /// (stamp, when) of each leg's CHANNEL_HANGUP, until its HANGUP_COMPLETE.
     hangups: Mutex<HashMap<Uuid, (u64, Instant)>>,
     next_hangup: AtomicU64,
+    /// When each of our legs was last bridged (CHANNEL_BRIDGE, either side).
+    bridged: Mutex<HashMap<Uuid, Instant>>,
     /// The first [`DialEnd`] of each attempt dialled from the agent's session.
     dials: Mutex<HashMap<Uuid, (u32, DialEnd, Instant)>>,
     /// The call threads waiting on a leg, woken when something of it is noted.
@@ -107,9 +109,34 @@ impl EndNotes {
         }
     }
 
-    /// Records that a channel of ours is destroyed; never waits.
+    /// Records that two legs were bridged, and wakes whoever waits on them.
+    fn note_bridged(&self, legs: [Uuid; 2]) {
+        {
+            let mut m = self.bridged.lock().unwrap_or_else(|e| e.into_inner());
+            make_room(&mut m, |t| *t);
+            for leg in legs {
+                m.insert(leg, Instant::now());
+            }
+        }
+        for leg in legs {
+            self.waiters.wake(leg);
+        }
+    }
+
+    /// Whether `leg` has been bridged (seen even after both legs are gone).
+    pub(crate) fn was_bridged(&self, leg: Uuid) -> bool {
+        self.bridged
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .contains_key(&leg)
+    }
+
+    /// Records that a channel of ours is destroyed. Never skipped: a dial
+    /// whose agent is gone waits for it (the lock is only ever held for a
+    /// map operation).
     fn note_destroyed(&self, leg: Uuid) {
-        if let Ok(mut m) = self.destroyed.try_lock() {
+        {
+            let mut m = self.destroyed.lock().unwrap_or_else(|e| e.into_inner());
             make_room(&mut m, |t| *t);
             m.insert(leg, Instant::now());
         }
@@ -255,8 +282,7 @@ extern "C" fn on_channel_event(event: *mut sys::zc2c_event) {
         }
         if let LegEvent::Bridged { partner, .. } = &report.event {
             // The customer's leg waits for its bridge with the agent.
-            target.ends.waiters.wake(*partner);
-            target.ends.waiters.wake(report.leg_uuid);
+            target.ends.note_bridged([*partner, report.leg_uuid]);
         }
         let leg = report.leg_uuid.to_string();
         if let LegEvent::HungUp(f) = &mut report.event {
@@ -370,62 +396,6 @@ impl Drop for Subclasses {
         for name in self.0.drain(..) {
             // SAFETY: NUL-terminated strings alive for the call.
             unsafe { sys::zc2c_subclass_free(OWNER.as_ptr(), name.as_ptr()) };
-        }
-    }
-}
-
-/// Mirrors every call event as a FreeSWITCH CUSTOM event (body: the event JSON).
-pub(crate) struct CustomEventSink;
-
-impl EventSink for CustomEventSink {
-    fn emit(&self, event: &CallEvent) {
-        let data = &event.data;
-        let text = |k: &str| data.get(k).and_then(|v| v.as_str()).unwrap_or("");
-        let headers = [
-            ("Zorio-C2C-Event-Type", event.event_type.to_string()),
-            ("Zorio-C2C-Event-ID", event.id.clone()),
-            ("Zorio-C2C-Call-UUID", event.call_uuid.to_string()),
-            ("Zorio-C2C-Seq", event.seq.to_string()),
-            ("Zorio-C2C-Leg", text("leg").to_string()),
-            ("Zorio-C2C-Leg-UUID", text("leg_uuid").to_string()),
-        ];
-        let names: Vec<CString> = headers.iter().map(|h| c_string(h.0)).collect();
-        let values: Vec<CString> = headers.iter().map(|h| c_string(&h.1)).collect();
-        let name_ptrs: Vec<*const c_char> = names.iter().map(|c| c.as_ptr()).collect();
-        let value_ptrs: Vec<*const c_char> = values.iter().map(|c| c.as_ptr()).collect();
-        let subclass = c_string(&subclass_of(event.event_type));
-        let body = c_string(&event.envelope().to_string());
-        // SAFETY: all strings and both pointer arrays (of equal length) live
-        // until the call returns; FreeSWITCH copies what it keeps.
-        let st = unsafe {
-            sys::zc2c_fire_custom(
-                subclass.as_ptr(),
-                name_ptrs.as_ptr(),
-                value_ptrs.as_ptr(),
-                name_ptrs.len(),
-                body.as_ptr(),
-            )
-        };
-        let uuid = event.log_uuid();
-        // The call's story in the switch's log, beside the switch's own lines for that channel.
-        let leg = match data.get("leg").and_then(|l| l.as_str()) {
-            Some(l) => format!(", leg {l}"),
-            None => String::new(),
-        };
-        log::log(
-            Level::Info,
-            Some(&uuid),
-            &format!(
-                "{} of call {} (seq {}{leg})",
-                event.event_type, event.call_uuid, event.seq
-            ),
-        );
-        if st != sys::ZC2C_STATUS_SUCCESS as i32 {
-            log::log(
-                Level::Warning,
-                Some(&uuid),
-                &format!("could not fire CUSTOM {}", subclass.to_string_lossy()),
-            );
         }
     }
 }

@@ -77,7 +77,7 @@ impl FsSwitch {
         }
     }
 
-    /// Places one leg; blocks until answered (then parked) or failed.
+    /// Places one leg; blocks until answered (then held, see src/shim/dial.c) or failed.
     fn originate(
         &self,
         leg: Uuid,
@@ -170,7 +170,7 @@ impl FsSwitch {
         );
         // Woken by the attempt's notes (the callback's), not polling for them.
         let waiter = self.ends.waiters.register(leg.leg_uuid);
-        // The agent may still be on its way into its park (just answered).
+        // A failed attempt's agent may still be on its way into its `park`.
         let queued = wait_until(Duration::from_secs(5), || {
             // SAFETY: all strings alive for the call; `vars` is our live event,
             // only read (FreeSWITCH copies its values onto the agent's channel).
@@ -184,11 +184,12 @@ impl FsSwitch {
         }
         // Rings at most the timeout; the rest is a safety net.
         let until = Instant::now() + leg.timeout + Duration::from_secs(30);
+        let mut agent_gone = AgentGone::default();
         let end = loop {
             if let Some(end) = self.ends.take_dial(leg.leg_uuid, leg.attempt) {
                 break end;
             }
-            if !exists(agent) {
+            if !exists(agent) && agent_gone.given_up(self.ends.is_destroyed(agent)) {
                 break DialEnd::Returned(Some("ORIGINATOR_CANCEL".into()));
             }
             if Instant::now() >= until {
@@ -222,6 +223,34 @@ impl FsSwitch {
             std::thread::sleep(Duration::from_millis(20));
         }
         true
+    }
+}
+
+/// When to stop waiting for what the agent's `bridge` did, once the agent
+/// is gone. That reaches us as events, which run seconds late on an
+/// overloaded switch: a customer who answered, talked and hung up before
+/// we heard must not be reported as a failed attempt. The agent's notes
+/// were fired before its CHANNEL_DESTROY: give up a moment after that is
+/// seen, or after [`AgentGone::AT_MOST`] (a DESTROY we never heard of).
+#[derive(Default)]
+struct AgentGone {
+    since: Option<Instant>,
+    destroyed_since: Option<Instant>,
+}
+
+impl AgentGone {
+    const AFTER_DESTROY: Duration = Duration::from_secs(1);
+    const AT_MOST: Duration = Duration::from_secs(30);
+
+    fn given_up(&mut self, destroyed: bool) -> bool {
+        let now = Instant::now();
+        let since = *self.since.get_or_insert(now);
+        if destroyed {
+            self.destroyed_since.get_or_insert(now);
+        }
+        self.destroyed_since
+            .is_some_and(|d| now.duration_since(d) >= Self::AFTER_DESTROY)
+            || now.duration_since(since) >= Self::AT_MOST
     }
 }
 
@@ -391,19 +420,28 @@ impl Switch for FsSwitch {
 
     /// The agent's `bridge` bridges the answered customer itself: waits
     /// (bounded) until the agent's `bridge_to` names the customer's leg,
-    /// looking again when the bridge's CHANNEL_BRIDGE wakes it.
+    /// looking again when the bridge's CHANNEL_BRIDGE wakes it. Legs already
+    /// gone were bridged if that CHANNEL_BRIDGE was seen (on an overloaded
+    /// switch the answer can reach us after the whole conversation).
     fn bridge(&self, agent_leg: Uuid, customer_leg: Uuid) -> Result<(), SwitchError> {
         let (a, n) = (c_string(&agent_leg.to_string()), c_string("bridge_to"));
         let waiter = self.ends.waiters.register(customer_leg);
         let until = Instant::now() + Duration::from_secs(5);
+        let mut agent_gone = AgentGone::default();
         let bridged = loop {
             // SAFETY: both strings alive for the call; the result is NULL or
             // a malloc'd copy we own, taken (copied, freed by C) exactly once.
             let to = unsafe { take_owned(sys::zc2c_channel_var(a.as_ptr(), n.as_ptr())) };
-            if to.as_deref().and_then(|t| Uuid::parse_str(t).ok()) == Some(customer_leg) {
+            if to.as_deref().and_then(|t| Uuid::parse_str(t).ok()) == Some(customer_leg)
+                || self.ends.was_bridged(customer_leg)
+            {
                 break true;
             }
-            if !exists(agent_leg) || !exists(customer_leg) || Instant::now() >= until {
+            if !exists(agent_leg) || !exists(customer_leg) {
+                if agent_gone.given_up(self.ends.is_destroyed(agent_leg)) {
+                    break false;
+                }
+            } else if Instant::now() >= until {
                 break false;
             }
             waiter.wait(Duration::from_millis(100));

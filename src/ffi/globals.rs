@@ -10,6 +10,7 @@ use crate::core::engine::Engine;
 use crate::core::http::HttpState;
 use crate::core::webhooks::WebhookService;
 
+use super::custom_events::CustomEventSink;
 use super::events::{Bindings, Subclasses};
 
 /// Everything a loaded module holds. Field order is drop order.
@@ -17,6 +18,7 @@ pub(crate) struct Globals {
     pub(crate) app: App,
     pub(crate) bindings: Bindings,
     pub(crate) subclasses: Subclasses,
+    pub(crate) custom_events: Arc<CustomEventSink>,
 }
 
 static GLOBALS: Mutex<Option<Globals>> = Mutex::new(None);

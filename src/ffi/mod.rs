@@ -6,6 +6,7 @@ mod api;
 mod complete;
 mod config_load;
 mod cstr;
+mod custom_events;
 mod dial;
 mod events;
 mod fs_switch;

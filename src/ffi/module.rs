@@ -15,7 +15,8 @@ use crate::switch::leg_channel;
 use super::api::{c2c_api, pbx_api, C2C_USAGE};
 use super::complete;
 use super::config_load::{read_config, CONFIG_NAME};
-use super::events::{set_target, Bindings, CustomEventSink, EndNotes, EventTarget, Subclasses};
+use super::custom_events::CustomEventSink;
+use super::events::{set_target, Bindings, EndNotes, EventTarget, Subclasses};
 use super::fs_switch::FsSwitch;
 use super::globals::{self, Globals};
 use super::guard::guard;
@@ -25,6 +26,8 @@ use super::sys;
 
 /// How long shutdown waits for the engine's threads.
 const STOP_DEADLINE: Duration = Duration::from_secs(10);
+/// How long the last CUSTOM events may take to reach the switch at unload.
+const FIRE_DEADLINE: Duration = Duration::from_secs(2);
 
 /// What FreeSWITCH reads on `load mod_zorio_c2c`.
 #[no_mangle]
@@ -79,7 +82,8 @@ fn start(
     };
     let subclasses = Subclasses::reserve();
     let switch = Arc::new(FsSwitch::new(ends));
-    let sinks: Vec<Arc<dyn EventSink>> = vec![Arc::new(CustomEventSink)];
+    let custom_events = Arc::new(CustomEventSink::new());
+    let sinks: Vec<Arc<dyn EventSink>> = vec![Arc::clone(&custom_events) as Arc<dyn EventSink>];
     // The call journal lives in the durable store, next to the spool: it
     // carries bridged calls from one load to the next, and across a crash.
     let app = match App::start_with_log(config, switch, legs_rx, sinks, fs_log_hook()) {
@@ -87,6 +91,7 @@ fn start(
         Err(e) => {
             drop(bindings);
             set_target(None);
+            custom_events.close(FIRE_DEADLINE);
             return Err(format!("could not start: {e}"));
         }
     };
@@ -119,6 +124,7 @@ fn start(
         app,
         bindings,
         subclasses,
+        custom_events,
     });
     let engine = &slot.as_ref().expect("just set").app.engine;
     let (adopted, recovered) = (
@@ -153,12 +159,17 @@ extern "C" fn shutdown() -> c_int {
         let Some(g) = globals::lock().take() else {
             return SUCCESS;
         };
-        let late = g.app.stop(STOP_DEADLINE);
+        let mut late = g.app.stop(STOP_DEADLINE);
         let Globals {
             app,
             bindings,
             subclasses,
+            custom_events,
         } = g;
+        // After the engine and the store: their last events are fired first.
+        if !custom_events.close(FIRE_DEADLINE) {
+            late.push("the CUSTOM event courier (in switch_event_fire)".to_string());
+        }
         drop(bindings);
         set_target(None);
         drop(subclasses);

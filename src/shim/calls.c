@@ -59,8 +59,8 @@ int zc2c_originate(const char *dial_string, uint32_t timeout_sec, const char *ci
 	if (status == SWITCH_STATUS_SUCCESS && session) {
 		switch_channel_t *channel = switch_core_session_get_channel(session);
 		if (switch_channel_up(channel)) {
-			/* Keep it waiting, no dialplan, until we bridge it. */
-			switch_ivr_park_session(session);
+			/* Left where originate put it (CS_CONSUME_MEDIA, no dialplan) until
+			   zc2c_dial_from or zc2c_waiting_start gives it its extension. */
 			out->answered = 1;
 			cause = SWITCH_CAUSE_SUCCESS;
 		} else {

@@ -1,10 +1,17 @@
 /* The customer's leg, dialled from the agent's own session by mod_dptools'
- * `bridge` (what FreeSWITCH's own `&bridge(...)` runs): queued on the
- * answered, parked agent, it runs switch_ivr_originate() with the agent as
- * caller, on the agent's session thread, so the carrier's early media (183
- * with SDP, bridge_early_media) is relayed to the agent, else
- * `transfer_ringback` is played; once the customer answers, it bridges them.
- * Nothing of ours runs on that thread: only FreeSWITCH's own application.
+ * `bridge` (what FreeSWITCH's own `originate … &bridge(...)` runs), on the
+ * agent's session thread: switch_ivr_originate() with the agent as caller, so
+ * the carrier's early media (183 with SDP, bridge_early_media) is relayed to
+ * the agent, else `transfer_ringback` is played; once the customer answers,
+ * it bridges them. Nothing of ours runs on that thread: only FreeSWITCH's own
+ * applications.
+ *
+ * The first attempt starts the way `originate … &bridge` does: the answered
+ * agent, still where switch_ivr_originate() left it (CS_CONSUME_MEDIA), is
+ * given the extension `bridge <dial>`, `park` and sent to CS_EXECUTE, with no
+ * hand-off to a park loop in between. A failed attempt (continue_on_fail)
+ * falls through to that `park`; the next one is queued on it as a private
+ * event, as is the ringback of a call waiting for its trunk.
  *
  * The attempt's variables (caller id, X- headers, tags) reach the new leg
  * without ever being parsed out of a dial string: each is set on the agent
@@ -38,42 +45,120 @@ static void exports(switch_channel_t *channel, switch_event_t *vars, int set)
 	switch_safe_free(list.data);
 }
 
+/* Names the extension we give the agent, so that its `park` is known as ours. */
+#define OUR_EXTENSION "zorio_c2c"
+
+typedef enum { AGENT_GONE, AGENT_HELD, AGENT_PARKED, AGENT_BUSY } agent_at;
+
+/* Where the answered agent is: held where its originate left it, parked (in
+ * CS_PARK, or in the `park` of our extension), gone, or between (busy). */
+static agent_at where(switch_channel_t *channel)
+{
+	switch_caller_extension_t *ext;
+	switch_channel_state_t state = switch_channel_get_state(channel);
+	switch_channel_state_t running = switch_channel_get_running_state(channel);
+
+	if (!switch_channel_up_nosig(channel)) {
+		return AGENT_GONE;
+	}
+	if (!switch_channel_ready(channel)) {
+		return AGENT_BUSY;
+	}
+	/* As its originate left it (its thread may still be on its way in). */
+	if (state == CS_CONSUME_MEDIA) {
+		return AGENT_HELD;
+	}
+	/* A state change pending: an originate started now would find its
+	   caller not ready and give up at once (ORIGINATOR_CANCEL). */
+	if (state != running) {
+		return AGENT_BUSY;
+	}
+	if (state == CS_PARK) {
+		return AGENT_PARKED;
+	}
+	/* Our extension's apps all started: the last, `park`, is running. */
+	if (state == CS_EXECUTE && (ext = switch_channel_get_caller_extension(channel)) && ext->extension_name &&
+		!strcmp(ext->extension_name, OUR_EXTENSION) && !ext->current_application) {
+		return AGENT_PARKED;
+	}
+	return AGENT_BUSY;
+}
+
+/* Runs `first` (with `arg`), then `park`, on the held agent: its extension. */
+static int run_held(switch_core_session_t *session, const char *first, const char *arg)
+{
+	switch_channel_t *channel = switch_core_session_get_channel(session);
+	switch_caller_extension_t *ext = switch_caller_extension_new(session, OUR_EXTENSION, OUR_EXTENSION);
+
+	if (!ext) {
+		return 0;
+	}
+	if (first) {
+		switch_caller_extension_add_application(session, ext, first, arg);
+	}
+	switch_caller_extension_add_application(session, ext, "park", NULL);
+	switch_channel_set_caller_extension(channel, ext);
+	switch_channel_set_state(channel, CS_EXECUTE);
+	return 1;
+}
+
+/* Queues `app arg` on the parked agent; `app_uuid` (or NULL) comes back as
+ * the Application-UUID of its CHANNEL_EXECUTE_COMPLETE. */
+static int queue_on_parked(switch_core_session_t *session, const char *app, const char *arg, const char *app_uuid)
+{
+	switch_event_t *cmd = NULL;
+
+	if (switch_event_create(&cmd, SWITCH_EVENT_COMMAND) != SWITCH_STATUS_SUCCESS) {
+		return 0;
+	}
+	switch_event_add_header_string(cmd, SWITCH_STACK_BOTTOM, "call-command", "execute");
+	switch_event_add_header_string(cmd, SWITCH_STACK_BOTTOM, "execute-app-name", app);
+	switch_event_add_header_string(cmd, SWITCH_STACK_BOTTOM, "execute-app-arg", arg);
+	if (app_uuid) {
+		switch_event_add_header_string(cmd, SWITCH_STACK_BOTTOM, "event-uuid", app_uuid);
+	}
+	if (switch_core_session_queue_private_event(session, &cmd, SWITCH_FALSE) != SWITCH_STATUS_SUCCESS) {
+		switch_event_destroy(&cmd);
+		return 0;
+	}
+	return 1;
+}
+
 int zc2c_dial_from(const char *agent_uuid, const char *dial_string, zc2c_vars *vars, const char *ringback,
 				   const char *app_uuid)
 {
 	switch_core_session_t *session;
 	switch_channel_t *channel;
-	switch_event_t *cmd = NULL;
+	agent_at at;
 	int queued = 0;
 
 	if (!agent_uuid || !dial_string || !vars || !app_uuid || !(session = switch_core_session_locate(agent_uuid))) {
 		return 0;
 	}
 	channel = switch_core_session_get_channel(session);
-	/* Just answered, the agent is still on its way into CS_PARK (CF_TRANSFER,
-	   a state change pending): an originate started now would find its caller
-	   not ready and give up at once (ORIGINATOR_CANCEL). Come back later. */
-	if (switch_channel_up_nosig(channel) &&
-		(!switch_channel_ready(channel) || switch_channel_get_running_state(channel) != CS_PARK)) {
+	at = where(channel);
+	if (at == AGENT_BUSY) {
+		/* e.g. the previous attempt's `bridge` has returned but `park` has not
+		   started yet: come back shortly. */
 		switch_core_session_rwunlock(session);
 		return -1;
 	}
-	if (switch_channel_up_nosig(channel) && switch_event_create(&cmd, SWITCH_EVENT_COMMAND) == SWITCH_STATUS_SUCCESS) {
+	if (at != AGENT_GONE) {
 		exports(channel, (switch_event_t *) vars, 1);
-		/* A failed attempt leaves the agent up, for the next trunk. */
+		/* A failed attempt leaves the agent up, in `park`, for the next trunk. */
 		switch_channel_set_variable(channel, "continue_on_fail", "true");
 		/* The agent has answered: originate plays transfer_ringback, not ringback. */
 		switch_channel_set_variable_var_check(channel, "transfer_ringback", ringback && *ringback ? ringback : NULL,
 											  SWITCH_FALSE);
-		switch_event_add_header_string(cmd, SWITCH_STACK_BOTTOM, "call-command", "execute");
-		switch_event_add_header_string(cmd, SWITCH_STACK_BOTTOM, "execute-app-name", "bridge");
-		switch_event_add_header_string(cmd, SWITCH_STACK_BOTTOM, "execute-app-arg", dial_string);
-		/* Comes back as Application-UUID of the agent's CHANNEL_EXECUTE_COMPLETE. */
-		switch_event_add_header_string(cmd, SWITCH_STACK_BOTTOM, "event-uuid", app_uuid);
-		if (switch_core_session_queue_private_event(session, &cmd, SWITCH_FALSE) == SWITCH_STATUS_SUCCESS) {
-			queued = 1;
+		if (at == AGENT_HELD) {
+			/* Comes back as Application-UUID of the bridge's EXECUTE_COMPLETE. */
+			switch_channel_set_variable(channel, "app_uuid", app_uuid);
+			queued = run_held(session, "bridge", dial_string);
 		} else {
-			switch_event_destroy(&cmd);
+			queued = queue_on_parked(session, "bridge", dial_string, app_uuid);
+		}
+		if (!queued) {
+			switch_channel_set_variable(channel, "app_uuid", NULL);
 			exports(channel, (switch_event_t *) vars, 0);
 		}
 	}
@@ -105,24 +190,25 @@ int zc2c_waiting_start(const char *agent_uuid, const char *app, const char *arg)
 {
 	switch_core_session_t *session;
 	switch_channel_t *channel;
-	switch_event_t *cmd = NULL;
 	int queued = 0;
 
 	if (!agent_uuid || !is_waiting_app(app) || zstr(arg) || !(session = switch_core_session_locate(agent_uuid))) {
 		return 0;
 	}
 	channel = switch_core_session_get_channel(session);
-	if (switch_channel_ready(channel) && switch_channel_get_running_state(channel) == CS_PARK &&
-		switch_event_create(&cmd, SWITCH_EVENT_COMMAND) == SWITCH_STATUS_SUCCESS) {
-		switch_event_add_header_string(cmd, SWITCH_STACK_BOTTOM, "call-command", "execute");
-		switch_event_add_header_string(cmd, SWITCH_STACK_BOTTOM, "execute-app-name", app);
-		switch_event_add_header_string(cmd, SWITCH_STACK_BOTTOM, "execute-app-arg", arg);
-		if (switch_core_session_queue_private_event(session, &cmd, SWITCH_FALSE) == SWITCH_STATUS_SUCCESS) {
-			switch_channel_set_variable(channel, "zorio_c2c_waiting", "true");
-			queued = 1;
-		} else {
-			switch_event_destroy(&cmd);
-		}
+	switch (where(channel)) {
+	case AGENT_HELD:
+		/* Parked first, by our extension: the tone then runs in its `park`. */
+		queued = run_held(session, NULL, NULL) && queue_on_parked(session, app, arg, NULL);
+		break;
+	case AGENT_PARKED:
+		queued = queue_on_parked(session, app, arg, NULL);
+		break;
+	default:
+		break;
+	}
+	if (queued) {
+		switch_channel_set_variable(channel, "zorio_c2c_waiting", "true");
 	}
 	switch_core_session_rwunlock(session);
 	return queued;

@@ -62,7 +62,7 @@ impl Engine {
             return Ok(None);
         }
         // Started once the agent can hear it (just answered, it may not be
-        // parked yet): tried at each look until it plays.
+        // ready yet): tried at each look until it plays.
         let mut ringing = false;
         let mut waiting = || {
             if let (false, Some(rb)) = (ringing, config.ringback.as_deref()) {
