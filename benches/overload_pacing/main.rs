@@ -256,10 +256,18 @@ fn phase(side: Side, n_phase: usize, rate: f64, secs: f64, ctx: &Ctx) -> Row {
                     let t = Instant::now();
                     let r = http(port, "POST", "/api/pbx/calls/click-to-call", &auth, &body);
                     let took = t.elapsed().as_secs_f64() * 1000.0;
-                    let status = r.split_whitespace().nth(1).unwrap_or("none").to_string();
+                    let mut status = r.split_whitespace().nth(1).unwrap_or("none").to_string();
+                    // The error's code, e.g. `503 capacity_exceeded`.
+                    if let Some(code) = r
+                        .split("\"code\":\"")
+                        .nth(1)
+                        .and_then(|c| c.split('"').next())
+                    {
+                        status = format!("{status} {code}");
+                    }
                     let mut seen = seen.lock().unwrap();
                     seen.answer_ms.push(took);
-                    if status != "202" {
+                    if !status.starts_with("202") {
                         *seen.refused.entry(status).or_default() += 1;
                     }
                 }));
@@ -466,7 +474,7 @@ fn main() {
     );
     if !seen.refused.is_empty() {
         println!(
-            "not accepted (HTTP status; none: no answer in 5 s): {:?}",
+            "not accepted (HTTP status and code; none: no answer in 5 s): {:?}",
             seen.refused
         );
     }

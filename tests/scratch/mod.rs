@@ -1,6 +1,7 @@
 //! A directory in the temp dir that one test owns: removed when the test
 //! passes, left for inspection when it fails (the guard drops while the test
-//! panics), so a passing run leaves nothing behind. Every test crate that
+//! panics) or when `ZORIO_KEEP_SCRATCH` is set, so a passing run leaves
+//! nothing behind. Every test crate that
 //! uses `common`, `webhooks_common` or `e2e_common` declares `mod scratch;`.
 #![allow(dead_code)]
 
@@ -55,7 +56,7 @@ impl AsRef<std::ffi::OsStr> for Scratch {
 
 impl Drop for Scratch {
     fn drop(&mut self) {
-        if std::thread::panicking() {
+        if std::thread::panicking() || std::env::var_os("ZORIO_KEEP_SCRATCH").is_some() {
             eprintln!("left for inspection: {}", self.0.display());
         } else {
             let _ = std::fs::remove_dir_all(&self.0);
