@@ -150,6 +150,8 @@ int zc2c_hangup(const char *uuid, const char *cause);
 int zc2c_uuid_exists(const char *uuid);
 /* The switch's session limit (max-sessions, as `fsctl max_sessions` sets it). */
 uint32_t zc2c_max_sessions(void);
+/* The switch's channels now (switch_core_session_count). */
+uint32_t zc2c_sessions_in_use(void);
 /* 1 once the switch takes calls (not while it loads its modules at boot). */
 int zc2c_core_ready(void);
 /* Channels whose presence_id is `presence_id` (user@domain): any call of that user. */

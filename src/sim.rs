@@ -688,6 +688,13 @@ impl Switch for SimSwitch {
         lock(&self.shared.options).max_sessions
     }
 
+    fn sessions_in_use(&self) -> Option<u32> {
+        let w = lock(&self.shared.world);
+        let ours = w.legs.values().filter(|l| l.0 != LegState::Ended).count();
+        let others: usize = w.foreign.values().map(Vec::len).sum();
+        Some((ours + others) as u32)
+    }
+
     fn extension_in_use(&self, _domain: &str, id: &str) -> bool {
         lock(&self.shared.world).in_use.contains(id)
     }

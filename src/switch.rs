@@ -266,6 +266,11 @@ pub trait Switch: Send + Sync + 'static {
         None
     }
 
+    /// How many channels the switch carries now (anyone's), when it says.
+    fn sessions_in_use(&self) -> Option<u32> {
+        None
+    }
+
     /// The channels up now whose variable `var` is `value`, whoever placed
     /// them (e.g. [`GATEWAY_VAR`]: every channel through a gateway).
     fn channels_with(&self, _var: &str, _value: &str) -> Vec<Uuid> {

@@ -249,6 +249,51 @@ fn a_call_still_ringing_at_unload_is_ended_and_reported_by_the_old_engine() {
     second.shutdown(Duration::from_secs(2));
 }
 
+fn request(to: &str) -> ClickToCallRequest {
+    ClickToCallRequest::from_value(&json!({"from_extension": "1001", "to_phone": to})).unwrap()
+}
+
+#[test]
+fn on_auto_a_call_is_refused_only_when_the_switch_has_no_room_for_its_two_channels() {
+    // Customers talk a minute: every call stays up.
+    let s = switchboard(Duration::from_secs(60));
+    let e = load(&s);
+    s.sim.set_options(|o| o.max_sessions = Some(6));
+    // Three calls fit, two channels each, whichever of them their runners
+    // have opened yet (a channel not yet opened is counted as to be opened).
+    for to in ["0987654321", "0987654322", "0987654323"] {
+        e.place(&request(to), Some("crm")).unwrap();
+    }
+    let refused = e.place(&request("0987654324"), Some("crm")).unwrap_err();
+    assert_eq!((refused.status, refused.code), (503, "capacity_exceeded"));
+    assert!(
+        refused.message.contains("of the switch's 6 sessions"),
+        "{}",
+        refused.message
+    );
+    e.shutdown(Duration::from_secs(1));
+
+    // Other applications' channels take room too: 5 of 6 leave none for a
+    // call of ours, though the module has none in flight; 4 leave enough.
+    let s = switchboard(Duration::from_secs(60));
+    let e = load(&s);
+    s.sim.set_options(|o| o.max_sessions = Some(6));
+    s.sim.set_foreign_channels("pbx-other", 5);
+    let refused = e.place(&request("0987654321"), Some("crm")).unwrap_err();
+    assert_eq!(refused.code, "capacity_exceeded", "{}", refused.message);
+    s.sim.set_foreign_channels("pbx-other", 4);
+    e.place(&request("0987654321"), Some("crm")).unwrap();
+
+    // A max-concurrent-calls of the config counts the module's calls.
+    let mut c = config();
+    c.max_concurrent_calls = Some(1);
+    e.set_config(c);
+    s.sim.set_foreign_channels("pbx-other", 0);
+    let refused = e.place(&request("0987654322"), Some("crm")).unwrap_err();
+    assert_eq!(refused.message, "1 calls in flight: the limit");
+    e.shutdown(Duration::from_secs(1));
+}
+
 #[test]
 fn the_switch_session_limit_sets_the_default_capacity() {
     let s = switchboard(Duration::from_secs(60));

@@ -577,6 +577,11 @@ impl Switch for FsSwitch {
         let n = unsafe { sys::zc2c_max_sessions() };
         (n > 0).then_some(n)
     }
+
+    fn sessions_in_use(&self) -> Option<u32> {
+        // SAFETY: no arguments; reads the session manager's counter.
+        Some(unsafe { sys::zc2c_sessions_in_use() })
+    }
 }
 
 /// What plays while a call waits for its trunk, as (app, arg): a tone

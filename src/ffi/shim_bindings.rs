@@ -215,6 +215,9 @@ unsafe extern "C" {
     pub fn zc2c_max_sessions() -> u32;
 }
 unsafe extern "C" {
+    pub fn zc2c_sessions_in_use() -> u32;
+}
+unsafe extern "C" {
     pub fn zc2c_core_ready() -> ::std::os::raw::c_int;
 }
 unsafe extern "C" {

@@ -157,6 +157,11 @@ uint32_t zc2c_max_sessions(void)
 	return switch_core_session_limit(0);
 }
 
+uint32_t zc2c_sessions_in_use(void)
+{
+	return switch_core_session_count();
+}
+
 char *zc2c_channel_var(const char *uuid, const char *name)
 {
 	switch_core_session_t *session;

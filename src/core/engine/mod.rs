@@ -74,10 +74,13 @@ pub(crate) type CallCell = Arc<Mutex<CallRecord>>;
 
 /// The calls in flight, by call and by leg, and their threads ([`registry`]).
 #[derive(Default)]
-struct Registry {
+pub(super) struct Registry {
     active: HashMap<Uuid, CallCell>,
     /// Calls counted against the limit while their acceptance commits.
     reserved: usize,
+    /// Channels the accepted calls have yet to open (two a call, less as
+    /// their runners open them): the room they need in the switch.
+    unopened: usize,
     by_leg: HashMap<Uuid, Uuid>,
     runners: Vec<JoinHandle<()>>,
     /// Agents (`ext@domain`) whose call is being accepted (`agent-busy reject`).

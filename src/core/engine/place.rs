@@ -169,12 +169,11 @@ impl Engine {
             status: "queued",
         };
         let (call_uuid, a, b) = (record.call_uuid, record.a.uuid, record.b.uuid);
-        let limit = self.max_concurrent_calls(&config);
         let agent = format!("{}@{}", record.from_extension, record.domain);
         {
             let mut reg = lock(&self.registry);
             reg.runners.retain(|h| !h.is_finished());
-            self.check_capacity(reg.active.len() + reg.reserved, limit)?;
+            self.check_capacity(&config, &reg, reg.reserved + 1)?;
             if config.reject_busy_agent {
                 let ours = reg.active.values().any(|c| {
                     let c = lock(c);
@@ -213,12 +212,14 @@ impl Engine {
             reg.reserved -= 1;
             reg.placing.remove(&agent);
             committed?;
-            if let Err(e) = self.check_capacity(reg.active.len(), limit) {
+            if let Err(e) = self.check_capacity(&config, &reg, 1) {
                 drop(reg);
                 self.journal.remove(call_uuid);
                 return Err(e);
             }
             reg.active.insert(call_uuid, Arc::clone(&cell));
+            // Released by the runner as it opens them ([`Unopened`]).
+            reg.unopened += 2;
             reg.by_leg.insert(a, call_uuid);
             reg.by_leg.insert(b, call_uuid);
         }
@@ -232,6 +233,7 @@ impl Engine {
         match spawned {
             Ok(h) => reg.runners.push(h),
             Err(e) => {
+                reg.unopened = reg.unopened.saturating_sub(2);
                 reg.active.remove(&call_uuid);
                 reg.by_leg.remove(&a);
                 reg.by_leg.remove(&b);

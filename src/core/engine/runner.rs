@@ -22,12 +22,17 @@ fn lock(cell: &CallCell) -> std::sync::MutexGuard<'_, crate::core::call::CallRec
 
 impl Engine {
     pub(crate) fn run_call(self: Arc<Self>, cell: CallCell, config: Arc<Config>, plan: RoutePlan) {
-        self.steps(&cell, &config, plan);
+        let mut unopened = Unopened {
+            engine: &self,
+            left: 2,
+        };
+        self.steps(&cell, &config, plan, &mut unopened);
+        drop(unopened);
         lock(&cell).runner_done = true;
         self.finish_if_done(&cell);
     }
 
-    fn steps(&self, cell: &CallCell, config: &Config, plan: RoutePlan) {
+    fn steps(&self, cell: &CallCell, config: &Config, plan: RoutePlan, unopened: &mut Unopened) {
         let agent = {
             let mut c = lock(cell);
             if c.cancel.is_some() {
@@ -49,6 +54,7 @@ impl Engine {
                 auto_answer: config.auto_answer,
             }
         };
+        unopened.open_one();
         match self.switch.originate_agent(&agent) {
             LegOutcome::Failed(f) => {
                 let mut c = lock(cell);
@@ -144,6 +150,8 @@ impl Engine {
                     ringback: config.ringback.clone(),
                 }
             };
+            // A failover's leg re-uses the first attempt's channel slot.
+            unopened.open_one();
             let outcome = self.switch.dial_customer(&leg);
             // Its channel, if answered, is now the switch's to count.
             drop(permit);
@@ -289,5 +297,28 @@ impl Engine {
                 }
             }
         }
+    }
+}
+
+/// The channels a call's runner has yet to open, counted by the registry as
+/// room the call needs in the switch ([`Engine::check_capacity`]): one less
+/// as it opens each; the rest released when it returns without them.
+struct Unopened<'a> {
+    engine: &'a Engine,
+    left: usize,
+}
+
+impl Unopened<'_> {
+    fn open_one(&mut self) {
+        if self.left > 0 {
+            self.left -= 1;
+            self.engine.opened(1);
+        }
+    }
+}
+
+impl Drop for Unopened<'_> {
+    fn drop(&mut self) {
+        self.engine.opened(self.left);
     }
 }
