@@ -419,12 +419,14 @@ impl Switch for FsSwitch {
     }
 
     /// The agent's `bridge` bridges the answered customer itself: waits
-    /// (bounded) until the agent's `bridge_to` names the customer's leg,
-    /// looking again when the bridge's CHANNEL_BRIDGE wakes it. Legs already
-    /// gone were bridged if that CHANNEL_BRIDGE was seen (on an overloaded
-    /// switch the answer can reach us after the whole conversation).
+    /// (bounded) until the agent's `last_bridge_to` (set by the bridge, kept
+    /// after it) names the customer's leg, looking again when the bridge's
+    /// CHANNEL_BRIDGE wakes it. A bridge already over counts too: the agent
+    /// says so while it is up, and the CHANNEL_BRIDGE seen says so after it
+    /// left (on an overloaded switch the answer can reach us after the whole
+    /// conversation).
     fn bridge(&self, agent_leg: Uuid, customer_leg: Uuid) -> Result<(), SwitchError> {
-        let (a, n) = (c_string(&agent_leg.to_string()), c_string("bridge_to"));
+        let (a, n) = (c_string(&agent_leg.to_string()), c_string("last_bridge_to"));
         let waiter = self.ends.waiters.register(customer_leg);
         let until = Instant::now() + Duration::from_secs(5);
         let mut agent_gone = AgentGone::default();
@@ -437,11 +439,11 @@ impl Switch for FsSwitch {
             {
                 break true;
             }
-            if !exists(agent_leg) || !exists(customer_leg) {
+            if !exists(agent_leg) {
                 if agent_gone.given_up(self.ends.is_destroyed(agent_leg)) {
                     break false;
                 }
-            } else if Instant::now() >= until {
+            } else if !exists(customer_leg) || Instant::now() >= until {
                 break false;
             }
             waiter.wait(Duration::from_millis(100));
