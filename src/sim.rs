@@ -52,6 +52,8 @@ pub struct SimOptions {
     pub unbridgeable: HashSet<String>,
     /// The switch's session limit, if it has one.
     pub max_sessions: Option<u32>,
+    /// What the switch says it took over each answered agent's setup.
+    pub setup_delay: Option<Duration>,
     /// The recordings' disk fills this long into each recording: the file
     /// stops there and the switch says `uri-failure`; the call goes on.
     pub recordings_disk_full_after: Option<Duration>,
@@ -87,6 +89,7 @@ impl SimOptions {
             agent_failures: HashMap::new(),
             unbridgeable: HashSet::new(),
             max_sessions: None,
+            setup_delay: None,
             recordings_disk_full_after: None,
         }
     }
@@ -686,6 +689,10 @@ impl Switch for SimSwitch {
 
     fn max_sessions(&self) -> Option<u32> {
         lock(&self.shared.options).max_sessions
+    }
+
+    fn setup_delay(&self, _agent_leg: Uuid) -> Option<Duration> {
+        lock(&self.shared.options).setup_delay
     }
 
     fn sessions_in_use(&self) -> Option<u32> {

@@ -271,6 +271,12 @@ pub trait Switch: Send + Sync + 'static {
         None
     }
 
+    /// How long the switch itself took to set up the agent's leg just
+    /// answered (no person's time: not the ringing), when it says; taken once.
+    fn setup_delay(&self, _agent_leg: Uuid) -> Option<std::time::Duration> {
+        None
+    }
+
     /// The channels up now whose variable `var` is `value`, whoever placed
     /// them (e.g. [`GATEWAY_VAR`]: every channel through a gateway).
     fn channels_with(&self, _var: &str, _value: &str) -> Vec<Uuid> {

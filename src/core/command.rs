@@ -135,6 +135,11 @@ pub fn execute(engine: &Arc<Engine>, host: &dyn CommandHost, cmd: &str) -> Strin
                 calls.len(),
                 pretty(&json!(calls))
             );
+            let (pace, waiting) = (engine.pace.rate(), engine.pace.waiting());
+            if pace.is_some() || waiting > 0 {
+                let pace = json!({"calls_per_second": pace, "waiting": waiting});
+                out += &format!("setup pace:\n{}\n", pretty(&pace));
+            }
             if !trunks.is_empty() {
                 out += &format!("trunks:\n{}\n", pretty(&json!(trunks)));
             }

@@ -22,6 +22,7 @@ pub mod metrics;
 pub mod recording;
 pub mod request;
 pub mod routing;
+pub mod setup_pace;
 pub mod snapshot;
 pub mod store;
 pub mod time;

@@ -27,6 +27,8 @@ pub(crate) struct FsSwitch {
     ends: Arc<EndNotes>,
     /// Legs being originated, with the cause cell FreeSWITCH polls to cancel them.
     ringing: Mutex<HashMap<Uuid, Arc<AtomicI32>>>,
+    /// The switch's own setup delay of each answered agent leg, until taken.
+    setup_delays: Mutex<HashMap<Uuid, Duration>>,
 }
 
 /// Originate variables held in a C `switch_event_t`; destroyed by C on drop.
@@ -74,6 +76,7 @@ impl FsSwitch {
         FsSwitch {
             ends,
             ringing: Mutex::new(HashMap::new()),
+            setup_delays: Mutex::new(HashMap::new()),
         }
     }
 
@@ -104,6 +107,7 @@ impl FsSwitch {
         let mut out = sys::zc2c_originate_result {
             answered: 0,
             cause: std::ptr::null(),
+            setup_delay_us: -1,
         };
         let cancel = Arc::new(AtomicI32::new(0));
         self.ringing_legs().insert(leg, Arc::clone(&cancel));
@@ -127,6 +131,17 @@ impl FsSwitch {
         self.ringing_legs().remove(&leg);
         drop(vars);
         if out.answered != 0 {
+            if let Ok(us) = u64::try_from(out.setup_delay_us) {
+                log::log(
+                    Level::Debug,
+                    Some(&uuid),
+                    &format!("setup delay {} ms", us / 1000),
+                );
+                self.setup_delays
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .insert(leg, Duration::from_micros(us));
+            }
             return LegOutcome::Answered;
         }
         let cause = cause.unwrap_or_else(|| "DESTINATION_OUT_OF_ORDER".into());
@@ -583,6 +598,13 @@ impl Switch for FsSwitch {
     fn sessions_in_use(&self) -> Option<u32> {
         // SAFETY: no arguments; reads the session manager's counter.
         Some(unsafe { sys::zc2c_sessions_in_use() })
+    }
+
+    fn setup_delay(&self, agent_leg: Uuid) -> Option<Duration> {
+        self.setup_delays
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(&agent_leg)
     }
 }
 

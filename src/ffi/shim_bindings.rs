@@ -159,6 +159,7 @@ unsafe extern "C" {
 pub struct zc2c_originate_result {
     pub answered: ::std::os::raw::c_int,
     pub cause: *const ::std::os::raw::c_char,
+    pub setup_delay_us: i64,
 }
 unsafe extern "C" {
     pub fn zc2c_originate(

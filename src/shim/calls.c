@@ -39,6 +39,26 @@ int32_t zc2c_cause_code(const char *name)
 	return (int32_t) (c == SWITCH_CAUSE_NONE ? SWITCH_CAUSE_NORMAL_CLEARING : c);
 }
 
+/* The switch's own share of an answered originate (no person's). */
+static int64_t setup_delay(switch_channel_t *channel)
+{
+	switch_channel_timetable_t *tt = switch_channel_get_timetable(channel);
+	switch_time_t now = switch_micro_time_now(), first;
+	int64_t to_first = 0, to_return = 0;
+
+	if (!tt || tt->created <= 0 || tt->answered <= 0) {
+		return -1;
+	}
+	first = tt->progress > 0 && tt->progress < tt->answered ? tt->progress : tt->answered;
+	if (first > tt->created) {
+		to_first = (int64_t) (first - tt->created);
+	}
+	if (now > tt->answered) {
+		to_return = (int64_t) (now - tt->answered);
+	}
+	return to_first > to_return ? to_first : to_return;
+}
+
 int zc2c_originate(const char *dial_string, uint32_t timeout_sec, const char *cid_name, const char *cid_num,
 				   zc2c_vars *vars, int32_t *cancel, zc2c_originate_result *out)
 {
@@ -50,6 +70,7 @@ int zc2c_originate(const char *dial_string, uint32_t timeout_sec, const char *ci
 		return ZC2C_STATUS_FALSE;
 	}
 	out->answered = 0;
+	out->setup_delay_us = -1;
 	out->cause = switch_channel_cause2str(SWITCH_CAUSE_DESTINATION_OUT_OF_ORDER);
 	if (!dial_string) {
 		return ZC2C_STATUS_FALSE;
@@ -62,6 +83,7 @@ int zc2c_originate(const char *dial_string, uint32_t timeout_sec, const char *ci
 			/* Left where originate put it (CS_CONSUME_MEDIA, no dialplan) until
 			   zc2c_dial_from or zc2c_waiting_start gives it its extension. */
 			out->answered = 1;
+			out->setup_delay_us = setup_delay(channel);
 			cause = SWITCH_CAUSE_SUCCESS;
 		} else {
 			cause = switch_channel_get_cause(channel);

@@ -34,6 +34,7 @@ use super::call::{CallRecord, CallState, HangupBy};
 use super::config::Config;
 use super::events::EventSink;
 use super::journal::{CallJournal, MemoryJournal};
+use super::setup_pace::SetupPace;
 use super::store::Store;
 use super::trunks::{TrunkLimits, TrunkStatus};
 use crate::switch::{LegReport, Switch};
@@ -111,6 +112,8 @@ pub struct Engine {
     last_purge: Mutex<Option<Instant>>,
     /// The trunks' `cps` and `max-channels` ([`crate::core::trunks`]).
     trunks: Arc<TrunkLimits>,
+    /// The pace calls start at ([`crate::core::setup_pace`]).
+    pub(crate) pace: SetupPace,
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -160,6 +163,7 @@ impl Engine {
         let engine = Arc::new(Engine {
             config: RwLock::new(Arc::new(config)),
             trunks: Arc::new(TrunkLimits::new(Arc::clone(&switch), clock)),
+            pace: SetupPace::default(),
             switch,
             sink,
             registry: Mutex::new(Registry::default()),

@@ -33,6 +33,11 @@ impl Engine {
     }
 
     fn steps(&self, cell: &CallCell, config: &Config, plan: RoutePlan, unopened: &mut Unopened) {
+        // In arrival order, at the pace the switch sets calls up (queued
+        // until then: nobody is rung yet).
+        if !self.pace.enter(&|| lock(cell).cancel.is_some()) {
+            return;
+        }
         let agent = {
             let mut c = lock(cell);
             if c.cancel.is_some() {
@@ -55,7 +60,11 @@ impl Engine {
             }
         };
         unopened.open_one();
-        match self.switch.originate_agent(&agent) {
+        let outcome = self.switch.originate_agent(&agent);
+        if let Some(delay) = self.switch.setup_delay(agent.leg_uuid) {
+            self.pace.observe(delay);
+        }
+        match outcome {
             LegOutcome::Failed(f) => {
                 let mut c = lock(cell);
                 self.leg_ended(&mut c, true, &f);

@@ -55,6 +55,16 @@ pub fn render(state: &HttpState) -> String {
         "Calls in flight.",
         engine.active_calls().len() as f64,
     );
+    out.gauge(
+        "c2c_setup_pace_rate",
+        "Calls a second the switch is given to set up while it falls behind (0: unpaced).",
+        engine.pace.rate().unwrap_or(0.0),
+    );
+    out.gauge(
+        "c2c_setup_queue_depth",
+        "Calls waiting for their turn to ring their agent.",
+        engine.pace.waiting() as f64,
+    );
 
     let outcomes: BTreeMap<&str, u64> = engine
         .stats
