@@ -114,8 +114,8 @@ typedef struct zc2c_originate_result {
 	int answered;
 	const char *cause; /* static hangup cause name (never freed) */
 	/* Answered: how long the switch itself took over the setup, in µs: the
-	   longer of channel created → the phone's first answer (180/183/200), and
-	   marked answered → originate returning; -1 when unknown. */
+	   longer of channel created → the phone's 180 or 183 (when it sent one),
+	   and marked answered → originate returning; -1 when unknown. */
 	int64_t setup_delay_us;
 } zc2c_originate_result;
 /* cancel: a cause code the caller may set (> 0) from another thread to abandon the

@@ -39,17 +39,25 @@ int32_t zc2c_cause_code(const char *name)
 	return (int32_t) (c == SWITCH_CAUSE_NONE ? SWITCH_CAUSE_NORMAL_CLEARING : c);
 }
 
-/* The switch's own share of an answered originate (no person's). */
+/* The switch's own share of an answered originate (no person's): channel
+ * created → the phone's first provisional answer (180, or 183), and marked
+ * answered → now, whichever is longer. A phone that answered with no 180 or
+ * 183 may have rung a person meanwhile: only the second counts then. */
 static int64_t setup_delay(switch_channel_t *channel)
 {
 	switch_channel_timetable_t *tt = switch_channel_get_timetable(channel);
-	switch_time_t now = switch_micro_time_now(), first;
+	switch_time_t now = switch_micro_time_now(), first = 0;
 	int64_t to_first = 0, to_return = 0;
 
 	if (!tt || tt->created <= 0 || tt->answered <= 0) {
 		return -1;
 	}
-	first = tt->progress > 0 && tt->progress < tt->answered ? tt->progress : tt->answered;
+	if (tt->progress > 0) {
+		first = tt->progress;
+	}
+	if (tt->progress_media > 0 && (!first || tt->progress_media < first)) {
+		first = tt->progress_media;
+	}
 	if (first > tt->created) {
 		to_first = (int64_t) (first - tt->created);
 	}

@@ -33,8 +33,8 @@ impl Engine {
     }
 
     fn steps(&self, cell: &CallCell, config: &Config, plan: RoutePlan, unopened: &mut Unopened) {
-        // In arrival order, at the pace the switch sets calls up (queued
-        // until then: nobody is rung yet).
+        // In the order calls reach the line, at the pace the switch sets
+        // calls up (queued until then: nobody is rung yet).
         if !self.pace.enter(&|| lock(cell).cancel.is_some()) {
             return;
         }
