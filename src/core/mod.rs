@@ -27,5 +27,6 @@ pub mod snapshot;
 pub mod store;
 pub mod time;
 pub mod trunks;
+pub mod turns;
 pub mod wav;
 pub mod webhooks;

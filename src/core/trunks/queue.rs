@@ -2,13 +2,14 @@
 //! (FIFO), the one at the front waits for a channel and then takes the next
 //! CPS slot, and a [`Permit`] marks its dial as under way until it returns.
 
-use std::collections::{HashSet, VecDeque};
-use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+use std::collections::HashSet;
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use uuid::Uuid;
 
 use super::ledger::Ledger;
+use crate::core::turns::Turns;
 
 /// Which limit held a call back.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -51,28 +52,12 @@ const POLL: Duration = Duration::from_millis(50);
 
 #[derive(Default)]
 struct Line {
-    /// Tickets in arrival order, each with the condvar its caller sleeps on
-    /// (only the front is woken: no herd of waiters on every change).
-    waiting: VecDeque<(u64, Arc<Condvar>)>,
-    next: u64,
+    /// The callers, in arrival order.
+    turns: Turns,
     /// B-legs dialled under a permit whose dial has not returned.
     pending: HashSet<Uuid>,
     /// What the caller at the front waits for.
     blocked_by: Option<Limit>,
-}
-
-impl Line {
-    /// Wakes the caller at the front (its turn, or a channel freed).
-    fn wake_front(&self) {
-        if let Some((_, wake)) = self.waiting.front() {
-            wake.notify_one();
-        }
-    }
-
-    fn leave(&mut self, me: u64) {
-        self.waiting.retain(|(t, _)| *t != me);
-        self.wake_front();
-    }
 }
 
 /// One trunk's line.
@@ -111,7 +96,7 @@ impl Drop for Permit {
     fn drop(&mut self) {
         let mut line = self.queue.lock();
         line.pending.remove(&self.leg);
-        line.wake_front();
+        line.turns.wake_front();
         drop(line);
         let f = std::mem::replace(&mut self.on_drop, Box::new(|| {}));
         f();
@@ -125,7 +110,7 @@ impl TrunkQueue {
 
     /// Callers waiting: in line, or (at its front) for the CPS slot they took.
     pub fn depth(&self) -> usize {
-        self.lock().waiting.len()
+        self.lock().turns.len()
     }
 
     /// What this node carries on the trunk: `on_switch` (the switch's
@@ -154,16 +139,13 @@ impl TrunkQueue {
     ) -> Result<Permit, Refusal> {
         let deadline = Instant::now() + ask.within;
         let mut line = self.lock();
-        let me = line.next;
-        line.next += 1;
-        let wake = Arc::new(Condvar::new());
-        line.waiting.push_back((me, Arc::clone(&wake)));
+        let (me, wake) = line.turns.join();
         let refusal = loop {
             if gone() {
                 break Refusal::Gone;
             }
             let now = Instant::now();
-            let front = line.waiting.front().map(|w| w.0) == Some(me);
+            let front = line.turns.is_front(me);
             if front {
                 let left = deadline.saturating_duration_since(now);
                 match Self::try_front(ask, ledger, &line, on_switch, left) {
@@ -189,7 +171,7 @@ impl TrunkQueue {
                             started,
                             on_drop,
                         };
-                        self.lock().leave(me);
+                        self.lock().turns.leave(me);
                         if gone() {
                             // Dropping it gives the channel back.
                             return Err(Refusal::Gone);
@@ -209,7 +191,7 @@ impl TrunkQueue {
             drop(line);
             waiting();
             line = self.lock();
-            if !front && line.waiting.front().map(|w| w.0) == Some(me) {
+            if !front && line.turns.is_front(me) {
                 continue; // our turn came meanwhile (its wake-up was missed)
             }
             let nap = POLL.min(deadline.saturating_duration_since(now));
@@ -218,8 +200,8 @@ impl TrunkQueue {
                 .unwrap_or_else(|e| e.into_inner())
                 .0;
         };
-        line.leave(me);
-        if line.waiting.is_empty() {
+        line.turns.leave(me);
+        if line.turns.is_empty() {
             line.blocked_by = None;
         }
         Err(refusal)
