@@ -22,8 +22,10 @@
 //! calls/s, 0.34 s and 2.4 s at 85/s.
 
 use std::collections::VecDeque;
-use std::sync::{Condvar, Mutex, MutexGuard};
+use std::sync::{Mutex, MutexGuard};
 use std::time::{Duration, Instant};
+
+use crate::core::turns::Turns;
 
 /// A setup delay past this means the switch is falling behind.
 pub const CONGESTED: Duration = Duration::from_millis(500);
@@ -37,8 +39,10 @@ pub const STEP: Duration = Duration::from_millis(500);
 const SMOOTHING: f64 = 0.2;
 /// How far back setups done and calls asking to start are counted.
 pub const WINDOW: Duration = Duration::from_secs(2);
-/// How often a waiting caller looks whether its call is gone.
-const POLL: Duration = Duration::from_millis(100);
+/// How often a caller waiting behind others looks whether its call is gone
+/// (it is woken when it reaches the front): an overloaded switch may have
+/// hundreds waiting, so not often.
+const GONE_EVERY: Duration = Duration::from_secs(1);
 
 struct State {
     /// Calls a second; `None`: unpaced.
@@ -47,9 +51,8 @@ struct State {
     last_change: Option<Instant>,
     /// The setup delays seen, smoothed (seconds).
     delay: Option<f64>,
-    /// Tickets of the callers waiting, in arrival order.
-    waiting: VecDeque<u64>,
-    next_ticket: u64,
+    /// The callers waiting, in the order they came.
+    turns: Turns,
     /// When the last setups were observed done (within [`WINDOW`]).
     done: VecDeque<Instant>,
     /// When the last calls asked to start (within [`WINDOW`]).
@@ -59,7 +62,6 @@ struct State {
 /// Where calls wait for their turn to start.
 pub struct SetupPace {
     state: Mutex<State>,
-    turn: Condvar,
     step: Duration,
 }
 
@@ -79,21 +81,30 @@ impl SetupPace {
                 next_slot: Instant::now(),
                 last_change: None,
                 delay: None,
-                waiting: VecDeque::new(),
-                next_ticket: 0,
+                turns: Turns::default(),
                 done: VecDeque::new(),
                 asked: VecDeque::new(),
             }),
-            turn: Condvar::new(),
         }
     }
 }
 
-/// The rate of the instants in `q` over the last [`WINDOW`] (older ones go).
-fn per_second(q: &mut VecDeque<Instant>, now: Instant) -> f64 {
+/// Drops the instants in `q` older than [`WINDOW`].
+fn prune(q: &mut VecDeque<Instant>, now: Instant) {
     while q.front().is_some_and(|t| now.duration_since(*t) > WINDOW) {
         q.pop_front();
     }
+}
+
+/// Adds `now` to `q`, which keeps only the last [`WINDOW`].
+fn note(q: &mut VecDeque<Instant>, now: Instant) {
+    prune(q, now);
+    q.push_back(now);
+}
+
+/// The rate of the instants in `q` over the last [`WINDOW`].
+fn per_second(q: &mut VecDeque<Instant>, now: Instant) -> f64 {
+    prune(q, now);
     q.len() as f64 / WINDOW.as_secs_f64()
 }
 
@@ -102,46 +113,40 @@ fn lock(m: &Mutex<State>) -> MutexGuard<'_, State> {
 }
 
 impl SetupPace {
-    /// Waits for this call's turn to start, in arrival order, at the pace;
-    /// `false` when `gone` says the call ended meanwhile.
+    /// Waits for this call's turn to start, in the order calls reach the
+    /// line, at the pace; `false` when `gone` says the call ended meanwhile
+    /// (looked at within [`GONE_EVERY`]).
     pub fn enter(&self, gone: &dyn Fn() -> bool) -> bool {
         let mut st = lock(&self.state);
-        let me = st.next_ticket;
-        st.next_ticket += 1;
-        st.asked.push_back(Instant::now());
-        st.waiting.push_back(me);
+        let now = Instant::now();
+        note(&mut st.asked, now);
+        let (me, wake) = st.turns.join();
         loop {
             if gone() {
-                st.waiting.retain(|t| *t != me);
-                self.turn.notify_all();
+                st.turns.leave(me);
                 return false;
             }
             let now = Instant::now();
-            if st.waiting.front() == Some(&me) {
+            let mut nap = GONE_EVERY;
+            if st.turns.is_front(me) {
                 let due = match st.rate {
                     None => now,
                     Some(_) => st.next_slot.max(now),
                 };
                 if due <= now {
-                    st.waiting.pop_front();
                     if let Some(rate) = st.rate {
                         st.next_slot = now.max(st.next_slot) + Duration::from_secs_f64(1.0 / rate);
                     }
-                    self.turn.notify_all();
+                    // The next in line now waits for its own slot.
+                    st.turns.leave(me);
                     return true;
                 }
-                st = self
-                    .turn
-                    .wait_timeout(st, (due - now).min(POLL))
-                    .unwrap_or_else(|e| e.into_inner())
-                    .0;
-            } else {
-                st = self
-                    .turn
-                    .wait_timeout(st, POLL)
-                    .unwrap_or_else(|e| e.into_inner())
-                    .0;
+                nap = nap.min(due - now);
             }
+            st = wake
+                .wait_timeout(st, nap)
+                .unwrap_or_else(|e| e.into_inner())
+                .0;
         }
     }
 
@@ -149,7 +154,7 @@ impl SetupPace {
     pub fn observe(&self, delay: Duration) {
         let mut st = lock(&self.state);
         let now = Instant::now();
-        st.done.push_back(now);
+        note(&mut st.done, now);
         let d = delay.as_secs_f64();
         let smoothed = st.delay.map_or(d, |s| s + SMOOTHING * (d - s));
         st.delay = Some(smoothed);
@@ -169,14 +174,14 @@ impl SetupPace {
         } else if let Some(rate) = st.rate {
             // Prompt again: lifted once nobody waits (a line let in at once
             // is the burst the pace is there to prevent), else raised.
-            st.rate = if st.waiting.is_empty() {
+            st.rate = if st.turns.is_empty() {
                 None
             } else {
                 let asked = per_second(&mut st.asked, now);
                 Some((rate * 1.25 + 1.0).max(asked * 1.2).min(MAX_RATE))
             };
             st.last_change = Some(now);
-            self.turn.notify_all();
+            st.turns.wake_front();
         }
     }
 
@@ -187,7 +192,7 @@ impl SetupPace {
 
     /// Calls waiting for their turn.
     pub fn waiting(&self) -> usize {
-        lock(&self.state).waiting.len()
+        lock(&self.state).turns.len()
     }
 }
 
@@ -300,6 +305,19 @@ mod tests {
         assert!(p.rate().unwrap() > before);
         assert!(waiter.join().unwrap());
         assert_eq!(p.waiting(), 0);
+    }
+
+    #[test]
+    fn the_counts_keep_only_the_window() {
+        // Every call notes its start and its setup: what is older than
+        // WINDOW goes at each note, so a pace that never cuts keeps no more.
+        let now = Instant::now();
+        let mut q: VecDeque<Instant> = (0..1000)
+            .map(|i| now - WINDOW - Duration::from_millis(1000 - i))
+            .collect();
+        note(&mut q, now);
+        assert_eq!(q.len(), 1);
+        assert_eq!(per_second(&mut q, now), 0.5);
     }
 
     #[test]
