@@ -1,7 +1,7 @@
 //! The setup pace on the simulated switch: while the switch says it sets
-//! calls up slowly, agents are rung one by one at the pace, and `c2c status`
-//! shows the pace and the line (the unit tests in `core::setup_pace` check
-//! the order, the rates, the raise and the lift).
+//! calls up slowly, the calls in setup are held to a window, others wait
+//! their turn, and `c2c status` shows both (the unit tests in
+//! `core::setup_pace` check the order, the cuts, the growth and the lift).
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -67,40 +67,51 @@ fn pace_of(engine: &Arc<Engine>) -> Option<Value> {
 }
 
 #[test]
-fn a_switch_falling_behind_paces_the_agents_rung() {
+fn a_switch_falling_behind_gets_a_window_of_calls_in_setup() {
     let (engine, sim) = world();
-    // Prompt setups: nothing waits, no pace.
+    // Prompt setups: nothing waits, no limit.
     let first: Vec<Uuid> = (0..4).map(|n| place(&engine, n)).collect();
     assert_eq!(rung(&sim, &first, Duration::from_secs(5)).len(), 4);
-    assert_eq!(pace_of(&engine), None, "unpaced");
+    assert_eq!(pace_of(&engine), None, "no limit");
 
-    // The switch now takes 2 s over each setup: the next answers cut the
-    // pace to 0.8 × the rate calls started at (here at most 4 in 2 s: 2/s).
-    sim.set_options(|o| o.setup_delay = Some(Duration::from_secs(2)));
-    let second: Vec<Uuid> = (4..6).map(|n| place(&engine, n)).collect();
-    assert_eq!(rung(&sim, &second, Duration::from_secs(5)).len(), 2);
-    let until = Instant::now() + Duration::from_secs(5);
-    while pace_of(&engine).is_none() {
-        assert!(Instant::now() < until, "never paced");
-        std::thread::sleep(Duration::from_millis(10));
+    // The switch now takes 2 s over each setup, and agents answer after
+    // 0.2 s. Calls come every 40 ms: each cut leaves 0.8 × the calls in
+    // setup, down to the floor of 4, which lets fewer in than come.
+    sim.set_options(|o| {
+        o.setup_delay = Some(Duration::from_secs(2));
+        o.agent_answer_after = Duration::from_millis(200);
+    });
+    let until = Instant::now() + Duration::from_secs(15);
+    let mut n = 4;
+    loop {
+        place(&engine, n);
+        n += 1;
+        std::thread::sleep(Duration::from_millis(40));
+        let p = pace_of(&engine);
+        if p.as_ref()
+            .is_some_and(|p| p["window"] == 4 && p["waiting"] != 0)
+        {
+            break;
+        }
+        assert!(Instant::now() < until, "never cut to 4: {p:?}");
     }
-    let rate = pace_of(&engine).unwrap()["calls_per_second"]
-        .as_f64()
-        .unwrap();
-    assert!((1.0..=2.4).contains(&rate), "{rate}");
 
-    // Six more at once: rung one by one, 1/rate apart (their order is the
-    // order their threads reach the line: the unit tests check that).
-    let third: Vec<Uuid> = (0..6).map(|n| place(&engine, 6 + n)).collect();
-    std::thread::sleep(Duration::from_millis(50));
-    let waiting = pace_of(&engine).unwrap()["waiting"].as_u64().unwrap();
-    assert!(waiting >= 4, "{waiting} waiting");
+    // Twelve at once join the line: each is rung only when a call before
+    // it left setup (its agent answered, 0.2 s later), so never 5 within
+    // that time.
+    let third: Vec<Uuid> = (0..12).map(|k| place(&engine, n + k)).collect();
+    let p = pace_of(&engine).expect("limited");
+    assert!(p["in_setup"].as_u64().unwrap() <= 5, "{p}");
+    assert!(p["waiting"].as_u64().unwrap() >= 12, "{p}");
     let seen = rung(&sim, &third, Duration::from_secs(15));
-    assert_eq!(seen.len(), 6, "every call was rung");
-    let least = Duration::from_secs_f64(0.9 / 2.4);
-    for w in seen.windows(2) {
-        let gap = w[1].1 - w[0].1;
-        assert!(gap >= least, "two agents rung {gap:?} apart");
+    assert_eq!(seen.len(), 12, "every call was rung");
+    for i in 4..seen.len() {
+        let gap = seen[i].1 - seen[i - 4].1;
+        assert!(
+            gap >= Duration::from_millis(150),
+            "the {i}th rung {gap:?} after the {}th: 5 in setup",
+            i - 4
+        );
     }
 
     engine.shutdown(Duration::from_secs(2));

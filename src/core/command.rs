@@ -135,9 +135,13 @@ pub fn execute(engine: &Arc<Engine>, host: &dyn CommandHost, cmd: &str) -> Strin
                 calls.len(),
                 pretty(&json!(calls))
             );
-            let (pace, waiting) = (engine.pace.rate(), engine.pace.waiting());
-            if pace.is_some() || waiting > 0 {
-                let pace = json!({"calls_per_second": pace, "waiting": waiting});
+            let (window, waiting) = (engine.pace.window(), engine.pace.waiting());
+            if window.is_some() || waiting > 0 {
+                let pace = json!({
+                    "window": window,
+                    "in_setup": engine.pace.in_setup(),
+                    "waiting": waiting,
+                });
                 out += &format!("setup pace:\n{}\n", pretty(&pace));
             }
             if !trunks.is_empty() {

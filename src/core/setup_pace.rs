@@ -1,18 +1,31 @@
-//! The pace at which calls start ringing their agents, adapted to how
-//! quickly the switch sets calls up: overload met by pacing, not slowness.
+//! How many calls the switch is given to set up at once, adapted to how
+//! quickly it sets them up: overload met by pacing, not slowness.
 //!
 //! A switch on saturated cores takes longer over every step of every call
 //! it sets up at once; past a point agents hang up before their customer
 //! answers, and fewer calls are bridged than with fewer at once (measured:
-//! the overload bench, docs/benchmarks.md). So calls start in the order
-//! their threads reach the line, unpaced while the switch sets calls up
-//! promptly. Each [`STEP`], the setup
-//! delays seen (smoothed) decide:
-//! - past [`CONGESTED`]: calls start at most at 0.95 × the setups the switch
-//!   completed (the last [`WINDOW`]), never below half the rate calls ask
-//!   to start at, nor below [`MIN_RATE`];
-//! - below it: unpaced again once nobody waits, else raised (× 1.25 + 1/s,
-//!   and at least 1.2 × the rate calls ask at) until the line is gone.
+//! the overload bench, docs/benchmarks.md). So calls take their turn in the
+//! order their threads reach the line, and a call is "in setup" from its
+//! turn until its agent's leg is answered or fails. No limit while the
+//! switch sets calls up promptly. Then a window, changed at most every
+//! [`STEP`] on the setup delays seen (smoothed; only those of calls that
+//! started after the last cut, so a cut is not cut again for calls it did
+//! not let in):
+//! - past [`CONGESTED`]: cut to [`CUT`] × the calls in setup (never below
+//!   [`MIN_WINDOW`]);
+//! - below it: the limit is lifted once nobody waits, else the window grows
+//!   by a tenth (at least one call). It is lifted too when nothing is in
+//!   setup and nobody waits: the next burst meets the switch as it is then.
+//!
+//! A window, not a rate: as the switch gets through setups faster, the
+//! freed places let the next calls in at once (the pace follows the switch
+//! without being told), and it never holds more than the window in setup.
+//! The agent's leg, not the whole call: the originate of the agent returns
+//! to us at once, while the customer's answer reaches us as an event, and
+//! those run seconds late on an overloaded switch (a count waiting on them
+//! reached 557 calls "in setup" at 90/s where the agents' alone were 20
+//! to 60). Each customer is dialled
+//! when its agent answers, so a window on agents paces customers too.
 //!
 //! The delay is the switch's own, never a person's: from the agent's channel
 //! being created to the phone's 180 or 183 (when it sends one: a phone that
@@ -21,42 +34,39 @@
 //! is longer. Measured on 2 cores: 20 ms (p50) and 65 ms (p99) at 60
 //! calls/s, 0.34 s and 2.4 s at 85/s.
 
-use std::collections::VecDeque;
 use std::sync::{Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use crate::core::turns::Turns;
 
 /// A setup delay past this means the switch is falling behind.
-pub const CONGESTED: Duration = Duration::from_millis(500);
-/// The pace never drops below this many calls a second.
-pub const MIN_RATE: f64 = 1.0;
-/// The pace is never raised above this many calls a second.
-pub const MAX_RATE: f64 = 1000.0;
-/// Changes of the pace are at least this far apart.
+pub const CONGESTED: Duration = Duration::from_millis(250);
+/// The window never drops below this many calls in setup.
+pub const MIN_WINDOW: f64 = 4.0;
+/// A cut leaves this share of the calls in setup.
+pub const CUT: f64 = 0.8;
+/// Changes of the window are at least this far apart.
 pub const STEP: Duration = Duration::from_millis(500);
 /// Weight of the newest delay in the smoothed one.
 const SMOOTHING: f64 = 0.2;
-/// How far back setups done and calls asking to start are counted.
-pub const WINDOW: Duration = Duration::from_secs(2);
 /// How often a caller waiting behind others looks whether its call is gone
 /// (it is woken when it reaches the front): an overloaded switch may have
 /// hundreds waiting, so not often.
 const GONE_EVERY: Duration = Duration::from_secs(1);
 
 struct State {
-    /// Calls a second; `None`: unpaced.
-    rate: Option<f64>,
-    next_slot: Instant,
+    /// Calls allowed in setup at once; `None`: no limit.
+    window: Option<f64>,
+    /// Calls in setup now.
+    in_flight: usize,
+    /// Counts the cuts: a call that started before the last one does not
+    /// speak for the window now.
+    epoch: u64,
     last_change: Option<Instant>,
-    /// The setup delays seen, smoothed (seconds).
+    /// The setup delays seen since the last cut, smoothed (seconds).
     delay: Option<f64>,
     /// The callers waiting, in the order they came.
     turns: Turns,
-    /// When the last setups were observed done (within [`WINDOW`]).
-    done: VecDeque<Instant>,
-    /// When the last calls asked to start (within [`WINDOW`]).
-    asked: VecDeque<Instant>,
 }
 
 /// Where calls wait for their turn to start.
@@ -65,47 +75,17 @@ pub struct SetupPace {
     step: Duration,
 }
 
+/// A call's place in setup, given back by [`Slot::release`] or on drop.
+pub struct Slot<'a> {
+    pace: &'a SetupPace,
+    epoch: u64,
+    held: bool,
+}
+
 impl Default for SetupPace {
     fn default() -> Self {
         SetupPace::with_step(STEP)
     }
-}
-
-impl SetupPace {
-    /// A pace changed at most every `step` ([`STEP`] but in tests).
-    pub fn with_step(step: Duration) -> Self {
-        SetupPace {
-            step,
-            state: Mutex::new(State {
-                rate: None,
-                next_slot: Instant::now(),
-                last_change: None,
-                delay: None,
-                turns: Turns::default(),
-                done: VecDeque::new(),
-                asked: VecDeque::new(),
-            }),
-        }
-    }
-}
-
-/// Drops the instants in `q` older than [`WINDOW`].
-fn prune(q: &mut VecDeque<Instant>, now: Instant) {
-    while q.front().is_some_and(|t| now.duration_since(*t) > WINDOW) {
-        q.pop_front();
-    }
-}
-
-/// Adds `now` to `q`, which keeps only the last [`WINDOW`].
-fn note(q: &mut VecDeque<Instant>, now: Instant) {
-    prune(q, now);
-    q.push_back(now);
-}
-
-/// The rate of the instants in `q` over the last [`WINDOW`].
-fn per_second(q: &mut VecDeque<Instant>, now: Instant) -> f64 {
-    prune(q, now);
-    q.len() as f64 / WINDOW.as_secs_f64()
 }
 
 fn lock(m: &Mutex<State>) -> MutexGuard<'_, State> {
@@ -113,48 +93,58 @@ fn lock(m: &Mutex<State>) -> MutexGuard<'_, State> {
 }
 
 impl SetupPace {
+    /// A window changed at most every `step` ([`STEP`] but in tests).
+    pub fn with_step(step: Duration) -> Self {
+        SetupPace {
+            step,
+            state: Mutex::new(State {
+                window: None,
+                in_flight: 0,
+                epoch: 0,
+                last_change: None,
+                delay: None,
+                turns: Turns::default(),
+            }),
+        }
+    }
+
     /// Waits for this call's turn to start, in the order calls reach the
-    /// line, at the pace; `false` when `gone` says the call ended meanwhile
-    /// (looked at within [`GONE_EVERY`]).
-    pub fn enter(&self, gone: &dyn Fn() -> bool) -> bool {
+    /// line, while the window is full; `None` when `gone` says the call
+    /// ended meanwhile (looked at within [`GONE_EVERY`]).
+    pub fn enter(&self, gone: &dyn Fn() -> bool) -> Option<Slot<'_>> {
         let mut st = lock(&self.state);
-        let now = Instant::now();
-        note(&mut st.asked, now);
         let (me, wake) = st.turns.join();
         loop {
             if gone() {
                 st.turns.leave(me);
-                return false;
+                return None;
             }
-            let now = Instant::now();
-            let mut nap = GONE_EVERY;
-            if st.turns.is_front(me) {
-                let due = match st.rate {
-                    None => now,
-                    Some(_) => st.next_slot.max(now),
-                };
-                if due <= now {
-                    if let Some(rate) = st.rate {
-                        st.next_slot = now.max(st.next_slot) + Duration::from_secs_f64(1.0 / rate);
-                    }
-                    // The next in line now waits for its own slot.
-                    st.turns.leave(me);
-                    return true;
-                }
-                nap = nap.min(due - now);
+            let room = st.window.is_none_or(|w| (st.in_flight as f64) < w);
+            if room && st.turns.is_front(me) {
+                st.in_flight += 1;
+                // The next in line now looks for its own place.
+                st.turns.leave(me);
+                return Some(Slot {
+                    pace: self,
+                    epoch: st.epoch,
+                    held: true,
+                });
             }
             st = wake
-                .wait_timeout(st, nap)
+                .wait_timeout(st, GONE_EVERY)
                 .unwrap_or_else(|e| e.into_inner())
                 .0;
         }
     }
 
-    /// Takes in how long the switch took over one call's setup.
-    pub fn observe(&self, delay: Duration) {
+    /// Takes in how long the switch took over the setup of a call that
+    /// started in `epoch`.
+    fn observe(&self, epoch: u64, delay: Duration) {
         let mut st = lock(&self.state);
+        if epoch < st.epoch {
+            return;
+        }
         let now = Instant::now();
-        note(&mut st.done, now);
         let d = delay.as_secs_f64();
         let smoothed = st.delay.map_or(d, |s| s + SMOOTHING * (d - s));
         st.delay = Some(smoothed);
@@ -162,37 +152,69 @@ impl SetupPace {
             return;
         }
         if smoothed > CONGESTED.as_secs_f64() {
-            // Paced a little below what the switch gets through now.
-            let through = per_second(&mut st.done, now);
-            let asked = per_second(&mut st.asked, now);
-            let rate = (through * 0.95).max(asked * 0.5).max(MIN_RATE);
-            if st.rate.is_none_or(|r| r > rate) {
-                st.rate = Some(rate);
-                st.next_slot = st.next_slot.max(now + Duration::from_secs_f64(1.0 / rate));
-            }
+            let in_setup = st.in_flight as f64;
+            let base = st.window.map_or(in_setup, |w| w.min(in_setup));
+            st.window = Some((base * CUT).max(MIN_WINDOW));
+            st.epoch += 1;
+            st.delay = None;
             st.last_change = Some(now);
-        } else if let Some(rate) = st.rate {
+        } else if let Some(w) = st.window {
             // Prompt again: lifted once nobody waits (a line let in at once
-            // is the burst the pace is there to prevent), else raised.
-            st.rate = if st.turns.is_empty() {
+            // is the burst the window is there to prevent), else grown.
+            st.window = if st.turns.is_empty() {
                 None
             } else {
-                let asked = per_second(&mut st.asked, now);
-                Some((rate * 1.25 + 1.0).max(asked * 1.2).min(MAX_RATE))
+                Some(w + (w * 0.1).max(1.0))
             };
             st.last_change = Some(now);
             st.turns.wake_front();
         }
     }
 
-    /// The pace now (calls a second), `None` when unpaced.
-    pub fn rate(&self) -> Option<f64> {
-        lock(&self.state).rate
+    fn release(&self) {
+        let mut st = lock(&self.state);
+        st.in_flight = st.in_flight.saturating_sub(1);
+        if st.in_flight == 0 && st.turns.is_empty() {
+            // Nothing in setup, nobody waiting: the next calls find the
+            // switch as it is then, with no limit from a burst long gone.
+            st.window = None;
+        }
+        st.turns.wake_front();
+    }
+
+    /// Calls allowed in setup at once, `None` when there is no limit.
+    pub fn window(&self) -> Option<usize> {
+        lock(&self.state).window.map(|w| w as usize)
+    }
+
+    /// Calls in setup now.
+    pub fn in_setup(&self) -> usize {
+        lock(&self.state).in_flight
     }
 
     /// Calls waiting for their turn.
     pub fn waiting(&self) -> usize {
         lock(&self.state).turns.len()
+    }
+}
+
+impl Slot<'_> {
+    /// Takes in how long the switch took over this call's agent leg.
+    pub fn observe(&self, delay: Duration) {
+        self.pace.observe(self.epoch, delay);
+    }
+
+    /// Gives the place back: the call's setup is over.
+    pub fn release(&mut self) {
+        if std::mem::take(&mut self.held) {
+            self.pace.release();
+        }
+    }
+}
+
+impl Drop for Slot<'_> {
+    fn drop(&mut self) {
+        self.release();
     }
 }
 
@@ -202,138 +224,168 @@ mod tests {
     use std::sync::atomic::{AtomicBool, Ordering};
     use std::sync::Arc;
 
-    #[test]
-    fn unpaced_while_the_switch_answers_promptly() {
-        let p = SetupPace::default();
+    fn hold(p: &SetupPace, n: usize) -> Vec<Slot<'_>> {
+        (0..n)
+            .map(|_| p.enter(&|| false).expect("a place"))
+            .collect()
+    }
+
+    /// Starts a thread that takes a place and keeps it (as a call in setup
+    /// would), noting its number in `order` once it has one.
+    fn caller(
+        p: &Arc<SetupPace>,
+        order: &Arc<Mutex<Vec<i32>>>,
+        i: i32,
+    ) -> std::thread::JoinHandle<()> {
+        let (p, order) = (Arc::clone(p), Arc::clone(order));
+        std::thread::spawn(move || {
+            let slot = p.enter(&|| false).expect("a place");
+            order.lock().unwrap().push(i);
+            // Still in setup when the thread ends.
+            std::mem::forget(slot);
+        })
+    }
+
+    fn wait_for(what: impl Fn() -> bool) {
         let t = Instant::now();
-        for _ in 0..200 {
-            assert!(p.enter(&|| false));
-            p.observe(Duration::from_millis(40));
+        while !what() {
+            assert!(t.elapsed() < Duration::from_secs(5), "never happened");
+            std::thread::sleep(Duration::from_millis(5));
         }
-        assert!(
-            t.elapsed() < Duration::from_millis(200),
-            "{:?}",
-            t.elapsed()
-        );
-        assert_eq!(p.rate(), None);
     }
 
     #[test]
-    fn a_slow_setup_paces_calls_in_arrival_order() {
-        let p = SetupPace::default();
-        // 20 calls asked to start within the window (10 a second), none
-        // of their setups seen done yet: the pace is half what is asked.
-        for _ in 0..20 {
-            assert!(p.enter(&|| false));
+    fn no_limit_while_the_switch_answers_promptly() {
+        let p = SetupPace::with_step(Duration::ZERO);
+        let held = hold(&p, 200);
+        for s in &held {
+            s.observe(Duration::from_millis(40));
         }
-        p.observe(Duration::from_secs(2));
-        let rate = p.rate().expect("paced");
-        assert!((rate - 5.0).abs() < 0.01, "{rate}");
-        // A second slow one within STEP: no second change.
-        p.observe(Duration::from_secs(2));
-        assert_eq!(p.rate(), Some(rate));
-        // Starts now come 1/5 s apart, in arrival order, across threads.
-        let p = Arc::new(p);
+        assert_eq!(p.window(), None);
+        assert_eq!(p.in_setup(), 200);
+        drop(held);
+        assert_eq!(p.in_setup(), 0);
+    }
+
+    #[test]
+    fn a_slow_setup_cuts_the_window_and_calls_wait_for_a_place_in_order() {
+        let p = Arc::new(SetupPace::with_step(Duration::ZERO));
+        let mut held = hold(&p, 20);
+        held[0].observe(Duration::from_secs(2));
+        assert_eq!(p.window(), Some(16), "0.8 × the 20 in setup");
+        // Those 20 started before the cut: their delays do not cut again.
+        held[1].observe(Duration::from_secs(3));
+        assert_eq!(p.window(), Some(16));
+        // Three calls come, one after the other, while 20 are in setup.
         let order = Arc::new(Mutex::new(Vec::new()));
-        let mut threads = Vec::new();
-        for i in 0..6 {
-            let (p, order) = (Arc::clone(&p), Arc::clone(&order));
-            threads.push(std::thread::spawn(move || {
-                assert!(p.enter(&|| false));
-                order.lock().unwrap().push((i, Instant::now()));
-            }));
-            std::thread::sleep(Duration::from_millis(5));
-        }
+        let threads: Vec<_> = (0..3)
+            .map(|i| {
+                let t = caller(&p, &order, i);
+                wait_for(|| p.waiting() == i as usize + 1);
+                t
+            })
+            .collect();
+        // 16 in setup: the window is full, nobody goes.
+        held.truncate(16);
+        std::thread::sleep(Duration::from_millis(50));
+        assert!(order.lock().unwrap().is_empty());
+        // Each place given back lets the next one in, in arrival order.
+        held.pop();
+        wait_for(|| order.lock().unwrap().len() == 1);
+        std::thread::sleep(Duration::from_millis(50));
+        assert_eq!(order.lock().unwrap().len(), 1, "one place, one call");
+        held.truncate(13);
         for t in threads {
             t.join().unwrap();
         }
-        let order = order.lock().unwrap();
-        let ids: Vec<i32> = order.iter().map(|o| o.0).collect();
-        assert_eq!(ids, vec![0, 1, 2, 3, 4, 5], "arrival order");
-        for w in order.windows(2) {
-            let gap = w[1].1 - w[0].1;
-            assert!(gap >= Duration::from_millis(190), "{gap:?}");
-        }
+        assert_eq!(*order.lock().unwrap(), vec![0, 1, 2]);
+        assert_eq!(p.in_setup(), 16);
     }
 
     #[test]
-    fn the_pace_follows_the_setups_the_switch_completes() {
+    fn a_cut_never_goes_below_the_floor() {
         let p = SetupPace::with_step(Duration::ZERO);
-        // 40 prompt setups, then a slow one, all within the window: the
-        // switch completed 20.5 a second; the pace is 0.95 × that.
-        for _ in 0..40 {
-            p.observe(Duration::from_millis(10));
-        }
-        assert_eq!(p.rate(), None);
-        p.observe(Duration::from_secs(5));
-        let rate = p.rate().expect("paced");
-        assert!((rate - 0.95 * 20.5).abs() < 0.01, "{rate}");
+        let held = hold(&p, 2);
+        held[0].observe(Duration::from_secs(2));
+        assert_eq!(p.window(), Some(MIN_WINDOW as usize));
     }
 
     #[test]
-    fn prompt_setups_lift_the_pace_once_nobody_waits() {
+    fn a_second_cut_waits_for_calls_the_first_let_in() {
         let p = SetupPace::with_step(Duration::ZERO);
-        assert!(p.enter(&|| false));
-        p.observe(Duration::from_secs(1));
-        assert_eq!(p.rate(), Some(MIN_RATE));
-        // The smoothed delay falls below CONGESTED after a few prompt ones.
-        let mut n = 0;
-        while p.rate().is_some() {
-            p.observe(Duration::from_millis(10));
-            n += 1;
-            assert!(n < 20, "never lifted");
-        }
-        assert!(n >= 2, "lifted after {n}");
+        let mut held = hold(&p, 50);
+        held[0].observe(Duration::from_secs(2));
+        assert_eq!(p.window(), Some(40));
+        held.truncate(30);
+        // A call let in after the cut, slow too: cut again, from the 31 in
+        // setup now.
+        let late = p.enter(&|| false).expect("a place");
+        late.observe(Duration::from_secs(2));
+        assert_eq!(p.window(), Some(24));
     }
 
     #[test]
-    fn a_waiting_call_gets_its_turn_while_the_pace_rises() {
+    fn prompt_setups_lift_the_window_once_nobody_waits() {
+        let p = SetupPace::with_step(Duration::ZERO);
+        let mut held = hold(&p, 10);
+        held[0].observe(Duration::from_secs(1));
+        assert_eq!(p.window(), Some(8));
+        held.truncate(1);
+        assert_eq!(p.window(), Some(8), "one still in setup");
+        let s = p.enter(&|| false).expect("a place");
+        s.observe(Duration::from_millis(10));
+        assert_eq!(p.window(), None);
+    }
+
+    #[test]
+    fn the_window_is_lifted_when_nothing_is_in_setup_and_nobody_waits() {
+        let p = SetupPace::with_step(Duration::ZERO);
+        let mut held = hold(&p, 10);
+        held[0].observe(Duration::from_secs(1));
+        assert_eq!(p.window(), Some(8));
+        held.truncate(1);
+        assert_eq!(p.window(), Some(8));
+        held.clear();
+        assert_eq!(p.window(), None, "no setup to wait for: no limit");
+        assert_eq!(hold(&p, 20).len(), 20);
+    }
+
+    #[test]
+    fn the_window_grows_while_calls_wait_and_the_switch_is_prompt() {
         let p = Arc::new(SetupPace::with_step(Duration::ZERO));
-        assert!(p.enter(&|| false));
-        p.observe(Duration::from_secs(1));
-        let waiter = {
-            let p = Arc::clone(&p);
-            std::thread::spawn(move || p.enter(&|| false))
-        };
-        std::thread::sleep(Duration::from_millis(20));
-        assert_eq!(p.waiting(), 1);
-        let before = p.rate().unwrap();
-        for _ in 0..10 {
-            p.observe(Duration::from_millis(10));
-        }
-        // Raised, not lifted: someone waits.
-        assert!(p.rate().unwrap() > before);
-        assert!(waiter.join().unwrap());
-        assert_eq!(p.waiting(), 0);
-    }
-
-    #[test]
-    fn the_counts_keep_only_the_window() {
-        // Every call notes its start and its setup: what is older than
-        // WINDOW goes at each note, so a pace that never cuts keeps no more.
-        let now = Instant::now();
-        let mut q: VecDeque<Instant> = (0..1000)
-            .map(|i| now - WINDOW - Duration::from_millis(1000 - i))
-            .collect();
-        note(&mut q, now);
-        assert_eq!(q.len(), 1);
-        assert_eq!(per_second(&mut q, now), 0.5);
+        let mut held = hold(&p, 10);
+        held[0].observe(Duration::from_secs(1));
+        assert_eq!(p.window(), Some(8));
+        held.truncate(7);
+        // Let in after the cut: the 8th in setup, the window is full.
+        let late = p.enter(&|| false).expect("a place");
+        let order = Arc::new(Mutex::new(Vec::new()));
+        let waiter = caller(&p, &order, 0);
+        wait_for(|| p.waiting() == 1);
+        assert!(p.enter(&|| true).is_none(), "a call gone before its turn");
+        // Prompt while one waits: grown by one, not lifted; the waiter goes.
+        late.observe(Duration::from_millis(10));
+        assert_eq!(p.window(), Some(9));
+        waiter.join().unwrap();
+        assert_eq!(*order.lock().unwrap(), vec![0]);
+        // Prompt with nobody waiting: lifted.
+        late.observe(Duration::from_millis(10));
+        assert_eq!(p.window(), None);
     }
 
     #[test]
     fn a_call_that_ends_while_it_waits_leaves_the_line() {
-        let p = Arc::new(SetupPace::default());
-        assert!(p.enter(&|| false));
-        p.observe(Duration::from_secs(1));
-        assert_eq!(p.rate(), Some(MIN_RATE));
-        // The next slot is a second away: this one waits, then its call ends.
+        let p = Arc::new(SetupPace::with_step(Duration::ZERO));
+        let held = hold(&p, 5);
+        held[0].observe(Duration::from_secs(1));
+        assert_eq!(p.window(), Some(4));
         let gone = Arc::new(AtomicBool::new(false));
         let (p2, g2) = (Arc::clone(&p), Arc::clone(&gone));
-        let waiter = std::thread::spawn(move || p2.enter(&|| g2.load(Ordering::SeqCst)));
-        std::thread::sleep(Duration::from_millis(50));
-        assert_eq!(p.waiting(), 1);
+        let waiter = std::thread::spawn(move || p2.enter(&|| g2.load(Ordering::SeqCst)).is_some());
+        wait_for(|| p.waiting() == 1);
         gone.store(true, Ordering::SeqCst);
         assert!(!waiter.join().unwrap());
         assert_eq!(p.waiting(), 0);
+        assert_eq!(p.in_setup(), 5);
     }
 }

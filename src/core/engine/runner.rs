@@ -33,11 +33,11 @@ impl Engine {
     }
 
     fn steps(&self, cell: &CallCell, config: &Config, plan: RoutePlan, unopened: &mut Unopened) {
-        // In the order calls reach the line, at the pace the switch sets
-        // calls up (queued until then: nobody is rung yet).
-        if !self.pace.enter(&|| lock(cell).cancel.is_some()) {
+        // In the order calls reach the line, as many in setup at once as
+        // the switch sets up promptly (queued until then: nobody is rung).
+        let Some(mut slot) = self.pace.enter(&|| lock(cell).cancel.is_some()) else {
             return;
-        }
+        };
         let agent = {
             let mut c = lock(cell);
             if c.cancel.is_some() {
@@ -62,8 +62,9 @@ impl Engine {
         unopened.open_one();
         let outcome = self.switch.originate_agent(&agent);
         if let Some(delay) = self.switch.setup_delay(agent.leg_uuid) {
-            self.pace.observe(delay);
+            slot.observe(delay);
         }
+        slot.release();
         match outcome {
             LegOutcome::Failed(f) => {
                 let mut c = lock(cell);

@@ -56,9 +56,14 @@ pub fn render(state: &HttpState) -> String {
         engine.active_calls().len() as f64,
     );
     out.gauge(
-        "c2c_setup_pace_rate",
-        "Calls a second the switch is given to set up while it falls behind (0: unpaced).",
-        engine.pace.rate().unwrap_or(0.0),
+        "c2c_setup_window",
+        "Calls the switch is given to set up at once while it falls behind (0: no limit).",
+        engine.pace.window().unwrap_or(0) as f64,
+    );
+    out.gauge(
+        "c2c_setup_in_progress",
+        "Calls between their turn and their first customer's answer or failure.",
+        engine.pace.in_setup() as f64,
     );
     out.gauge(
         "c2c_setup_queue_depth",
