@@ -69,10 +69,14 @@ fn pace_of(engine: &Arc<Engine>) -> Option<Value> {
 #[test]
 fn a_switch_falling_behind_gets_a_window_of_calls_in_setup() {
     let (engine, sim) = world();
-    // Prompt setups: nothing waits, no limit.
-    let first: Vec<Uuid> = (0..4).map(|n| place(&engine, n)).collect();
-    assert_eq!(rung(&sim, &first, Duration::from_secs(5)).len(), 4);
+    // Prompt setups (10 ms: the phones' own): nothing waits, no limit.
+    sim.set_options(|o| o.setup_delay = Some(Duration::from_millis(10)));
+    let first: Vec<Uuid> = (0..10).map(|n| place(&engine, n)).collect();
+    assert_eq!(rung(&sim, &first, Duration::from_secs(5)).len(), 10);
     assert_eq!(pace_of(&engine), None, "no limit");
+    // Their agents answer 20 ms after being rung: let them, before the
+    // switch turns slow.
+    std::thread::sleep(Duration::from_millis(300));
 
     // The switch now takes 2 s over each setup, and agents answer after
     // 0.2 s. Calls come every 40 ms: each cut leaves 0.8 × the calls in
@@ -82,7 +86,7 @@ fn a_switch_falling_behind_gets_a_window_of_calls_in_setup() {
         o.agent_answer_after = Duration::from_millis(200);
     });
     let until = Instant::now() + Duration::from_secs(15);
-    let mut n = 4;
+    let mut n = 10;
     loop {
         place(&engine, n);
         n += 1;
@@ -100,9 +104,19 @@ fn a_switch_falling_behind_gets_a_window_of_calls_in_setup() {
     // it left setup (its agent answered, 0.2 s later), so never 5 within
     // that time.
     let third: Vec<Uuid> = (0..12).map(|k| place(&engine, n + k)).collect();
-    let p = pace_of(&engine).expect("limited");
+    let until = Instant::now() + Duration::from_secs(1);
+    let p = loop {
+        let p = pace_of(&engine).expect("limited");
+        if p["waiting"].as_u64().unwrap() >= 12 {
+            break p;
+        }
+        assert!(
+            Instant::now() < until,
+            "the twelve never joined the line: {p}"
+        );
+        std::thread::sleep(Duration::from_millis(2));
+    };
     assert!(p["in_setup"].as_u64().unwrap() <= 5, "{p}");
-    assert!(p["waiting"].as_u64().unwrap() >= 12, "{p}");
     let seen = rung(&sim, &third, Duration::from_secs(15));
     assert_eq!(seen.len(), 12, "every call was rung");
     for i in 4..seen.len() {

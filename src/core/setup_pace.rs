@@ -7,12 +7,12 @@
 //! the overload bench, docs/benchmarks.md). So calls take their turn in the
 //! order their threads reach the line, and a call is "in setup" from its
 //! turn until its agent's leg is answered or fails. No limit while the
-//! switch sets calls up promptly. Then a window, changed at most every
-//! [`STEP`] on the setup delays seen (smoothed; only those of calls that
-//! started after the last cut, so a cut is not cut again for calls it did
-//! not let in):
-//! - past [`CONGESTED`]: cut to [`CUT`] × the calls in setup (never below
-//!   [`MIN_WINDOW`]);
+//! switch sets calls up promptly. Then a window, looked at once [`STEP`]
+//! has passed and [`MIN_SEEN`] setups were seen since the last look, on the
+//! setup delays seen (smoothed; only those of calls that started after the
+//! last cut, so a cut is not cut again for calls it did not let in):
+//! - past [`CONGESTED`] beyond the phones' own delay ([`Floor`]): cut to
+//!   [`CUT`] × the calls in setup (never below [`MIN_WINDOW`]);
 //! - below it: the limit is lifted once nobody waits, else the window grows
 //!   by a tenth (at least one call). It is lifted too when nothing is in
 //!   setup and nobody waits: the next burst meets the switch as it is then.
@@ -23,32 +23,37 @@
 //! The agent's leg, not the whole call: the originate of the agent returns
 //! to us at once, while the customer's answer reaches us as an event, and
 //! those run seconds late on an overloaded switch (a count waiting on them
-//! reached 557 calls "in setup" at 90/s where the agents' alone were 20
-//! to 60). Each customer is dialled
-//! when its agent answers, so a window on agents paces customers too.
+//! reached 557 calls "in setup" at 90/s where the agents' alone were 20 to
+//! 60). Each customer is dialled when its agent answers, so a window on
+//! agents paces customers too.
 //!
 //! The delay is the switch's own, never a person's: from the agent's channel
 //! being created to the phone's 180 or 183 (when it sends one: a phone that
 //! answers with neither may have rung a person), or from the
 //! switch marking it answered to the originate returning to us, whichever
 //! is longer. Measured on 2 cores: 20 ms (p50) and 65 ms (p99) at 60
-//! calls/s, 0.34 s and 2.4 s at 85/s.
+//! calls/s, 0.34 s and 2.4 s at 85/s. A phone's own share (its round trip
+//! to the 180) is the least delay of the last ten minutes, and not counted.
 
 use std::sync::{Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use crate::core::turns::Turns;
 
-/// A setup delay past this means the switch is falling behind.
+/// A setup delay (smoothed) this far past the phones' own ([`Floor`])
+/// means the switch is falling behind.
 pub const CONGESTED: Duration = Duration::from_millis(250);
+/// A decision needs this many setups seen (fewer can't overload a switch,
+/// and one slow phone says nothing of it).
+pub const MIN_SEEN: u32 = 8;
 /// The window never drops below this many calls in setup.
 pub const MIN_WINDOW: f64 = 4.0;
 /// A cut leaves this share of the calls in setup.
 pub const CUT: f64 = 0.8;
-/// Changes of the window are at least this far apart.
-pub const STEP: Duration = Duration::from_millis(500);
 /// Weight of the newest delay in the smoothed one.
 const SMOOTHING: f64 = 0.2;
+/// Changes of the window are at least this far apart.
+pub const STEP: Duration = Duration::from_millis(500);
 /// How often a caller waiting behind others looks whether its call is gone
 /// (it is woken when it reaches the front): an overloaded switch may have
 /// hundreds waiting, so not often.
@@ -62,11 +67,49 @@ struct State {
     /// Counts the cuts: a call that started before the last one does not
     /// speak for the window now.
     epoch: u64,
-    last_change: Option<Instant>,
+    /// When the window was last looked at.
+    since: Instant,
+    /// Setups seen since then.
+    seen: u32,
     /// The setup delays seen since the last cut, smoothed (seconds).
     delay: Option<f64>,
+    floor: Floor,
     /// The callers waiting, in the order they came.
     turns: Turns,
+}
+
+/// The least setup delay seen in the last ten minutes: what the phones
+/// themselves take (a remote phone's 180 takes its round trip), not the
+/// switch, and not counted as its delay.
+#[derive(Default)]
+struct Floor {
+    /// Per minute: when it began, and its least delay.
+    minutes: std::collections::VecDeque<(Instant, f64)>,
+}
+
+impl Floor {
+    const MINUTE: Duration = Duration::from_secs(60);
+    const KEPT: usize = 10;
+
+    fn note(&mut self, now: Instant, delay: f64) {
+        match self.minutes.back_mut() {
+            Some((start, least)) if now - *start < Self::MINUTE => *least = least.min(delay),
+            _ => {
+                self.minutes.push_back((now, delay));
+                if self.minutes.len() > Self::KEPT {
+                    self.minutes.pop_front();
+                }
+            }
+        }
+    }
+
+    fn get(&self) -> f64 {
+        self.minutes
+            .iter()
+            .map(|m| m.1)
+            .reduce(f64::min)
+            .unwrap_or(0.0)
+    }
 }
 
 /// Where calls wait for their turn to start.
@@ -101,8 +144,10 @@ impl SetupPace {
                 window: None,
                 in_flight: 0,
                 epoch: 0,
-                last_change: None,
+                since: Instant::now(),
+                seen: 0,
                 delay: None,
+                floor: Floor::default(),
                 turns: Turns::default(),
             }),
         }
@@ -146,18 +191,20 @@ impl SetupPace {
         }
         let now = Instant::now();
         let d = delay.as_secs_f64();
+        st.floor.note(now, d);
         let smoothed = st.delay.map_or(d, |s| s + SMOOTHING * (d - s));
         st.delay = Some(smoothed);
-        if st.last_change.is_some_and(|t| now - t < self.step) {
+        st.seen += 1;
+        if now - st.since < self.step || st.seen < MIN_SEEN {
             return;
         }
-        if smoothed > CONGESTED.as_secs_f64() {
+        (st.since, st.seen) = (now, 0);
+        if smoothed > CONGESTED.as_secs_f64() + st.floor.get() {
             let in_setup = st.in_flight as f64;
             let base = st.window.map_or(in_setup, |w| w.min(in_setup));
             st.window = Some((base * CUT).max(MIN_WINDOW));
             st.epoch += 1;
             st.delay = None;
-            st.last_change = Some(now);
         } else if let Some(w) = st.window {
             // Prompt again: lifted once nobody waits (a line let in at once
             // is the burst the window is there to prevent), else grown.
@@ -166,7 +213,6 @@ impl SetupPace {
             } else {
                 Some(w + (w * 0.1).max(1.0))
             };
-            st.last_change = Some(now);
             st.turns.wake_front();
         }
     }
@@ -224,6 +270,21 @@ mod tests {
     use std::sync::atomic::{AtomicBool, Ordering};
     use std::sync::Arc;
 
+    /// A pace that decides on every [`MIN_SEEN`] setups, having seen the
+    /// switch (and its phones) set calls up in 10 ms.
+    fn pace() -> SetupPace {
+        let p = SetupPace::with_step(Duration::ZERO);
+        report(&p.enter(&|| false).unwrap(), Duration::from_millis(10));
+        p
+    }
+
+    /// `slot`'s call reports `delay`, [`MIN_SEEN`] times: one decision.
+    fn report(slot: &Slot<'_>, delay: Duration) {
+        for _ in 0..MIN_SEEN {
+            slot.observe(delay);
+        }
+    }
+
     fn hold(p: &SetupPace, n: usize) -> Vec<Slot<'_>> {
         (0..n)
             .map(|_| p.enter(&|| false).expect("a place"))
@@ -256,7 +317,7 @@ mod tests {
 
     #[test]
     fn no_limit_while_the_switch_answers_promptly() {
-        let p = SetupPace::with_step(Duration::ZERO);
+        let p = pace();
         let held = hold(&p, 200);
         for s in &held {
             s.observe(Duration::from_millis(40));
@@ -268,13 +329,37 @@ mod tests {
     }
 
     #[test]
-    fn a_slow_setup_cuts_the_window_and_calls_wait_for_a_place_in_order() {
-        let p = Arc::new(SetupPace::with_step(Duration::ZERO));
-        let mut held = hold(&p, 20);
+    fn a_decision_needs_enough_setups() {
+        let p = pace();
+        let held = hold(&p, 20);
+        for _ in 1..MIN_SEEN {
+            held[0].observe(Duration::from_secs(2));
+        }
+        assert_eq!(p.window(), None, "too few to say");
         held[0].observe(Duration::from_secs(2));
+        assert_eq!(p.window(), Some(16));
+    }
+
+    #[test]
+    fn phones_that_are_slow_themselves_are_not_the_switch_falling_behind() {
+        // Remote phones: the least delay of the last minutes is 0.3 s.
+        let p = SetupPace::with_step(Duration::ZERO);
+        let held = hold(&p, 20);
+        report(&held[0], Duration::from_millis(300));
+        report(&held[0], Duration::from_millis(500));
+        assert_eq!(p.window(), None, "0.2 s beyond the phones' own");
+        report(&held[0], Duration::from_millis(600));
+        assert_eq!(p.window(), Some(16), "0.3 s beyond");
+    }
+
+    #[test]
+    fn a_slow_setup_cuts_the_window_and_calls_wait_for_a_place_in_order() {
+        let p = Arc::new(pace());
+        let mut held = hold(&p, 20);
+        report(&held[0], Duration::from_secs(2));
         assert_eq!(p.window(), Some(16), "0.8 × the 20 in setup");
         // Those 20 started before the cut: their delays do not cut again.
-        held[1].observe(Duration::from_secs(3));
+        report(&held[1], Duration::from_secs(3));
         assert_eq!(p.window(), Some(16));
         // Three calls come, one after the other, while 20 are in setup.
         let order = Arc::new(Mutex::new(Vec::new()));
@@ -304,44 +389,44 @@ mod tests {
 
     #[test]
     fn a_cut_never_goes_below_the_floor() {
-        let p = SetupPace::with_step(Duration::ZERO);
+        let p = pace();
         let held = hold(&p, 2);
-        held[0].observe(Duration::from_secs(2));
+        report(&held[0], Duration::from_secs(2));
         assert_eq!(p.window(), Some(MIN_WINDOW as usize));
     }
 
     #[test]
     fn a_second_cut_waits_for_calls_the_first_let_in() {
-        let p = SetupPace::with_step(Duration::ZERO);
+        let p = pace();
         let mut held = hold(&p, 50);
-        held[0].observe(Duration::from_secs(2));
+        report(&held[0], Duration::from_secs(2));
         assert_eq!(p.window(), Some(40));
         held.truncate(30);
         // A call let in after the cut, slow too: cut again, from the 31 in
         // setup now.
         let late = p.enter(&|| false).expect("a place");
-        late.observe(Duration::from_secs(2));
+        report(&late, Duration::from_secs(2));
         assert_eq!(p.window(), Some(24));
     }
 
     #[test]
     fn prompt_setups_lift_the_window_once_nobody_waits() {
-        let p = SetupPace::with_step(Duration::ZERO);
+        let p = pace();
         let mut held = hold(&p, 10);
-        held[0].observe(Duration::from_secs(1));
+        report(&held[0], Duration::from_secs(1));
         assert_eq!(p.window(), Some(8));
         held.truncate(1);
         assert_eq!(p.window(), Some(8), "one still in setup");
         let s = p.enter(&|| false).expect("a place");
-        s.observe(Duration::from_millis(10));
+        report(&s, Duration::from_millis(10));
         assert_eq!(p.window(), None);
     }
 
     #[test]
     fn the_window_is_lifted_when_nothing_is_in_setup_and_nobody_waits() {
-        let p = SetupPace::with_step(Duration::ZERO);
+        let p = pace();
         let mut held = hold(&p, 10);
-        held[0].observe(Duration::from_secs(1));
+        report(&held[0], Duration::from_secs(1));
         assert_eq!(p.window(), Some(8));
         held.truncate(1);
         assert_eq!(p.window(), Some(8));
@@ -352,9 +437,9 @@ mod tests {
 
     #[test]
     fn the_window_grows_while_calls_wait_and_the_switch_is_prompt() {
-        let p = Arc::new(SetupPace::with_step(Duration::ZERO));
+        let p = Arc::new(pace());
         let mut held = hold(&p, 10);
-        held[0].observe(Duration::from_secs(1));
+        report(&held[0], Duration::from_secs(1));
         assert_eq!(p.window(), Some(8));
         held.truncate(7);
         // Let in after the cut: the 8th in setup, the window is full.
@@ -364,20 +449,20 @@ mod tests {
         wait_for(|| p.waiting() == 1);
         assert!(p.enter(&|| true).is_none(), "a call gone before its turn");
         // Prompt while one waits: grown by one, not lifted; the waiter goes.
-        late.observe(Duration::from_millis(10));
+        report(&late, Duration::from_millis(10));
         assert_eq!(p.window(), Some(9));
         waiter.join().unwrap();
         assert_eq!(*order.lock().unwrap(), vec![0]);
         // Prompt with nobody waiting: lifted.
-        late.observe(Duration::from_millis(10));
+        report(&late, Duration::from_millis(10));
         assert_eq!(p.window(), None);
     }
 
     #[test]
     fn a_call_that_ends_while_it_waits_leaves_the_line() {
-        let p = Arc::new(SetupPace::with_step(Duration::ZERO));
+        let p = Arc::new(pace());
         let held = hold(&p, 5);
-        held[0].observe(Duration::from_secs(1));
+        report(&held[0], Duration::from_secs(1));
         assert_eq!(p.window(), Some(4));
         let gone = Arc::new(AtomicBool::new(false));
         let (p2, g2) = (Arc::clone(&p), Arc::clone(&gone));
