@@ -118,11 +118,10 @@ pub struct SetupPace {
     step: Duration,
 }
 
-/// A call's place in setup, given back by [`Slot::release`] or on drop.
+/// A call's place in setup, given back when dropped.
 pub struct Slot<'a> {
     pace: &'a SetupPace,
     epoch: u64,
-    held: bool,
 }
 
 impl Default for SetupPace {
@@ -172,7 +171,6 @@ impl SetupPace {
                 return Some(Slot {
                     pace: self,
                     epoch: st.epoch,
-                    held: true,
                 });
             }
             st = wake
@@ -249,18 +247,11 @@ impl Slot<'_> {
     pub fn observe(&self, delay: Duration) {
         self.pace.observe(self.epoch, delay);
     }
-
-    /// Gives the place back: the call's setup is over.
-    pub fn release(&mut self) {
-        if std::mem::take(&mut self.held) {
-            self.pace.release();
-        }
-    }
 }
 
 impl Drop for Slot<'_> {
     fn drop(&mut self) {
-        self.release();
+        self.pace.release();
     }
 }
 

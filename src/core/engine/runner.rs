@@ -35,7 +35,7 @@ impl Engine {
     fn steps(&self, cell: &CallCell, config: &Config, plan: RoutePlan, unopened: &mut Unopened) {
         // In the order calls reach the line, as many in setup at once as
         // the switch sets up promptly (queued until then: nobody is rung).
-        let Some(mut slot) = self.pace.enter(&|| lock(cell).cancel.is_some()) else {
+        let Some(slot) = self.pace.enter(&|| lock(cell).cancel.is_some()) else {
             return;
         };
         let agent = {
@@ -64,7 +64,8 @@ impl Engine {
         if let Some(delay) = self.switch.setup_delay(agent.leg_uuid) {
             slot.observe(delay);
         }
-        slot.release();
+        // The agent's setup is over: its place goes to the next in line.
+        drop(slot);
         match outcome {
             LegOutcome::Failed(f) => {
                 let mut c = lock(cell);

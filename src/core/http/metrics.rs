@@ -62,7 +62,7 @@ pub fn render(state: &HttpState) -> String {
     );
     out.gauge(
         "c2c_setup_in_progress",
-        "Calls between their turn and their first customer's answer or failure.",
+        "Calls in setup: their agent rung, not yet answered.",
         engine.pace.in_setup() as f64,
     );
     out.gauge(
