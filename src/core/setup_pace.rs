@@ -52,7 +52,7 @@ pub const MIN_WINDOW: f64 = 4.0;
 pub const CUT: f64 = 0.8;
 /// Weight of the newest delay in the smoothed one.
 const SMOOTHING: f64 = 0.2;
-/// Changes of the window are at least this far apart.
+/// The window is looked at no more often than this.
 pub const STEP: Duration = Duration::from_millis(500);
 /// How often a caller waiting behind others looks whether its call is gone
 /// (it is woken when it reaches the front): an overloaded switch may have
@@ -135,7 +135,8 @@ fn lock(m: &Mutex<State>) -> MutexGuard<'_, State> {
 }
 
 impl SetupPace {
-    /// A window changed at most every `step` ([`STEP`] but in tests).
+    /// A window looked at no more often than every `step` ([`STEP`] but in
+    /// tests).
     pub fn with_step(step: Duration) -> Self {
         SetupPace {
             step,
@@ -184,12 +185,11 @@ impl SetupPace {
     /// started in `epoch`.
     fn observe(&self, epoch: u64, delay: Duration) {
         let mut st = lock(&self.state);
+        let (now, d) = (Instant::now(), delay.as_secs_f64());
+        st.floor.note(now, d);
         if epoch < st.epoch {
             return;
         }
-        let now = Instant::now();
-        let d = delay.as_secs_f64();
-        st.floor.note(now, d);
         let smoothed = st.delay.map_or(d, |s| s + SMOOTHING * (d - s));
         st.delay = Some(smoothed);
         st.seen += 1;
@@ -282,6 +282,14 @@ mod tests {
             .collect()
     }
 
+    /// `n` calls in setup, one of which reports a slow setup: the window is
+    /// cut (to 0.8 × `n`, at least 4).
+    fn cut(p: &SetupPace, n: usize) -> Vec<Slot<'_>> {
+        let held = hold(p, n);
+        report(&held[0], Duration::from_secs(1));
+        held
+    }
+
     /// Starts a thread that takes a place and keeps it (as a call in setup
     /// would), noting its number in `order` once it has one.
     fn caller(
@@ -346,8 +354,7 @@ mod tests {
     #[test]
     fn a_slow_setup_cuts_the_window_and_calls_wait_for_a_place_in_order() {
         let p = Arc::new(pace());
-        let mut held = hold(&p, 20);
-        report(&held[0], Duration::from_secs(2));
+        let mut held = cut(&p, 20);
         assert_eq!(p.window(), Some(16), "0.8 × the 20 in setup");
         // Those 20 started before the cut: their delays do not cut again.
         report(&held[1], Duration::from_secs(3));
@@ -381,16 +388,14 @@ mod tests {
     #[test]
     fn a_cut_never_goes_below_the_floor() {
         let p = pace();
-        let held = hold(&p, 2);
-        report(&held[0], Duration::from_secs(2));
+        let _held = cut(&p, 2);
         assert_eq!(p.window(), Some(MIN_WINDOW as usize));
     }
 
     #[test]
     fn a_second_cut_waits_for_calls_the_first_let_in() {
         let p = pace();
-        let mut held = hold(&p, 50);
-        report(&held[0], Duration::from_secs(2));
+        let mut held = cut(&p, 50);
         assert_eq!(p.window(), Some(40));
         held.truncate(30);
         // A call let in after the cut, slow too: cut again, from the 31 in
@@ -403,8 +408,7 @@ mod tests {
     #[test]
     fn prompt_setups_lift_the_window_once_nobody_waits() {
         let p = pace();
-        let mut held = hold(&p, 10);
-        report(&held[0], Duration::from_secs(1));
+        let mut held = cut(&p, 10);
         assert_eq!(p.window(), Some(8));
         held.truncate(1);
         assert_eq!(p.window(), Some(8), "one still in setup");
@@ -416,8 +420,7 @@ mod tests {
     #[test]
     fn the_window_is_lifted_when_nothing_is_in_setup_and_nobody_waits() {
         let p = pace();
-        let mut held = hold(&p, 10);
-        report(&held[0], Duration::from_secs(1));
+        let mut held = cut(&p, 10);
         assert_eq!(p.window(), Some(8));
         held.truncate(1);
         assert_eq!(p.window(), Some(8));
@@ -429,8 +432,7 @@ mod tests {
     #[test]
     fn the_window_grows_while_calls_wait_and_the_switch_is_prompt() {
         let p = Arc::new(pace());
-        let mut held = hold(&p, 10);
-        report(&held[0], Duration::from_secs(1));
+        let mut held = cut(&p, 10);
         assert_eq!(p.window(), Some(8));
         held.truncate(7);
         // Let in after the cut: the 8th in setup, the window is full.
@@ -452,8 +454,7 @@ mod tests {
     #[test]
     fn a_call_that_ends_while_it_waits_leaves_the_line() {
         let p = Arc::new(pace());
-        let held = hold(&p, 5);
-        report(&held[0], Duration::from_secs(1));
+        let _held = cut(&p, 5);
         assert_eq!(p.window(), Some(4));
         let gone = Arc::new(AtomicBool::new(false));
         let (p2, g2) = (Arc::clone(&p), Arc::clone(&gone));
