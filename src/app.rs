@@ -76,6 +76,7 @@ impl App {
         let http_settings = config.http.clone();
         let cluster_settings = config.cluster.clone();
         let cluster_log = log.clone();
+        let pace_log = log.clone();
         let store: Arc<dyn Store> =
             webhooks::open_store(&config.webhooks, config.ended_call_retention)?;
         let webhooks = match WebhookService::start_with_store(
@@ -101,6 +102,7 @@ impl App {
             journal,
             Some(Arc::clone(&store)),
         );
+        engine.pace.set_log(pace_log);
         let http_state = HttpState::with_backend(
             Arc::clone(&engine),
             &Backend::Local {

@@ -35,9 +35,10 @@
 //! calls/s, 0.34 s and 2.4 s at 85/s. A phone's own share (its round trip
 //! to the 180) is the least delay of the last ten minutes, and not counted.
 
-use std::sync::{Mutex, MutexGuard};
+use std::sync::{Mutex, MutexGuard, OnceLock};
 use std::time::{Duration, Instant};
 
+use crate::core::log::{LogHook, LogLevel};
 use crate::core::turns::Turns;
 
 /// A setup delay (smoothed) this far past the phones' own ([`Floor`])
@@ -116,6 +117,8 @@ impl Floor {
 pub struct SetupPace {
     state: Mutex<State>,
     step: Duration,
+    /// Where a window set or lifted is told to the operator.
+    log: OnceLock<LogHook>,
 }
 
 /// A call's place in setup, given back when dropped.
@@ -140,6 +143,7 @@ impl SetupPace {
     pub fn with_step(step: Duration) -> Self {
         SetupPace {
             step,
+            log: OnceLock::new(),
             state: Mutex::new(State {
                 window: None,
                 in_flight: 0,
@@ -150,6 +154,18 @@ impl SetupPace {
                 floor: Floor::default(),
                 turns: Turns::default(),
             }),
+        }
+    }
+
+    /// Tells `log` when a window is set (the switch falling behind) or
+    /// lifted; the first hook given stays.
+    pub fn set_log(&self, log: LogHook) {
+        let _ = self.log.set(log);
+    }
+
+    fn tell(&self, level: LogLevel, text: &str) {
+        if let Some(log) = self.log.get() {
+            log(level, None, text);
         }
     }
 
@@ -197,12 +213,27 @@ impl SetupPace {
             return;
         }
         (st.since, st.seen) = (now, 0);
-        if smoothed > CONGESTED.as_secs_f64() + st.floor.get() {
+        let floor = st.floor.get();
+        if smoothed > CONGESTED.as_secs_f64() + floor {
             let in_setup = st.in_flight as f64;
-            let base = st.window.map_or(in_setup, |w| w.min(in_setup));
-            st.window = Some((base * CUT).max(MIN_WINDOW));
+            let was = st.window;
+            let base = was.map_or(in_setup, |w| w.min(in_setup));
+            let window = (base * CUT).max(MIN_WINDOW);
+            st.window = Some(window);
             st.epoch += 1;
             st.delay = None;
+            drop(st);
+            if was.is_none() {
+                self.tell(
+                    LogLevel::Warning,
+                    &format!(
+                        "setup pace: the switch is falling behind (agents' setup {smoothed:.2} s, \
+                         {floor:.2} s of it the phones' own): {} calls in setup at once, \
+                         the others wait their turn before their agent is rung",
+                        window as usize
+                    ),
+                );
+            }
         } else if let Some(w) = st.window {
             // Prompt again: lifted once nobody waits (a line let in at once
             // is the burst the window is there to prevent), else grown.
@@ -212,18 +243,28 @@ impl SetupPace {
                 Some(w + (w * 0.1).max(1.0))
             };
             st.turns.wake_front();
+            if st.window.is_none() {
+                drop(st);
+                self.lifted("the switch sets calls up promptly again");
+            }
         }
+    }
+
+    fn lifted(&self, why: &str) {
+        self.tell(LogLevel::Info, &format!("setup pace: {why}: no limit"));
     }
 
     fn release(&self) {
         let mut st = lock(&self.state);
         st.in_flight = st.in_flight.saturating_sub(1);
-        if st.in_flight == 0 && st.turns.is_empty() {
+        st.turns.wake_front();
+        if st.in_flight == 0 && st.turns.is_empty() && st.window.is_some() {
             // Nothing in setup, nobody waiting: the next calls find the
             // switch as it is then, with no limit from a burst long gone.
             st.window = None;
+            drop(st);
+            self.lifted("nothing in setup and nobody waiting");
         }
-        st.turns.wake_front();
     }
 
     /// Calls allowed in setup at once, `None` when there is no limit.
@@ -449,6 +490,40 @@ mod tests {
         // Prompt with nobody waiting: lifted.
         report(&late, Duration::from_millis(10));
         assert_eq!(p.window(), None);
+    }
+
+    #[test]
+    fn the_operator_is_told_when_a_window_is_set_and_lifted() {
+        let p = pace();
+        let told = Arc::new(Mutex::new(Vec::new()));
+        let t = Arc::clone(&told);
+        p.set_log(Arc::new(move |level, _, text: &str| {
+            t.lock().unwrap().push((level, text.to_string()));
+        }));
+        let mut held = cut(&p, 20);
+        held.truncate(15);
+        let late = p.enter(&|| false).expect("a place");
+        report(&late, Duration::from_secs(1));
+        assert_eq!(p.window(), Some(12), "cut twice");
+        {
+            let told = told.lock().unwrap();
+            assert_eq!(told.len(), 1, "one line for both cuts: {told:?}");
+            assert_eq!(told[0].0, LogLevel::Warning);
+            assert!(told[0].1.contains("falling behind"), "{}", told[0].1);
+            assert!(
+                told[0].1.contains("16 calls in setup at once"),
+                "{}",
+                told[0].1
+            );
+        }
+        held.clear();
+        drop(late);
+        let told = told.lock().unwrap();
+        assert_eq!(told.len(), 2, "{told:?}");
+        assert_eq!(told[1].0, LogLevel::Info);
+        assert!(told[1]
+            .1
+            .ends_with("nothing in setup and nobody waiting: no limit"));
     }
 
     #[test]
