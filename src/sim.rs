@@ -527,18 +527,19 @@ impl Switch for SimSwitch {
             .cloned())
     }
 
-    fn originate_agent(&self, leg: &AgentLeg) -> LegOutcome {
+    fn originate_agent(&self, leg: &AgentLeg) -> (LegOutcome, Option<Duration>) {
         lock(&self.shared.world).act(SimAction::OriginateAgent(leg.clone()));
         let o = lock(&self.shared.options).clone();
         if let Some((cause, sip_code)) = o.agent_failures.get(&leg.extension) {
-            return LegOutcome::Failed(Failure {
+            let failed = LegOutcome::Failed(Failure {
                 cause: cause.clone(),
                 sip_code: Some(*sip_code),
                 ..Default::default()
             });
+            return (failed, None);
         }
         let answers = !o.agents_no_answer.contains(&leg.extension);
-        self.shared.ring(
+        let outcome = self.shared.ring(
             leg.leg_uuid,
             None,
             answers.then_some(o.agent_answer_after),
@@ -548,7 +549,11 @@ impl Switch for SimSwitch {
                 sip_code: Some(480),
                 ..Default::default()
             },
-        )
+        );
+        let delay = o
+            .setup_delay
+            .filter(|_| matches!(outcome, LegOutcome::Answered));
+        (outcome, delay)
     }
 
     fn dial_customer(&self, leg: &CustomerLeg) -> LegOutcome {
@@ -689,10 +694,6 @@ impl Switch for SimSwitch {
 
     fn max_sessions(&self) -> Option<u32> {
         lock(&self.shared.options).max_sessions
-    }
-
-    fn setup_delay(&self, _agent_leg: Uuid) -> Option<Duration> {
-        lock(&self.shared.options).setup_delay
     }
 
     fn sessions_in_use(&self) -> Option<u32> {

@@ -205,8 +205,10 @@ pub trait Switch: Send + Sync + 'static {
     /// Looks an extension up in the directory; `Ok(None)` when it does not exist.
     fn lookup_extension(&self, domain: &str, id: &str) -> Result<Option<Extension>, SwitchError>;
     /// Rings the agent and blocks until answered or failed. The leg's channel
-    /// UUID must be `leg.leg_uuid`.
-    fn originate_agent(&self, leg: &AgentLeg) -> LegOutcome;
+    /// UUID must be `leg.leg_uuid`. With an answer, how long the switch
+    /// itself took over the setup (no person's time: not the ringing), when
+    /// it says.
+    fn originate_agent(&self, leg: &AgentLeg) -> (LegOutcome, Option<std::time::Duration>);
     /// Dials the customer over one route and blocks until answered or failed.
     /// The channel UUID must be `leg.leg_uuid` (also on a retry over another trunk).
     fn dial_customer(&self, leg: &CustomerLeg) -> LegOutcome;
@@ -268,12 +270,6 @@ pub trait Switch: Send + Sync + 'static {
 
     /// How many channels the switch carries now (anyone's), when it says.
     fn sessions_in_use(&self) -> Option<u32> {
-        None
-    }
-
-    /// How long the switch itself took to set up the agent's leg just
-    /// answered (no person's time: not the ringing), when it says; taken once.
-    fn setup_delay(&self, _agent_leg: Uuid) -> Option<std::time::Duration> {
         None
     }
 

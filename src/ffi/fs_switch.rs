@@ -27,8 +27,6 @@ pub(crate) struct FsSwitch {
     ends: Arc<EndNotes>,
     /// Legs being originated, with the cause cell FreeSWITCH polls to cancel them.
     ringing: Mutex<HashMap<Uuid, Arc<AtomicI32>>>,
-    /// The switch's own setup delay of each answered agent leg, until taken.
-    setup_delays: Mutex<HashMap<Uuid, Duration>>,
 }
 
 /// Originate variables held in a C `switch_event_t`; destroyed by C on drop.
@@ -76,11 +74,11 @@ impl FsSwitch {
         FsSwitch {
             ends,
             ringing: Mutex::new(HashMap::new()),
-            setup_delays: Mutex::new(HashMap::new()),
         }
     }
 
-    /// Places one leg; blocks until answered (then held, see src/shim/dial.c) or failed.
+    /// Places one leg; blocks until answered (then held, see src/shim/dial.c)
+    /// or failed. With an answer, the switch's own share of its setup.
     fn originate(
         &self,
         leg: Uuid,
@@ -89,7 +87,7 @@ impl FsSwitch {
         cid_name: &str,
         cid_num: &str,
         vars: &[(String, String)],
-    ) -> LegOutcome {
+    ) -> (LegOutcome, Option<Duration>) {
         let uuid = leg.to_string();
         let vars = match Vars::new(vars) {
             Ok(v) => v,
@@ -99,7 +97,7 @@ impl FsSwitch {
                     Some(&uuid),
                     &format!("not placing leg: {why}"),
                 );
-                return failed("INVALID_NUMBER_FORMAT", None);
+                return (failed("INVALID_NUMBER_FORMAT", None), None);
             }
         };
         log::log(Level::Info, Some(&uuid), &format!("originate {dial}"));
@@ -131,22 +129,19 @@ impl FsSwitch {
         self.ringing_legs().remove(&leg);
         drop(vars);
         if out.answered != 0 {
-            if let Ok(us) = u64::try_from(out.setup_delay_us) {
+            let delay = u64::try_from(out.setup_delay_us).ok().map(|us| {
                 log::log(
                     Level::Debug,
                     Some(&uuid),
                     &format!("setup delay {} ms", us / 1000),
                 );
-                self.setup_delays
-                    .lock()
-                    .unwrap_or_else(|e| e.into_inner())
-                    .insert(leg, Duration::from_micros(us));
-            }
-            return LegOutcome::Answered;
+                Duration::from_micros(us)
+            });
+            return (LegOutcome::Answered, delay);
         }
         let cause = cause.unwrap_or_else(|| "DESTINATION_OUT_OF_ORDER".into());
         log::log(Level::Info, Some(&uuid), &format!("leg failed: {cause}"));
-        failed(&cause, None)
+        (failed(&cause, None), None)
     }
 
     /// One attempt at the customer's leg, dialled from the agent's own
@@ -362,17 +357,17 @@ impl Switch for FsSwitch {
         }))
     }
 
-    fn originate_agent(&self, leg: &AgentLeg) -> LegOutcome {
+    fn originate_agent(&self, leg: &AgentLeg) -> (LegOutcome, Option<Duration>) {
         let dial = match agent_dial_string(&leg.extension, &leg.domain) {
             Ok(d) => d,
             Err(Refused(why)) => {
                 log::log(Level::Error, Some(&leg.leg_uuid.to_string()), &why);
-                return failed("INVALID_NUMBER_FORMAT", None);
+                return (failed("INVALID_NUMBER_FORMAT", None), None);
             }
         };
         self.ends.forget(leg.leg_uuid);
         let waiter = self.ends.waiters.register(leg.leg_uuid);
-        let outcome = self.originate(
+        let (outcome, delay) = self.originate(
             leg.leg_uuid,
             &dial,
             leg.timeout,
@@ -381,13 +376,13 @@ impl Switch for FsSwitch {
             &agent_vars(leg),
         );
         let LegOutcome::Failed(f) = outcome else {
-            return outcome;
+            return (outcome, delay);
         };
         // The agent's SIP answer (486, 480, …) comes with HANGUP_COMPLETE.
         let sip = wait_noted(&waiter, Duration::from_millis(1000), || {
             self.ends.take(leg.leg_uuid, None)
         });
-        failed(&f.cause, sip.flatten())
+        (failed(&f.cause, sip.flatten()), None)
     }
 
     fn dial_customer(&self, leg: &CustomerLeg) -> LegOutcome {
@@ -598,13 +593,6 @@ impl Switch for FsSwitch {
     fn sessions_in_use(&self) -> Option<u32> {
         // SAFETY: no arguments; reads the session manager's counter.
         Some(unsafe { sys::zc2c_sessions_in_use() })
-    }
-
-    fn setup_delay(&self, agent_leg: Uuid) -> Option<Duration> {
-        self.setup_delays
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .remove(&agent_leg)
     }
 }
 

@@ -112,7 +112,7 @@ pub struct Engine {
     last_purge: Mutex<Option<Instant>>,
     /// The trunks' `cps` and `max-channels` ([`crate::core::trunks`]).
     trunks: Arc<TrunkLimits>,
-    /// The pace calls start at ([`crate::core::setup_pace`]).
+    /// How many calls are in setup at once ([`crate::core::setup_pace`]).
     pub(crate) pace: SetupPace,
 }
 

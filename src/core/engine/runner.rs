@@ -60,8 +60,8 @@ impl Engine {
             }
         };
         unopened.open_one();
-        let outcome = self.switch.originate_agent(&agent);
-        if let Some(delay) = self.switch.setup_delay(agent.leg_uuid) {
+        let (outcome, delay) = self.switch.originate_agent(&agent);
+        if let Some(delay) = delay {
             slot.observe(delay);
         }
         // The agent's setup is over: its place goes to the next in line.
