@@ -11,7 +11,9 @@
 //! events' `Event-Date-Timestamp`. The switch drains between phases.
 //! Also per phase: `lag ms`, how late the last request left (the bench's own
 //! pacing); `stuck`, channels a peer left behind (hung up after the phase);
-//! `ev lag`, p99 of how late the switch's events reached the bench.
+//! `ev lag`, p99 of how late the switch's events reached the bench; `sip
+//! drops`, datagrams the kernel dropped on the switch's SIP socket (its
+//! receive buffer full while sofia's thread was behind).
 //!
 //! ```text
 //! PKG_CONFIG_PATH=/opt/freeswitch/lib/pkgconfig CARGO_TARGET_DIR=… cargo build --release --lib
@@ -21,6 +23,8 @@
 //! (phase length, default 12), `C2C_OVERLOAD_PHASES` (of each side, default 2),
 //! `C2C_OVERLOAD_LOGLEVEL` (the switch's, default debug as in the e2e suites),
 //! `C2C_OVERLOAD_ONLY` (`native` or `ours`: one side, e.g. to profile it),
+//! `C2C_OVERLOAD_ORDER` (`abba`: native, ours, ours, native, …; `ours-first`;
+//! default native first in every round),
 //! `ZORIO_C2C_SO` (another build of the module, e.g. main's for a before/after).
 //! Without a switch it prints `SKIPPED: <why>`.
 
@@ -101,7 +105,11 @@ fn now_us() -> u64 {
 /// (`originate_timeout=30`, bridge's 60 s), no rate limit, quieter logs.
 fn config(ports: Ports, dir: &Path) -> String {
     let loglevel: String = env_or("C2C_OVERLOAD_LOGLEVEL", "debug".to_string());
-    let mut xml = freeswitch_xml(ports, &default_webhooks(&dir.join("spool")));
+    let mut webhooks = default_webhooks(&dir.join("spool"));
+    if let Ok(sync) = std::env::var("C2C_OVERLOAD_STORE_SYNC") {
+        webhooks.push_str(&format!(r#"<param name="store-sync" value="{sync}"/>"#));
+    }
+    let mut xml = freeswitch_xml(ports, &webhooks);
     let rtp = |p: u16| format!("value=\"{p}\"");
     for (from, to) in [
         (
@@ -213,6 +221,10 @@ struct Row {
     stuck: usize,
     /// p99 of how late the switch's events reached the bench.
     event_lag_p99_ms: f64,
+    /// Datagrams the kernel dropped on the switch's SIP socket (its receive
+    /// buffer full: sofia's thread behind), `None` where Linux's
+    /// `/proc/net/udp` can't say.
+    sip_drops: Option<u64>,
 }
 
 fn pct(sorted: &[f64], p: f64) -> f64 {
@@ -230,6 +242,7 @@ fn phase(side: Side, n_phase: usize, rate: f64, secs: f64, ctx: &Ctx) -> Row {
     let number = |i: usize| format!("09{digit}{}{i:06}", n_phase % 10);
     let mut sent_at = Vec::with_capacity(n);
     let mut posts = Vec::new();
+    let drops_before = udp_drops(ctx.sip);
     let mut cmd = ctx.cmd.lock().unwrap();
     let t0 = Instant::now();
     for i in 0..n {
@@ -280,6 +293,9 @@ fn phase(side: Side, n_phase: usize, rate: f64, secs: f64, ctx: &Ctx) -> Row {
         let _ = p.join();
     }
     let stuck = drain(ctx);
+    let sip_drops = udp_drops(ctx.sip)
+        .zip(drops_before)
+        .map(|(a, b)| a.saturating_sub(b));
     let mut lag = std::mem::take(&mut ctx.seen.lock().unwrap().event_lag_ms);
     lag.sort_by(f64::total_cmp);
     let event_lag_p99_ms = pct(&lag, 99.0);
@@ -304,6 +320,7 @@ fn phase(side: Side, n_phase: usize, rate: f64, secs: f64, ctx: &Ctx) -> Row {
         send_lag_ms,
         stuck,
         event_lag_p99_ms,
+        sip_drops,
     }
 }
 
@@ -342,16 +359,45 @@ fn drain(ctx: &Ctx) -> usize {
     stuck
 }
 
+/// The sides of round `i` in their order: native first (the default),
+/// `ours-first`, or `abba` (native, ours, then ours, native, …: each side
+/// follows the other as often as it leads).
+fn sides_of_phase(order: &str, i: usize) -> [Side; 2] {
+    let ours_first = match order {
+        "ours-first" => true,
+        "abba" => i % 2 == 1,
+        _ => false,
+    };
+    if ours_first {
+        [Side::Ours, Side::Native]
+    } else {
+        [Side::Native, Side::Ours]
+    }
+}
+
+/// The kernel's count of datagrams dropped on the UDP socket bound to
+/// `port` (the last column of `/proc/net/udp`), `None` where it can't say.
+fn udp_drops(port: u16) -> Option<u64> {
+    let table = std::fs::read_to_string("/proc/net/udp").ok()?;
+    let local = format!(":{port:04X}");
+    table.lines().skip(1).find_map(|l| {
+        let f: Vec<&str> = l.split_whitespace().collect();
+        (f.get(1)?.ends_with(&local)).then(|| f.last()?.parse().ok())?
+    })
+}
+
 struct Ctx {
     cmd: Mutex<TcpStream>,
     api: Mutex<Esl>,
     http: u16,
+    /// The switch's SIP port (sofia's socket, where both peers send).
+    sip: u16,
     seen: Arc<Mutex<Seen>>,
 }
 
 fn print_row(label: &str, r: &Row) {
     println!(
-        "{label:<10} {:>6} {:>8} {:>10.1} {:>9.0} {:>9.0} {:>9.0} {:>8.0} {:>6} {:>8.0}",
+        "{label:<10} {:>6} {:>8} {:>10.1} {:>9.0} {:>9.0} {:>9.0} {:>8.0} {:>6} {:>8.0} {:>9}",
         r.sent,
         r.bridged,
         r.bridged as f64 / r.offered_secs,
@@ -360,7 +406,8 @@ fn print_row(label: &str, r: &Row) {
         r.latencies_ms.last().copied().unwrap_or(f64::NAN),
         r.send_lag_ms,
         r.stuck,
-        r.event_lag_p99_ms
+        r.event_lag_p99_ms,
+        r.sip_drops.map_or("?".to_string(), |d| d.to_string())
     );
 }
 
@@ -378,6 +425,7 @@ fn pooled(rows: &[Row], side: Side) -> Row {
         send_lag_ms: mine.iter().map(|r| r.send_lag_ms).fold(0.0, f64::max),
         stuck: mine.iter().map(|r| r.stuck).sum(),
         event_lag_p99_ms: mine.iter().map(|r| r.event_lag_p99_ms).fold(0.0, f64::max),
+        sip_drops: mine.iter().map(|r| r.sip_drops).sum(),
     }
 }
 
@@ -427,11 +475,12 @@ fn main() {
         cmd: Mutex::new(cmd),
         api: Mutex::new(api),
         http: ports.http,
+        sip: ports.sip,
         seen,
     };
     println!("offered {rate}/s, {secs} s a phase, {phases} phases a side, 5 s calls");
     println!(
-        "{:<10} {:>6} {:>8} {:>10} {:>9} {:>9} {:>9} {:>8} {:>6} {:>8}",
+        "{:<10} {:>6} {:>8} {:>10} {:>9} {:>9} {:>9} {:>8} {:>6} {:>8} {:>9}",
         "phase",
         "sent",
         "bridged",
@@ -441,11 +490,13 @@ fn main() {
         "max ms",
         "lag ms",
         "stuck",
-        "ev lag"
+        "ev lag",
+        "sip drops"
     );
+    let order = std::env::var("C2C_OVERLOAD_ORDER").unwrap_or_default();
     let mut rows = Vec::new();
     for i in 0..phases {
-        for side in [Side::Native, Side::Ours] {
+        for side in sides_of_phase(&order, i) {
             if only.as_deref().is_some_and(|o| o != side.name()) {
                 continue;
             }
