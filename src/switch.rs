@@ -273,6 +273,12 @@ pub trait Switch: Send + Sync + 'static {
         None
     }
 
+    /// How late the switch delivered its latest event (the wait in its
+    /// event queue), when it says.
+    fn event_lag(&self) -> Option<std::time::Duration> {
+        None
+    }
+
     /// The channels up now whose variable `var` is `value`, whoever placed
     /// them (e.g. [`GATEWAY_VAR`]: every channel through a gateway).
     fn channels_with(&self, _var: &str, _value: &str) -> Vec<Uuid> {

@@ -11,8 +11,10 @@
 //! has passed and [`MIN_SEEN`] setups were seen since the last look, on the
 //! setup delays seen (smoothed; only those of calls that started after the
 //! last cut, so a cut is not cut again for calls it did not let in):
-//! - past [`CONGESTED`] beyond the phones' own delay ([`Floor`]): cut to
-//!   [`CUT`] × the calls in setup (never below [`MIN_WINDOW`]);
+//! - past [`CONGESTED`] beyond the phones' own delay ([`Floor`]), or the
+//!   switch's events delivered past [`EVENTS_LATE`] and later by more than
+//!   [`EVENTS_FALLING`] each second: cut to [`CUT`] × the calls in setup
+//!   (never below [`MIN_WINDOW`]);
 //! - below it: the limit is lifted once nobody waits, else the window grows
 //!   by a tenth (at least one call). It is lifted too when nothing is in
 //!   setup and nobody waits: the next burst meets the switch as it is then.
@@ -34,6 +36,13 @@
 //! is longer. Measured on 2 cores: 20 ms (p50) and 65 ms (p99) at 60
 //! calls/s, 0.34 s and 2.4 s at 85/s. A phone's own share (its round trip
 //! to the 180) is the least delay of the last ten minutes, and not counted.
+//!
+//! The events' lag is the switch's one event dispatch thread falling
+//! behind (on saturated cores it yields after every event): once its queue
+//! is full, every thread that fires an event waits, and the whole switch
+//! stalls for seconds. Measured at 90 calls/s on 2 cores: the lag grew by
+//! 0.8–1 s a second in the second before each such stall, by 0.4 s a second
+//! with FreeSWITCH's own `originate &bridge`, which never stalled.
 
 use std::sync::{Mutex, MutexGuard, OnceLock};
 use std::time::{Duration, Instant};
@@ -44,6 +53,11 @@ use crate::core::turns::Turns;
 /// A setup delay (smoothed) this far past the phones' own ([`Floor`])
 /// means the switch is falling behind.
 pub const CONGESTED: Duration = Duration::from_millis(250);
+/// The switch's events delivered this late (the wait in its event queue)…
+pub const EVENTS_LATE: Duration = Duration::from_millis(300);
+/// …and later by more than this many seconds each second: the switch is
+/// falling behind on its events.
+pub const EVENTS_FALLING: f64 = 0.6;
 /// A decision needs this many setups seen (fewer can't overload a switch,
 /// and one slow phone says nothing of it).
 pub const MIN_SEEN: u32 = 8;
@@ -74,6 +88,9 @@ struct State {
     seen: u32,
     /// The setup delays seen since the last cut, smoothed (seconds).
     delay: Option<f64>,
+    /// How late the switch's events are now, and were at the last look (seconds).
+    event_lag: Option<f64>,
+    event_lag_at_look: Option<f64>,
     floor: Floor,
     /// The callers waiting, in the order they came.
     turns: Turns,
@@ -151,6 +168,8 @@ impl SetupPace {
                 since: Instant::now(),
                 seen: 0,
                 delay: None,
+                event_lag: None,
+                event_lag_at_look: None,
                 floor: Floor::default(),
                 turns: Turns::default(),
             }),
@@ -198,11 +217,14 @@ impl SetupPace {
     }
 
     /// Takes in how long the switch took over the setup of a call that
-    /// started in `epoch`.
-    fn observe(&self, epoch: u64, delay: Duration) {
+    /// started in `epoch`, and how late its events are now (`event_lag`).
+    fn observe(&self, epoch: u64, delay: Duration, event_lag: Option<Duration>) {
         let mut st = lock(&self.state);
         let (now, d) = (Instant::now(), delay.as_secs_f64());
         st.floor.note(now, d);
+        if let Some(lag) = event_lag {
+            st.event_lag = Some(lag.as_secs_f64());
+        }
         if epoch < st.epoch {
             return;
         }
@@ -212,9 +234,13 @@ impl SetupPace {
         if now - st.since < self.step || st.seen < MIN_SEEN {
             return;
         }
+        let elapsed = (now - st.since).as_secs_f64();
         (st.since, st.seen) = (now, 0);
         let floor = st.floor.get();
-        if smoothed > CONGESTED.as_secs_f64() + floor {
+        let events = events_falling_behind(st.event_lag_at_look, st.event_lag, elapsed);
+        st.event_lag_at_look = st.event_lag;
+        let slow = smoothed > CONGESTED.as_secs_f64() + floor;
+        if slow || events.is_some() {
             let in_setup = st.in_flight as f64;
             let was = st.window;
             let base = was.map_or(in_setup, |w| w.min(in_setup));
@@ -224,12 +250,19 @@ impl SetupPace {
             st.delay = None;
             drop(st);
             if was.is_none() {
+                let why = match events {
+                    Some((lag, rate)) if !slow => format!(
+                        "its events delivered {lag:.1} s late, {rate:.1} s later each second"
+                    ),
+                    _ => {
+                        format!("agents' setup {smoothed:.2} s, {floor:.2} s of it the phones' own")
+                    }
+                };
                 self.tell(
                     LogLevel::Warning,
                     &format!(
-                        "setup pace: the switch is falling behind (agents' setup {smoothed:.2} s, \
-                         {floor:.2} s of it the phones' own): {} calls in setup at once, \
-                         the others wait their turn before their agent is rung",
+                        "setup pace: the switch is falling behind ({why}): {} calls in setup \
+                         at once, the others wait their turn before their agent is rung",
                         window as usize
                     ),
                 );
@@ -283,10 +316,20 @@ impl SetupPace {
     }
 }
 
+/// `(lag, growth per second)` when the switch's events, `was` seconds late
+/// at the last look and `now` seconds late `elapsed` seconds later, are
+/// past [`EVENTS_LATE`] and falling behind faster than [`EVENTS_FALLING`].
+fn events_falling_behind(was: Option<f64>, now: Option<f64>, elapsed: f64) -> Option<(f64, f64)> {
+    let (was, now) = (was?, now?);
+    let rate = (now - was) / elapsed.max(1e-3);
+    (now > EVENTS_LATE.as_secs_f64() && rate > EVENTS_FALLING).then_some((now, rate))
+}
+
 impl Slot<'_> {
-    /// Takes in how long the switch took over this call's agent leg.
-    pub fn observe(&self, delay: Duration) {
-        self.pace.observe(self.epoch, delay);
+    /// Takes in how long the switch took over this call's agent leg, and
+    /// how late its events are now.
+    pub fn observe(&self, delay: Duration, event_lag: Option<Duration>) {
+        self.pace.observe(self.epoch, delay, event_lag);
     }
 }
 
@@ -313,7 +356,20 @@ mod tests {
     /// `slot`'s call reports `delay`, [`MIN_SEEN`] times: one decision.
     fn report(slot: &Slot<'_>, delay: Duration) {
         for _ in 0..MIN_SEEN {
-            slot.observe(delay);
+            slot.observe(delay, None);
+        }
+    }
+
+    /// `slot`'s call reports prompt setups, [`MIN_SEEN`] of them, the
+    /// switch's events `lag_ms` late, once `p`'s step (50 ms) has passed:
+    /// one look.
+    fn report_events(slot: &Slot<'_>, lag_ms: u64) {
+        std::thread::sleep(Duration::from_millis(60));
+        for _ in 0..MIN_SEEN {
+            slot.observe(
+                Duration::from_millis(10),
+                Some(Duration::from_millis(lag_ms)),
+            );
         }
     }
 
@@ -360,7 +416,7 @@ mod tests {
         let p = pace();
         let held = hold(&p, 200);
         for s in &held {
-            s.observe(Duration::from_millis(40));
+            s.observe(Duration::from_millis(40), None);
         }
         assert_eq!(p.window(), None);
         assert_eq!(p.in_setup(), 200);
@@ -373,10 +429,10 @@ mod tests {
         let p = pace();
         let held = hold(&p, 20);
         for _ in 1..MIN_SEEN {
-            held[0].observe(Duration::from_secs(2));
+            held[0].observe(Duration::from_secs(2), None);
         }
         assert_eq!(p.window(), None, "too few to say");
-        held[0].observe(Duration::from_secs(2));
+        held[0].observe(Duration::from_secs(2), None);
         assert_eq!(p.window(), Some(16));
     }
 
@@ -524,6 +580,66 @@ mod tests {
         assert!(told[1]
             .1
             .ends_with("nothing in setup and nobody waiting: no limit"));
+    }
+
+    #[test]
+    fn events_falling_behind_fast_cut_the_window_though_setups_are_prompt() {
+        let p = SetupPace::with_step(Duration::from_millis(50));
+        let told = Arc::new(Mutex::new(Vec::new()));
+        let t = Arc::clone(&told);
+        p.set_log(Arc::new(move |_, _, text: &str| {
+            t.lock().unwrap().push(text.to_string());
+        }));
+        let held = hold(&p, 20);
+        report_events(&held[0], 100);
+        assert_eq!(p.window(), None, "a first reading says nothing of a trend");
+        report_events(&held[0], 250);
+        assert_eq!(p.window(), None, "later each second, but not yet late");
+        report_events(&held[0], 400);
+        assert_eq!(p.window(), Some(16), "0.4 s late and later each second");
+        let told = told.lock().unwrap();
+        assert_eq!(told.len(), 1, "{told:?}");
+        assert!(
+            told[0].contains("(its events delivered 0.4 s late, ") && told[0].contains("16 calls"),
+            "{}",
+            told[0]
+        );
+    }
+
+    #[test]
+    fn events_late_but_no_later_do_not_cut_the_window() {
+        let p = SetupPace::with_step(Duration::from_millis(50));
+        let held = hold(&p, 20);
+        report_events(&held[0], 2_000);
+        report_events(&held[0], 2_010);
+        report_events(&held[0], 1_900);
+        assert_eq!(p.window(), None, "2 s late, but keeping up");
+    }
+
+    #[test]
+    fn the_trend_of_events_is_per_second() {
+        assert_eq!(
+            events_falling_behind(Some(0.5), Some(1.0), 1.0),
+            None,
+            "0.5 s a second"
+        );
+        let (lag, rate) = events_falling_behind(Some(0.5), Some(1.2), 1.0).expect("0.7 s a second");
+        assert_eq!(lag, 1.2);
+        assert!((rate - 0.7).abs() < 1e-9, "{rate}");
+        assert!(
+            events_falling_behind(Some(0.5), Some(1.0), 0.5).is_some(),
+            "1 s a second"
+        );
+        assert_eq!(
+            events_falling_behind(None, Some(5.0), 1.0),
+            None,
+            "no earlier reading"
+        );
+        assert_eq!(
+            events_falling_behind(Some(0.0), Some(0.29), 0.1),
+            None,
+            "not late yet"
+        );
     }
 
     #[test]

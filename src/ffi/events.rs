@@ -228,6 +228,27 @@ fn target() -> Option<Arc<EventTarget>> {
         .cloned()
 }
 
+/// How late (µs) the switch delivered the latest channel event to us, plus
+/// one (0: none seen yet): its event queue's wait, which the setup pace reads.
+static EVENT_LAG_US: AtomicU64 = AtomicU64::new(0);
+
+/// How late the switch delivered its latest channel event; `None` before the first.
+pub(crate) fn event_lag() -> Option<Duration> {
+    match EVENT_LAG_US.load(Ordering::Relaxed) {
+        0 => None,
+        us => Some(Duration::from_micros(us - 1)),
+    }
+}
+
+/// Notes how late an event fired at `fired_us` (its `Event-Date-Timestamp`,
+/// µs since the epoch) reached us.
+fn note_event_lag(fired_us: u64) {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_micros() as u64);
+    EVENT_LAG_US.store(now.saturating_sub(fired_us) + 1, Ordering::Relaxed);
+}
+
 /// The channel-event callback (a FreeSWITCH thread).
 extern "C" fn on_channel_event(event: *mut sys::zc2c_event) {
     guard("channel event callback", (), || {
@@ -239,6 +260,9 @@ extern "C" fn on_channel_event(event: *mut sys::zc2c_event) {
             // borrowed from it and copied before we return.
             unsafe { borrowed(sys::zc2c_event_header(event, name.as_ptr())) }
         };
+        if let Some(fired) = header("Event-Date-Timestamp").and_then(|t| t.parse().ok()) {
+            note_event_lag(fired);
+        }
         if kind == sys::ZC2C_EV_HANGUP {
             if let (Some(leg), Some(t)) = (our_leg(header), target()) {
                 t.ends.note_hangup(leg);
@@ -429,5 +453,24 @@ mod tests {
         assert!(!m.contains_key(&Uuid::from_u128(0)), "the oldest went");
         make_room(&mut m, |t| *t);
         assert_eq!(m.len(), EndNotes::MAX - 1, "room already");
+    }
+
+    #[test]
+    fn the_lag_of_the_latest_event_is_how_late_it_came() {
+        use super::{event_lag, note_event_lag};
+        use std::time::{Duration, SystemTime, UNIX_EPOCH};
+        let now = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .unwrap()
+            .as_micros() as u64;
+        note_event_lag(now - 1_500_000);
+        let lag = event_lag().expect("noted");
+        assert!(
+            lag >= Duration::from_millis(1_500) && lag < Duration::from_millis(2_500),
+            "{lag:?}"
+        );
+        // A clock that says the event came from the future: no lag, not a wrap.
+        note_event_lag(now + 60_000_000);
+        assert_eq!(event_lag(), Some(Duration::ZERO));
     }
 }

@@ -594,6 +594,10 @@ impl Switch for FsSwitch {
         // SAFETY: no arguments; reads the session manager's counter.
         Some(unsafe { sys::zc2c_sessions_in_use() })
     }
+
+    fn event_lag(&self) -> Option<Duration> {
+        super::events::event_lag()
+    }
 }
 
 /// What plays while a call waits for its trunk, as (app, arg): a tone

@@ -62,7 +62,7 @@ impl Engine {
         unopened.open_one();
         let (outcome, delay) = self.switch.originate_agent(&agent);
         if let Some(delay) = delay {
-            slot.observe(delay);
+            slot.observe(delay, self.switch.event_lag());
         }
         // The agent's setup is over: its place goes to the next in line.
         drop(slot);
