@@ -70,6 +70,13 @@ pub fn render(state: &HttpState) -> String {
         "Calls waiting for their turn to ring their agent.",
         engine.pace.waiting() as f64,
     );
+    if let Some(lag) = engine.switch.event_lag() {
+        out.gauge(
+            "c2c_switch_event_lag_seconds",
+            "How late the switch delivered its latest channel event (the wait in its event queue).",
+            lag.as_secs_f64(),
+        );
+    }
 
     let outcomes: BTreeMap<&str, u64> = engine
         .stats
