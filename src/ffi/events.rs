@@ -148,9 +148,7 @@ impl EndNotes {
     /// ticks too coarsely to order two legs, and wall-clock keeps the order
     /// across a reload of the module. Never waits.
     fn note_hangup(&self, leg: Uuid) {
-        let now = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |d| d.as_micros() as u64);
+        let now = now_us();
         let mut last = self.next_hangup.load(Ordering::SeqCst);
         let n = loop {
             let n = now.max(last + 1);
@@ -240,13 +238,17 @@ pub(crate) fn event_lag() -> Option<Duration> {
     }
 }
 
+/// Wall-clock µs since the epoch (the switch's `Event-Date-Timestamp` unit).
+fn now_us() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_micros() as u64)
+}
+
 /// Notes how late an event fired at `fired_us` (its `Event-Date-Timestamp`,
 /// µs since the epoch) reached us.
 fn note_event_lag(fired_us: u64) {
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_micros() as u64);
-    EVENT_LAG_US.store(now.saturating_sub(fired_us) + 1, Ordering::Relaxed);
+    EVENT_LAG_US.store(now_us().saturating_sub(fired_us) + 1, Ordering::Relaxed);
 }
 
 /// The channel-event callback (a FreeSWITCH thread).
@@ -457,12 +459,9 @@ mod tests {
 
     #[test]
     fn the_lag_of_the_latest_event_is_how_late_it_came() {
-        use super::{event_lag, note_event_lag};
-        use std::time::{Duration, SystemTime, UNIX_EPOCH};
-        let now = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .unwrap()
-            .as_micros() as u64;
+        use super::{event_lag, note_event_lag, now_us};
+        use std::time::Duration;
+        let now = now_us();
         note_event_lag(now - 1_500_000);
         let lag = event_lag().expect("noted");
         assert!(
