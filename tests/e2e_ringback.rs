@@ -11,6 +11,13 @@
 //! 2. The second trunk only rings (`180`) and answers 3 s later, streaming
 //!    the tone once answered: the agent receives the configured ringback (a
 //!    tone, not silence, and not the carrier's audio) before the answer.
+//! 3. The first trunk rings 2 s, then 503: the ringback goes on across the
+//!    failover.
+//! 4. The first trunk sends early media 1.5 s, then 503 (the agent is
+//!    bridged to it on the 183, as with `&bridge`): the attempt fails with
+//!    the carrier's 503, the same agent leg fails over to the second trunk.
+//! 5. A forced trunk sends early media and never answers: the attempt ends
+//!    at `b-leg-timeout` (10 s) with `NO_ANSWER`, the carrier gets a CANCEL.
 //!
 //! Runs when `FREESWITCH_BIN` is set (see tests/e2e_freeswitch.rs);
 //! otherwise prints `SKIPPED: <why>`.
@@ -42,6 +49,24 @@ fn scenario_early_media(tone: &Path) -> String {
         "<?xml version=\"1.0\" encoding=\"ISO-8859-1\" ?>\n<scenario name=\"early media\">\n<recv request=\"INVITE\"/>\n<send><![CDATA[\nSIP/2.0 183 Session Progress\n{RESPONSE_HEAD}Content-Type: application/sdp\nContent-Length: [len]\n\nv=0\no=user1 53655765 2353687637 IN IP[local_ip_type] [local_ip]\ns=-\nc=IN IP[media_ip_type] [media_ip]\nt=0 0\nm=audio [media_port] RTP/AVP 0\na=rtpmap:0 PCMU/8000\n\n]]></send>\n<nop><action><exec rtp_stream=\"{tone},-1,0\"/></action></nop>\n<pause milliseconds=\"3000\"/>\n{ok}<recv request=\"ACK\"/>\n{BYE_OK}</scenario>\n",
         tone = tone.display(),
         ok = ok_with_sdp(),
+    )
+}
+
+/// A carrier that sends `183` with SDP and streams `tone` as early media,
+/// then, after `ms`, refuses the call (503).
+fn scenario_early_media_then_503(tone: &Path, ms: u64) -> String {
+    format!(
+        "<?xml version=\"1.0\" encoding=\"ISO-8859-1\" ?>\n<scenario name=\"early media then 503\">\n<recv request=\"INVITE\"/>\n<send><![CDATA[\nSIP/2.0 183 Session Progress\n{RESPONSE_HEAD}Content-Type: application/sdp\nContent-Length: [len]\n\nv=0\no=user1 53655765 2353687637 IN IP[local_ip_type] [local_ip]\ns=-\nc=IN IP[media_ip_type] [media_ip]\nt=0 0\nm=audio [media_port] RTP/AVP 0\na=rtpmap:0 PCMU/8000\n\n]]></send>\n<nop><action><exec rtp_stream=\"{tone},-1,0\"/></action></nop>\n<pause milliseconds=\"{ms}\"/>\n<send><![CDATA[\nSIP/2.0 503 Service Unavailable\n{RESPONSE_HEAD}Content-Length: 0\n\n]]></send>\n<recv request=\"ACK\"/>\n</scenario>\n",
+        tone = tone.display(),
+    )
+}
+
+/// A carrier that sends `183` with SDP, streams `tone` as early media and
+/// never answers: waits for the CANCEL, ends the INVITE with 487.
+fn scenario_early_media_forever(tone: &Path) -> String {
+    format!(
+        "<?xml version=\"1.0\" encoding=\"ISO-8859-1\" ?>\n<scenario name=\"early media forever\">\n<recv request=\"INVITE\"/>\n<send><![CDATA[\nSIP/2.0 183 Session Progress\n{RESPONSE_HEAD}Content-Type: application/sdp\nContent-Length: [len]\n\nv=0\no=user1 53655765 2353687637 IN IP[local_ip_type] [local_ip]\ns=-\nc=IN IP[media_ip_type] [media_ip]\nt=0 0\nm=audio [media_port] RTP/AVP 0\na=rtpmap:0 PCMU/8000\n\n]]></send>\n<nop><action><exec rtp_stream=\"{tone},-1,0\"/></action></nop>\n<recv request=\"CANCEL\"/>\n<send><![CDATA[\nSIP/2.0 200 OK\n[last_Via:]\n[last_From:]\n[last_To:]\n[last_Call-ID:]\n[last_CSeq:]\nContent-Length: 0\n\n]]></send>\n<send><![CDATA[\nSIP/2.0 487 Request Terminated\n[last_Via:]\n[last_From:]\n[last_To:];tag=[pid]SIPpTag[call_number]\n[last_Call-ID:]\nCSeq: [last_cseq_number] INVITE\nContent-Length: 0\n\n]]></send>\n<recv request=\"ACK\"/>\n</scenario>\n",
+        tone = tone.display(),
     )
 }
 
@@ -77,6 +102,8 @@ fn listen_rtp(socket: UdpSocket, start: Instant) -> Packets {
 struct BeforeAnswer {
     packets: Vec<(u128, Vec<u8>)>,
     answered_ms: u128,
+    /// `c2c status` of the call once bridged.
+    status: serde_json::Value,
 }
 
 impl BeforeAnswer {
@@ -97,17 +124,25 @@ fn payloads_before_answer(ports: Ports, events: &EventLog, packets: &Packets) ->
         d["call_uuid"].as_str().unwrap().to_string(),
         d["b_leg_uuid"].as_str().unwrap().to_string(),
     );
-    wait_state(&mut esl, &call, "bridged", Duration::from_secs(20));
-    let answered_ms: u128 = events
-        .all()
-        .iter()
-        .find(|e| {
-            e.get("Event-Name").map(String::as_str) == Some("CHANNEL_ANSWER")
-                && e.get("Unique-ID") == Some(&b)
-        })
-        .and_then(|e| e.get("_ms"))
-        .and_then(|m| m.parse().ok())
-        .expect("the customer's CHANNEL_ANSWER");
+    let status = wait_state(&mut esl, &call, "bridged", Duration::from_secs(20));
+    // Our "bridged" can come before this test's own ESL connection has
+    // read the answer (bridged on the carrier's early media, the answer
+    // completes the bridge at once): wait for it.
+    let answer_of_b = || {
+        events
+            .all()
+            .iter()
+            .find(|e| {
+                e.get("Event-Name").map(String::as_str) == Some("CHANNEL_ANSWER")
+                    && e.get("Unique-ID") == Some(&b)
+            })
+            .and_then(|e| e.get("_ms"))
+            .and_then(|m| m.parse::<u128>().ok())
+    };
+    wait_for("the customer's CHANNEL_ANSWER", Duration::from_secs(5), || {
+        answer_of_b().is_some()
+    });
+    let answered_ms = answer_of_b().expect("seen");
     let before: Vec<(u128, Vec<u8>)> = packets
         .lock()
         .unwrap()
@@ -124,6 +159,7 @@ fn payloads_before_answer(ports: Ports, events: &EventLog, packets: &Packets) ->
     BeforeAnswer {
         packets: before,
         answered_ms,
+        status,
     }
 }
 
@@ -272,6 +308,70 @@ fn the_agent_hears_early_media_or_ringback_while_the_customer_rings() {
         "POC rings 2 s then answers 503, BACKUP rings 3 s and answers: ringback from {first} ms to the answer at {} ms ({} RTP packets), the longest pause in the agent's audio {gap} ms (at {gap_at} ms, the failover)",
         got.answered_ms,
         times.len()
+    ));
+
+    // 4. The first trunk bridges its early media to the agent (183 with
+    // SDP), then refuses (503): the attempt fails with the carrier's cause,
+    // and the same agent leg, still up, fails over to the second trunk.
+    drop(_poc);
+    let _poc = Sipp::start(
+        &env,
+        &dir,
+        "carrier_early_media_then_503",
+        &scenario_early_media_then_503(&tone_path, 1500),
+        ports.carrier_503,
+        ports.rtp_start + 52,
+    );
+    std::thread::sleep(Duration::from_millis(300));
+    let got = payloads_before_answer(ports, &events, &packets);
+    let s = &got.status;
+    let attempts = s["attempts"].as_array().expect("attempts");
+    assert_eq!(attempts.len(), 2, "{s}");
+    assert_eq!(attempts[0]["trunk_name"], "POC", "{s}");
+    assert_eq!(attempts[0]["sip_code"], 503, "{s}");
+    assert_eq!(attempts[0]["result"], "NORMAL_TEMPORARY_FAILURE", "{s}");
+    assert_eq!(s["trunk_name"], "BACKUP", "{s}");
+    let early = from_tone(&got.payloads(), &tone);
+    assert!(
+        early >= 25,
+        "the agent heard {early} packets of the first carrier's early media"
+    );
+    step(&format!(
+        "POC bridges 1.5 s of early media (183 with SDP) to the agent, then 503: attempt 1 {} (SIP {}), the agent, still up, heard {early} of its packets and was bridged to BACKUP",
+        attempts[0]["result"], attempts[0]["sip_code"]
+    ));
+
+    // 5. A forced trunk whose carrier sends early media and never answers:
+    // the ringing ends at b-leg-timeout (10 s), not at the carrier's leisure.
+    drop(_poc);
+    let _poc = Sipp::start(
+        &env,
+        &dir,
+        "carrier_early_media_forever",
+        &scenario_early_media_forever(&tone_path),
+        ports.carrier_503,
+        ports.rtp_start + 52,
+    );
+    std::thread::sleep(Duration::from_millis(300));
+    let mut esl = Esl::connect(ports.esl, Duration::from_secs(5)).unwrap();
+    let d = place(
+        &mut esl,
+        json!({"from_extension": "1001", "to_phone": "0987654321", "trunk_id": 4}),
+    );
+    let call = d["call_uuid"].as_str().unwrap().to_string();
+    let placed = Instant::now();
+    let s = wait_state(&mut esl, &call, "ended", Duration::from_secs(30));
+    let took = placed.elapsed();
+    assert_eq!(s["outcome"], "customer_no_answer", "{s}");
+    assert_eq!(s["attempts"][0]["result"], "NO_ANSWER", "{s}");
+    assert!(
+        took >= Duration::from_secs(10) && took < Duration::from_secs(16),
+        "ended {took:?} after the request; b-leg-timeout is 10 s"
+    );
+    step(&format!(
+        "forced POC sends early media and never answers: the attempt ended NO_ANSWER {:.1} s after the request (b-leg-timeout 10 s), outcome {}",
+        took.as_secs_f64(),
+        s["outcome"]
     ));
 }
 

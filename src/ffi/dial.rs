@@ -94,11 +94,12 @@ pub(crate) fn customer_vars(leg: &CustomerLeg) -> Vec<(String, String)> {
         ("origination_caller_id_number", leg.caller_id.clone()),
         ("origination_caller_id_name", leg.caller_id.clone()),
         ("call_timeout", timeout_secs(leg.timeout).to_string()),
-        // Dialled by `bridge` from the agent's session: how long it rings,
-        // and the carrier's early media relayed to the agent while the
-        // bridge waits for the answer.
+        // Dialled by `bridge` from the agent's session: how long it rings
+        // before any early media. A carrier's 183 with SDP is bridged to
+        // the agent at once, as FreeSWITCH's own `&bridge` does (no relay
+        // thread, no transcoding); the ring timeout then is ours
+        // (src/ffi/fs_switch.rs).
         ("originate_timeout", timeout_secs(leg.timeout).to_string()),
-        ("bridge_early_media", "true".to_string()),
         ("hangup_after_bridge", "true".to_string()),
         (VAR_CALL, leg.call_uuid.to_string()),
         (VAR_LEG, "B".to_string()),
@@ -331,7 +332,10 @@ mod tests {
         assert_eq!(vars[VAR_ATTEMPT], "2");
         assert_eq!(vars["call_timeout"], "2");
         assert_eq!(vars["originate_timeout"], "2");
-        assert_eq!(vars["bridge_early_media"], "true");
+        assert!(
+            !vars.contains_key("bridge_early_media"),
+            "bridged on early media, as &bridge"
+        );
         assert!(!unsafe_var("sip_h_X-CRM-Lead-Id", hostile));
         assert!(unsafe_var("sip_h_X-a", "ARRAY::x|:y"));
         assert!(unsafe_var("a[1]", "x"));

@@ -33,7 +33,8 @@ pub(crate) enum DialEnd {
     /// The customer's leg answered (CHANNEL_ANSWER of that attempt).
     Answered,
     /// `bridge` returned on the agent (CHANNEL_EXECUTE_COMPLETE), with the
-    /// cause of a failed originate when there was one.
+    /// cause of a failed originate, or of a bridge on early media that
+    /// ended unanswered, when there was one.
     Returned(Option<String>),
 }
 
@@ -277,7 +278,14 @@ extern "C" fn on_channel_event(event: *mut sys::zc2c_event) {
                 return;
             };
             if let Some(t) = target() {
-                let cause = header("variable_originate_failed_cause").filter(|c| !c.is_empty());
+                // The originate's failure, or that of a bridge on early
+                // media the carrier then ended unanswered (183, then 503).
+                let cause = [
+                    "variable_originate_failed_cause",
+                    "variable_last_bridge_hangup_cause",
+                ]
+                .into_iter()
+                .find_map(|h| header(h).filter(|c| !c.is_empty()));
                 t.ends.note_dial(leg, attempt, DialEnd::Returned(cause));
             }
             return;

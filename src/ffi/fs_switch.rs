@@ -63,6 +63,19 @@ impl Drop for Vars {
     }
 }
 
+/// Whether the channel `uuid` has been answered (its `endpoint_disposition`,
+/// set by the switch as it marks the channel answered).
+fn answered(uuid: Uuid) -> bool {
+    let (u, n) = (
+        c_string(&uuid.to_string()),
+        c_string("endpoint_disposition"),
+    );
+    // SAFETY: both strings alive for the call; the result is NULL or a
+    // malloc'd copy we own, taken (copied, freed by C) exactly once.
+    let d = unsafe { take_owned(sys::zc2c_channel_var(u.as_ptr(), n.as_ptr())) };
+    d.as_deref() == Some("ANSWER")
+}
+
 fn exists(uuid: Uuid) -> bool {
     let u = c_string(&uuid.to_string());
     // SAFETY: NUL-terminated string alive for the call.
@@ -193,14 +206,26 @@ impl FsSwitch {
             return Err("ORIGINATOR_CANCEL".into());
         }
         // Rings at most the timeout; the rest is a safety net.
-        let until = Instant::now() + leg.timeout + Duration::from_secs(30);
+        let ring_until = Instant::now() + leg.timeout;
+        let until = ring_until + Duration::from_secs(30);
         let mut agent_gone = AgentGone::default();
+        let mut rang_out = false;
         let end = loop {
             if let Some(end) = self.ends.take_dial(leg.leg_uuid, leg.attempt) {
                 break end;
             }
             if !exists(agent) && agent_gone.given_up(self.ends.is_destroyed(agent)) {
                 break DialEnd::Returned(Some("ORIGINATOR_CANCEL".into()));
+            }
+            if !rang_out && Instant::now() >= ring_until {
+                // Bridged on early media, the originate's own timeout no
+                // longer runs: end the ringing here, unless the customer
+                // answered (asked of the leg itself: its answer may reach
+                // us as an event seconds late). `bridge` then returns.
+                rang_out = true;
+                if !answered(leg.leg_uuid) {
+                    self.hangup(leg.leg_uuid, "NO_ANSWER");
+                }
             }
             if Instant::now() >= until {
                 self.hangup(leg.leg_uuid, "RECOVERY_ON_TIMER_EXPIRE");

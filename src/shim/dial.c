@@ -1,10 +1,11 @@
 /* The customer's leg, dialled from the agent's own session by mod_dptools'
  * `bridge` (what FreeSWITCH's own `originate … &bridge(...)` runs), on the
- * agent's session thread: switch_ivr_originate() with the agent as caller, so
- * the carrier's early media (183 with SDP, bridge_early_media) is relayed to
- * the agent, else `transfer_ringback` is played; once the customer answers,
- * it bridges them. Nothing of ours runs on that thread: only FreeSWITCH's own
- * applications.
+ * agent's session thread: switch_ivr_originate() with the agent as caller,
+ * which plays `transfer_ringback` while the customer's phone rings and
+ * bridges the two on the carrier's early media (183 with SDP) or on the
+ * answer. A bridge on early media that ends unanswered (183, then 503)
+ * leaves the agent up, its cause in `last_bridge_hangup_cause`. Nothing of
+ * ours runs on that thread: only FreeSWITCH's own applications.
  *
  * The first attempt starts the way `originate … &bridge` does: the answered
  * agent, still where switch_ivr_originate() left it (CS_CONSUME_MEDIA), is
@@ -147,6 +148,10 @@ int zc2c_dial_from(const char *agent_uuid, const char *dial_string, zc2c_vars *v
 		exports(channel, (switch_event_t *) vars, 1);
 		/* A failed attempt leaves the agent up, in `park`, for the next trunk. */
 		switch_channel_set_variable(channel, "continue_on_fail", "true");
+		/* This attempt's failure, not an earlier one's, comes back with its
+		   EXECUTE_COMPLETE. */
+		switch_channel_set_variable(channel, "originate_failed_cause", NULL);
+		switch_channel_set_variable(channel, "last_bridge_hangup_cause", NULL);
 		/* The agent has answered: originate plays transfer_ringback, not ringback. */
 		switch_channel_set_variable_var_check(channel, "transfer_ringback", ringback && *ringback ? ringback : NULL,
 											  SWITCH_FALSE);
