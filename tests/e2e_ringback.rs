@@ -139,9 +139,11 @@ fn payloads_before_answer(ports: Ports, events: &EventLog, packets: &Packets) ->
             .and_then(|e| e.get("_ms"))
             .and_then(|m| m.parse::<u128>().ok())
     };
-    wait_for("the customer's CHANNEL_ANSWER", Duration::from_secs(5), || {
-        answer_of_b().is_some()
-    });
+    wait_for(
+        "the customer's CHANNEL_ANSWER",
+        Duration::from_secs(5),
+        || answer_of_b().is_some(),
+    );
     let answered_ms = answer_of_b().expect("seen");
     let before: Vec<(u128, Vec<u8>)> = packets
         .lock()
