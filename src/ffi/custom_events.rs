@@ -29,7 +29,7 @@ const QUEUE: usize = 65_536;
 /// The courier's thread leaves after this long with nothing to fire.
 const IDLE: Duration = Duration::from_secs(5);
 /// An event waits for the switch's own at most this long after it was emitted.
-pub(crate) const HOLD: Duration = Duration::from_secs(30);
+pub(crate) const HOLD: Duration = Duration::from_secs(10);
 /// How often a held event looks again.
 const HOLD_STEP: Duration = Duration::from_millis(50);
 
