@@ -3,24 +3,16 @@
 //! [`Courier`]: `switch_event_fire` waits while the switch's event queue is
 //! full (an overloaded switch, its events seconds late), and the events are
 //! emitted by the durable store's writer, which every 202 waits on.
-//!
-//! While the switch's own events run late (its one dispatch thread behind,
-//! [`EVENTS_LATE`]), ours wait, in order, up to [`HOLD`] each: every event
-//! in that queue costs the thread a turn on saturated cores, and a full
-//! queue stops every call of the switch. Ours only inform; theirs carry the
-//! calls (measured: docs/benchmarks.md).
 
 use std::ffi::{c_char, CString};
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use crate::core::courier::{Courier, Deliver};
 use crate::core::events::{CallEvent, EventSink};
-use crate::core::setup_pace::EVENTS_LATE;
 
 use super::cstr::c_string;
-use super::events::{current_event_lag, subclass_of};
+use super::events::subclass_of;
 use super::log::{self, Level};
 use super::sys;
 
@@ -28,38 +20,23 @@ use super::sys;
 const QUEUE: usize = 65_536;
 /// The courier's thread leaves after this long with nothing to fire.
 const IDLE: Duration = Duration::from_secs(5);
-/// An event waits for the switch's own at most this long after it was emitted.
-pub(crate) const HOLD: Duration = Duration::from_secs(10);
-/// How often a held event looks again.
-const HOLD_STEP: Duration = Duration::from_millis(50);
 
 /// Mirrors every call event as a FreeSWITCH CUSTOM event, in order.
 pub(crate) struct CustomEventSink {
-    courier: Courier<(Instant, CallEvent)>,
-    /// Set by [`CustomEventSink::close`]: nothing is held any more.
-    closing: Arc<AtomicBool>,
+    courier: Courier<CallEvent>,
 }
 
 impl CustomEventSink {
     pub(crate) fn new() -> CustomEventSink {
-        let closing = Arc::new(AtomicBool::new(false));
-        let stop = Arc::clone(&closing);
-        let deliver: Deliver<(Instant, CallEvent)> = Arc::new(move |(emitted, event)| {
-            while !stop.load(Ordering::Relaxed) && holds(current_event_lag(), emitted.elapsed()) {
-                std::thread::sleep(HOLD_STEP);
-            }
-            fire(&event)
-        });
+        let deliver: Deliver<CallEvent> = Arc::new(|event| fire(&event));
         CustomEventSink {
             courier: Courier::new("c2c-fs-events", QUEUE, IDLE, deliver),
-            closing,
         }
     }
 
     /// Fires what is queued until `deadline`, then stops; `false` when a
     /// fire is still in the switch (our code must then stay loaded).
     pub(crate) fn close(&self, deadline: Duration) -> bool {
-        self.closing.store(true, Ordering::Relaxed);
         let done = self.courier.close(deadline);
         let dropped = self.courier.dropped();
         if dropped > 0 {
@@ -73,14 +50,8 @@ impl CustomEventSink {
 
 impl EventSink for CustomEventSink {
     fn emit(&self, event: &CallEvent) {
-        self.courier.push((Instant::now(), event.clone()));
+        self.courier.push(event.clone());
     }
-}
-
-/// Whether an event emitted `age` ago still waits, the switch's channel
-/// events now `lag` late (`None`: unknown, or none lately).
-pub(crate) fn holds(lag: Option<Duration>, age: Duration) -> bool {
-    lag.is_some_and(|l| l > EVENTS_LATE) && age < HOLD
 }
 
 fn fire(event: &CallEvent) {
@@ -131,23 +102,5 @@ fn fire(event: &CallEvent) {
             Some(&uuid),
             &format!("could not fire CUSTOM {}", subclass.to_string_lossy()),
         );
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::{holds, HOLD};
-    use crate::core::setup_pace::EVENTS_LATE;
-    use std::time::Duration;
-
-    #[test]
-    fn ours_wait_while_the_switchs_events_run_late_and_never_past_the_hold() {
-        let late = Some(EVENTS_LATE + Duration::from_millis(1));
-        assert!(holds(late, Duration::ZERO));
-        assert!(holds(late, HOLD - Duration::from_millis(1)));
-        assert!(!holds(late, HOLD), "held at most HOLD after it was emitted");
-        assert!(!holds(Some(EVENTS_LATE), Duration::ZERO), "on time enough");
-        assert!(!holds(Some(Duration::ZERO), Duration::ZERO));
-        assert!(!holds(None, Duration::ZERO), "unknown: fired at once");
     }
 }

@@ -246,28 +246,11 @@ fn now_us() -> u64 {
         .map_or(0, |d| d.as_micros() as u64)
 }
 
-/// When (µs since the epoch) [`EVENT_LAG_US`] was last noted.
-static EVENT_LAG_NOTED_US: AtomicU64 = AtomicU64::new(0);
-
 /// Notes how late an event fired at `fired_us` (its `Event-Date-Timestamp`,
 /// µs since the epoch) reached us.
 fn note_event_lag(fired_us: u64) {
-    let now = now_us();
-    EVENT_LAG_US.store(now.saturating_sub(fired_us) + 1, Ordering::Relaxed);
-    EVENT_LAG_NOTED_US.store(now, Ordering::Relaxed);
+    EVENT_LAG_US.store(now_us().saturating_sub(fired_us) + 1, Ordering::Relaxed);
 }
-
-/// How late the switch's channel events are now, as far as we know: the
-/// latest one's lag while it is fresh (noted within [`LAG_FRESH`]); `None`
-/// before the first, or when none came since (a quiet switch, not a late one).
-pub(crate) fn current_event_lag() -> Option<Duration> {
-    let noted = EVENT_LAG_NOTED_US.load(Ordering::Relaxed);
-    let age = Duration::from_micros(now_us().saturating_sub(noted));
-    event_lag().filter(|_| age <= LAG_FRESH)
-}
-
-/// A lag noted longer ago than this says nothing of the switch now.
-const LAG_FRESH: Duration = Duration::from_secs(1);
 
 /// The channel-event callback (a FreeSWITCH thread).
 extern "C" fn on_channel_event(event: *mut sys::zc2c_event) {
@@ -496,18 +479,5 @@ mod tests {
         // A clock that says the event came from the future: no lag, not a wrap.
         note_event_lag(now + 60_000_000);
         assert_eq!(event_lag(), Some(Duration::ZERO));
-    }
-
-    #[test]
-    fn a_lag_noted_over_a_second_ago_is_not_the_switchs_now() {
-        use super::{current_event_lag, note_event_lag, now_us, EVENT_LAG_NOTED_US};
-        use std::sync::atomic::Ordering;
-        use std::time::Duration;
-        note_event_lag(now_us() - 2_000_000);
-        let lag = current_event_lag().expect("fresh");
-        assert!(lag >= Duration::from_secs(2), "{lag:?}");
-        // The same lag, noted 1.5 s ago, with no event since: unknown.
-        EVENT_LAG_NOTED_US.store(now_us() - 1_500_000, Ordering::Relaxed);
-        assert_eq!(current_event_lag(), None);
     }
 }
