@@ -42,32 +42,38 @@ fn scenario_agent(rtp_port: u16) -> String {
     )
 }
 
-/// A carrier that sends `183` with SDP, streams `tone` as early media,
-/// answers after 3 s and waits for the BYE.
+/// A carrier that answers the INVITE with `183` and SDP, streams `tone` as
+/// early media, then goes on with `then` (sipp steps).
+fn scenario_early_media_then(name: &str, tone: &Path, then: &str) -> String {
+    format!(
+        "<?xml version=\"1.0\" encoding=\"ISO-8859-1\" ?>\n<scenario name=\"{name}\">\n<recv request=\"INVITE\"/>\n<send><![CDATA[\nSIP/2.0 183 Session Progress\n{RESPONSE_HEAD}Content-Type: application/sdp\nContent-Length: [len]\n\nv=0\no=user1 53655765 2353687637 IN IP[local_ip_type] [local_ip]\ns=-\nc=IN IP[media_ip_type] [media_ip]\nt=0 0\nm=audio [media_port] RTP/AVP 0\na=rtpmap:0 PCMU/8000\n\n]]></send>\n<nop><action><exec rtp_stream=\"{tone},-1,0\"/></action></nop>\n{then}</scenario>\n",
+        tone = tone.display(),
+    )
+}
+
+/// `183` with SDP and `tone` as early media, answered after 3 s, waits for the BYE.
 fn scenario_early_media(tone: &Path) -> String {
-    format!(
-        "<?xml version=\"1.0\" encoding=\"ISO-8859-1\" ?>\n<scenario name=\"early media\">\n<recv request=\"INVITE\"/>\n<send><![CDATA[\nSIP/2.0 183 Session Progress\n{RESPONSE_HEAD}Content-Type: application/sdp\nContent-Length: [len]\n\nv=0\no=user1 53655765 2353687637 IN IP[local_ip_type] [local_ip]\ns=-\nc=IN IP[media_ip_type] [media_ip]\nt=0 0\nm=audio [media_port] RTP/AVP 0\na=rtpmap:0 PCMU/8000\n\n]]></send>\n<nop><action><exec rtp_stream=\"{tone},-1,0\"/></action></nop>\n<pause milliseconds=\"3000\"/>\n{ok}<recv request=\"ACK\"/>\n{BYE_OK}</scenario>\n",
-        tone = tone.display(),
-        ok = ok_with_sdp(),
-    )
+    let then = format!(
+        "<pause milliseconds=\"3000\"/>\n{ok}<recv request=\"ACK\"/>\n{BYE_OK}",
+        ok = ok_with_sdp()
+    );
+    scenario_early_media_then("early media", tone, &then)
 }
 
-/// A carrier that sends `183` with SDP and streams `tone` as early media,
-/// then, after `ms`, refuses the call (503).
+/// `183` with SDP and `tone` as early media, then, after `ms`, a 503.
 fn scenario_early_media_then_503(tone: &Path, ms: u64) -> String {
-    format!(
-        "<?xml version=\"1.0\" encoding=\"ISO-8859-1\" ?>\n<scenario name=\"early media then 503\">\n<recv request=\"INVITE\"/>\n<send><![CDATA[\nSIP/2.0 183 Session Progress\n{RESPONSE_HEAD}Content-Type: application/sdp\nContent-Length: [len]\n\nv=0\no=user1 53655765 2353687637 IN IP[local_ip_type] [local_ip]\ns=-\nc=IN IP[media_ip_type] [media_ip]\nt=0 0\nm=audio [media_port] RTP/AVP 0\na=rtpmap:0 PCMU/8000\n\n]]></send>\n<nop><action><exec rtp_stream=\"{tone},-1,0\"/></action></nop>\n<pause milliseconds=\"{ms}\"/>\n<send><![CDATA[\nSIP/2.0 503 Service Unavailable\n{RESPONSE_HEAD}Content-Length: 0\n\n]]></send>\n<recv request=\"ACK\"/>\n</scenario>\n",
-        tone = tone.display(),
-    )
+    let then = format!("<pause milliseconds=\"{ms}\"/>\n{}", refused_503());
+    scenario_early_media_then("early media then 503", tone, &then)
 }
 
-/// A carrier that sends `183` with SDP, streams `tone` as early media and
-/// never answers: waits for the CANCEL, ends the INVITE with 487.
+/// `183` with SDP and `tone` as early media, never answered: the CANCEL, 487.
 fn scenario_early_media_forever(tone: &Path) -> String {
-    format!(
-        "<?xml version=\"1.0\" encoding=\"ISO-8859-1\" ?>\n<scenario name=\"early media forever\">\n<recv request=\"INVITE\"/>\n<send><![CDATA[\nSIP/2.0 183 Session Progress\n{RESPONSE_HEAD}Content-Type: application/sdp\nContent-Length: [len]\n\nv=0\no=user1 53655765 2353687637 IN IP[local_ip_type] [local_ip]\ns=-\nc=IN IP[media_ip_type] [media_ip]\nt=0 0\nm=audio [media_port] RTP/AVP 0\na=rtpmap:0 PCMU/8000\n\n]]></send>\n<nop><action><exec rtp_stream=\"{tone},-1,0\"/></action></nop>\n<recv request=\"CANCEL\"/>\n<send><![CDATA[\nSIP/2.0 200 OK\n[last_Via:]\n[last_From:]\n[last_To:]\n[last_Call-ID:]\n[last_CSeq:]\nContent-Length: 0\n\n]]></send>\n<send><![CDATA[\nSIP/2.0 487 Request Terminated\n[last_Via:]\n[last_From:]\n[last_To:];tag=[pid]SIPpTag[call_number]\n[last_Call-ID:]\nCSeq: [last_cseq_number] INVITE\nContent-Length: 0\n\n]]></send>\n<recv request=\"ACK\"/>\n</scenario>\n",
-        tone = tone.display(),
-    )
+    scenario_early_media_then("early media forever", tone, CANCELLED)
+}
+
+/// The INVITE refused with 503, and its ACK.
+fn refused_503() -> String {
+    format!("<send><![CDATA[\nSIP/2.0 503 Service Unavailable\n{RESPONSE_HEAD}Content-Length: 0\n\n]]></send>\n<recv request=\"ACK\"/>\n")
 }
 
 /// What arrived on the agent's RTP socket: (ms since `start`, payload).
@@ -380,7 +386,8 @@ fn the_agent_hears_early_media_or_ringback_while_the_customer_rings() {
 /// A carrier that rings for `ring_ms`, then refuses the call (503).
 fn scenario_rings_then_503(ring_ms: u64) -> String {
     format!(
-        "<?xml version=\"1.0\" encoding=\"ISO-8859-1\" ?>\n<scenario name=\"rings then 503\">\n<recv request=\"INVITE\"/>\n{ring}<pause milliseconds=\"{ring_ms}\"/>\n<send><![CDATA[\nSIP/2.0 503 Service Unavailable\n{RESPONSE_HEAD}Content-Length: 0\n\n]]></send>\n<recv request=\"ACK\"/>\n</scenario>\n",
+        "<?xml version=\"1.0\" encoding=\"ISO-8859-1\" ?>\n<scenario name=\"rings then 503\">\n<recv request=\"INVITE\"/>\n{ring}<pause milliseconds=\"{ring_ms}\"/>\n{refused}</scenario>\n",
         ring = ringing(),
+        refused = refused_503(),
     )
 }

@@ -375,10 +375,14 @@ pub fn scenario_auto_answers() -> String {
     )
 }
 
+/// The end of an INVITE that is never answered: waits for the CANCEL,
+/// answers it, ends the INVITE with 487.
+pub const CANCELLED: &str = "<recv request=\"CANCEL\"/>\n<send><![CDATA[\nSIP/2.0 200 OK\n[last_Via:]\n[last_From:]\n[last_To:]\n[last_Call-ID:]\n[last_CSeq:]\nContent-Length: 0\n\n]]></send>\n<send><![CDATA[\nSIP/2.0 487 Request Terminated\n[last_Via:]\n[last_From:]\n[last_To:];tag=[pid]SIPpTag[call_number]\n[last_Call-ID:]\nCSeq: [last_cseq_number] INVITE\nContent-Length: 0\n\n]]></send>\n<recv request=\"ACK\"/>\n";
+
 /// Rings and never answers: waits for CANCEL, answers it, ends the INVITE with 487.
 pub fn scenario_never_answers() -> String {
     format!(
-        "<?xml version=\"1.0\" encoding=\"ISO-8859-1\" ?>\n<scenario name=\"never answers\">\n<recv request=\"INVITE\"/>\n{ring}<recv request=\"CANCEL\"/>\n<send><![CDATA[\nSIP/2.0 200 OK\n[last_Via:]\n[last_From:]\n[last_To:]\n[last_Call-ID:]\n[last_CSeq:]\nContent-Length: 0\n\n]]></send>\n<send><![CDATA[\nSIP/2.0 487 Request Terminated\n[last_Via:]\n[last_From:]\n[last_To:];tag=[pid]SIPpTag[call_number]\n[last_Call-ID:]\nCSeq: [last_cseq_number] INVITE\nContent-Length: 0\n\n]]></send>\n<recv request=\"ACK\"/>\n</scenario>\n",
+        "<?xml version=\"1.0\" encoding=\"ISO-8859-1\" ?>\n<scenario name=\"never answers\">\n<recv request=\"INVITE\"/>\n{ring}{CANCELLED}</scenario>\n",
         ring = ringing(),
     )
 }
