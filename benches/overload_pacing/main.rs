@@ -7,8 +7,14 @@
 //! Per phase: calls bridged per second of offered time (the phase's numbers
 //! with a CHANNEL_BRIDGE and the customer's CHANNEL_ANSWER), and bridge
 //! latency, from the request being sent (`bgapi originate` over one ESL
-//! connection; `POST /api/pbx/calls/click-to-call`) to the later of the two
-//! events' `Event-Date-Timestamp`. The switch drains between phases.
+//! connection; `POST /api/pbx/calls/click-to-call` over a pool of 32
+//! keep-alive connections, see `client`) to the later of the two events'
+//! `Event-Date-Timestamp`. The switch drains between phases, and a phase
+//! is counted once the switch's events have all reached the bench
+//! (`settle`). At the end:
+//! how long our POSTs took to answer, and how long native's `bgapi`s waited
+//! for the switch's ESL thread to read them (its `+OK Job-UUID` reply):
+//! where native's calls wait under overload.
 //! Also per phase: `lag ms`, how late the last request left (the bench's own
 //! pacing); `stuck`, channels a peer left behind (hung up after the phase);
 //! `ev lag`, p99 of how late the switch's events reached the bench; `sip
@@ -28,6 +34,7 @@
 //! `ZORIO_C2C_SO` (another build of the module, e.g. main's for a before/after).
 //! Without a switch it prints `SKIPPED: <why>`.
 
+mod client;
 #[path = "../../tests/e2e_common/mod.rs"]
 mod e2e_common;
 mod scenarios;
@@ -48,6 +55,8 @@ const TOKEN: &str = "e2e-token-0123456789";
 /// The answering carrier's gateway and its trunk (`backup`, id 5).
 const GATEWAY: &str = "backup";
 const TRUNK_ID: u32 = 5;
+/// Keep-alive connections our side's requests share (a CRM's client pool).
+const CLIENT_CONNECTIONS: usize = 32;
 
 #[derive(Clone, Copy, PartialEq, Eq)]
 enum Side {
@@ -74,14 +83,19 @@ struct Seen {
     refused: HashMap<String, usize>,
     /// How long each of our POSTs took to answer (ms).
     answer_ms: Vec<f64>,
+    /// When each `bgapi`'s reply came: the switch had read it (µs).
+    job_read_us: Vec<u64>,
+    /// How long each `bgapi` waited to be read by the switch (ms).
+    job_wait_ms: Vec<f64>,
+    /// The `Job-UUID`s of [`settle`]'s markers seen.
+    markers: Vec<String>,
     /// How late each bridge and answer event reached us (ms after its timestamp).
     event_lag_ms: Vec<f64>,
 }
 
 impl Seen {
     /// When the customer was talking to the agent: bridged and answered.
-    /// (`&bridge` bridges on the carrier's early media, before its answer;
-    /// ours relays early media and bridges on the answer.)
+    /// (Both sides bridge on the carrier's early media, before its answer.)
     fn connected(&self, to: &str) -> Option<u64> {
         Some((*self.bridged.get(to)?).max(*self.answered.get(to)?))
     }
@@ -176,7 +190,15 @@ fn listen(mut esl: Esl, seen: Arc<Mutex<Seen>>) {
     esl.send("event plain CHANNEL_BRIDGE CHANNEL_ANSWER BACKGROUND_JOB");
     std::thread::spawn(move || {
         while let Some((h, body)) = esl.read() {
-            if h.get("Content-Type").map(String::as_str) != Some("text/event-plain") {
+            let kind = h.get("Content-Type").map(String::as_str);
+            if kind == Some("command/reply")
+                && h.get("Reply-Text")
+                    .is_some_and(|t| t.starts_with("+OK Job-UUID"))
+            {
+                // The switch's ESL thread has read a `bgapi` (they come in order).
+                seen.lock().unwrap().job_read_us.push(now_us());
+            }
+            if kind != Some("text/event-plain") {
                 continue;
             }
             let (head, rest) = body.split_once("\n\n").unwrap_or((&body, ""));
@@ -197,6 +219,13 @@ fn listen(mut esl: Esl, seen: Arc<Mutex<Seen>>) {
                     let to = ev.get("Caller-Destination-Number");
                     if let Some(to) = to.filter(|t| t.starts_with("09")) {
                         s.answered.entry(to.clone()).or_insert(at);
+                    }
+                }
+                (Some("BACKGROUND_JOB"), _)
+                    if ev.get("Job-Command").is_some_and(|c| c == "status") =>
+                {
+                    if let Some(job) = ev.get("Job-UUID") {
+                        s.markers.push(job.clone());
                     }
                 }
                 (Some("BACKGROUND_JOB"), _) if rest.starts_with("-ERR") => {
@@ -241,7 +270,10 @@ fn phase(side: Side, n_phase: usize, rate: f64, secs: f64, ctx: &Ctx) -> Row {
     let digit = if side == Side::Native { 1 } else { 2 };
     let number = |i: usize| format!("09{digit}{}{i:06}", n_phase % 10);
     let mut sent_at = Vec::with_capacity(n);
-    let mut posts = Vec::new();
+    // Our requests go over a pool of keep-alive connections, opened first.
+    let pool = (side == Side::Ours)
+        .then(|| client::Pool::new(ctx.http, &format!("Bearer {TOKEN}"), CLIENT_CONNECTIONS));
+    ctx.seen.lock().unwrap().job_read_us.clear();
     let drops_before = udp_drops(ctx.sip);
     let mut cmd = ctx.cmd.lock().unwrap();
     let t0 = Instant::now();
@@ -260,39 +292,49 @@ fn phase(side: Side, n_phase: usize, rate: f64, secs: f64, ctx: &Ctx) -> Row {
                 cmd.write_all(c.as_bytes()).expect("ESL write");
             }
             Side::Ours => {
-                let (port, seen) = (ctx.http, Arc::clone(&ctx.seen));
-                posts.push(std::thread::spawn(move || {
-                    let body = format!(
+                let seen = Arc::clone(&ctx.seen);
+                pool.as_ref().unwrap().send(client::Job {
+                    body: format!(
                         r#"{{"from_extension":"1001","to_phone":"{to}","trunk_id":{TRUNK_ID}}}"#
-                    );
-                    let auth = format!("Bearer {TOKEN}");
-                    let t = Instant::now();
-                    let r = http(port, "POST", "/api/pbx/calls/click-to-call", &auth, &body);
-                    let took = t.elapsed().as_secs_f64() * 1000.0;
-                    let mut status = r.split_whitespace().nth(1).unwrap_or("none").to_string();
-                    // The error's code, e.g. `503 capacity_exceeded`.
-                    if let Some(code) = r
-                        .split("\"code\":\"")
-                        .nth(1)
-                        .and_then(|c| c.split('"').next())
-                    {
-                        status = format!("{status} {code}");
-                    }
-                    let mut seen = seen.lock().unwrap();
-                    seen.answer_ms.push(took);
-                    if !status.starts_with("202") {
-                        *seen.refused.entry(status).or_default() += 1;
-                    }
-                }));
+                    ),
+                    due,
+                    done: Box::new(move |r: &str, took: f64| {
+                        let mut status = r.split_whitespace().nth(1).unwrap_or("none").to_string();
+                        // The error's code, e.g. `503 capacity_exceeded`.
+                        if let Some(code) = r
+                            .split("\"code\":\"")
+                            .nth(1)
+                            .and_then(|c| c.split('"').next())
+                        {
+                            status = format!("{status} {code}");
+                        }
+                        let mut seen = seen.lock().unwrap();
+                        seen.answer_ms.push(took);
+                        if !status.starts_with("202") {
+                            *seen.refused.entry(status).or_default() += 1;
+                        }
+                    }),
+                });
             }
         }
     }
     let send_lag_ms = (t0.elapsed().as_secs_f64() - (n - 1) as f64 / rate) * 1000.0;
     drop(cmd);
-    for p in posts {
-        let _ = p.join();
+    if let Some(pool) = pool {
+        pool.finish();
     }
     let stuck = drain(ctx);
+    settle(ctx, &format!("{}-{n_phase}", side.name()));
+    if side == Side::Native {
+        let mut seen = ctx.seen.lock().unwrap();
+        let read = std::mem::take(&mut seen.job_read_us);
+        let waits: Vec<f64> = sent_at
+            .iter()
+            .zip(read)
+            .map(|((_, sent), read)| read.saturating_sub(*sent) as f64 / 1000.0)
+            .collect();
+        seen.job_wait_ms.extend(waits);
+    }
     let sip_drops = udp_drops(ctx.sip)
         .zip(drops_before)
         .map(|(a, b)| a.saturating_sub(b));
@@ -321,6 +363,32 @@ fn phase(side: Side, n_phase: usize, rate: f64, secs: f64, ctx: &Ctx) -> Row {
         stuck,
         event_lag_p99_ms,
         sip_drops,
+    }
+}
+
+/// Until every event the switch fired so far has reached the bench: under
+/// overload its ESL thread for this connection runs many seconds behind
+/// (`ev lag`), and a phase counted before its last events arrive would lose
+/// calls that were bridged. A `bgapi status` sent now has its BACKGROUND_JOB
+/// queued behind them.
+fn settle(ctx: &Ctx, tag: &str) {
+    let job = format!(
+        "00000000-0000-4000-8000-{:012x}",
+        now_us() & 0xffff_ffff_ffff
+    );
+    let cmd = format!("bgapi status\nJob-UUID: {job}\n\n");
+    ctx.cmd
+        .lock()
+        .unwrap()
+        .write_all(cmd.as_bytes())
+        .expect("ESL write");
+    let t = Instant::now();
+    while !ctx.seen.lock().unwrap().markers.contains(&job) {
+        if t.elapsed() > Duration::from_secs(120) {
+            println!("{tag}: the switch's events did not catch up in 120 s");
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(50));
     }
 }
 
@@ -522,6 +590,14 @@ fn main() {
         pct(&answer_ms, 50.0),
         pct(&answer_ms, 99.0),
         answer_ms.last().copied().unwrap_or(f64::NAN)
+    );
+    let mut job_wait_ms = seen.job_wait_ms.clone();
+    job_wait_ms.sort_by(f64::total_cmp);
+    println!(
+        "native's bgapi read by the switch in p50 {:.0} ms, p99 {:.0} ms, max {:.0} ms",
+        pct(&job_wait_ms, 50.0),
+        pct(&job_wait_ms, 99.0),
+        job_wait_ms.last().copied().unwrap_or(f64::NAN)
     );
     if !seen.refused.is_empty() {
         println!(
