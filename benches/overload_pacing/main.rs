@@ -479,6 +479,18 @@ fn print_row(label: &str, r: &Row) {
     );
 }
 
+/// `what` p50, p99 and max of `ms`.
+fn print_spread(what: &str, ms: &[f64]) {
+    let mut ms = ms.to_vec();
+    ms.sort_by(f64::total_cmp);
+    println!(
+        "{what} p50 {:.0} ms, p99 {:.0} ms, max {:.0} ms",
+        pct(&ms, 50.0),
+        pct(&ms, 99.0),
+        ms.last().copied().unwrap_or(f64::NAN)
+    );
+}
+
 /// The rows of one side pooled: bridged/s over all its offered time, latencies together.
 fn pooled(rows: &[Row], side: Side) -> Row {
     let mine: Vec<&Row> = rows.iter().filter(|r| r.side == side).collect();
@@ -583,22 +595,8 @@ fn main() {
         pct(&ours.latencies_ms, 99.0) / pct(&native.latencies_ms, 99.0)
     );
     let seen = ctx.seen.lock().unwrap();
-    let mut answer_ms = seen.answer_ms.clone();
-    answer_ms.sort_by(f64::total_cmp);
-    println!(
-        "our POSTs answered in p50 {:.0} ms, p99 {:.0} ms, max {:.0} ms",
-        pct(&answer_ms, 50.0),
-        pct(&answer_ms, 99.0),
-        answer_ms.last().copied().unwrap_or(f64::NAN)
-    );
-    let mut job_wait_ms = seen.job_wait_ms.clone();
-    job_wait_ms.sort_by(f64::total_cmp);
-    println!(
-        "native's bgapi read by the switch in p50 {:.0} ms, p99 {:.0} ms, max {:.0} ms",
-        pct(&job_wait_ms, 50.0),
-        pct(&job_wait_ms, 99.0),
-        job_wait_ms.last().copied().unwrap_or(f64::NAN)
-    );
+    print_spread("our POSTs answered in", &seen.answer_ms);
+    print_spread("native's bgapi read by the switch in", &seen.job_wait_ms);
     if !seen.refused.is_empty() {
         println!(
             "not accepted (HTTP status and code; none: no answer in 5 s): {:?}",
