@@ -6,7 +6,7 @@
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpStream;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Barrier};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
@@ -32,13 +32,14 @@ pub struct Pool {
 impl Pool {
     pub fn new(port: u16, auth: &str, size: usize) -> Pool {
         let (tx, rx) = crossbeam_channel::unbounded::<Job>();
-        let ready = Arc::new(Mutex::new(0usize));
+        // Every connection open before the first request.
+        let ready = Arc::new(Barrier::new(size + 1));
         let workers = (0..size)
             .map(|_| {
                 let (rx, auth, ready) = (rx.clone(), auth.to_string(), Arc::clone(&ready));
                 std::thread::spawn(move || {
                     let mut conn = Conn::open(port);
-                    *ready.lock().unwrap() += 1;
+                    ready.wait();
                     for job in rx {
                         let answer = conn.post(port, &auth, &job.body);
                         (job.done)(&answer, job.due.elapsed().as_secs_f64() * 1000.0);
@@ -46,9 +47,7 @@ impl Pool {
                 })
             })
             .collect();
-        while *ready.lock().unwrap() < size {
-            std::thread::sleep(Duration::from_millis(5));
-        }
+        ready.wait();
         Pool {
             tx: Some(tx),
             workers,

@@ -327,6 +327,7 @@ fn phase(side: Side, n_phase: usize, rate: f64, secs: f64, ctx: &Ctx) -> Row {
     settle(ctx, &format!("{}-{n_phase}", side.name()));
     if side == Side::Native {
         let mut seen = ctx.seen.lock().unwrap();
+        // The replies in order; the last is `settle`'s own, left by `zip`.
         let read = std::mem::take(&mut seen.job_read_us);
         let waits: Vec<f64> = sent_at
             .iter()
@@ -372,10 +373,7 @@ fn phase(side: Side, n_phase: usize, rate: f64, secs: f64, ctx: &Ctx) -> Row {
 /// calls that were bridged. A `bgapi status` sent now has its BACKGROUND_JOB
 /// queued behind them.
 fn settle(ctx: &Ctx, tag: &str) {
-    let job = format!(
-        "00000000-0000-4000-8000-{:012x}",
-        now_us() & 0xffff_ffff_ffff
-    );
+    let job = uuid::Uuid::new_v4().to_string();
     let cmd = format!("bgapi status\nJob-UUID: {job}\n\n");
     ctx.cmd
         .lock()
