@@ -182,6 +182,14 @@ void zc2c_event_unbind(zc2c_binding *binding);
 int zc2c_event_kind(zc2c_event *event);
 /* Borrowed: valid during the callback only. */
 const char *zc2c_event_header(zc2c_event *event, const char *name);
+/* The switch's newest event sequence number (each event gets the next when
+   created): a throwaway event is created, read and destroyed, never fired.
+   0 when none could be created. */
+uint64_t zc2c_event_sequence_now(void);
+/* How many events the switch's dispatch queue holds before every thread that
+   fires one waits: switch_event.c's DISPATCH_QUEUE_LEN (10,000) times its
+   dispatch threads at most (cores / 2 + 1, at least 2). */
+uint64_t zc2c_event_queue_capacity(void);
 
 /* CUSTOM events. */
 int zc2c_subclass_reserve(const char *owner, const char *subclass);

@@ -10,6 +10,17 @@ use std::time::Duration;
 
 use uuid::Uuid;
 
+/// The switch's one event queue: every event waits there for its dispatch
+/// thread, and once it is full every thread that fires an event waits too
+/// (the whole switch stalls).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct EventQueue {
+    /// Events in it now.
+    pub backlog: u64,
+    /// Events it holds when full.
+    pub capacity: u64,
+}
+
 /// An extension of the switch's directory.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Extension {
@@ -276,6 +287,11 @@ pub trait Switch: Send + Sync + 'static {
     /// How late the switch delivered its latest event (the wait in its
     /// event queue), when it says.
     fn event_lag(&self) -> Option<std::time::Duration> {
+        None
+    }
+
+    /// How full the switch's event queue is, when it says.
+    fn event_queue(&self) -> Option<EventQueue> {
         None
     }
 

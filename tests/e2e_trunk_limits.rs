@@ -228,7 +228,14 @@ fn trunks_are_paced_and_never_overrun() {
         .and_then(|v| v.trim().parse().ok())
         .unwrap_or_else(|| panic!("no event lag in {metrics}"));
     assert!((0.0..2.0).contains(&lag), "event lag {lag} s");
-    step(&format!("max-channels=3: calls 1-3 on POC, the 4th passed over POC (TRUNK_MAX_CHANNELS) to ALT; /metrics shows POC at 3 channels, the switch's events {:.0} ms late", lag * 1000.0));
+    // And its event queue's depth: known, and far from full on an idle switch.
+    let backlog: f64 = metrics
+        .lines()
+        .find_map(|l| l.strip_prefix("c2c_switch_event_backlog "))
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or_else(|| panic!("no event backlog in {metrics}"));
+    assert!((0.0..1000.0).contains(&backlog), "event backlog {backlog}");
+    step(&format!("max-channels=3: calls 1-3 on POC, the 4th passed over POC (TRUNK_MAX_CHANNELS) to ALT; /metrics shows POC at 3 channels, the switch's events {:.0} ms late, {backlog} in its queue", lag * 1000.0));
     for (c, _) in &up {
         api(ports, "DELETE", &format!("/api/pbx/calls/{c}"), "");
     }

@@ -19,7 +19,9 @@
 //! pacing); `stuck`, channels a peer left behind (hung up after the phase);
 //! `ev lag`, p99 of how late the switch's events reached the bench; `sip
 //! drops`, datagrams the kernel dropped on the switch's SIP socket (its
-//! receive buffer full while sofia's thread was behind).
+//! receive buffer full while sofia's thread was behind); `ev queue`, the most
+//! events the switch's event queue held (the module's
+//! `c2c_switch_event_backlog`, read every 250 ms; see `backlog`).
 //!
 //! ```text
 //! PKG_CONFIG_PATH=/opt/freeswitch/lib/pkgconfig CARGO_TARGET_DIR=… cargo build --release --lib
@@ -34,6 +36,7 @@
 //! `ZORIO_C2C_SO` (another build of the module, e.g. main's for a before/after).
 //! Without a switch it prints `SKIPPED: <why>`.
 
+mod backlog;
 mod client;
 #[path = "../../tests/e2e_common/mod.rs"]
 mod e2e_common;
@@ -254,6 +257,8 @@ struct Row {
     /// buffer full: sofia's thread behind), `None` where Linux's
     /// `/proc/net/udp` can't say.
     sip_drops: Option<u64>,
+    /// The most events the switch's event queue held during the phase.
+    backlog_max: u64,
 }
 
 fn pct(sorted: &[f64], p: f64) -> f64 {
@@ -275,6 +280,7 @@ fn phase(side: Side, n_phase: usize, rate: f64, secs: f64, ctx: &Ctx) -> Row {
         .then(|| client::Pool::new(ctx.http, &format!("Bearer {TOKEN}"), CLIENT_CONNECTIONS));
     ctx.seen.lock().unwrap().job_read_us.clear();
     let drops_before = udp_drops(ctx.sip);
+    let watch = backlog::Watch::start(ctx.http, TOKEN);
     let mut cmd = ctx.cmd.lock().unwrap();
     let t0 = Instant::now();
     for i in 0..n {
@@ -324,6 +330,7 @@ fn phase(side: Side, n_phase: usize, rate: f64, secs: f64, ctx: &Ctx) -> Row {
         pool.finish();
     }
     let stuck = drain(ctx);
+    let backlog = watch.stop();
     settle(ctx, &format!("{}-{n_phase}", side.name()));
     if side == Side::Native {
         let mut seen = ctx.seen.lock().unwrap();
@@ -345,7 +352,7 @@ fn phase(side: Side, n_phase: usize, rate: f64, secs: f64, ctx: &Ctx) -> Row {
     let seen = ctx.seen.lock().unwrap();
     if std::env::var_os("C2C_OVERLOAD_DEBUG").is_some() {
         eprintln!(
-            "sent {sent_at:?}\nbridged {:?}\nanswered {:?}",
+            "sent {sent_at:?}\nbridged {:?}\nanswered {:?}\nbacklog {backlog:?}",
             seen.bridged, seen.answered
         );
     }
@@ -364,6 +371,7 @@ fn phase(side: Side, n_phase: usize, rate: f64, secs: f64, ctx: &Ctx) -> Row {
         stuck,
         event_lag_p99_ms,
         sip_drops,
+        backlog_max: backlog.iter().map(|b| b.1).max().unwrap_or(0),
     }
 }
 
@@ -463,7 +471,7 @@ struct Ctx {
 
 fn print_row(label: &str, r: &Row) {
     println!(
-        "{label:<10} {:>6} {:>8} {:>10.1} {:>9.0} {:>9.0} {:>9.0} {:>8.0} {:>6} {:>8.0} {:>9}",
+        "{label:<10} {:>6} {:>8} {:>10.1} {:>9.0} {:>9.0} {:>9.0} {:>8.0} {:>6} {:>8.0} {:>9} {:>8}",
         r.sent,
         r.bridged,
         r.bridged as f64 / r.offered_secs,
@@ -473,7 +481,8 @@ fn print_row(label: &str, r: &Row) {
         r.send_lag_ms,
         r.stuck,
         r.event_lag_p99_ms,
-        r.sip_drops.map_or("?".to_string(), |d| d.to_string())
+        r.sip_drops.map_or("?".to_string(), |d| d.to_string()),
+        r.backlog_max
     );
 }
 
@@ -504,6 +513,7 @@ fn pooled(rows: &[Row], side: Side) -> Row {
         stuck: mine.iter().map(|r| r.stuck).sum(),
         event_lag_p99_ms: mine.iter().map(|r| r.event_lag_p99_ms).fold(0.0, f64::max),
         sip_drops: mine.iter().map(|r| r.sip_drops).sum(),
+        backlog_max: mine.iter().map(|r| r.backlog_max).max().unwrap_or(0),
     }
 }
 
@@ -558,7 +568,7 @@ fn main() {
     };
     println!("offered {rate}/s, {secs} s a phase, {phases} phases a side, 5 s calls");
     println!(
-        "{:<10} {:>6} {:>8} {:>10} {:>9} {:>9} {:>9} {:>8} {:>6} {:>8} {:>9}",
+        "{:<10} {:>6} {:>8} {:>10} {:>9} {:>9} {:>9} {:>8} {:>6} {:>8} {:>9} {:>8}",
         "phase",
         "sent",
         "bridged",
@@ -569,7 +579,8 @@ fn main() {
         "lag ms",
         "stuck",
         "ev lag",
-        "sip drops"
+        "sip drops",
+        "ev queue"
     );
     let order = std::env::var("C2C_OVERLOAD_ORDER").unwrap_or_default();
     let mut rows = Vec::new();

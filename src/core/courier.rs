@@ -2,8 +2,8 @@
 //! pushes never waits on what delivery waits on, delivery keeps the order of
 //! the pushes, and an idle module keeps no thread for it.
 //!
-//! Made for the CUSTOM events mirrored into FreeSWITCH: `switch_event_fire`
-//! blocks while the switch's event queue is full (an overloaded switch), and
+//! Made for the CUSTOM events mirrored into FreeSWITCH: handing one to the
+//! switch's subscribers runs their handlers (and waits on their locks), and
 //! the thread that emits them is the durable store's writer, which every
 //! 202 waits on.
 

@@ -1,8 +1,10 @@
 //! Every call event mirrored as a FreeSWITCH CUSTOM event
-//! `zorio_c2c::<type without "pbx.">` (body: the event JSON), fired by a
-//! [`Courier`]: `switch_event_fire` waits while the switch's event queue is
-//! full (an overloaded switch, its events seconds late), and the events are
-//! emitted by the durable store's writer, which every 202 waits on.
+//! `zorio_c2c::<type without "pbx.">` (body: the event JSON), handed to the
+//! switch's event subscribers by a [`Courier`]'s thread itself, as one of
+//! its dispatch threads would (`switch_event_deliver`): never queued behind
+//! the switch's own events, whose one queue stalls the whole switch when
+//! full, and never waited on by the durable store's writer that emits them
+//! (every 202 waits on it).
 
 use std::ffi::{c_char, CString};
 use std::sync::Arc;

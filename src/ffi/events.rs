@@ -12,7 +12,7 @@ use crossbeam_channel::TrySendError;
 use uuid::Uuid;
 
 use crate::core::events::ALL_TYPES;
-use crate::switch::{LegEvent, LegSender};
+use crate::switch::{EventQueue, LegEvent, LegSender};
 
 use super::cstr::{borrowed, c_string};
 use super::dial::{dial_of, leg_report, our_leg, ChannelEvent};
@@ -239,6 +239,31 @@ pub(crate) fn event_lag() -> Option<Duration> {
     }
 }
 
+/// The `Event-Sequence` of the newest channel event delivered to us: the
+/// switch numbers every event as it is created, so the numbers handed out
+/// since are the events still ahead in its queue.
+static DELIVERED_SEQ: AtomicU64 = AtomicU64::new(0);
+
+/// The switch's event queue: its backlog is the events created but not yet
+/// delivered (one made and never fired counts too, until the next is
+/// delivered: checked against the queue's own count under load, within a
+/// few hundred); `None` before the first channel event.
+pub(crate) fn event_queue() -> Option<EventQueue> {
+    let delivered = DELIVERED_SEQ.load(Ordering::Relaxed);
+    if delivered == 0 {
+        return None;
+    }
+    // SAFETY: no arguments; the shim creates, reads and destroys its own event.
+    let newest = unsafe { sys::zc2c_event_sequence_now() };
+    // SAFETY: no arguments; reads the switch's core count.
+    let capacity = unsafe { sys::zc2c_event_queue_capacity() };
+    // The probe took a number of its own.
+    (newest > 0).then(|| EventQueue {
+        backlog: newest.saturating_sub(delivered + 1),
+        capacity,
+    })
+}
+
 /// Wall-clock µs since the epoch (the switch's `Event-Date-Timestamp` unit).
 fn now_us() -> u64 {
     std::time::SystemTime::now()
@@ -265,6 +290,9 @@ extern "C" fn on_channel_event(event: *mut sys::zc2c_event) {
         };
         if let Some(fired) = header("Event-Date-Timestamp").and_then(|t| t.parse().ok()) {
             note_event_lag(fired);
+        }
+        if let Some(seq) = header("Event-Sequence").and_then(|t| t.parse().ok()) {
+            DELIVERED_SEQ.fetch_max(seq, Ordering::Relaxed);
         }
         if kind == sys::ZC2C_EV_HANGUP {
             if let (Some(leg), Some(t)) = (our_leg(header), target()) {

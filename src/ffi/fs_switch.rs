@@ -9,7 +9,9 @@ use std::time::{Duration, Instant};
 
 use uuid::Uuid;
 
-use crate::switch::{AgentLeg, CustomerLeg, Extension, Failure, LegOutcome, Switch, SwitchError};
+use crate::switch::{
+    AgentLeg, CustomerLeg, EventQueue, Extension, Failure, LegOutcome, Switch, SwitchError,
+};
 
 use super::config_load::global_domain;
 use super::cstr::{borrowed, c_string, take_owned};
@@ -622,6 +624,10 @@ impl Switch for FsSwitch {
 
     fn event_lag(&self) -> Option<Duration> {
         super::events::event_lag()
+    }
+
+    fn event_queue(&self) -> Option<EventQueue> {
+        super::events::event_queue()
     }
 }
 

@@ -168,7 +168,7 @@ extern "C" fn shutdown() -> c_int {
         } = g;
         // After the engine and the store: their last events are fired first.
         if !custom_events.close(FIRE_DEADLINE) {
-            late.push("the CUSTOM event courier (in switch_event_fire)".to_string());
+            late.push("the CUSTOM event courier (in switch_event_deliver)".to_string());
         }
         drop(bindings);
         set_target(None);

@@ -272,6 +272,12 @@ unsafe extern "C" {
     ) -> *const ::std::os::raw::c_char;
 }
 unsafe extern "C" {
+    pub fn zc2c_event_sequence_now() -> u64;
+}
+unsafe extern "C" {
+    pub fn zc2c_event_queue_capacity() -> u64;
+}
+unsafe extern "C" {
     pub fn zc2c_subclass_reserve(
         owner: *const ::std::os::raw::c_char,
         subclass: *const ::std::os::raw::c_char,

@@ -83,6 +83,28 @@ const char *zc2c_event_header(zc2c_event *event, const char *name)
 	return switch_event_get_header((switch_event_t *) event, name);
 }
 
+uint64_t zc2c_event_sequence_now(void)
+{
+	switch_event_t *event = NULL;
+	const char *seq;
+	uint64_t n = 0;
+
+	if (switch_event_create(&event, SWITCH_EVENT_GENERAL) != SWITCH_STATUS_SUCCESS || !event) {
+		return 0;
+	}
+	if ((seq = switch_event_get_header(event, "Event-Sequence"))) {
+		n = strtoull(seq, NULL, 10);
+	}
+	switch_event_destroy(&event);
+	return n;
+}
+
+uint64_t zc2c_event_queue_capacity(void)
+{
+	uint32_t dispatchers = switch_core_cpu_count() / 2 + 1;
+	return (uint64_t) 10000 * (dispatchers < 2 ? 2 : dispatchers);
+}
+
 int zc2c_subclass_reserve(const char *owner, const char *subclass)
 {
 	if (!owner || !subclass) {
@@ -116,5 +138,10 @@ int zc2c_fire_custom(const char *subclass, const char *const *names, const char 
 	if (body) {
 		switch_event_set_body(event, body);
 	}
-	return switch_event_fire(&event);
+	/* Handed to the event's subscribers on this thread (the module's courier),
+	   as a dispatch thread would: not queued behind the switch's dispatch
+	   thread, which an overloaded switch waits on. The event was stamped
+	   (Event-Date-Timestamp, Event-Sequence) when created. */
+	switch_event_deliver(&event);
+	return ZC2C_STATUS_SUCCESS;
 }

@@ -77,6 +77,18 @@ pub fn render(state: &HttpState) -> String {
             lag.as_secs_f64(),
         );
     }
+    if let Some(q) = engine.switch.event_queue() {
+        out.gauge(
+            "c2c_switch_event_backlog",
+            "Events the switch has created but not yet delivered (its event queue).",
+            q.backlog as f64,
+        );
+        out.gauge(
+            "c2c_switch_event_queue_capacity",
+            "Events the switch's event queue holds when full (every thread firing one then waits).",
+            q.capacity as f64,
+        );
+    }
 
     let outcomes: BTreeMap<&str, u64> = engine
         .stats
