@@ -100,6 +100,13 @@ impl Engine {
         self.journal.ended_call(call_uuid)
     }
 
+    /// How many calls are in flight: the registry's lock held for a count,
+    /// where [`Engine::active_calls`] copies every call under it (hundreds
+    /// under overload, and every 202 takes that lock).
+    pub fn active_count(&self) -> usize {
+        lock(&self.registry).active.len()
+    }
+
     /// Calls in flight.
     pub fn active_calls(&self) -> Vec<CallRecord> {
         let reg = lock(&self.registry);

@@ -212,7 +212,7 @@ pub(crate) fn health(state: &HttpState) -> Response {
             "the module is shutting down",
         ));
     }
-    let mut body = json!({"status": "ok", "active_calls": state.engine.active_calls().len()});
+    let mut body = json!({"status": "ok", "active_calls": state.engine.active_count()});
     if let Some(c) = state.cluster() {
         body["cluster"] = c.health_json();
     }

@@ -53,7 +53,7 @@ pub fn render(state: &HttpState) -> String {
     out.gauge(
         "c2c_calls_active",
         "Calls in flight.",
-        engine.active_calls().len() as f64,
+        engine.active_count() as f64,
     );
     out.gauge(
         "c2c_setup_window",
