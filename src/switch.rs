@@ -19,6 +19,9 @@ pub struct EventQueue {
     pub backlog: u64,
     /// Events it holds when full.
     pub capacity: u64,
+    /// The sequence number of the newest event delivered: every event the
+    /// switch creates takes the next, so it grows by the events got through.
+    pub delivered: u64,
 }
 
 /// An extension of the switch's directory.

@@ -13,6 +13,7 @@ pub mod courier;
 pub mod directory;
 pub mod engine;
 pub mod errors;
+pub mod event_flow;
 pub mod events;
 pub mod gcra;
 pub mod http;

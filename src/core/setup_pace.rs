@@ -11,10 +11,8 @@
 //! has passed and [`MIN_SEEN`] setups were seen since the last look, on the
 //! setup delays seen (smoothed; only those of calls that started after the
 //! last cut, so a cut is not cut again for calls it did not let in):
-//! - past [`CONGESTED`] beyond the phones' own delay ([`Floor`]), or the
-//!   switch's events delivered past [`EVENTS_LATE`] and later by more than
-//!   [`EVENTS_FALLING`] each second: cut to [`CUT`] × the calls in setup
-//!   (never below [`MIN_WINDOW`]);
+//! - past [`CONGESTED`] beyond the phones' own delay ([`Floor`]): cut to
+//!   [`CUT`] × the calls in setup (never below [`MIN_WINDOW`]);
 //! - below it: the limit is lifted once nobody waits, else the window grows
 //!   by a tenth (at least one call). It is lifted too when nothing is in
 //!   setup and nobody waits: the next burst meets the switch as it is then.
@@ -37,27 +35,24 @@
 //! calls/s, 0.34 s and 2.4 s at 85/s. A phone's own share (its round trip
 //! to the 180) is the least delay of the last ten minutes, and not counted.
 //!
-//! The events' lag is the switch's one event dispatch thread falling
-//! behind (on saturated cores it yields after every event): once its queue
-//! is full, every thread that fires an event waits, and the whole switch
-//! stalls for seconds. Measured at 90 calls/s on 2 cores: the lag grew by
-//! 0.8–1 s a second in the second before each such stall, by 0.4 s a second
-//! with FreeSWITCH's own `originate &bridge`, which never stalled.
+//! And the first in line, once the window has room, waits for the switch's
+//! event dispatch when its event queue fills ([`Flow`]): that queue, not
+//! the setups, is what stalls a switch on saturated cores, while its agents'
+//! setups stay prompt.
 
 use std::sync::{Mutex, MutexGuard, OnceLock};
 use std::time::{Duration, Instant};
 
+use crate::core::event_flow::Flow;
 use crate::core::log::{LogHook, LogLevel};
 use crate::core::turns::Turns;
+use crate::switch::EventQueue;
 
 /// A setup delay (smoothed) this far past the phones' own ([`Floor`])
 /// means the switch is falling behind.
 pub const CONGESTED: Duration = Duration::from_millis(250);
-/// The switch's events delivered this late (the wait in its event queue)…
-pub const EVENTS_LATE: Duration = Duration::from_millis(300);
-/// …and later by more than this many seconds each second: the switch is
-/// falling behind on its events.
-pub const EVENTS_FALLING: f64 = 0.6;
+/// How often the first caller held by the flow looks again.
+const FLOW_EVERY: Duration = Duration::from_millis(20);
 /// A decision needs this many setups seen (fewer can't overload a switch,
 /// and one slow phone says nothing of it).
 pub const MIN_SEEN: u32 = 8;
@@ -88,9 +83,8 @@ struct State {
     seen: u32,
     /// The setup delays seen since the last cut, smoothed (seconds).
     delay: Option<f64>,
-    /// How late the switch's events are now, and were at the last look (seconds).
-    event_lag: Option<f64>,
-    event_lag_at_look: Option<f64>,
+    /// New calls as the switch's event dispatch lets them.
+    flow: Flow,
     floor: Floor,
     /// The callers waiting, in the order they came.
     turns: Turns,
@@ -168,8 +162,7 @@ impl SetupPace {
                 since: Instant::now(),
                 seen: 0,
                 delay: None,
-                event_lag: None,
-                event_lag_at_look: None,
+                flow: Flow::default(),
                 floor: Floor::default(),
                 turns: Turns::default(),
             }),
@@ -189,9 +182,14 @@ impl SetupPace {
     }
 
     /// Waits for this call's turn to start, in the order calls reach the
-    /// line, while the window is full; `None` when `gone` says the call
-    /// ended meanwhile (looked at within [`GONE_EVERY`]).
-    pub fn enter(&self, gone: &dyn Fn() -> bool) -> Option<Slot<'_>> {
+    /// line, while the window is full or the switch's event queue (read by
+    /// `queue`) paces new calls; `None` when `gone` says the call ended
+    /// meanwhile (looked at within [`GONE_EVERY`]).
+    pub fn enter(
+        &self,
+        gone: &dyn Fn() -> bool,
+        queue: &dyn Fn() -> Option<EventQueue>,
+    ) -> Option<Slot<'_>> {
         let mut st = lock(&self.state);
         let (me, wake) = st.turns.join();
         loop {
@@ -200,7 +198,23 @@ impl SetupPace {
                 return None;
             }
             let room = st.window.is_none_or(|w| (st.in_flight as f64) < w);
+            let mut held = false;
             if room && st.turns.is_front(me) {
+                let now = Instant::now();
+                if let Some(told) = queue().and_then(|q| st.flow.read(q, now)) {
+                    let level = if st.flow.paced() {
+                        LogLevel::Warning
+                    } else {
+                        LogLevel::Info
+                    };
+                    drop(st);
+                    self.tell(level, &told);
+                    st = lock(&self.state);
+                    continue;
+                }
+                held = !st.flow.take(now);
+            }
+            if room && !held && st.turns.is_front(me) {
                 st.in_flight += 1;
                 // The next in line now looks for its own place.
                 st.turns.leave(me);
@@ -209,22 +223,20 @@ impl SetupPace {
                     epoch: st.epoch,
                 });
             }
+            let every = if held { FLOW_EVERY } else { GONE_EVERY };
             st = wake
-                .wait_timeout(st, GONE_EVERY)
+                .wait_timeout(st, every)
                 .unwrap_or_else(|e| e.into_inner())
                 .0;
         }
     }
 
     /// Takes in how long the switch took over the setup of a call that
-    /// started in `epoch`, and how late its events are now (`event_lag`).
-    fn observe(&self, epoch: u64, delay: Duration, event_lag: Option<Duration>) {
+    /// started in `epoch`.
+    fn observe(&self, epoch: u64, delay: Duration) {
         let mut st = lock(&self.state);
         let (now, d) = (Instant::now(), delay.as_secs_f64());
         st.floor.note(now, d);
-        if let Some(lag) = event_lag {
-            st.event_lag = Some(lag.as_secs_f64());
-        }
         if epoch < st.epoch {
             return;
         }
@@ -234,13 +246,10 @@ impl SetupPace {
         if now - st.since < self.step || st.seen < MIN_SEEN {
             return;
         }
-        let elapsed = (now - st.since).as_secs_f64();
         (st.since, st.seen) = (now, 0);
         let floor = st.floor.get();
-        let events = events_falling_behind(st.event_lag_at_look, st.event_lag, elapsed);
-        st.event_lag_at_look = st.event_lag;
         let slow = smoothed > CONGESTED.as_secs_f64() + floor;
-        if slow || events.is_some() {
+        if slow {
             let in_setup = st.in_flight as f64;
             let was = st.window;
             let base = was.map_or(in_setup, |w| w.min(in_setup));
@@ -250,14 +259,8 @@ impl SetupPace {
             st.delay = None;
             drop(st);
             if was.is_none() {
-                let why = match events {
-                    Some((lag, rate)) if !slow => format!(
-                        "its events delivered {lag:.1} s late, {rate:.1} s later each second"
-                    ),
-                    _ => {
-                        format!("agents' setup {smoothed:.2} s, {floor:.2} s of it the phones' own")
-                    }
-                };
+                let why =
+                    format!("agents' setup {smoothed:.2} s, {floor:.2} s of it the phones' own");
                 self.tell(
                     LogLevel::Warning,
                     &format!(
@@ -316,20 +319,10 @@ impl SetupPace {
     }
 }
 
-/// `(lag, growth per second)` when the switch's events, `was` seconds late
-/// at the last look and `now` seconds late `elapsed` seconds later, are
-/// past [`EVENTS_LATE`] and falling behind faster than [`EVENTS_FALLING`].
-fn events_falling_behind(was: Option<f64>, now: Option<f64>, elapsed: f64) -> Option<(f64, f64)> {
-    let (was, now) = (was?, now?);
-    let rate = (now - was) / elapsed.max(1e-3);
-    (now > EVENTS_LATE.as_secs_f64() && rate > EVENTS_FALLING).then_some((now, rate))
-}
-
 impl Slot<'_> {
-    /// Takes in how long the switch took over this call's agent leg, and
-    /// how late its events are now.
-    pub fn observe(&self, delay: Duration, event_lag: Option<Duration>) {
-        self.pace.observe(self.epoch, delay, event_lag);
+    /// Takes in how long the switch took over this call's agent leg.
+    pub fn observe(&self, delay: Duration) {
+        self.pace.observe(self.epoch, delay);
     }
 }
 
@@ -349,33 +342,23 @@ mod tests {
     /// switch (and its phones) set calls up in 10 ms.
     fn pace() -> SetupPace {
         let p = SetupPace::with_step(Duration::ZERO);
-        report(&p.enter(&|| false).unwrap(), Duration::from_millis(10));
+        report(
+            &p.enter(&|| false, &|| None).unwrap(),
+            Duration::from_millis(10),
+        );
         p
     }
 
     /// `slot`'s call reports `delay`, [`MIN_SEEN`] times: one decision.
     fn report(slot: &Slot<'_>, delay: Duration) {
         for _ in 0..MIN_SEEN {
-            slot.observe(delay, None);
-        }
-    }
-
-    /// `slot`'s call reports prompt setups, [`MIN_SEEN`] of them, the
-    /// switch's events `lag_ms` late, once `p`'s step (50 ms) has passed:
-    /// one look.
-    fn report_events(slot: &Slot<'_>, lag_ms: u64) {
-        std::thread::sleep(Duration::from_millis(60));
-        for _ in 0..MIN_SEEN {
-            slot.observe(
-                Duration::from_millis(10),
-                Some(Duration::from_millis(lag_ms)),
-            );
+            slot.observe(delay);
         }
     }
 
     fn hold(p: &SetupPace, n: usize) -> Vec<Slot<'_>> {
         (0..n)
-            .map(|_| p.enter(&|| false).expect("a place"))
+            .map(|_| p.enter(&|| false, &|| None).expect("a place"))
             .collect()
     }
 
@@ -396,7 +379,7 @@ mod tests {
     ) -> std::thread::JoinHandle<()> {
         let (p, order) = (Arc::clone(p), Arc::clone(order));
         std::thread::spawn(move || {
-            let slot = p.enter(&|| false).expect("a place");
+            let slot = p.enter(&|| false, &|| None).expect("a place");
             order.lock().unwrap().push(i);
             // Still in setup when the thread ends.
             std::mem::forget(slot);
@@ -416,7 +399,7 @@ mod tests {
         let p = pace();
         let held = hold(&p, 200);
         for s in &held {
-            s.observe(Duration::from_millis(40), None);
+            s.observe(Duration::from_millis(40));
         }
         assert_eq!(p.window(), None);
         assert_eq!(p.in_setup(), 200);
@@ -429,10 +412,10 @@ mod tests {
         let p = pace();
         let held = hold(&p, 20);
         for _ in 1..MIN_SEEN {
-            held[0].observe(Duration::from_secs(2), None);
+            held[0].observe(Duration::from_secs(2));
         }
         assert_eq!(p.window(), None, "too few to say");
-        held[0].observe(Duration::from_secs(2), None);
+        held[0].observe(Duration::from_secs(2));
         assert_eq!(p.window(), Some(16));
     }
 
@@ -501,7 +484,7 @@ mod tests {
         held.truncate(30);
         // A call let in after the cut, slow too: cut again, from the 31 in
         // setup now.
-        let late = p.enter(&|| false).expect("a place");
+        let late = p.enter(&|| false, &|| None).expect("a place");
         report(&late, Duration::from_secs(2));
         assert_eq!(p.window(), Some(24));
     }
@@ -513,7 +496,7 @@ mod tests {
         assert_eq!(p.window(), Some(8));
         held.truncate(1);
         assert_eq!(p.window(), Some(8), "one still in setup");
-        let s = p.enter(&|| false).expect("a place");
+        let s = p.enter(&|| false, &|| None).expect("a place");
         report(&s, Duration::from_millis(10));
         assert_eq!(p.window(), None);
     }
@@ -537,11 +520,14 @@ mod tests {
         assert_eq!(p.window(), Some(8));
         held.truncate(7);
         // Let in after the cut: the 8th in setup, the window is full.
-        let late = p.enter(&|| false).expect("a place");
+        let late = p.enter(&|| false, &|| None).expect("a place");
         let order = Arc::new(Mutex::new(Vec::new()));
         let waiter = caller(&p, &order, 0);
         wait_for(|| p.waiting() == 1);
-        assert!(p.enter(&|| true).is_none(), "a call gone before its turn");
+        assert!(
+            p.enter(&|| true, &|| None).is_none(),
+            "a call gone before its turn"
+        );
         // Prompt while one waits: grown by one, not lifted; the waiter goes.
         report(&late, Duration::from_millis(10));
         assert_eq!(p.window(), Some(9));
@@ -562,7 +548,7 @@ mod tests {
         }));
         let mut held = cut(&p, 20);
         held.truncate(15);
-        let late = p.enter(&|| false).expect("a place");
+        let late = p.enter(&|| false, &|| None).expect("a place");
         report(&late, Duration::from_secs(1));
         assert_eq!(p.window(), Some(12), "cut twice");
         {
@@ -586,64 +572,69 @@ mod tests {
             .ends_with("nothing in setup and nobody waiting: no limit"));
     }
 
-    #[test]
-    fn events_falling_behind_fast_cut_the_window_though_setups_are_prompt() {
-        let p = SetupPace::with_step(Duration::from_millis(50));
-        let told = Arc::new(Mutex::new(Vec::new()));
-        let t = Arc::clone(&told);
-        p.set_log(Arc::new(move |_, _, text: &str| {
-            t.lock().unwrap().push(text.to_string());
-        }));
-        let held = hold(&p, 20);
-        report_events(&held[0], 100);
-        assert_eq!(p.window(), None, "a first reading says nothing of a trend");
-        report_events(&held[0], 250);
-        assert_eq!(p.window(), None, "later each second, but not yet late");
-        report_events(&held[0], 400);
-        assert_eq!(p.window(), Some(16), "0.4 s late and later each second");
-        let told = told.lock().unwrap();
-        assert_eq!(told.len(), 1, "{told:?}");
-        assert!(
-            told[0].contains("(its events delivered 0.4 s late, ") && told[0].contains("16 calls"),
-            "{}",
-            told[0]
-        );
+    /// A switch whose event queue holds `backlog` of 20,000 events, having
+    /// delivered `delivered` so far: what the pace reads.
+    fn queue_of(q: &Arc<Mutex<(u64, u64)>>) -> Option<EventQueue> {
+        let (backlog, delivered) = *q.lock().unwrap();
+        Some(EventQueue {
+            backlog,
+            capacity: 20_000,
+            delivered,
+        })
     }
 
     #[test]
-    fn events_late_but_no_later_do_not_cut_the_window() {
-        let p = SetupPace::with_step(Duration::from_millis(50));
-        let held = hold(&p, 20);
-        report_events(&held[0], 2_000);
-        report_events(&held[0], 2_010);
-        report_events(&held[0], 1_900);
-        assert_eq!(p.window(), None, "2 s late, but keeping up");
+    fn a_filling_event_queue_lets_calls_in_as_its_events_are_delivered() {
+        let p = Arc::new(SetupPace::default());
+        let q = Arc::new(Mutex::new((0, 1_000)));
+        let read = {
+            let q = Arc::clone(&q);
+            move || queue_of(&q)
+        };
+        let free: Vec<_> = (0..20)
+            .map(|_| p.enter(&|| false, &read).unwrap())
+            .collect();
+        assert_eq!(p.in_setup(), 20, "an empty queue holds nobody back");
+        // 9,000 queued, and 21 calls just let in: (9,000 + 21 × 35) / 20,000
+        // = 0.49 of it soon, so a call per 60 × 0.49 / 0.75 = 39 events.
+        *q.lock().unwrap() = (9_000, 1_000);
+        let first = p
+            .enter(&|| false, &read)
+            .expect("the credit a paced switch starts with");
+        let (p2, read2) = (Arc::clone(&p), read.clone());
+        let waiter =
+            std::thread::spawn(move || p2.enter(&|| false, &read2).map(std::mem::forget).is_some());
+        std::thread::sleep(Duration::from_millis(200));
+        assert!(!waiter.is_finished(), "no event delivered: no new call");
+        assert_eq!(p.waiting(), 1);
+        q.lock().unwrap().1 += 20;
+        std::thread::sleep(Duration::from_millis(200));
+        assert!(!waiter.is_finished(), "20 events are not a call's worth");
+        q.lock().unwrap().1 += 30;
+        assert!(waiter.join().unwrap(), "50 are");
+        assert_eq!(p.in_setup(), 22);
+        drop((free, first));
     }
 
     #[test]
-    fn the_trend_of_events_is_per_second() {
-        assert_eq!(
-            events_falling_behind(Some(0.5), Some(1.0), 1.0),
-            None,
-            "0.5 s a second"
-        );
-        let (lag, rate) = events_falling_behind(Some(0.5), Some(1.2), 1.0).expect("0.7 s a second");
-        assert_eq!(lag, 1.2);
-        assert!((rate - 0.7).abs() < 1e-9, "{rate}");
-        assert!(
-            events_falling_behind(Some(0.5), Some(1.0), 0.5).is_some(),
-            "1 s a second"
-        );
-        assert_eq!(
-            events_falling_behind(None, Some(5.0), 1.0),
-            None,
-            "no earlier reading"
-        );
-        assert_eq!(
-            events_falling_behind(Some(0.0), Some(0.29), 0.1),
-            None,
-            "not late yet"
-        );
+    fn calls_just_let_in_count_as_the_events_they_will_fire() {
+        let p = SetupPace::default();
+        let q = Arc::new(Mutex::new((0, 1_000)));
+        let read = || queue_of(&q);
+        // Nothing queued yet; but a tenth of it (2,000 events) is what 58
+        // calls' setups will fire: from then on the events delivered count.
+        let held: Vec<_> = (0..58)
+            .map(|_| p.enter(&|| false, &read).unwrap())
+            .collect();
+        let deadline = Instant::now() + Duration::from_millis(300);
+        let more: Vec<_> = (0..3)
+            .map_while(|_| p.enter(&|| Instant::now() > deadline, &read))
+            .collect();
+        // The 59th goes on the credit a paced switch starts with; no event
+        // is delivered, so the 60th waits until it gives up.
+        assert_eq!(more.len(), 1, "calls let in once paced");
+        assert_eq!(p.waiting(), 0, "the one that gave up left the line");
+        drop((held, more));
     }
 
     #[test]
@@ -653,7 +644,8 @@ mod tests {
         assert_eq!(p.window(), Some(4));
         let gone = Arc::new(AtomicBool::new(false));
         let (p2, g2) = (Arc::clone(&p), Arc::clone(&gone));
-        let waiter = std::thread::spawn(move || p2.enter(&|| g2.load(Ordering::SeqCst)).is_some());
+        let waiter =
+            std::thread::spawn(move || p2.enter(&|| g2.load(Ordering::SeqCst), &|| None).is_some());
         wait_for(|| p.waiting() == 1);
         gone.store(true, Ordering::SeqCst);
         assert!(!waiter.join().unwrap());

@@ -261,6 +261,7 @@ pub(crate) fn event_queue() -> Option<EventQueue> {
     (newest > 0).then(|| EventQueue {
         backlog: newest.saturating_sub(delivered + 1),
         capacity,
+        delivered,
     })
 }
 

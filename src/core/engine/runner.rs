@@ -34,8 +34,11 @@ impl Engine {
 
     fn steps(&self, cell: &CallCell, config: &Config, plan: RoutePlan, unopened: &mut Unopened) {
         // In the order calls reach the line, as many in setup at once as
-        // the switch sets up promptly (queued until then: nobody is rung).
-        let Some(slot) = self.pace.enter(&|| lock(cell).cancel.is_some()) else {
+        // the switch sets up promptly, and as fast as it delivers its events
+        // while its event queue fills (queued until then: nobody is rung).
+        let Some(slot) = self.pace.enter(&|| lock(cell).cancel.is_some(), &|| {
+            self.switch.event_queue()
+        }) else {
             return;
         };
         let agent = {
@@ -62,7 +65,7 @@ impl Engine {
         unopened.open_one();
         let (outcome, delay) = self.switch.originate_agent(&agent);
         if let Some(delay) = delay {
-            slot.observe(delay, self.switch.event_lag());
+            slot.observe(delay);
         }
         // The agent's setup is over: its place goes to the next in line.
         drop(slot);
