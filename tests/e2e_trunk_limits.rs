@@ -221,20 +221,18 @@ fn trunks_are_paced_and_never_overrun() {
         metrics.contains("c2c_trunk_limited_total{trunk=\"POC\",limit=\"max_channels\"} 1"),
         "{metrics}"
     );
-    // The switch's event lag, as its channel events reached the module: known, and small here.
-    let lag: f64 = metrics
-        .lines()
-        .find_map(|l| l.strip_prefix("c2c_switch_event_lag_seconds "))
-        .and_then(|v| v.trim().parse().ok())
-        .unwrap_or_else(|| panic!("no event lag in {metrics}"));
+    // The switch's event lag, as its channel events reached the module, and
+    // its event queue's depth: known, and small on an idle switch.
+    let lag = gauge(&metrics, "c2c_switch_event_lag_seconds");
     assert!((0.0..2.0).contains(&lag), "event lag {lag} s");
-    // And its event queue's depth: known, and far from full on an idle switch.
-    let backlog: f64 = metrics
-        .lines()
-        .find_map(|l| l.strip_prefix("c2c_switch_event_backlog "))
-        .and_then(|v| v.trim().parse().ok())
-        .unwrap_or_else(|| panic!("no event backlog in {metrics}"));
+    let backlog = gauge(&metrics, "c2c_switch_event_backlog");
     assert!((0.0..1000.0).contains(&backlog), "event backlog {backlog}");
+    // What the queue holds: 10,000 × its dispatch threads at most (2 or more).
+    let capacity = gauge(&metrics, "c2c_switch_event_queue_capacity");
+    assert!(
+        capacity >= 20_000.0 && capacity % 10_000.0 == 0.0,
+        "capacity {capacity}"
+    );
     step(&format!("max-channels=3: calls 1-3 on POC, the 4th passed over POC (TRUNK_MAX_CHANNELS) to ALT; /metrics shows POC at 3 channels, the switch's events {:.0} ms late, {backlog} in its queue", lag * 1000.0));
     for (c, _) in &up {
         api(ports, "DELETE", &format!("/api/pbx/calls/{c}"), "");
@@ -242,4 +240,13 @@ fn trunks_are_paced_and_never_overrun() {
     for (c, _) in &up {
         wait_status(ports, c, "ended", Duration::from_secs(20));
     }
+}
+
+/// The value of the unlabelled gauge `name` in a `/metrics` answer.
+fn gauge(metrics: &str, name: &str) -> f64 {
+    metrics
+        .lines()
+        .find_map(|l| l.strip_prefix(name)?.strip_prefix(' '))
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or_else(|| panic!("no {name} in {metrics}"))
 }
