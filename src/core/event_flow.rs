@@ -5,7 +5,7 @@
 //! for seconds, and calls are lost. FreeSWITCH's own event socket takes a
 //! new command only between flushes of its events, so its intake slows as
 //! the dispatch does; this is that, counted: past [`QUEUE_PACED`] of the
-//! queue filled (or soon to be), a new call is let in per
+//! queue filled (or soon to be, with half of that in it), a new call is let in per
 //! [`EVENTS_PER_CALL`] events delivered at [`QUEUE_TARGET`], more below it
 //! and fewer above.
 
@@ -56,8 +56,15 @@ impl Flow {
         let coming = q.backlog as f64 + SETUP_EVENTS * self.recent.len() as f64;
         let fill = coming / q.capacity.max(1) as f64;
         let was = self.credit.is_some();
-        // Once paced, until half as full: no flapping at the edge.
-        let paced = fill > if was { QUEUE_PACED / 2.0 } else { QUEUE_PACED };
+        // Paced once the queue itself holds half a tenth (the calls to come
+        // alone, at 20 calls/s, are a tenth), until all of it is under half
+        // a tenth again: no flapping at the edge.
+        let queued = q.backlog as f64 / q.capacity.max(1) as f64;
+        let paced = if was {
+            fill > QUEUE_PACED / 2.0
+        } else {
+            fill > QUEUE_PACED && queued > QUEUE_PACED / 2.0
+        };
         self.credit = paced.then(|| {
             let per_call = EVENTS_PER_CALL * fill / QUEUE_TARGET;
             let had = self.credit.unwrap_or(1.0);
@@ -131,6 +138,19 @@ mod tests {
             told.contains("nearly empty again (900 of 20000 events)"),
             "{told}"
         );
+    }
+
+    #[test]
+    fn calls_to_come_alone_do_not_start_pacing_an_empty_queue() {
+        let (mut f, now) = (Flow::default(), Instant::now());
+        // 100 calls in the last 3 s (33 a second) will fire 3,500 events.
+        for _ in 0..100 {
+            f.read(queue(900, 0), now);
+            assert!(f.take(now));
+        }
+        assert!(!f.paced(), "900 queued: the dispatch keeps up");
+        assert!(f.read(queue(1_100, 0), now).is_some());
+        assert!(f.paced(), "1,100 queued and 3,500 to come: paced");
     }
 
     #[test]

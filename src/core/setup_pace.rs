@@ -619,19 +619,19 @@ mod tests {
     #[test]
     fn calls_just_let_in_count_as_the_events_they_will_fire() {
         let p = SetupPace::default();
-        let q = Arc::new(Mutex::new((0, 1_000)));
+        let q = Arc::new(Mutex::new((1_200, 1_000)));
         let read = || queue_of(&q);
-        // Nothing queued yet; but a tenth of it (2,000 events) is what 58
-        // calls' setups will fire: from then on the events delivered count.
-        let held: Vec<_> = (0..58)
+        // 1,200 queued, and 23 calls' setups will fire 805 more: a tenth of
+        // the queue (2,000) soon, so from then on the events delivered count.
+        let held: Vec<_> = (0..23)
             .map(|_| p.enter(&|| false, &read).unwrap())
             .collect();
         let deadline = Instant::now() + Duration::from_millis(300);
         let more: Vec<_> = (0..3)
             .map_while(|_| p.enter(&|| Instant::now() > deadline, &read))
             .collect();
-        // The 59th goes on the credit a paced switch starts with; no event
-        // is delivered, so the 60th waits until it gives up.
+        // The 24th goes on the credit a paced switch starts with; no event
+        // is delivered, so the 25th waits until it gives up.
         assert_eq!(more.len(), 1, "calls let in once paced");
         assert_eq!(p.waiting(), 0, "the one that gave up left the line");
         drop((held, more));
