@@ -5,9 +5,9 @@
 //! for seconds, and calls are lost. FreeSWITCH's own event socket takes a
 //! new command only between flushes of its events, so its intake slows as
 //! the dispatch does; this is that, counted: past [`QUEUE_PACED`] of the
-//! queue filled (or soon to be, with half of that in it), a new call is let in per
-//! [`EVENTS_PER_CALL`] events delivered at [`QUEUE_TARGET`], more below it
-//! and fewer above.
+//! queue filled (or soon to be, with half of that in it), a new call is let
+//! in per [`EVENTS_PER_CALL`] events delivered at [`QUEUE_TARGET`], more
+//! below it and fewer above.
 
 use std::collections::VecDeque;
 use std::time::{Duration, Instant};
@@ -53,13 +53,13 @@ impl Flow {
         while self.recent.front().is_some_and(|t| now - *t > RECENT) {
             self.recent.pop_front();
         }
+        let share = |events: f64| events / q.capacity.max(1) as f64;
         let coming = q.backlog as f64 + SETUP_EVENTS * self.recent.len() as f64;
-        let fill = coming / q.capacity.max(1) as f64;
+        let (fill, queued) = (share(coming), share(q.backlog as f64));
         let was = self.credit.is_some();
         // Paced once the queue itself holds half a tenth (the calls to come
         // alone, at 20 calls/s, are a tenth), until all of it is under half
         // a tenth again: no flapping at the edge.
-        let queued = q.backlog as f64 / q.capacity.max(1) as f64;
         let paced = if was {
             fill > QUEUE_PACED / 2.0
         } else {

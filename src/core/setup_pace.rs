@@ -198,6 +198,7 @@ impl SetupPace {
                 return None;
             }
             let room = st.window.is_none_or(|w| (st.in_flight as f64) < w);
+            // First in line with room, but the switch's events say not yet.
             let mut held = false;
             if room && st.turns.is_front(me) {
                 let now = Instant::now();
@@ -212,16 +213,16 @@ impl SetupPace {
                     st = lock(&self.state);
                     continue;
                 }
-                held = !st.flow.take(now);
-            }
-            if room && !held && st.turns.is_front(me) {
-                st.in_flight += 1;
-                // The next in line now looks for its own place.
-                st.turns.leave(me);
-                return Some(Slot {
-                    pace: self,
-                    epoch: st.epoch,
-                });
+                if st.flow.take(now) {
+                    st.in_flight += 1;
+                    // The next in line now looks for its own place.
+                    st.turns.leave(me);
+                    return Some(Slot {
+                        pace: self,
+                        epoch: st.epoch,
+                    });
+                }
+                held = true;
             }
             let every = if held { FLOW_EVERY } else { GONE_EVERY };
             st = wake
