@@ -12,10 +12,15 @@ use crate::e2e_common::http_get;
 /// How often `/metrics` is read.
 const EVERY: Duration = Duration::from_millis(250);
 
-/// Reads the backlog every [`EVERY`] until stopped.
+/// One reading: seconds since the start, the backlog, the machine's idle
+/// CPU seconds so far (see [`crate::cpu::idle`]), and the channels on the
+/// carrier's trunk (`c2c_trunk_channels`: both sides' customers' legs).
+pub type Reading = (f64, u64, f64, u64);
+
+/// Reads the backlog (and the machine's idle time) every [`EVERY`] until stopped.
 pub struct Watch {
     stop: Arc<AtomicBool>,
-    thread: JoinHandle<Vec<(f64, u64)>>,
+    thread: JoinHandle<Vec<Reading>>,
 }
 
 impl Watch {
@@ -27,8 +32,11 @@ impl Watch {
             let t0 = Instant::now();
             let mut seen = Vec::new();
             while !flag.load(Ordering::Relaxed) {
-                if let Some(n) = backlog(&http_get(http, "/metrics", token)) {
-                    seen.push((t0.elapsed().as_secs_f64(), n));
+                let metrics = http_get(http, "/metrics", token);
+                if let Some(n) = gauge(&metrics, "c2c_switch_event_backlog ") {
+                    let idle = crate::cpu::idle().unwrap_or(0.0);
+                    let legs = gauge(&metrics, TRUNK_CHANNELS).unwrap_or(0);
+                    seen.push((t0.elapsed().as_secs_f64(), n, idle, legs));
                 }
                 std::thread::sleep(EVERY);
             }
@@ -37,18 +45,43 @@ impl Watch {
         Watch { stop, thread }
     }
 
-    /// Stops; the backlog read at each instant (seconds since the start).
-    pub fn stop(self) -> Vec<(f64, u64)> {
+    /// Stops; the readings in order.
+    pub fn stop(self) -> Vec<Reading> {
         self.stop.store(true, Ordering::Relaxed);
         self.thread.join().unwrap_or_default()
     }
 }
 
-/// The gauge's value in a `/metrics` answer.
-fn backlog(metrics: &str) -> Option<u64> {
+/// The carrier's trunk's channels gauge (trunk 5, `BACKUP`), with its label.
+const TRUNK_CHANNELS: &str = "c2c_trunk_channels{trunk=\"BACKUP\"} ";
+
+/// The value of the series `name` (with its labels and a blank) in a `/metrics` answer.
+fn gauge(metrics: &str, name: &str) -> Option<u64> {
     metrics
         .lines()
-        .find_map(|l| l.strip_prefix("c2c_switch_event_backlog "))
+        .find_map(|l| l.strip_prefix(name))
         .and_then(|v| v.trim().parse::<f64>().ok())
         .map(|v| v as u64)
+}
+
+/// The share of the cores left idle from the first reading until `until`
+/// seconds (the phase's last call connected): what the switch could have
+/// used while calls waited. `NaN` with fewer than two readings.
+pub fn idle_share(readings: &[Reading], until: f64) -> f64 {
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get()) as f64;
+    let first = readings.first();
+    let last = readings.iter().take_while(|r| r.0 <= until).last();
+    match (first, last) {
+        (Some(a), Some(b)) if b.0 > a.0 => (b.2 - a.2) / ((b.0 - a.0) * cores),
+        _ => f64::NAN,
+    }
+}
+
+/// Customers' channel-seconds in the readings (each reading standing for
+/// the time until the next): how long the carrier's legs were up in all.
+pub fn leg_seconds(readings: &[Reading]) -> f64 {
+    readings
+        .windows(2)
+        .map(|w| w[0].3 as f64 * (w[1].0 - w[0].0))
+        .sum()
 }

@@ -33,11 +33,18 @@
 //! `C2C_OVERLOAD_ONLY` (`native` or `ours`: one side, e.g. to profile it),
 //! `C2C_OVERLOAD_ORDER` (`abba`: native, ours, ours, native, …; `ours-first`;
 //! default native first in every round),
+//! `C2C_OVERLOAD_RINGBACK` (the module's `ringback`; empty: none, as
+//! `&bridge` plays none),
 //! `ZORIO_C2C_SO` (another build of the module, e.g. main's for a before/after).
+//! At the end, where the cores went (`cpu`): CPU ms per bridged call of the
+//! switch, of the module's own threads in it, of the sipp peers and of the
+//! bench; the cores' idle share; how long a customer's leg was up; SIP
+//! messages the peers had to resend.
 //! Without a switch it prints `SKIPPED: <why>`.
 
 mod backlog;
 mod client;
+mod cpu;
 #[path = "../../tests/e2e_common/mod.rs"]
 mod e2e_common;
 mod scenarios;
@@ -127,6 +134,16 @@ fn config(ports: Ports, dir: &Path) -> String {
         webhooks.push_str(&format!(r#"<param name="store-sync" value="{sync}"/>"#));
     }
     let mut xml = freeswitch_xml(ports, &webhooks);
+    // `C2C_OVERLOAD_RINGBACK`: the module's `ringback` (empty: none, as `&bridge`).
+    if let Ok(r) = std::env::var("C2C_OVERLOAD_RINGBACK") {
+        let at = r#"<param name="dialplan" value="XML"/>"#;
+        assert!(xml.contains(at), "config lacks {at}");
+        xml = xml.replacen(
+            at,
+            &format!(r#"<param name="ringback" value="{r}"/>{at}"#),
+            1,
+        );
+    }
     let rtp = |p: u16| format!("value=\"{p}\"");
     for (from, to) in [
         (
@@ -176,6 +193,9 @@ fn peer(env: &Env, dir: &Path, name: &str, scenario: &str, port: u16, media: u16
         .args(["-l", "5000", "-max_socket", "5000", "-nostdin"])
         .args(["-trace_err", "-error_file"])
         .arg(dir.join(format!("{name}_err.log")))
+        // Counters every second (retransmissions: a party slow to answer).
+        .args(["-trace_stat", "-fd", "1", "-stf"])
+        .arg(dir.join(format!("{name}_stat.csv")))
         .current_dir(dir)
         .stdin(Stdio::null())
         .stdout(Stdio::from(out.try_clone().unwrap()))
@@ -242,7 +262,7 @@ fn listen(mut esl: Esl, seen: Arc<Mutex<Seen>>) {
 }
 
 /// One phase's result.
-struct Row {
+pub(crate) struct Row {
     side: Side,
     offered_secs: f64,
     sent: usize,
@@ -259,6 +279,14 @@ struct Row {
     sip_drops: Option<u64>,
     /// The most events the switch's event queue held during the phase.
     backlog_max: u64,
+    /// CPU used from the phase's start until the switch had drained.
+    cpu: cpu::Cpu,
+    /// The cores' idle share until the phase's last call connected.
+    busy_idle: f64,
+    /// Seconds the customers' legs were up, in all.
+    leg_seconds: f64,
+    /// Messages the two sipp peers sent again (no answer in time).
+    retransmissions: u64,
 }
 
 fn pct(sorted: &[f64], p: f64) -> f64 {
@@ -281,6 +309,8 @@ fn phase(side: Side, n_phase: usize, rate: f64, secs: f64, ctx: &Ctx) -> Row {
     ctx.seen.lock().unwrap().job_read_us.clear();
     let drops_before = udp_drops(ctx.sip);
     let watch = backlog::Watch::start(ctx.http, TOKEN);
+    let cpu_before = cpu::Cpu::now(&ctx.pids).unwrap_or_default();
+    let retransmitted = retransmissions(&ctx.dir);
     let mut cmd = ctx.cmd.lock().unwrap();
     let t0 = Instant::now();
     for i in 0..n {
@@ -330,7 +360,13 @@ fn phase(side: Side, n_phase: usize, rate: f64, secs: f64, ctx: &Ctx) -> Row {
         pool.finish();
     }
     let stuck = drain(ctx);
+    let cpu = cpu::Cpu::now(&ctx.pids)
+        .unwrap_or_default()
+        .since(&cpu_before);
     let backlog = watch.stop();
+    // sipp writes its counters once a second.
+    std::thread::sleep(Duration::from_millis(1100));
+    let retransmissions = retransmissions(&ctx.dir).saturating_sub(retransmitted);
     settle(ctx, &format!("{}-{n_phase}", side.name()));
     if side == Side::Native {
         let mut seen = ctx.seen.lock().unwrap();
@@ -361,6 +397,13 @@ fn phase(side: Side, n_phase: usize, rate: f64, secs: f64, ctx: &Ctx) -> Row {
         .filter_map(|(to, at)| seen.connected(to).map(|b| (b as f64 - *at as f64) / 1000.0))
         .collect();
     latencies_ms.sort_by(f64::total_cmp);
+    let last_connected = sent_at
+        .iter()
+        .filter_map(|(to, _)| seen.connected(to))
+        .max()
+        .unwrap_or(0);
+    let started = sent_at.first().map_or(0, |s| s.1);
+    let since_start = last_connected.saturating_sub(started) as f64 / 1e6;
     Row {
         side,
         offered_secs: n as f64 / rate,
@@ -372,6 +415,10 @@ fn phase(side: Side, n_phase: usize, rate: f64, secs: f64, ctx: &Ctx) -> Row {
         event_lag_p99_ms,
         sip_drops,
         backlog_max: backlog.iter().map(|b| b.1).max().unwrap_or(0),
+        cpu,
+        busy_idle: backlog::idle_share(&backlog, since_start),
+        leg_seconds: backlog::leg_seconds(&backlog),
+        retransmissions,
     }
 }
 
@@ -460,6 +507,27 @@ fn udp_drops(port: u16) -> Option<u64> {
     })
 }
 
+/// Messages the sipp peers (`agent`, `carrier`) retransmitted so far: the
+/// `Retransmissions(C)` of the last line of each one's statistics file.
+fn retransmissions(dir: &Path) -> u64 {
+    ["agent", "carrier"]
+        .iter()
+        .filter_map(|name| {
+            let csv = std::fs::read_to_string(dir.join(format!("{name}_stat.csv"))).ok()?;
+            let mut lines = csv.lines().filter(|l| !l.trim().is_empty());
+            let head: Vec<&str> = lines.next()?.split(';').collect();
+            let col = head.iter().position(|h| *h == "Retransmissions(C)")?;
+            lines
+                .next_back()?
+                .split(';')
+                .nth(col)?
+                .trim()
+                .parse::<u64>()
+                .ok()
+        })
+        .sum()
+}
+
 struct Ctx {
     cmd: Mutex<TcpStream>,
     api: Mutex<Esl>,
@@ -467,6 +535,10 @@ struct Ctx {
     /// The switch's SIP port (sofia's socket, where both peers send).
     sip: u16,
     seen: Arc<Mutex<Seen>>,
+    /// The processes whose CPU a phase accounts for.
+    pids: cpu::Pids,
+    /// The scratch directory (the sipp peers' statistics).
+    dir: std::path::PathBuf,
 }
 
 fn print_row(label: &str, r: &Row) {
@@ -514,6 +586,12 @@ fn pooled(rows: &[Row], side: Side) -> Row {
         event_lag_p99_ms: mine.iter().map(|r| r.event_lag_p99_ms).fold(0.0, f64::max),
         sip_drops: mine.iter().map(|r| r.sip_drops).sum(),
         backlog_max: mine.iter().map(|r| r.backlog_max).max().unwrap_or(0),
+        cpu: mine
+            .iter()
+            .fold(cpu::Cpu::default(), |sum, r| sum.add(&r.cpu)),
+        busy_idle: mine.iter().map(|r| r.busy_idle).sum::<f64>() / mine.len().max(1) as f64,
+        leg_seconds: mine.iter().map(|r| r.leg_seconds).sum(),
+        retransmissions: mine.iter().map(|r| r.retransmissions).sum(),
     }
 }
 
@@ -532,7 +610,7 @@ fn main() {
     describe(&env);
     let tone = "tone.ulaw";
     write_ulaw_tone(&dir.join(tone));
-    let _agent = peer(
+    let agent = peer(
         &env,
         &dir,
         "agent",
@@ -540,7 +618,7 @@ fn main() {
         ports.agent,
         6000,
     );
-    let _carrier = peer(
+    let carrier = peer(
         &env,
         &dir,
         "carrier",
@@ -565,6 +643,11 @@ fn main() {
         http: ports.http,
         sip: ports.sip,
         seen,
+        pids: cpu::Pids {
+            switch: fs.pid(),
+            peers: vec![agent.child.id(), carrier.child.id()],
+        },
+        dir: dir.join(""),
     };
     println!("offered {rate}/s, {secs} s a phase, {phases} phases a side, 5 s calls");
     println!(
@@ -603,6 +686,12 @@ fn main() {
         per_s(&ours) / per_s(&native),
         pct(&ours.latencies_ms, 99.0) / pct(&native.latencies_ms, 99.0)
     );
+    cpu::header();
+    for r in &rows {
+        cpu::print(r.side.name(), r, r.bridged);
+    }
+    cpu::print("native all", &native, native.bridged);
+    cpu::print("ours all", &ours, ours.bridged);
     let seen = ctx.seen.lock().unwrap();
     print_spread("our POSTs answered in", &seen.answer_ms);
     print_spread("native's bgapi read by the switch in", &seen.job_wait_ms);
