@@ -291,6 +291,24 @@ fn agent_busy_is_ring_or_reject() {
 }
 
 #[test]
+fn paced_ringback_is_skip_or_play() {
+    assert!(!Config::from_xml(SAMPLE).unwrap().paced_ringback);
+    let c = Config::from_xml(&with(
+        "settings",
+        r#"<param name="paced-ringback" value="play"/>"#,
+    ))
+    .unwrap();
+    assert!(c.paced_ringback);
+    let e = Config::from_xml(&with(
+        "settings",
+        r#"<param name="paced-ringback" value="yes"/>"#,
+    ))
+    .expect_err("refused");
+    assert_eq!(e.at, "settings/param[paced-ringback]");
+    assert!(e.to_string().contains("not skip or play"), "{e}");
+}
+
+#[test]
 fn recording_params_parse_and_bad_values_are_refused() {
     use mod_zorio_c2c::core::recording::RecordCalls;
     let c = Config::from_xml(SAMPLE).unwrap();

@@ -128,5 +128,33 @@ fn a_switch_falling_behind_gets_a_window_of_calls_in_setup() {
         );
     }
 
+    // The customers of calls dialled while the switch was prompt had the
+    // ringback; those dialled while calls were held back, none
+    // (`paced-ringback` `skip`, the default): at least the first eight of
+    // the twelve, dialled while others still waited (the last may come
+    // after the window was lifted).
+    let until = Instant::now() + Duration::from_secs(5);
+    let ringback_of = |calls: &[Uuid]| -> Vec<Option<String>> {
+        sim.actions()
+            .into_iter()
+            .filter_map(|a| match a {
+                SimAction::DialCustomer(l) if calls.contains(&l.call_uuid) => Some(l.ringback),
+                _ => None,
+            })
+            .collect()
+    };
+    while ringback_of(&third).len() < third.len() {
+        assert!(
+            Instant::now() < until,
+            "the twelve's customers never dialled"
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    let prompt = ringback_of(&first);
+    assert_eq!(prompt.len(), 10, "{prompt:?}");
+    assert!(prompt.iter().all(Option::is_some), "{prompt:?}");
+    let held = ringback_of(&third);
+    assert!(held[..8].iter().all(Option::is_none), "{held:?}");
+
     engine.shutdown(Duration::from_secs(2));
 }

@@ -34,6 +34,11 @@ pub struct Config {
     /// failover, until the bridge): a tone (`%(2000,4000,440,480)`,
     /// `$${us-ring}`) or a sound file; `None`: silence.
     pub ringback: Option<String>,
+    /// `paced-ringback`: `false` (`skip`, the default) gives the customer's
+    /// leg no `ringback` while the setup pace holds calls back (the switch
+    /// overloaded: the agent hears the carrier's early media or silence, and
+    /// the switch makes and sends no tone); `true` (`play`) plays it always.
+    pub paced_ringback: bool,
     /// Dialplan context for B-legs that no LCR route covers.
     pub dialplan_context: String,
     /// Dialplan type for those B-legs (normally `XML`).
@@ -426,6 +431,7 @@ impl Default for Config {
             auto_answer: false,
             reject_busy_agent: false,
             ringback: Some(DEFAULT_RINGBACK.to_string()),
+            paced_ringback: false,
             dialplan_context: "default".to_string(),
             dialplan: "XML".to_string(),
             max_concurrent_calls: None,

@@ -100,6 +100,13 @@ fn settings(cfg: &mut Config, section: Node) -> Result<(), ConfigError> {
                 }
             }
             "ringback" => cfg.ringback = non_empty(value),
+            "paced-ringback" => {
+                cfg.paced_ringback = match value {
+                    "skip" => false,
+                    "play" => true,
+                    _ => return Err(err(at, format!("{value:?} is not skip or play"))),
+                }
+            }
             "dialplan-context" => cfg.dialplan_context = value.to_string(),
             "dialplan" => cfg.dialplan = value.to_string(),
             "max-call-duration" => {

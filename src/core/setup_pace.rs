@@ -287,6 +287,13 @@ impl SetupPace {
         }
     }
 
+    /// Whether calls are held back now: a window is set or the switch's
+    /// event queue paces them (the switch is overloaded).
+    pub fn holding(&self) -> bool {
+        let st = lock(&self.state);
+        st.window.is_some() || st.flow.paced()
+    }
+
     fn lifted(&self, why: &str) {
         self.tell(LogLevel::Info, &format!("setup pace: {why}: no limit"));
     }
