@@ -161,7 +161,7 @@ impl Engine {
                     headers: c.headers.clone(),
                     timeout: config.b_leg_timeout,
                     attempt: c.attempts.len() as u32,
-                    ringback: self.ringback(&config),
+                    ringback: self.ringback(config),
                 }
             };
             // A failover's leg re-uses the first attempt's channel slot.
