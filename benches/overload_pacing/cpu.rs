@@ -12,10 +12,15 @@ use std::path::Path;
 /// CPU seconds used so far by each party, and the machine's idle seconds.
 #[derive(Clone, Copy, Default, Debug)]
 pub struct Cpu {
+    /// The switch's process, the module's threads included.
     pub switch: f64,
+    /// The module's own long-lived threads.
     pub module: f64,
+    /// The sipp peers.
     pub peers: f64,
+    /// This bench.
     pub bench: f64,
+    /// The machine's idle time, all cores.
     pub idle: f64,
     /// Wall-clock seconds (since the epoch when read; elapsed after `since`).
     pub wall: f64,
@@ -81,9 +86,10 @@ impl Cpu {
 
 /// Prints a table row: CPU ms per bridged call of each party, and the
 /// share of the cores that stayed idle: over the whole phase, and while its
-/// calls were connecting; then how long a customer's leg was up on average.
-pub fn print(label: &str, row: &crate::Row, bridged: usize) {
-    let c = &row.cpu;
+/// calls were connecting; how long a customer's leg was up on average; and
+/// the SIP messages the peers resent.
+pub fn print(label: &str, row: &crate::Row) {
+    let (c, bridged) = (&row.cpu, row.bridged);
     let per = |s: f64| s * 1000.0 / bridged.max(1) as f64;
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get()) as f64;
     println!(

@@ -688,10 +688,10 @@ fn main() {
     );
     cpu::header();
     for r in &rows {
-        cpu::print(r.side.name(), r, r.bridged);
+        cpu::print(r.side.name(), r);
     }
-    cpu::print("native all", &native, native.bridged);
-    cpu::print("ours all", &ours, ours.bridged);
+    cpu::print("native all", &native);
+    cpu::print("ours all", &ours);
     let seen = ctx.seen.lock().unwrap();
     print_spread("our POSTs answered in", &seen.answer_ms);
     print_spread("native's bgapi read by the switch in", &seen.job_wait_ms);

@@ -238,8 +238,6 @@ impl Engine {
         }
     }
 
-    /// Asks the switch to record the customer's (answered) leg from now
-    /// until it ends; a refusal is noted (the call goes on unrecorded).
     /// The customer's leg's `ringback`: none while the setup pace holds
     /// calls back, unless `paced-ringback` is `play`. On an overloaded
     /// switch the tone costs it about 2 ms of CPU a call (generated,
@@ -253,6 +251,8 @@ impl Engine {
         }
     }
 
+    /// Asks the switch to record the customer's (answered) leg from now
+    /// until it ends; a refusal is noted (the call goes on unrecorded).
     fn start_recording(&self, config: &Config, call: uuid::Uuid, leg: uuid::Uuid) -> Recording {
         let dir = recording::dir_of(config);
         let path = recording::file_path(&dir, call, &config.recording_format);
