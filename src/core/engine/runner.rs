@@ -123,6 +123,8 @@ impl Engine {
                     Passed::Ended => return,
                 },
             };
+            // Read before the call's lock: the pace's lock is never taken under it.
+            let ringback = self.ringback(config);
             let leg = {
                 let mut c = lock(cell);
                 if c.cancel.is_some() || c.a.ended_at.is_some() {
@@ -161,7 +163,7 @@ impl Engine {
                     headers: c.headers.clone(),
                     timeout: config.b_leg_timeout,
                     attempt: c.attempts.len() as u32,
-                    ringback: self.ringback(config),
+                    ringback,
                 }
             };
             // A failover's leg re-uses the first attempt's channel slot.
