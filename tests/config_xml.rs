@@ -272,40 +272,41 @@ fn max_call_duration_is_seconds_with_zero_for_none() {
     }
 }
 
+/// A `<settings>` param of two words: the sample leaves `flag` false, `on`
+/// sets it, and `bad` is refused naming the param and both words.
+fn two_words(param: &str, (off, on): (&str, &str), bad: &str, flag: fn(&Config) -> bool) {
+    assert!(
+        !flag(&Config::from_xml(SAMPLE).unwrap()),
+        "{param} by default"
+    );
+    let set = |value: &str| {
+        with(
+            "settings",
+            &format!(r#"<param name="{param}" value="{value}"/>"#),
+        )
+    };
+    assert!(flag(&Config::from_xml(&set(on)).unwrap()), "{param} {on}");
+    assert!(
+        !flag(&Config::from_xml(&set(off)).unwrap()),
+        "{param} {off}"
+    );
+    let e = Config::from_xml(&set(bad)).expect_err("refused");
+    assert_eq!(e.at, format!("settings/param[{param}]"));
+    assert!(e.to_string().contains(&format!("not {off} or {on}")), "{e}");
+}
+
 #[test]
 fn agent_busy_is_ring_or_reject() {
-    assert!(!Config::from_xml(SAMPLE).unwrap().reject_busy_agent);
-    let c = Config::from_xml(&with(
-        "settings",
-        r#"<param name="agent-busy" value="reject"/>"#,
-    ))
-    .unwrap();
-    assert!(c.reject_busy_agent);
-    let e = Config::from_xml(&with(
-        "settings",
-        r#"<param name="agent-busy" value="queue"/>"#,
-    ))
-    .expect_err("refused");
-    assert_eq!(e.at, "settings/param[agent-busy]");
-    assert!(e.to_string().contains("not ring or reject"), "{e}");
+    two_words("agent-busy", ("ring", "reject"), "queue", |c| {
+        c.reject_busy_agent
+    });
 }
 
 #[test]
 fn paced_ringback_is_skip_or_play() {
-    assert!(!Config::from_xml(SAMPLE).unwrap().paced_ringback);
-    let c = Config::from_xml(&with(
-        "settings",
-        r#"<param name="paced-ringback" value="play"/>"#,
-    ))
-    .unwrap();
-    assert!(c.paced_ringback);
-    let e = Config::from_xml(&with(
-        "settings",
-        r#"<param name="paced-ringback" value="yes"/>"#,
-    ))
-    .expect_err("refused");
-    assert_eq!(e.at, "settings/param[paced-ringback]");
-    assert!(e.to_string().contains("not skip or play"), "{e}");
+    two_words("paced-ringback", ("skip", "play"), "yes", |c| {
+        c.paced_ringback
+    });
 }
 
 #[test]

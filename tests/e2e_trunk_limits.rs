@@ -244,9 +244,5 @@ fn trunks_are_paced_and_never_overrun() {
 
 /// The value of the unlabelled gauge `name` in a `/metrics` answer.
 fn gauge(metrics: &str, name: &str) -> f64 {
-    metrics
-        .lines()
-        .find_map(|l| l.strip_prefix(name)?.strip_prefix(' '))
-        .and_then(|v| v.trim().parse().ok())
-        .unwrap_or_else(|| panic!("no {name} in {metrics}"))
+    metric(metrics, name).unwrap_or_else(|| panic!("no {name} in {metrics}"))
 }

@@ -49,6 +49,17 @@ fn place(engine: &Arc<Engine>, n: usize) -> Uuid {
     Uuid::parse_str(&engine.place(&req, Some("crm")).expect("accepted").call_uuid).unwrap()
 }
 
+/// Ten calls (numbered 0–9) on a prompt switch (10 ms setups: the phones'
+/// own delay, which the pace learns), each rung; then 300 ms for their
+/// agents to answer (20 ms after being rung) before the switch turns slow.
+fn prompt_first(engine: &Arc<Engine>, sim: &Arc<SimSwitch>) -> Vec<Uuid> {
+    sim.set_options(|o| o.setup_delay = Some(Duration::from_millis(10)));
+    let first: Vec<Uuid> = (0..10).map(|n| place(engine, n)).collect();
+    assert_eq!(rung(sim, &first, Duration::from_secs(5)).len(), 10);
+    std::thread::sleep(Duration::from_millis(300));
+    first
+}
+
 /// The switch now takes 2 s over each setup, and agents answer after 0.2 s.
 /// Calls (numbered from `n`) come every 40 ms: each cut leaves 0.8 × the
 /// calls in setup, down to the floor of 4, which lets fewer in than come.
@@ -129,14 +140,8 @@ fn pace_of(engine: &Arc<Engine>) -> Option<Value> {
 #[test]
 fn a_switch_falling_behind_gets_a_window_of_calls_in_setup() {
     let (engine, sim) = world();
-    // Prompt setups (10 ms: the phones' own): nothing waits, no limit.
-    sim.set_options(|o| o.setup_delay = Some(Duration::from_millis(10)));
-    let first: Vec<Uuid> = (0..10).map(|n| place(&engine, n)).collect();
-    assert_eq!(rung(&sim, &first, Duration::from_secs(5)).len(), 10);
+    let first = prompt_first(&engine, &sim);
     assert_eq!(pace_of(&engine), None, "no limit");
-    // Their agents answer 20 ms after being rung: let them, before the
-    // switch turns slow.
-    std::thread::sleep(Duration::from_millis(300));
 
     let n = slow_until_held(&engine, &sim, 10);
 
@@ -191,11 +196,7 @@ fn with_paced_ringback_play_calls_held_back_keep_their_ringback() {
     );
     assert_ne!(xml, SAMPLE, "the sample config lacks paced-ringback");
     let (engine, sim) = world_of(&xml);
-    // Prompt setups first (the phones' own delay), as above.
-    sim.set_options(|o| o.setup_delay = Some(Duration::from_millis(10)));
-    let first: Vec<Uuid> = (0..10).map(|n| place(&engine, n)).collect();
-    assert_eq!(rung(&sim, &first, Duration::from_secs(5)).len(), 10);
-    std::thread::sleep(Duration::from_millis(300));
+    prompt_first(&engine, &sim);
     let n = slow_until_held(&engine, &sim, 10);
     let held: Vec<Uuid> = (0..8).map(|k| place(&engine, n + k)).collect();
     assert!(pace_of(&engine).is_some(), "calls held back");

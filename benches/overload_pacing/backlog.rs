@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use crate::e2e_common::http_get;
+use crate::e2e_common::{http_get, metric};
 
 /// How often `/metrics` is read.
 const EVERY: Duration = Duration::from_millis(250);
@@ -33,10 +33,10 @@ impl Watch {
             let mut seen = Vec::new();
             while !flag.load(Ordering::Relaxed) {
                 let metrics = http_get(http, "/metrics", token);
-                if let Some(n) = gauge(&metrics, "c2c_switch_event_backlog ") {
+                if let Some(n) = metric(&metrics, "c2c_switch_event_backlog") {
                     let idle = crate::cpu::idle().unwrap_or(0.0);
-                    let legs = gauge(&metrics, TRUNK_CHANNELS).unwrap_or(0);
-                    seen.push((t0.elapsed().as_secs_f64(), n, idle, legs));
+                    let legs = metric(&metrics, TRUNK_CHANNELS).unwrap_or(0.0);
+                    seen.push((t0.elapsed().as_secs_f64(), n as u64, idle, legs as u64));
                 }
                 std::thread::sleep(EVERY);
             }
@@ -53,16 +53,7 @@ impl Watch {
 }
 
 /// The carrier's trunk's channels gauge (trunk 5, `BACKUP`), with its label.
-const TRUNK_CHANNELS: &str = "c2c_trunk_channels{trunk=\"BACKUP\"} ";
-
-/// The value of the series `name` (with its labels and a blank) in a `/metrics` answer.
-fn gauge(metrics: &str, name: &str) -> Option<u64> {
-    metrics
-        .lines()
-        .find_map(|l| l.strip_prefix(name))
-        .and_then(|v| v.trim().parse::<f64>().ok())
-        .map(|v| v as u64)
-}
+const TRUNK_CHANNELS: &str = "c2c_trunk_channels{trunk=\"BACKUP\"}";
 
 /// The share of the cores left idle from the first reading until `until`
 /// seconds (the phase's last call connected): what the switch could have

@@ -782,6 +782,15 @@ pub fn http(port: u16, method: &str, path: &str, auth: &str, body: &str) -> Stri
 }
 
 /// `GET path` with our Bearer token to the module's own listener.
+/// The value of the series `series` (a metric's name, with its labels if it
+/// has any) in a `/metrics` answer.
+pub fn metric(metrics: &str, series: &str) -> Option<f64> {
+    metrics
+        .lines()
+        .find_map(|l| l.strip_prefix(series)?.strip_prefix(' '))
+        .and_then(|v| v.trim().parse().ok())
+}
+
 pub fn http_get(port: u16, path: &str, token: &str) -> String {
     http(port, "GET", path, &format!("Bearer {token}"), "")
 }
