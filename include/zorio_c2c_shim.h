@@ -164,6 +164,10 @@ int zc2c_presence_in_use(const char *presence_id);
  * gateway's channels: sip_gateway_name), one per line, malloc'd (free with
  * zc2c_free); NULL when there is none. */
 char *zc2c_uuids_with(const char *var, const char *value);
+/* Every channel up now that has the variable `var`: a line `uuid<TAB>value`
+ * each, malloc'd (free with zc2c_free); NULL when there is none. One walk of
+ * the sessions, whatever the number of values asked of it. */
+char *zc2c_channels_by(const char *var);
 /* A channel variable's value, malloc'd (free with zc2c_free); NULL when the
  * channel or the variable does not exist. */
 char *zc2c_channel_var(const char *uuid, const char *name);

@@ -306,7 +306,7 @@ impl SimSwitch {
     }
 
     /// Puts `n` channels the engine did not place on `gateway` (another
-    /// application's calls): [`Switch::channels_with`] counts them.
+    /// application's calls): [`Switch::channels_by`] counts them.
     pub fn set_foreign_channels(&self, gateway: &str, n: usize) {
         let mut w = lock(&self.shared.world);
         w.foreign.insert(
@@ -707,21 +707,28 @@ impl Switch for SimSwitch {
         lock(&self.shared.world).in_use.contains(id)
     }
 
-    fn channels_with(&self, var: &str, value: &str) -> Vec<Uuid> {
+    fn channels_by(&self, var: &str) -> HashMap<String, Vec<Uuid>> {
         let w = lock(&self.shared.world);
-        let ours = w.trunk_of.iter().filter(|(leg, (gateway, trunk))| {
-            let tagged = match var {
-                crate::switch::GATEWAY_VAR => gateway.as_deref() == Some(value),
-                crate::switch::TRUNK_VAR => trunk.map(|t| t.to_string()).as_deref() == Some(value),
-                _ => false,
+        let mut by: HashMap<String, Vec<Uuid>> = HashMap::new();
+        for (leg, (gateway, trunk)) in &w.trunk_of {
+            if !w.legs.get(leg).is_some_and(|l| l.0 != LegState::Ended) {
+                continue;
+            }
+            let value = match var {
+                crate::switch::GATEWAY_VAR => gateway.clone(),
+                crate::switch::TRUNK_VAR => trunk.map(|t| t.to_string()),
+                _ => None,
             };
-            tagged && w.legs.get(leg).is_some_and(|l| l.0 != LegState::Ended)
-        });
-        let mut v: Vec<Uuid> = ours.map(|(leg, _)| *leg).collect();
-        if var == crate::switch::GATEWAY_VAR {
-            v.extend(w.foreign.get(value).into_iter().flatten());
+            if let Some(value) = value {
+                by.entry(value).or_default().push(*leg);
+            }
         }
-        v
+        if var == crate::switch::GATEWAY_VAR {
+            for (gateway, legs) in &w.foreign {
+                by.entry(gateway.clone()).or_default().extend(legs);
+            }
+        }
+        by
     }
 
     fn play_ringback(&self, agent_leg: Uuid, ringback: Option<&str>) -> Result<(), SwitchError> {

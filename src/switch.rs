@@ -6,6 +6,7 @@
 //! progress that happens later (ringing, hangup of a bridged leg) is reported
 //! back through [`crate::core::engine::Engine::leg_event`].
 
+use std::collections::HashMap;
 use std::time::Duration;
 
 use uuid::Uuid;
@@ -298,10 +299,16 @@ pub trait Switch: Send + Sync + 'static {
         None
     }
 
-    /// The channels up now whose variable `var` is `value`, whoever placed
-    /// them (e.g. [`GATEWAY_VAR`]: every channel through a gateway).
-    fn channels_with(&self, _var: &str, _value: &str) -> Vec<Uuid> {
-        Vec::new()
+    /// Every channel up now that has the variable `var`, by its value, in
+    /// one look at the switch (e.g. [`GATEWAY_VAR`]: each gateway's
+    /// channels), whoever placed them.
+    fn channels_by(&self, _var: &str) -> HashMap<String, Vec<Uuid>> {
+        HashMap::new()
+    }
+
+    /// The channels up now whose variable `var` is `value`, whoever placed them.
+    fn channels_with(&self, var: &str, value: &str) -> Vec<Uuid> {
+        self.channels_by(var).remove(value).unwrap_or_default()
     }
 
     /// Plays `ringback` to the (answered) agent until the next

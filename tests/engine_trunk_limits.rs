@@ -271,3 +271,39 @@ fn c2c_reload_refuses_a_bad_trunk_limit_whole_and_keeps_the_old_config() {
     engine.shutdown(Duration::from_secs(5));
     sim.stop();
 }
+
+#[test]
+fn trunk_status_counts_each_gateways_channels_in_one_look_at_the_switch() {
+    // Both trunks are gateways: one walk of the switch's channels serves both.
+    let (engine, sim, _) = world(|c| trunk(c, 5).max_channels = Some(3));
+    sim.set_foreign_channels("backup", 1);
+    sim.set_foreign_channels("poc", 2);
+    let channels = |engine: &mod_zorio_c2c::core::engine::Engine| -> Vec<(String, u32)> {
+        let mut v: Vec<_> = engine
+            .trunk_status()
+            .into_iter()
+            .map(|t| (t.name, t.channels))
+            .collect();
+        v.sort();
+        v
+    };
+    assert_eq!(
+        channels(&engine),
+        vec![
+            ("BACKUP".to_string(), 1),
+            ("OLD".to_string(), 0),
+            ("POC".to_string(), 2)
+        ]
+    );
+    sim.set_foreign_channels("poc", 0);
+    assert_eq!(
+        channels(&engine),
+        vec![
+            ("BACKUP".to_string(), 1),
+            ("OLD".to_string(), 0),
+            ("POC".to_string(), 0)
+        ]
+    );
+    engine.shutdown(Duration::from_secs(5));
+    sim.stop();
+}

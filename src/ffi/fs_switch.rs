@@ -568,6 +568,24 @@ impl Switch for FsSwitch {
         r
     }
 
+    fn channels_by(&self, var: &str) -> HashMap<String, Vec<Uuid>> {
+        let n = c_string(var);
+        // SAFETY: the string is alive for the call; the result is NULL or a
+        // malloc'd list we own, taken (copied, freed by C) exactly once.
+        let list = unsafe { take_owned(sys::zc2c_channels_by(n.as_ptr())) };
+        let mut by: HashMap<String, Vec<Uuid>> = HashMap::new();
+        for (uuid, value) in list
+            .iter()
+            .flat_map(|l| l.lines())
+            .filter_map(|l| l.split_once('\t'))
+        {
+            if let Ok(uuid) = Uuid::parse_str(uuid) {
+                by.entry(value.to_string()).or_default().push(uuid);
+            }
+        }
+        by
+    }
+
     fn channels_with(&self, var: &str, value: &str) -> Vec<Uuid> {
         let (n, v) = (c_string(var), c_string(value));
         // SAFETY: both strings alive for the call; the result is NULL or a

@@ -233,6 +233,9 @@ unsafe extern "C" {
     ) -> *mut ::std::os::raw::c_char;
 }
 unsafe extern "C" {
+    pub fn zc2c_channels_by(var: *const ::std::os::raw::c_char) -> *mut ::std::os::raw::c_char;
+}
+unsafe extern "C" {
     pub fn zc2c_channel_var(
         uuid: *const ::std::os::raw::c_char,
         name: *const ::std::os::raw::c_char,

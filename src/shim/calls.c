@@ -176,6 +176,42 @@ char *zc2c_uuids_with(const char *var, const char *value)
 	return (char *) out.data;
 }
 
+char *zc2c_channels_by(const char *var)
+{
+	switch_console_callback_match_t *all;
+	switch_console_callback_match_node_t *m;
+	switch_stream_handle_t out = { 0 };
+	int any = 0;
+
+	if (zstr(var) || !(all = switch_core_session_findall())) {
+		return NULL;
+	}
+	SWITCH_STANDARD_STREAM(out);
+	for (m = all->head; m; m = m->next) {
+		switch_core_session_t *session = switch_core_session_locate(m->val);
+		switch_channel_t *channel;
+		const char *value;
+
+		if (!session) {
+			continue;
+		}
+		channel = switch_core_session_get_channel(session);
+		/* A value with a tab or a newline would break its line: no trunk has one. */
+		if (switch_channel_up_nosig(channel) && (value = switch_channel_get_variable_dup(channel, var, SWITCH_FALSE, -1)) &&
+			!strpbrk(value, "\t\n")) {
+			out.write_function(&out, "%s\t%s\n", m->val, value);
+			any = 1;
+		}
+		switch_core_session_rwunlock(session);
+	}
+	switch_console_free_matches(&all);
+	if (!any) {
+		switch_safe_free(out.data);
+		return NULL;
+	}
+	return (char *) out.data;
+}
+
 int zc2c_core_ready(void)
 {
 	return switch_core_ready() ? 1 : 0;

@@ -36,11 +36,17 @@ pub fn ledger_for(backend: &Backend, clock: Arc<dyn Clock>) -> Arc<dyn Ledger> {
     }
 }
 
-fn channels_of(switch: &dyn Switch, target: &TrunkTarget, id: i64) -> Vec<Uuid> {
+/// The channel variable that tags a trunk's channels, and its value for this trunk.
+fn tag_of(target: &TrunkTarget, id: i64) -> (&'static str, String) {
     match target {
-        TrunkTarget::Gateway(g) => switch.channels_with(GATEWAY_VAR, g),
-        TrunkTarget::DialString(_) => switch.channels_with(TRUNK_VAR, &id.to_string()),
+        TrunkTarget::Gateway(g) => (GATEWAY_VAR, g.clone()),
+        TrunkTarget::DialString(_) => (TRUNK_VAR, id.to_string()),
     }
+}
+
+fn channels_of(switch: &dyn Switch, target: &TrunkTarget, id: i64) -> Vec<Uuid> {
+    let (var, value) = tag_of(target, id);
+    switch.channels_with(var, &value)
 }
 
 /// One trunk as `c2c status` and `/metrics` show it.
@@ -173,14 +179,21 @@ impl TrunkLimits {
         r.map(Some)
     }
 
-    /// Every limited trunk's state now.
+    /// Every trunk's state now. The switch's channels are looked at once
+    /// for all trunks tagged by the same variable (every gateway trunk), not
+    /// once a trunk: a `/metrics` scrape walks the sessions once.
     pub fn status(&self, trunks: &[Trunk]) -> Vec<TrunkStatus> {
         let ledger = self.ledger();
+        let mut seen: HashMap<&'static str, HashMap<String, Vec<Uuid>>> = HashMap::new();
         trunks
             .iter()
             .map(|t| {
                 let queue = self.queue(&t.name);
-                let mine = queue.mine(&self.on_switch(t));
+                let (var, value) = tag_of(&t.target, t.id);
+                let by = seen
+                    .entry(var)
+                    .or_insert_with(|| self.switch.channels_by(var));
+                let mine = queue.mine(by.get(&value).map_or(&[][..], Vec::as_slice));
                 TrunkStatus {
                     name: t.name.clone(),
                     channels: ledger.in_use(&t.name, mine),
