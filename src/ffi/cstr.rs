@@ -3,11 +3,34 @@
 
 use std::ffi::{c_char, CStr, CString};
 
+use uuid::Uuid;
+
 use super::sys;
 
 /// `s` as a C string; interior NULs (which C would cut at) are dropped.
 pub(crate) fn c_string(s: &str) -> CString {
-    CString::new(s.replace('\0', "")).unwrap_or_default()
+    if s.contains('\0') {
+        CString::new(s.replace('\0', "")).unwrap_or_default()
+    } else {
+        CString::new(s).unwrap_or_default()
+    }
+}
+
+/// A UUID as a C string, on the stack: no allocation (a call's thread asks
+/// the switch about its legs on every look while it waits).
+pub(crate) struct UuidC([u8; 37]);
+
+impl UuidC {
+    pub(crate) fn new(uuid: Uuid) -> UuidC {
+        let mut text = [0u8; 37];
+        uuid.hyphenated().encode_lower(&mut text[..36]);
+        UuidC(text)
+    }
+
+    /// NUL-terminated, valid while `self` is.
+    pub(crate) fn as_ptr(&self) -> *const c_char {
+        self.0.as_ptr().cast()
+    }
 }
 
 /// Copies a borrowed C string; `None` for NULL; invalid UTF-8 is replaced.
@@ -35,4 +58,24 @@ pub(crate) unsafe fn take_owned(p: *mut c_char) -> Option<String> {
         unsafe { sys::zc2c_free(p.cast()) };
     }
     s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_uuid_reads_back_as_its_text() {
+        let uuid = Uuid::new_v4();
+        let c = UuidC::new(uuid);
+        // SAFETY: `c` is NUL-terminated and alive for the read.
+        let back = unsafe { CStr::from_ptr(c.as_ptr()) };
+        assert_eq!(back.to_str().unwrap(), uuid.to_string());
+    }
+
+    #[test]
+    fn interior_nuls_are_dropped_and_plain_text_kept() {
+        assert_eq!(c_string("a\0b").to_str().unwrap(), "ab");
+        assert_eq!(c_string("plain").to_str().unwrap(), "plain");
+    }
 }

@@ -20,6 +20,10 @@ pub(crate) const VAR_CALL: &str = "zorio_c2c_call_uuid";
 pub(crate) const VAR_LEG: &str = "zorio_c2c_leg";
 /// Channel variable numbering B-leg attempts (1, 2, …).
 pub(crate) const VAR_ATTEMPT: &str = "zorio_c2c_attempt";
+/// [`VAR_CALL`] and [`VAR_ATTEMPT`] as an event's headers (read on every
+/// channel event of the switch: no name built each time).
+const VAR_CALL_HEADER: &str = "variable_zorio_c2c_call_uuid";
+const VAR_ATTEMPT_HEADER: &str = "variable_zorio_c2c_attempt";
 
 /// Why a leg could not even be placed.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -203,9 +207,9 @@ pub(crate) fn leg_report(
     kind: ChannelEvent,
     header: impl Fn(&str) -> Option<String>,
 ) -> Option<LegReport> {
-    header(&format!("variable_{VAR_CALL}"))?;
+    header(VAR_CALL_HEADER)?;
     let leg_uuid = Uuid::parse_str(header("Unique-ID")?.trim()).ok()?;
-    let attempt = header(&format!("variable_{VAR_ATTEMPT}")).and_then(|a| a.trim().parse().ok());
+    let attempt = header(VAR_ATTEMPT_HEADER).and_then(|a| a.trim().parse().ok());
     let event = match kind {
         ChannelEvent::Progress => LegEvent::Ringing,
         ChannelEvent::Answer => LegEvent::Answered,
@@ -238,13 +242,19 @@ pub(crate) fn leg_report(
 
 /// The leg a CHANNEL_HANGUP or CHANNEL_DESTROY is about, if it is one of ours.
 pub(crate) fn our_leg(header: impl Fn(&str) -> Option<String>) -> Option<Uuid> {
-    header(&format!("variable_{VAR_CALL}"))?;
+    header(VAR_CALL_HEADER)?;
     Uuid::parse_str(header("Unique-ID")?.trim()).ok()
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_header_names_are_the_variables_as_events_carry_them() {
+        assert_eq!(VAR_CALL_HEADER, format!("variable_{VAR_CALL}"));
+        assert_eq!(VAR_ATTEMPT_HEADER, format!("variable_{VAR_ATTEMPT}"));
+    }
     use std::collections::HashMap;
 
     fn customer(route: Route, headers: Vec<(&str, &str)>) -> CustomerLeg {

@@ -283,11 +283,23 @@ extern "C" fn on_channel_event(event: *mut sys::zc2c_event) {
     guard("channel event callback", (), || {
         // SAFETY: `event` is the event FreeSWITCH is delivering, alive for this call.
         let kind = unsafe { sys::zc2c_event_kind(event) } as u32;
+        // Every channel event of the switch comes through here: a header's
+        // name goes to C from the stack, not a new allocation each time.
         let header = |name: &str| {
-            let name = c_string(name);
-            // SAFETY: `event` is alive for this call; the returned header is
-            // borrowed from it and copied before we return.
-            unsafe { borrowed(sys::zc2c_event_header(event, name.as_ptr())) }
+            let mut text = [0u8; 64];
+            let owned;
+            let name_ptr = if name.len() < text.len() && !name.contains('\0') {
+                text[..name.len()].copy_from_slice(name.as_bytes());
+                text.as_ptr().cast()
+            } else {
+                owned = c_string(name);
+                owned.as_ptr()
+            };
+            // SAFETY: `name_ptr` is NUL-terminated (the rest of `text` is
+            // zeros, or `owned`) and alive for the call; `event` is alive for
+            // this call; the returned header is borrowed from it and copied
+            // before we return.
+            unsafe { borrowed(sys::zc2c_event_header(event, name_ptr)) }
         };
         if let Some(fired) = header("Event-Date-Timestamp").and_then(|t| t.parse().ok()) {
             note_event_lag(fired);

@@ -14,7 +14,7 @@ use crate::switch::{
 };
 
 use super::config_load::global_domain;
-use super::cstr::{borrowed, c_string, take_owned};
+use super::cstr::{borrowed, c_string, take_owned, UuidC};
 use super::dial::{
     agent_dial_string, agent_vars, customer_dial_string, customer_vars, dial_app_uuid,
     timeout_secs, transfer_destination, unsafe_var, Refused, VAR_CALL, VAR_LEG,
@@ -68,10 +68,7 @@ impl Drop for Vars {
 /// Whether the channel `uuid` has been answered (its `endpoint_disposition`,
 /// set by the switch as it marks the channel answered).
 fn answered(uuid: Uuid) -> bool {
-    let (u, n) = (
-        c_string(&uuid.to_string()),
-        c_string("endpoint_disposition"),
-    );
+    let (u, n) = (UuidC::new(uuid), c_string("endpoint_disposition"));
     // SAFETY: both strings alive for the call; the result is NULL or a
     // malloc'd copy we own, taken (copied, freed by C) exactly once.
     let d = unsafe { take_owned(sys::zc2c_channel_var(u.as_ptr(), n.as_ptr())) };
@@ -79,7 +76,7 @@ fn answered(uuid: Uuid) -> bool {
 }
 
 fn exists(uuid: Uuid) -> bool {
-    let u = c_string(&uuid.to_string());
+    let u = UuidC::new(uuid);
     // SAFETY: NUL-terminated string alive for the call.
     unsafe { sys::zc2c_uuid_exists(u.as_ptr()) != 0 }
 }
@@ -180,7 +177,7 @@ impl FsSwitch {
             .filter(|r| !r.is_empty())
             .unwrap_or("");
         let (a, d, r, app) = (
-            c_string(&agent.to_string()),
+            UuidC::new(agent),
             c_string(dial),
             c_string(ringback),
             c_string(&dial_app_uuid(leg.leg_uuid, leg.attempt)),
@@ -463,7 +460,7 @@ impl Switch for FsSwitch {
     /// left (on an overloaded switch the answer can reach us after the whole
     /// conversation).
     fn bridge(&self, agent_leg: Uuid, customer_leg: Uuid) -> Result<(), SwitchError> {
-        let (a, n) = (c_string(&agent_leg.to_string()), c_string("last_bridge_to"));
+        let (a, n) = (UuidC::new(agent_leg), c_string("last_bridge_to"));
         let waiter = self.ends.waiters.register(customer_leg);
         let until = Instant::now() + Duration::from_secs(5);
         let mut agent_gone = AgentGone::default();
@@ -495,7 +492,7 @@ impl Switch for FsSwitch {
     }
 
     fn hangup(&self, leg_uuid: Uuid, cause: &str) {
-        let (u, c) = (c_string(&leg_uuid.to_string()), c_string(cause));
+        let (u, c) = (UuidC::new(leg_uuid), c_string(cause));
         // Still being originated: abandon it even before its channel exists.
         if let Some(cancel) = self.ringing_legs().get(&leg_uuid) {
             // SAFETY: a NUL-terminated string alive for the call.
@@ -511,7 +508,7 @@ impl Switch for FsSwitch {
     }
 
     fn transferred(&self, leg: Uuid, from: Uuid) -> Option<String> {
-        let (u, n) = (c_string(&leg.to_string()), c_string("transfer_source"));
+        let (u, n) = (UuidC::new(leg), c_string("transfer_source"));
         // SAFETY: both strings alive for the call; the result is NULL or a
         // malloc'd copy we own, taken (copied, freed by C) exactly once.
         let source = unsafe { take_owned(sys::zc2c_channel_var(u.as_ptr(), n.as_ptr())) }?;
@@ -519,7 +516,7 @@ impl Switch for FsSwitch {
     }
 
     fn follow(&self, leg: Uuid, call_uuid: Uuid) -> bool {
-        let u = c_string(&leg.to_string());
+        let u = UuidC::new(leg);
         let tags = [
             (VAR_CALL, call_uuid.to_string()),
             (VAR_LEG, "P".to_string()),
@@ -598,7 +595,7 @@ impl Switch for FsSwitch {
     }
 
     fn play_ringback(&self, agent_leg: Uuid, ringback: Option<&str>) -> Result<(), SwitchError> {
-        let a = c_string(&agent_leg.to_string());
+        let a = UuidC::new(agent_leg);
         let Some(rb) = ringback.map(str::trim).filter(|r| !r.is_empty()) else {
             // SAFETY: a NUL-terminated string alive for the call.
             unsafe { sys::zc2c_waiting_stop(a.as_ptr()) };
