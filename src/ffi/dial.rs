@@ -249,13 +249,13 @@ pub(crate) fn our_leg(header: impl Fn(&str) -> Option<String>) -> Option<Uuid> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::collections::HashMap;
 
     #[test]
     fn the_header_names_are_the_variables_as_events_carry_them() {
         assert_eq!(VAR_CALL_HEADER, format!("variable_{VAR_CALL}"));
         assert_eq!(VAR_ATTEMPT_HEADER, format!("variable_{VAR_ATTEMPT}"));
     }
-    use std::collections::HashMap;
 
     fn customer(route: Route, headers: Vec<(&str, &str)>) -> CustomerLeg {
         CustomerLeg {
