@@ -160,13 +160,11 @@ uint32_t zc2c_sessions_in_use(void);
 int zc2c_core_ready(void);
 /* Channels whose presence_id is `presence_id` (user@domain): any call of that user. */
 int zc2c_presence_in_use(const char *presence_id);
-/* The UUIDs of the channels up now whose variable `var` is `value` (a
- * gateway's channels: sip_gateway_name), one per line, malloc'd (free with
- * zc2c_free); NULL when there is none. */
-char *zc2c_uuids_with(const char *var, const char *value);
-/* Every channel up now that has the variable `var`: a line `uuid<TAB>value`
- * each, malloc'd (free with zc2c_free); NULL when there is none. One walk of
- * the sessions, whatever the number of values asked of it. */
+/* Every channel up now that has the variable `var` (a gateway's channels:
+ * sip_gateway_name), whoever placed it: a line `uuid<TAB>value` each,
+ * malloc'd (free with zc2c_free); NULL when there is none. One walk of the
+ * sessions (the session table, not the core db, which lags), whatever the
+ * number of values asked of it. */
 char *zc2c_channels_by(const char *var);
 /* A channel variable's value, malloc'd (free with zc2c_free); NULL when the
  * channel or the variable does not exist. */

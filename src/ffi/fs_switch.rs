@@ -583,17 +583,6 @@ impl Switch for FsSwitch {
         by
     }
 
-    fn channels_with(&self, var: &str, value: &str) -> Vec<Uuid> {
-        let (n, v) = (c_string(var), c_string(value));
-        // SAFETY: both strings alive for the call; the result is NULL or a
-        // malloc'd list we own, taken (copied, freed by C) exactly once.
-        let list = unsafe { take_owned(sys::zc2c_uuids_with(n.as_ptr(), v.as_ptr())) };
-        list.unwrap_or_default()
-            .lines()
-            .filter_map(|l| Uuid::parse_str(l.trim()).ok())
-            .collect()
-    }
-
     fn play_ringback(&self, agent_leg: Uuid, ringback: Option<&str>) -> Result<(), SwitchError> {
         let a = UuidC::new(agent_leg);
         let Some(rb) = ringback.map(str::trim).filter(|r| !r.is_empty()) else {

@@ -154,28 +154,6 @@ int zc2c_presence_in_use(const char *presence_id)
 	return n;
 }
 
-char *zc2c_uuids_with(const char *var, const char *value)
-{
-	switch_console_callback_match_t *found;
-	switch_console_callback_match_node_t *m;
-	switch_stream_handle_t out = { 0 };
-
-	if (zstr(var) || zstr(value) || *value == '~') {
-		return NULL;
-	}
-	/* The session hash in memory (not the core db, which lags). */
-	found = switch_core_session_findall_matching_var(var, value);
-	if (!found) {
-		return NULL;
-	}
-	SWITCH_STANDARD_STREAM(out);
-	for (m = found->head; m; m = m->next) {
-		out.write_function(&out, "%s\n", m->val);
-	}
-	switch_console_free_matches(&found);
-	return (char *) out.data;
-}
-
 char *zc2c_channels_by(const char *var)
 {
 	switch_console_callback_match_t *all;
