@@ -16,6 +16,19 @@ pub(crate) fn c_string(s: &str) -> CString {
     }
 }
 
+/// Runs `f` with `s` as a C string (interior NULs dropped), from the stack
+/// when it is short: no allocation, for names looked up on every channel
+/// event of the switch.
+pub(crate) fn with_c_str<R>(s: &str, f: impl FnOnce(*const c_char) -> R) -> R {
+    let mut text = [0u8; 64];
+    if s.len() < text.len() && !s.contains('\0') {
+        text[..s.len()].copy_from_slice(s.as_bytes());
+        f(text.as_ptr().cast())
+    } else {
+        f(c_string(s).as_ptr())
+    }
+}
+
 /// A UUID as a C string, on the stack: no allocation (a call's thread asks
 /// the switch about its legs on every look while it waits).
 pub(crate) struct UuidC([u8; 37]);
@@ -71,6 +84,15 @@ mod tests {
         // SAFETY: `c` is NUL-terminated and alive for the read.
         let back = unsafe { CStr::from_ptr(c.as_ptr()) };
         assert_eq!(back.to_str().unwrap(), uuid.to_string());
+    }
+
+    #[test]
+    fn short_and_long_names_read_back_whole() {
+        for name in ["Event-Sequence", &"x".repeat(200), "a\0b"] {
+            // SAFETY: `p` is NUL-terminated and alive for the read.
+            let back = with_c_str(name, |p| unsafe { CStr::from_ptr(p) }.to_owned());
+            assert_eq!(back.to_str().unwrap(), name.replace('\0', ""));
+        }
     }
 
     #[test]

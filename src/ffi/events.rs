@@ -14,7 +14,7 @@ use uuid::Uuid;
 use crate::core::events::ALL_TYPES;
 use crate::switch::{EventQueue, LegEvent, LegSender};
 
-use super::cstr::{borrowed, c_string};
+use super::cstr::{borrowed, c_string, with_c_str};
 use super::dial::{dial_of, leg_report, our_leg, ChannelEvent};
 use super::guard::guard;
 use super::log::{self, Level};
@@ -284,22 +284,14 @@ extern "C" fn on_channel_event(event: *mut sys::zc2c_event) {
         // SAFETY: `event` is the event FreeSWITCH is delivering, alive for this call.
         let kind = unsafe { sys::zc2c_event_kind(event) } as u32;
         // Every channel event of the switch comes through here: a header's
-        // name goes to C from the stack, not a new allocation each time.
+        // name goes to C from the stack.
         let header = |name: &str| {
-            let mut text = [0u8; 64];
-            let owned;
-            let name_ptr = if name.len() < text.len() && !name.contains('\0') {
-                text[..name.len()].copy_from_slice(name.as_bytes());
-                text.as_ptr().cast()
-            } else {
-                owned = c_string(name);
-                owned.as_ptr()
-            };
-            // SAFETY: `name_ptr` is NUL-terminated (the rest of `text` is
-            // zeros, or `owned`) and alive for the call; `event` is alive for
-            // this call; the returned header is borrowed from it and copied
-            // before we return.
-            unsafe { borrowed(sys::zc2c_event_header(event, name_ptr)) }
+            with_c_str(name, |name| {
+                // SAFETY: `name` is NUL-terminated and alive for the call;
+                // `event` is alive for this call; the returned header is
+                // borrowed from it and copied before we return.
+                unsafe { borrowed(sys::zc2c_event_header(event, name)) }
+            })
         };
         if let Some(fired) = header("Event-Date-Timestamp").and_then(|t| t.parse().ok()) {
             note_event_lag(fired);
