@@ -2,10 +2,12 @@
 //! strings, originate variable lists, and reading leg progress out of event
 //! headers.
 //!
-//! House rule 7: only validated tokens (digits, `[A-Za-z0-9_.-]` words, an
-//! admin's template) ever reach a dial string; everything else (caller ids,
-//! custom SIP headers, our tags) travels as originate variables, one
-//! `switch_event_t` header each, so `,` `}` `'` `^^` `${}` in a value stay text.
+//! House rule 7: only validated tokens (digits, `[A-Za-z0-9_.+-]` words,
+//! uuids, an admin's template) ever reach a dial string, the customer's
+//! leg's own variables among them (`{name=value,…}`); everything else (a
+//! CRM's `X-` headers, any value that is not such a token) travels as an
+//! originate variable, one `switch_event_t` header each, so `,` `}` `'`
+//! `^^` `${}` in a value stay text.
 
 use std::time::Duration;
 
@@ -53,7 +55,7 @@ pub(crate) fn agent_dial_string(extension: &str, domain: &str) -> Result<String,
 }
 
 /// Where one B-leg attempt goes.
-pub(crate) fn customer_dial_string(route: &Route, number_: &str) -> Result<String, Refused> {
+fn customer_dial_string(route: &Route, number_: &str) -> Result<String, Refused> {
     number(number_)?;
     match route {
         Route::Gateway { gateway } => {
@@ -128,6 +130,56 @@ pub(crate) fn customer_vars(leg: &CustomerLeg) -> Vec<(String, String)> {
         v.push((format!("sip_h_X-{key}"), value.clone()));
     }
     v
+}
+
+/// One B-leg attempt as the agent's `bridge` dials it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct CustomerDial {
+    /// Where the attempt goes ([`customer_dial_string`]), for the log.
+    pub target: String,
+    /// `target`, led by `{name=value,…}` with the attempt's variables whose
+    /// values are our own tokens (uuids, numbers, words: nothing FreeSWITCH
+    /// would read as syntax).
+    pub dial: String,
+    /// The rest (the CRM's `X-` headers, any value that is not such a
+    /// token): exported from the agent's channel (src/shim/dial.c), never
+    /// parsed out of a dial string. Empty for most calls, so that the
+    /// agent's channel (whose every event and every `execute_on` copies all
+    /// its variables) carries no export.
+    pub exports: Vec<(String, String)>,
+}
+
+/// A value that may stand in a dial string's `{…}`: `[A-Za-z0-9_.+-]+`.
+fn is_token(s: &str) -> bool {
+    !s.is_empty()
+        && s.chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '+' | '-'))
+}
+
+/// The attempt's dial string and variables ([`customer_vars`]): ours in the
+/// dial string's `{…}` when `target` starts with a plain endpoint (an
+/// admin's template that brings its own `{…}`, `[…]`, `<…>` or several
+/// endpoints gets them all as exports), a CRM's headers always exported.
+pub(crate) fn customer_dial(leg: &CustomerLeg) -> Result<CustomerDial, Refused> {
+    let target = customer_dial_string(&leg.route, &leg.number)?;
+    let plain = target.starts_with(|c: char| c.is_ascii_alphanumeric())
+        && !target.contains(":_:")
+        && !target.contains('|');
+    let (braced, exports): (Vec<_>, Vec<_>) =
+        customer_vars(leg).into_iter().partition(|(name, value)| {
+            plain && !name.starts_with("sip_h_") && is_word(name) && is_token(value)
+        });
+    let dial = if braced.is_empty() {
+        target.clone()
+    } else {
+        let list: Vec<String> = braced.iter().map(|(n, v)| format!("{n}={v}")).collect();
+        format!("{{{}}}{target}", list.join(","))
+    };
+    Ok(CustomerDial {
+        target,
+        dial,
+        exports,
+    })
 }
 
 /// A variable FreeSWITCH's event headers would not carry as given: a name
@@ -332,8 +384,12 @@ mod tests {
             },
             vec![("CRM-Lead-Id", hostile)],
         );
-        let dial = customer_dial_string(&leg.route, &leg.number).unwrap();
-        assert!(!dial.contains('{') && !dial.contains(hostile));
+        let dial = customer_dial(&leg).unwrap();
+        assert!(!dial.dial.contains(hostile) && !dial.dial.contains("X-CRM"));
+        assert_eq!(
+            dial.exports,
+            vec![("sip_h_X-CRM-Lead-Id".to_string(), hostile.to_string())]
+        );
         let vars: HashMap<_, _> = customer_vars(&leg).into_iter().collect();
         assert_eq!(vars["sip_h_X-CRM-Lead-Id"], hostile);
         assert_eq!(vars["origination_uuid"], Uuid::from_u128(7).to_string());
@@ -349,6 +405,56 @@ mod tests {
         assert!(!unsafe_var("sip_h_X-CRM-Lead-Id", hostile));
         assert!(unsafe_var("sip_h_X-a", "ARRAY::x|:y"));
         assert!(unsafe_var("a[1]", "x"));
+    }
+
+    #[test]
+    fn our_tokens_lead_the_dial_string_the_rest_is_exported() {
+        let gw = Route::Gateway {
+            gateway: "poc".into(),
+        };
+        let mut leg = customer(gw, vec![("CRM-Lead-Id", "LEAD-42")]);
+        let d = customer_dial(&leg).unwrap();
+        assert_eq!(d.target, "sofia/gateway/poc/0987654321");
+        let braced = d
+            .dial
+            .strip_prefix('{')
+            .and_then(|r| r.strip_suffix(&format!("}}{}", d.target)))
+            .expect("{vars}target");
+        let braced: HashMap<&str, &str> = braced
+            .split(',')
+            .map(|kv| kv.split_once('=').unwrap())
+            .collect();
+        // Every variable of the attempt but the CRM's header, each once.
+        let all = customer_vars(&leg);
+        assert_eq!(braced.len() + d.exports.len(), all.len());
+        for (name, value) in &all {
+            if name.starts_with("sip_h_") {
+                assert!(d.exports.contains(&(name.clone(), value.clone())));
+            } else {
+                assert_eq!(braced.get(name.as_str()), Some(&value.as_str()), "{name}");
+            }
+        }
+        assert_eq!(braced["origination_uuid"], Uuid::from_u128(7).to_string());
+        // A trunk name that is not a word is exported, not braced.
+        leg.trunk = Some((4, "Main trunk, EU".into()));
+        let d = customer_dial(&leg).unwrap();
+        assert!(!d.dial.contains("Main"));
+        assert!(d
+            .exports
+            .contains(&("zorio_c2c_trunk_name".into(), "Main trunk, EU".into())));
+        // An admin's template with its own syntax up front: all exported.
+        for template in [
+            "{sip_cid_type=pid}sofia/external/${number}@192.0.2.10",
+            "[leg_timeout=5]sofia/external/${number}@192.0.2.10",
+            "sofia/a/${number}@x:_:sofia/b/${number}@y",
+        ] {
+            leg.route = Route::DialString {
+                template: template.into(),
+            };
+            let d = customer_dial(&leg).unwrap();
+            assert_eq!(d.dial, d.target, "{template}");
+            assert_eq!(d.exports.len(), customer_vars(&leg).len());
+        }
     }
 
     #[test]

@@ -351,33 +351,24 @@ extern "C" fn on_channel_event(event: *mut sys::zc2c_event) {
             // The customer's leg waits for its bridge with the agent.
             target.ends.note_bridged([*partner, report.leg_uuid]);
         }
-        let leg = report.leg_uuid.to_string();
+        // No log line here: this is the switch's event thread, and the
+        // switch logs each hangup with its cause itself.
         if let LegEvent::HungUp(f) = &mut report.event {
             f.seq = target.ends.take_hangup(report.leg_uuid);
             target
                 .ends
                 .note(report.leg_uuid, report.attempt, f.sip_code);
-            let by = match f.by_peer {
-                Some(true) => "its party",
-                Some(false) => "the switch",
-                None => "unknown",
-            };
-            log::log(
-                Level::Debug,
-                Some(&leg),
-                &format!(
-                    "leg ended: {} (hung up by {by}, at {:?} us, hangup #{:?})",
-                    f.cause, f.at_us, f.seq
-                ),
-            );
         }
         match target.legs.try_send(report) {
             Ok(()) => {}
-            Err(TrySendError::Full(r)) => log::log(
-                Level::Crit,
-                Some(&leg),
-                &format!("leg report queue FULL: dropped {:?} of leg {leg}", r.event),
-            ),
+            Err(TrySendError::Full(r)) => {
+                let leg = r.leg_uuid.to_string();
+                log::log(
+                    Level::Crit,
+                    Some(&leg),
+                    &format!("leg report queue FULL: dropped {:?} of leg {leg}", r.event),
+                )
+            }
             Err(TrySendError::Disconnected(_)) => {}
         }
     })

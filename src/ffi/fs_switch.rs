@@ -16,8 +16,8 @@ use crate::switch::{
 use super::config_load::global_domain;
 use super::cstr::{borrowed, c_string, take_owned, UuidC};
 use super::dial::{
-    agent_dial_string, agent_vars, customer_dial_string, customer_vars, dial_app_uuid,
-    timeout_secs, transfer_destination, unsafe_var, Refused, VAR_CALL, VAR_LEG,
+    agent_dial_string, agent_vars, customer_dial, dial_app_uuid, timeout_secs,
+    transfer_destination, unsafe_var, CustomerDial, Refused, VAR_CALL, VAR_LEG,
 };
 use super::events::{DialEnd, EndNotes};
 use super::log::{self, Level};
@@ -141,14 +141,9 @@ impl FsSwitch {
         self.ringing_legs().remove(&leg);
         drop(vars);
         if out.answered != 0 {
-            let delay = u64::try_from(out.setup_delay_us).ok().map(|us| {
-                log::log(
-                    Level::Debug,
-                    Some(&uuid),
-                    &format!("setup delay {} ms", us / 1000),
-                );
-                Duration::from_micros(us)
-            });
+            let delay = u64::try_from(out.setup_delay_us)
+                .ok()
+                .map(Duration::from_micros);
             return (LegOutcome::Answered, delay);
         }
         let cause = cause.unwrap_or_else(|| "DESTINATION_OUT_OF_ORDER".into());
@@ -160,8 +155,8 @@ impl FsSwitch {
     /// session by mod_dptools' `bridge` (see src/shim/dial.c), followed
     /// through events: the attempt's CHANNEL_ANSWER, or `bridge` returning
     /// on the agent (CHANNEL_EXECUTE_COMPLETE), or the agent gone.
-    fn dial_from_agent(&self, leg: &CustomerLeg, dial: &str) -> Result<(), String> {
-        let vars = Vars::new(&customer_vars(leg)).map_err(|Refused(why)| {
+    fn dial_from_agent(&self, leg: &CustomerLeg, dial: &CustomerDial) -> Result<(), String> {
+        let vars = Vars::new(&dial.exports).map_err(|Refused(why)| {
             log::log(
                 Level::Error,
                 Some(&leg.leg_uuid.to_string()),
@@ -178,7 +173,7 @@ impl FsSwitch {
             .unwrap_or("");
         let (a, d, r, app) = (
             UuidC::new(agent),
-            c_string(dial),
+            c_string(&dial.dial),
             c_string(ringback),
             c_string(&dial_app_uuid(leg.leg_uuid, leg.attempt)),
         );
@@ -186,8 +181,8 @@ impl FsSwitch {
             Level::Info,
             Some(&leg.leg_uuid.to_string()),
             &format!(
-                "originate {dial} from the agent's session (bridge, attempt {})",
-                leg.attempt
+                "originate {} from the agent's session (bridge, attempt {})",
+                dial.target, leg.attempt
             ),
         );
         // Woken by the attempt's notes (the callback's), not polling for them.
@@ -411,7 +406,7 @@ impl Switch for FsSwitch {
 
     fn dial_customer(&self, leg: &CustomerLeg) -> LegOutcome {
         let uuid = leg.leg_uuid.to_string();
-        let dial = match customer_dial_string(&leg.route, &leg.number) {
+        let dial = match customer_dial(leg) {
             Ok(d) => d,
             Err(Refused(why)) => {
                 log::log(Level::Error, Some(&uuid), &why);

@@ -14,10 +14,12 @@
  * falls through to that `park`; the next one is queued on it as a private
  * event, as is the ringback of a call waiting for its trunk.
  *
- * The attempt's variables (caller id, X- headers, tags) reach the new leg
- * without ever being parsed out of a dial string: each is set on the agent
- * as `_nolocal_<name>` and listed in its `export_vars`, which originate
- * copies verbatim, name stripped of the prefix, into the new leg's variables. */
+ * The attempt's own variables (its uuid, caller id, tags: validated tokens)
+ * lead its dial string as `{name=value,…}` (src/ffi/dial.rs). The rest (a
+ * CRM's X- headers) reach the new leg without ever being parsed out of a
+ * dial string: each is set on the agent as `_nolocal_<name>` and listed in
+ * its `export_vars`, which originate copies verbatim, name stripped of the
+ * prefix, into the new leg's variables. */
 #include <switch.h>
 #include "zorio_c2c_shim.h"
 
@@ -35,7 +37,12 @@ static void exports(switch_channel_t *channel, switch_event_t *vars, int set)
 	char *list = stack_list, *at;
 	size_t need = 1;
 
-	for (hp = vars ? vars->headers : NULL; hp; hp = hp->next) {
+	if (!vars || !vars->headers) {
+		/* Nothing to export (the attempt's own variables lead its dial
+		   string): the agent's channel is left as it is. */
+		return;
+	}
+	for (hp = vars->headers; hp; hp = hp->next) {
 		need += strlen(EXPORT_PREFIX) + strlen(hp->name) + 1;
 	}
 	if (need > sizeof(stack_list) && !(list = malloc(need))) {
@@ -43,7 +50,7 @@ static void exports(switch_channel_t *channel, switch_event_t *vars, int set)
 	}
 	at = list;
 	*at = '\0';
-	for (hp = vars ? vars->headers : NULL; hp; hp = hp->next) {
+	for (hp = vars->headers; hp; hp = hp->next) {
 		size_t len = strlen(EXPORT_PREFIX) + strlen(hp->name) + 1;
 		char *name = len <= sizeof(stack_name) ? stack_name : malloc(len);
 		if (!name) {
