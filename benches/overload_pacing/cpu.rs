@@ -87,13 +87,13 @@ impl Cpu {
 /// Prints a table row: CPU ms per bridged call of each party, and the
 /// share of the cores that stayed idle: over the whole phase, and while its
 /// calls were connecting; how long a customer's leg was up on average; and
-/// the SIP messages the peers resent.
+/// the SIP messages the peers resent; the lines the switch logged a call.
 pub fn print(label: &str, row: &crate::Row) {
     let (c, bridged) = (&row.cpu, row.bridged);
     let per = |s: f64| s * 1000.0 / bridged.max(1) as f64;
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get()) as f64;
     println!(
-        "{label:<10} {:>8.1} {:>8.1} {:>8.1} {:>8.1} {:>8.1} {:>7.1} {:>7.1} {:>8.2} {:>7}",
+        "{label:<10} {:>8.1} {:>8.1} {:>8.1} {:>8.1} {:>8.1} {:>7.1} {:>7.1} {:>8.2} {:>7} {:>8}",
         per(c.switch + c.peers + c.bench),
         per(c.switch),
         per(c.module),
@@ -102,7 +102,10 @@ pub fn print(label: &str, row: &crate::Row) {
         100.0 * c.idle / (c.wall * cores).max(f64::EPSILON),
         100.0 * row.busy_idle,
         row.leg_seconds / bridged.max(1) as f64,
-        row.retransmissions
+        row.retransmissions,
+        row.log_lines.map_or("?".to_string(), |n| {
+            format!("{:.1}", n as f64 / bridged.max(1) as f64)
+        })
     );
 }
 
@@ -110,7 +113,7 @@ pub fn print(label: &str, row: &crate::Row) {
 pub fn header() {
     println!("CPU ms per bridged call, from a phase's start until the switch had drained:");
     println!(
-        "{:<10} {:>8} {:>8} {:>8} {:>8} {:>8} {:>7} {:>7} {:>8} {:>7}",
+        "{:<10} {:>8} {:>8} {:>8} {:>8} {:>8} {:>7} {:>7} {:>8} {:>7} {:>8}",
         "phase",
         "all",
         "switch",
@@ -120,12 +123,14 @@ pub fn header() {
         "idle %",
         "busy %",
         "B-leg s",
-        "resent"
+        "resent",
+        "log/call"
     );
     println!(
         "(busy %: the cores' idle share until the phase's last call connected; \
          B-leg s: how long a customer's leg was up, on average; resent: SIP messages \
-         the sipp peers sent again, no answer in time)"
+         the sipp peers sent again, no answer in time; log/call: lines the switch \
+         logged, at the bench's log level)"
     );
 }
 

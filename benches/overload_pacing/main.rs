@@ -47,6 +47,7 @@ mod client;
 mod cpu;
 #[path = "../../tests/e2e_common/mod.rs"]
 mod e2e_common;
+mod log_lines;
 mod scenarios;
 #[path = "../../tests/scratch/mod.rs"]
 mod scratch;
@@ -157,6 +158,11 @@ fn config(ports: Ports, dir: &Path) -> String {
         (
             r#""loglevel" value="debug""#,
             format!(r#""loglevel" value="{loglevel}""#),
+        ),
+        // One log file for the whole run: its lines are counted per phase.
+        (
+            r#""rollover" value="104857600""#,
+            r#""rollover" value="0""#.to_string(),
         ),
         (&rtp(ports.rtp_start), "value=\"20000\"".to_string()),
         (&rtp(ports.rtp_start + 35), "value=\"24999\"".to_string()),
@@ -287,6 +293,8 @@ pub(crate) struct Row {
     leg_seconds: f64,
     /// Messages the two sipp peers sent again (no answer in time).
     retransmissions: u64,
+    /// Lines the switch wrote to its log file (`None`: it could not be read).
+    log_lines: Option<u64>,
 }
 
 fn pct(sorted: &[f64], p: f64) -> f64 {
@@ -311,6 +319,7 @@ fn phase(side: Side, n_phase: usize, rate: f64, secs: f64, ctx: &Ctx) -> Row {
     let watch = backlog::Watch::start(ctx.http, TOKEN);
     let cpu_before = cpu::Cpu::now(&ctx.pids).unwrap_or_default();
     let retransmitted = retransmissions(&ctx.dir);
+    let log_from = log_lines::Mark::now(&ctx.dir);
     let mut cmd = ctx.cmd.lock().unwrap();
     let t0 = Instant::now();
     for i in 0..n {
@@ -360,6 +369,7 @@ fn phase(side: Side, n_phase: usize, rate: f64, secs: f64, ctx: &Ctx) -> Row {
         pool.finish();
     }
     let stuck = drain(ctx);
+    let log_lines = log_from.and_then(|m| m.lines_since());
     let cpu = cpu::Cpu::now(&ctx.pids)
         .unwrap_or_default()
         .since(&cpu_before);
@@ -419,6 +429,7 @@ fn phase(side: Side, n_phase: usize, rate: f64, secs: f64, ctx: &Ctx) -> Row {
         busy_idle: backlog::idle_share(&backlog, since_start),
         leg_seconds: backlog::leg_seconds(&backlog),
         retransmissions,
+        log_lines,
     }
 }
 
@@ -592,6 +603,7 @@ fn pooled(rows: &[Row], side: Side) -> Row {
         busy_idle: mine.iter().map(|r| r.busy_idle).sum::<f64>() / mine.len().max(1) as f64,
         leg_seconds: mine.iter().map(|r| r.leg_seconds).sum(),
         retransmissions: mine.iter().map(|r| r.retransmissions).sum(),
+        log_lines: mine.iter().map(|r| r.log_lines).sum(),
     }
 }
 
