@@ -49,6 +49,33 @@ fn channels_of(switch: &dyn Switch, target: &TrunkTarget, id: i64) -> Vec<Uuid> 
     switch.channels_with(var, &value)
 }
 
+/// Several trunks' channels on the switch, looked at once for all trunks
+/// tagged by the same variable (every gateway trunk), not once a trunk.
+struct OneLook<'a> {
+    switch: &'a dyn Switch,
+    by: HashMap<&'static str, HashMap<String, Vec<Uuid>>>,
+}
+
+impl<'a> OneLook<'a> {
+    fn new(switch: &'a dyn Switch) -> Self {
+        OneLook {
+            switch,
+            by: HashMap::new(),
+        }
+    }
+
+    /// `trunk`'s channels, as [`TrunkLimits::on_switch`] would say.
+    fn of(&mut self, trunk: &Trunk) -> &[Uuid] {
+        let (var, value) = tag_of(&trunk.target, trunk.id);
+        let switch = self.switch;
+        let by = self
+            .by
+            .entry(var)
+            .or_insert_with(|| switch.channels_by(var));
+        by.get(&value).map_or(&[][..], Vec::as_slice)
+    }
+}
+
 /// One trunk as `c2c status` and `/metrics` show it.
 #[derive(Debug, Clone, PartialEq)]
 pub struct TrunkStatus {
@@ -179,21 +206,16 @@ impl TrunkLimits {
         r.map(Some)
     }
 
-    /// Every trunk's state now. The switch's channels are looked at once
-    /// for all trunks tagged by the same variable (every gateway trunk), not
-    /// once a trunk: a `/metrics` scrape walks the sessions once.
+    /// Every trunk's state now; a `/metrics` scrape walks the switch's
+    /// sessions once ([`OneLook`]).
     pub fn status(&self, trunks: &[Trunk]) -> Vec<TrunkStatus> {
         let ledger = self.ledger();
-        let mut seen: HashMap<&'static str, HashMap<String, Vec<Uuid>>> = HashMap::new();
+        let mut look = OneLook::new(self.switch.as_ref());
         trunks
             .iter()
             .map(|t| {
                 let queue = self.queue(&t.name);
-                let (var, value) = tag_of(&t.target, t.id);
-                let by = seen
-                    .entry(var)
-                    .or_insert_with(|| self.switch.channels_by(var));
-                let mine = queue.mine(by.get(&value).map_or(&[][..], Vec::as_slice));
+                let mine = queue.mine(look.of(t));
                 TrunkStatus {
                     name: t.name.clone(),
                     channels: ledger.in_use(&t.name, mine),
@@ -210,8 +232,9 @@ impl TrunkLimits {
     /// periodic refresh: others' counts age out without it).
     pub fn publish(&self, trunks: &[Trunk]) {
         let ledger = self.ledger();
+        let mut look = OneLook::new(self.switch.as_ref());
         for t in trunks.iter().filter(|t| t.max_channels.is_some()) {
-            ledger.publish(&t.name, self.queue(&t.name).mine(&self.on_switch(t)));
+            ledger.publish(&t.name, self.queue(&t.name).mine(look.of(t)));
         }
     }
 
