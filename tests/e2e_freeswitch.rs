@@ -18,6 +18,9 @@ use e2e_common::*;
 
 // ----------------------------------------------------------------- test ---
 
+/// An export of the agent's own (its directory's `export_vars`).
+const ADMIN_EXPORT: &str = "zorio_e2e_site";
+
 #[test]
 fn click_to_call_against_a_real_freeswitch() {
     let env = match find_env() {
@@ -47,7 +50,20 @@ fn click_to_call_against_a_real_freeswitch() {
         ports.rtp_start + 56,
     );
 
-    let freeswitch = start_freeswitch(&env, &dir, ports);
+    // The agent's own exports (an admin's, from the directory) go on with
+    // the module's: its variable reaches the customer's leg beside the CRM's
+    // X- headers. (Not a `sip_h_` one: sofia copies those by itself.)
+    let own = r#"<variable name="outbound_caller_id_number" value="0900000021"/>"#;
+    let xml = freeswitch_xml(ports, &default_webhooks(&dir.join("spool")));
+    assert!(xml.contains(own), "user 1001's variables moved");
+    let xml = xml.replacen(
+        own,
+        &format!(
+            r#"{own}<variable name="{ADMIN_EXPORT}" value="paris"/><variable name="export_vars" value="{ADMIN_EXPORT}"/>"#
+        ),
+        1,
+    );
+    let freeswitch = start_freeswitch_xml(&env, &dir, &xml);
     let mut esl = connect_ready(ports, &dir);
     step("FreeSWITCH up with mod_zorio_c2c loaded");
     let r = http_get(ports.http, "/api/pbx/caller-ids", "e2e-token-0123456789");
@@ -167,12 +183,27 @@ fn click_to_call_against_a_real_freeswitch() {
     );
     let from = inv.lines().find(|l| l.starts_with("From:")).unwrap_or("");
     assert!(from.contains("0900000020"), "caller id in From: {from}");
+    let site = esl.api(&format!("uuid_getvar {b} {ADMIN_EXPORT}"));
+    assert_eq!(
+        site.trim(),
+        "paris",
+        "the agent's own export reached the customer's leg"
+    );
+    let agent_exports = esl.api(&format!("uuid_getvar {a} export_vars"));
+    assert_eq!(
+        agent_exports.trim(),
+        ADMIN_EXPORT,
+        "the agent's export_vars, once the attempt is over, is the admin's again"
+    );
     assert_eq!(esl.api(&format!("uuid_exists {b}")).trim(), "true");
     step(&format!(
         "failover: POC answered 503, BACKUP connected (attempts {attempts})"
     ));
     step(&format!(
         "customer INVITE carries X-CRM-Lead-Id: LEAD-42 and X-Hostile: {hostile} verbatim; a ${{uuid}} value refused with 422 headers.Dollar; {from}"
+    ));
+    step(&format!(
+        "the agent's own export_vars ({ADMIN_EXPORT}, from the directory) kept: the customer's leg has {ADMIN_EXPORT}={site:?}, and the agent's export_vars is {agent_exports:?} again after the attempt"
     ));
     assert!(
         ev.position("zorio_c2c::call.bridged", &call_uuid).is_some(),

@@ -25,7 +25,27 @@
 
 #define EXPORT_PREFIX "_nolocal_"
 
-/* Sets (or, with set = 0, clears) the exports of `vars` on `channel`.
+/* Whether the `export_vars` entry [s, s + n) is one of ours: `_nolocal_`
+ * and the name of one of `vars`. */
+static int is_ours(const char *s, size_t n, switch_event_t *vars)
+{
+	size_t plen = strlen(EXPORT_PREFIX);
+	switch_event_header_t *hp;
+
+	if (n <= plen || strncmp(s, EXPORT_PREFIX, plen)) {
+		return 0;
+	}
+	for (hp = vars->headers; hp; hp = hp->next) {
+		if (strlen(hp->name) == n - plen && !strncmp(s + plen, hp->name, n - plen)) {
+			return 1;
+		}
+	}
+	return 0;
+}
+
+/* Sets (or, with set = 0, clears) the exports of `vars` on `channel`. The
+ * channel's own `export_vars` entries (an admin's, from the directory or a
+ * dialplan) stay, in their order, ahead of ours; only ours are taken off.
  * Everything it builds is short: on the stack, or malloc'd to its size,
  * never a 1 KiB stream (a request that large makes glibc consolidate the
  * arena's free chunks, which the switch's threads keep full: measured at
@@ -35,12 +55,18 @@ static void exports(switch_channel_t *channel, switch_event_t *vars, int set)
 	switch_event_header_t *hp;
 	char stack_list[512], stack_name[128];
 	char *list = stack_list, *at;
+	const char *old, *s;
 	size_t need = 1;
 
 	if (!vars || !vars->headers) {
 		/* Nothing to export (the attempt's own variables lead its dial
 		   string): the agent's channel is left as it is. */
 		return;
+	}
+	/* A copy in the session's pool: read while ours are being set. */
+	old = switch_channel_get_variable(channel, SWITCH_EXPORT_VARS_VARIABLE);
+	if (old) {
+		need += strlen(old) + 1;
 	}
 	for (hp = vars->headers; hp; hp = hp->next) {
 		need += strlen(EXPORT_PREFIX) + strlen(hp->name) + 1;
@@ -49,6 +75,18 @@ static void exports(switch_channel_t *channel, switch_event_t *vars, int set)
 		return;
 	}
 	at = list;
+	for (s = old; s && *s;) {
+		const char *comma = strchr(s, ',');
+		size_t n = comma ? (size_t) (comma - s) : strlen(s);
+		if (n && !is_ours(s, n, vars)) {
+			if (at != list) {
+				*at++ = ',';
+			}
+			memcpy(at, s, n);
+			at += n;
+		}
+		s += comma ? n + 1 : n;
+	}
 	*at = '\0';
 	for (hp = vars->headers; hp; hp = hp->next) {
 		size_t len = strlen(EXPORT_PREFIX) + strlen(hp->name) + 1;
@@ -59,16 +97,18 @@ static void exports(switch_channel_t *channel, switch_event_t *vars, int set)
 		snprintf(name, len, EXPORT_PREFIX "%s", hp->name);
 		/* No variable check: a value is text, never expanded here. */
 		switch_channel_set_variable_var_check(channel, name, set ? hp->value : NULL, SWITCH_FALSE);
-		if (at != list) {
-			*at++ = ',';
+		if (set) {
+			if (at != list) {
+				*at++ = ',';
+			}
+			memcpy(at, name, len);
+			at += len - 1;
 		}
-		memcpy(at, name, len);
-		at += len - 1;
 		if (name != stack_name) {
 			free(name);
 		}
 	}
-	switch_channel_set_variable(channel, SWITCH_EXPORT_VARS_VARIABLE, set && at != list ? list : NULL);
+	switch_channel_set_variable(channel, SWITCH_EXPORT_VARS_VARIABLE, at != list ? list : NULL);
 	if (list != stack_list) {
 		free(list);
 	}
