@@ -1,7 +1,9 @@
 //! Where the two cores went during a phase, from Linux's `/proc`: the
 //! switch's process (every thread, those that ended included), the module's
 //! own long-lived threads inside it (`c2c-*` but the per-call `c2c-call-*`,
-//! whose name the switch's session threads started from them inherit), the
+//! whose name the switch's session threads started from them inherit;
+//! counted thread by thread, so one that ended takes only its own CPU of the
+//! phase with it, never what it had used before), the
 //! sipp peers, the bench itself, and the machine's idle time. Divided by the
 //! calls a phase bridged, it is what a call costs each side: at overload the
 //! switch completes calls at the rate its cores allow, so a side whose calls
@@ -10,7 +12,7 @@
 use std::path::Path;
 
 /// CPU seconds used so far by each party, and the machine's idle seconds.
-#[derive(Clone, Copy, Default, Debug)]
+#[derive(Clone, Default, Debug)]
 pub struct Cpu {
     /// The switch's process, the module's threads included.
     pub switch: f64,
@@ -24,6 +26,8 @@ pub struct Cpu {
     pub idle: f64,
     /// Wall-clock seconds (since the epoch when read; elapsed after `since`).
     pub wall: f64,
+    /// The module's threads when read: (thread id, CPU seconds so far).
+    threads: Vec<(u32, f64)>,
 }
 
 /// The processes to account for.
@@ -38,13 +42,16 @@ const TICK: f64 = 100.0;
 impl Cpu {
     /// Reads every party's CPU time now (`None` without Linux's `/proc`).
     pub fn now(pids: &Pids) -> Option<Cpu> {
-        let module = std::fs::read_dir(format!("/proc/{}/task", pids.switch))
+        let threads: Vec<(u32, f64)> = std::fs::read_dir(format!("/proc/{}/task", pids.switch))
             .ok()?
             .flatten()
-            .filter_map(|t| stat(&t.path()))
-            .filter(|(name, _)| name.starts_with("c2c-") && !name.starts_with("c2c-call"))
-            .map(|(_, s)| s)
-            .sum();
+            .filter_map(|t| {
+                let tid = t.file_name().to_str()?.parse().ok()?;
+                let (name, secs) = stat(&t.path())?;
+                (name.starts_with("c2c-") && !name.starts_with("c2c-call")).then_some((tid, secs))
+            })
+            .collect();
+        let module = threads.iter().map(|t| t.1).sum();
         let proc = |pid: u32| stat(Path::new(&format!("/proc/{pid}"))).map_or(0.0, |s| s.1);
         Some(Cpu {
             switch: proc(pids.switch),
@@ -56,18 +63,41 @@ impl Cpu {
                 .duration_since(std::time::UNIX_EPOCH)
                 .ok()?
                 .as_secs_f64(),
+            threads,
         })
     }
 
-    /// What was used between `before` and `self`.
+    /// What was used between `before` and `self`. The module's threads one
+    /// by one: a thread gone since `before` (the CUSTOM events' courier
+    /// leaves when idle) takes its ticks out of the sum, which a difference
+    /// of the two sums would have counted against the phase (it printed
+    /// -0.1 ms a call for native's phase after ours).
     pub fn since(&self, before: &Cpu) -> Cpu {
+        let module = self
+            .threads
+            .iter()
+            .map(|&(tid, secs)| {
+                let was = before
+                    .threads
+                    .iter()
+                    .find(|t| t.0 == tid)
+                    .map_or(0.0, |t| t.1);
+                // A thread id used again by a newer thread: all of it is new.
+                if secs >= was {
+                    secs - was
+                } else {
+                    secs
+                }
+            })
+            .sum();
         Cpu {
             switch: self.switch - before.switch,
-            module: self.module - before.module,
+            module,
             peers: self.peers - before.peers,
             bench: self.bench - before.bench,
             idle: self.idle - before.idle,
             wall: self.wall - before.wall,
+            threads: Vec::new(),
         }
     }
 
@@ -80,6 +110,7 @@ impl Cpu {
             bench: self.bench + other.bench,
             idle: self.idle + other.idle,
             wall: self.wall + other.wall,
+            threads: Vec::new(),
         }
     }
 }
