@@ -20,6 +20,7 @@ pub mod http;
 pub mod journal;
 pub mod log;
 pub mod metrics;
+pub mod notes;
 pub mod recording;
 pub mod request;
 pub mod routing;

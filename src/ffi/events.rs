@@ -2,16 +2,16 @@
 //! `try_send`, nothing more), and the CUSTOM subclasses our call events go
 //! out as (fired in `custom_events`).
 
-use std::collections::HashMap;
 use std::ffi::CString;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use crossbeam_channel::TrySendError;
 use uuid::Uuid;
 
 use crate::core::events::ALL_TYPES;
+use crate::core::notes::Notes;
 use crate::switch::{EventQueue, LegEvent, LegSender};
 
 use super::cstr::{borrowed, c_string, with_c_str};
@@ -24,9 +24,6 @@ use super::waiters::Waiters;
 /// Owner name of our reserved subclasses.
 const OWNER: &std::ffi::CStr = c"mod_zorio_c2c";
 
-/// (attempt, SIP status, when) of one leg's HANGUP_COMPLETE.
-type EndNote = (Option<u32>, Option<u16>, Instant);
-
 /// How an attempt dialled from the agent's session went.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) enum DialEnd {
@@ -38,49 +35,61 @@ pub(crate) enum DialEnd {
     Returned(Option<String>),
 }
 
+/// (attempt, SIP status) of one leg's HANGUP_COMPLETE.
+type EndNote = (Option<u32>, Option<u16>);
+
 /// How our legs went, kept briefly for the thread that placed them: the SIP
 /// status (HANGUP_COMPLETE), when the channel was destroyed (DESTROY), and
 /// how each attempt dialled from the agent's session went ([`DialEnd`]).
-#[derive(Default)]
+/// Many notes are never taken (a bridged call's hangups, an answered
+/// attempt's late `bridge` return): each map keeps at most [`EndNotes::MAX`]
+/// for at most [`EndNotes::KEEP`], the oldest going first.
 pub(crate) struct EndNotes {
-    notes: Mutex<HashMap<Uuid, EndNote>>,
-    destroyed: Mutex<HashMap<Uuid, Instant>>,
-    /// (stamp, when) of each leg's CHANNEL_HANGUP, until its HANGUP_COMPLETE.
-    hangups: Mutex<HashMap<Uuid, (u64, Instant)>>,
+    /// (attempt, SIP status) of each leg's HANGUP_COMPLETE.
+    notes: Mutex<Notes<Uuid, EndNote>>,
+    destroyed: Mutex<Notes<Uuid, ()>>,
+    /// The stamp of each leg's CHANNEL_HANGUP, until its HANGUP_COMPLETE.
+    hangups: Mutex<Notes<Uuid, u64>>,
     next_hangup: AtomicU64,
-    /// When each of our legs was last bridged (CHANNEL_BRIDGE, either side).
-    bridged: Mutex<HashMap<Uuid, Instant>>,
+    /// Our legs bridged (CHANNEL_BRIDGE, either side).
+    bridged: Mutex<Notes<Uuid, ()>>,
     /// The first [`DialEnd`] of each attempt dialled from the agent's session.
-    dials: Mutex<HashMap<Uuid, (u32, DialEnd, Instant)>>,
+    dials: Mutex<Notes<Uuid, (u32, DialEnd)>>,
     /// The call threads waiting on a leg, woken when something of it is noted.
     pub(crate) waiters: Waiters,
 }
 
-/// Room for one more note in `m`: notes older than [`EndNotes::KEEP`] go,
-/// then, still full, the oldest. Many are never taken (a bridged call's
-/// hangups, an answered attempt's late `bridge` return): 4,096 of them are
-/// 120 s of 17 calls/s, and a full map used to drop the new note.
-fn make_room<V>(m: &mut HashMap<Uuid, V>, at: impl Fn(&V) -> Instant) {
-    if m.len() < EndNotes::MAX {
-        return;
-    }
-    let now = Instant::now();
-    m.retain(|_, v| now.duration_since(at(v)) < EndNotes::KEEP);
-    if m.len() >= EndNotes::MAX {
-        let oldest = m.iter().min_by_key(|(_, v)| at(v)).map(|(k, _)| *k);
-        oldest.map(|k| m.remove(&k));
+fn notes<V>() -> Mutex<Notes<Uuid, V>> {
+    Mutex::new(Notes::new(EndNotes::MAX, EndNotes::KEEP))
+}
+
+fn locked<V>(m: &Mutex<Notes<Uuid, V>>) -> std::sync::MutexGuard<'_, Notes<Uuid, V>> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+impl Default for EndNotes {
+    fn default() -> Self {
+        EndNotes {
+            notes: notes(),
+            destroyed: notes(),
+            hangups: notes(),
+            next_hangup: AtomicU64::new(0),
+            bridged: notes(),
+            dials: notes(),
+            waiters: Waiters::default(),
+        }
     }
 }
 
 impl EndNotes {
+    /// 4,096 notes are 120 s of 17 calls/s; past that, the oldest go first.
     const KEEP: Duration = Duration::from_secs(120);
     const MAX: usize = 4096;
 
     /// Records a leg's end; never waits (skipped when the map is busy).
     fn note(&self, leg: Uuid, attempt: Option<u32>, sip: Option<u16>) {
         if let Ok(mut m) = self.notes.try_lock() {
-            make_room(&mut m, |v| v.2);
-            m.insert(leg, (attempt, sip, Instant::now()));
+            m.put(leg, (attempt, sip));
         }
         self.waiters.wake(leg);
     }
@@ -92,10 +101,9 @@ impl EndNotes {
     /// dialling thread waits on [`Waiters`], not on this map).
     fn note_dial(&self, leg: Uuid, attempt: u32, end: DialEnd) {
         {
-            let mut m = self.dials.lock().unwrap_or_else(|e| e.into_inner());
-            make_room(&mut m, |v| v.2);
+            let mut m = locked(&self.dials);
             if m.get(&leg).is_none_or(|seen| seen.0 != attempt) {
-                m.insert(leg, (attempt, end, Instant::now()));
+                m.put(leg, (attempt, end));
             }
         }
         self.waiters.wake(leg);
@@ -103,7 +111,7 @@ impl EndNotes {
 
     /// How attempt `attempt` at `leg` went, once known (taken once).
     pub(crate) fn take_dial(&self, leg: Uuid, attempt: u32) -> Option<DialEnd> {
-        let mut m = self.dials.lock().unwrap_or_else(|e| e.into_inner());
+        let mut m = locked(&self.dials);
         match m.get(&leg) {
             Some(d) if d.0 == attempt => m.remove(&leg).map(|d| d.1),
             _ => None,
@@ -113,10 +121,9 @@ impl EndNotes {
     /// Records that two legs were bridged, and wakes whoever waits on them.
     fn note_bridged(&self, legs: [Uuid; 2]) {
         {
-            let mut m = self.bridged.lock().unwrap_or_else(|e| e.into_inner());
-            make_room(&mut m, |t| *t);
+            let mut m = locked(&self.bridged);
             for leg in legs {
-                m.insert(leg, Instant::now());
+                m.put(leg, ());
             }
         }
         for leg in legs {
@@ -126,21 +133,14 @@ impl EndNotes {
 
     /// Whether `leg` has been bridged (seen even after both legs are gone).
     pub(crate) fn was_bridged(&self, leg: Uuid) -> bool {
-        self.bridged
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .contains_key(&leg)
+        locked(&self.bridged).contains(&leg)
     }
 
     /// Records that a channel of ours is destroyed. Never skipped: a dial
     /// whose agent is gone waits for it (the lock is only ever held for a
     /// map operation).
     fn note_destroyed(&self, leg: Uuid) {
-        {
-            let mut m = self.destroyed.lock().unwrap_or_else(|e| e.into_inner());
-            make_room(&mut m, |t| *t);
-            m.insert(leg, Instant::now());
-        }
+        locked(&self.destroyed).put(leg, ());
         self.waiters.wake(leg);
     }
 
@@ -162,27 +162,23 @@ impl EndNotes {
             }
         };
         if let Ok(mut m) = self.hangups.try_lock() {
-            make_room(&mut m, |v| v.1);
-            m.entry(leg).or_insert((n, Instant::now()));
+            m.put_new(leg, n);
         }
     }
 
     /// The order of `leg`'s hangup, taken once; never waits.
     fn take_hangup(&self, leg: Uuid) -> Option<u64> {
-        self.hangups.try_lock().ok()?.remove(&leg).map(|v| v.0)
+        self.hangups.try_lock().ok()?.remove(&leg)
     }
 
     /// Whether the channel of `leg` was destroyed since the last [`EndNotes::forget`].
     pub(crate) fn is_destroyed(&self, leg: Uuid) -> bool {
-        self.destroyed
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .contains_key(&leg)
+        locked(&self.destroyed).contains(&leg)
     }
 
     /// Takes the end of `leg` (attempt `attempt`) if it has been seen.
     pub(crate) fn take(&self, leg: Uuid, attempt: Option<u32>) -> Option<Option<u16>> {
-        let mut m = self.notes.lock().unwrap_or_else(|e| e.into_inner());
+        let mut m = locked(&self.notes);
         match m.get(&leg) {
             Some(n) if n.0 == attempt => m.remove(&leg).map(|n| n.1),
             _ => None,
@@ -191,18 +187,9 @@ impl EndNotes {
 
     /// Forgets an older end of `leg` before a new attempt.
     pub(crate) fn forget(&self, leg: Uuid) {
-        self.notes
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .remove(&leg);
-        self.destroyed
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .remove(&leg);
-        self.dials
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .remove(&leg);
+        locked(&self.notes).remove(&leg);
+        locked(&self.destroyed).remove(&leg);
+        locked(&self.dials).remove(&leg);
     }
 }
 
@@ -470,23 +457,6 @@ mod tests {
             super::subclass_of("pbx.cdr.created"),
             "zorio_c2c::cdr.created"
         );
-    }
-
-    #[test]
-    fn a_full_map_of_notes_makes_room_for_the_new_one() {
-        use super::{make_room, EndNotes};
-        use std::collections::HashMap;
-        use std::time::{Duration, Instant};
-        use uuid::Uuid;
-        let t0 = Instant::now();
-        let mut m: HashMap<Uuid, Instant> = (0..EndNotes::MAX as u128)
-            .map(|i| (Uuid::from_u128(i), t0 + Duration::from_millis(i as u64)))
-            .collect();
-        make_room(&mut m, |t| *t);
-        assert_eq!(m.len(), EndNotes::MAX - 1);
-        assert!(!m.contains_key(&Uuid::from_u128(0)), "the oldest went");
-        make_room(&mut m, |t| *t);
-        assert_eq!(m.len(), EndNotes::MAX - 1, "room already");
     }
 
     #[test]
