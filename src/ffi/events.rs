@@ -2,6 +2,7 @@
 //! `try_send`, nothing more), and the CUSTOM subclasses our call events go
 //! out as (fired in `custom_events`).
 
+use std::collections::HashMap;
 use std::ffi::CString;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
@@ -55,16 +56,16 @@ pub(crate) struct EndNotes {
     bridged: Mutex<Notes<Uuid, ()>>,
     /// The first [`DialEnd`] of each attempt dialled from the agent's session.
     dials: Mutex<Notes<Uuid, (u32, DialEnd)>>,
+    /// The agents whose call thread waits for a `bridge` of ours to return
+    /// (attempts in flight on each): only their CHANNEL_EXECUTE_COMPLETEs
+    /// are looked into.
+    dialling: Mutex<HashMap<Uuid, u32>>,
     /// The call threads waiting on a leg, woken when something of it is noted.
     pub(crate) waiters: Waiters,
 }
 
 fn notes<V>() -> Mutex<Notes<Uuid, V>> {
     Mutex::new(Notes::new(EndNotes::MAX, EndNotes::KEEP))
-}
-
-fn locked<V>(m: &Mutex<Notes<Uuid, V>>) -> std::sync::MutexGuard<'_, Notes<Uuid, V>> {
-    m.lock().unwrap_or_else(|e| e.into_inner())
 }
 
 impl Default for EndNotes {
@@ -76,6 +77,7 @@ impl Default for EndNotes {
             next_hangup: AtomicU64::new(0),
             bridged: notes(),
             dials: notes(),
+            dialling: Mutex::default(),
             waiters: Waiters::default(),
         }
     }
@@ -101,7 +103,7 @@ impl EndNotes {
     /// dialling thread waits on [`Waiters`], not on this map).
     fn note_dial(&self, leg: Uuid, attempt: u32, end: DialEnd) {
         {
-            let mut m = locked(&self.dials);
+            let mut m = lock(&self.dials);
             if m.get(&leg).is_none_or(|seen| seen.0 != attempt) {
                 m.put(leg, (attempt, end));
             }
@@ -111,7 +113,7 @@ impl EndNotes {
 
     /// How attempt `attempt` at `leg` went, once known (taken once).
     pub(crate) fn take_dial(&self, leg: Uuid, attempt: u32) -> Option<DialEnd> {
-        let mut m = locked(&self.dials);
+        let mut m = lock(&self.dials);
         match m.get(&leg) {
             Some(d) if d.0 == attempt => m.remove(&leg).map(|d| d.1),
             _ => None,
@@ -121,7 +123,7 @@ impl EndNotes {
     /// Records that two legs were bridged, and wakes whoever waits on them.
     fn note_bridged(&self, legs: [Uuid; 2]) {
         {
-            let mut m = locked(&self.bridged);
+            let mut m = lock(&self.bridged);
             for leg in legs {
                 m.put(leg, ());
             }
@@ -133,14 +135,14 @@ impl EndNotes {
 
     /// Whether `leg` has been bridged (seen even after both legs are gone).
     pub(crate) fn was_bridged(&self, leg: Uuid) -> bool {
-        locked(&self.bridged).contains(&leg)
+        lock(&self.bridged).contains(&leg)
     }
 
     /// Records that a channel of ours is destroyed. Never skipped: a dial
     /// whose agent is gone waits for it (the lock is only ever held for a
     /// map operation).
     fn note_destroyed(&self, leg: Uuid) {
-        locked(&self.destroyed).put(leg, ());
+        lock(&self.destroyed).put(leg, ());
         self.waiters.wake(leg);
     }
 
@@ -173,24 +175,58 @@ impl EndNotes {
 
     /// Whether the channel of `leg` was destroyed since the last [`EndNotes::forget`].
     pub(crate) fn is_destroyed(&self, leg: Uuid) -> bool {
-        locked(&self.destroyed).contains(&leg)
+        lock(&self.destroyed).contains(&leg)
     }
 
     /// Takes the end of `leg` (attempt `attempt`) if it has been seen.
     pub(crate) fn take(&self, leg: Uuid, attempt: Option<u32>) -> Option<Option<u16>> {
-        let mut m = locked(&self.notes);
+        let mut m = lock(&self.notes);
         match m.get(&leg) {
             Some(n) if n.0 == attempt => m.remove(&leg).map(|n| n.1),
             _ => None,
         }
     }
 
+    /// Marks `agent` as dialling until the guard is dropped: the returns of
+    /// its applications are looked into meanwhile ([`EndNotes::is_dialling`]).
+    pub(crate) fn dialling(&self, agent: Uuid) -> Dialling<'_> {
+        *lock(&self.dialling).entry(agent).or_default() += 1;
+        Dialling { ends: self, agent }
+    }
+
+    /// Whether a call thread waits for a `bridge` of ours on `agent`.
+    fn is_dialling(&self, agent: Uuid) -> bool {
+        lock(&self.dialling).contains_key(&agent)
+    }
+
     /// Forgets an older end of `leg` before a new attempt.
     pub(crate) fn forget(&self, leg: Uuid) {
-        locked(&self.notes).remove(&leg);
-        locked(&self.destroyed).remove(&leg);
-        locked(&self.dials).remove(&leg);
+        lock(&self.notes).remove(&leg);
+        lock(&self.destroyed).remove(&leg);
+        lock(&self.dials).remove(&leg);
     }
+}
+
+/// An agent marked as dialling ([`EndNotes::dialling`]); unmarks on drop.
+pub(crate) struct Dialling<'a> {
+    ends: &'a EndNotes,
+    agent: Uuid,
+}
+
+impl Drop for Dialling<'_> {
+    fn drop(&mut self) {
+        let mut m = lock(&self.ends.dialling);
+        if let Some(n) = m.get_mut(&self.agent) {
+            *n -= 1;
+            if *n == 0 {
+                m.remove(&self.agent);
+            }
+        }
+    }
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
 }
 
 /// Where the channel-event callback sends what it sees.
@@ -293,21 +329,26 @@ extern "C" fn on_channel_event(event: *mut sys::zc2c_event) {
             return;
         }
         if kind == sys::ZC2C_EV_EXECUTE_COMPLETE {
-            // Every application of every channel: only our `bridge` attempts count.
+            // Every application of every channel: only our `bridge` attempts
+            // count, on an agent whose call thread waits for one. Its
+            // Unique-ID comes early in the event, the Application-UUID
+            // last, after every variable: most events stop at the first.
+            let agent = header("Unique-ID").and_then(|u| Uuid::parse_str(u.trim()).ok());
+            let Some(t) = target().filter(|t| agent.is_some_and(|a| t.ends.is_dialling(a))) else {
+                return;
+            };
             let Some((leg, attempt)) = header("Application-UUID").and_then(|a| dial_of(&a)) else {
                 return;
             };
-            if let Some(t) = target() {
-                // The originate's failure, or that of a bridge on early
-                // media the carrier then ended unanswered (183, then 503).
-                let cause = [
-                    "variable_originate_failed_cause",
-                    "variable_last_bridge_hangup_cause",
-                ]
-                .into_iter()
-                .find_map(|h| header(h).filter(|c| !c.is_empty()));
-                t.ends.note_dial(leg, attempt, DialEnd::Returned(cause));
-            }
+            // The originate's failure, or that of a bridge on early media
+            // the carrier then ended unanswered (183, then 503).
+            let cause = [
+                "variable_originate_failed_cause",
+                "variable_last_bridge_hangup_cause",
+            ]
+            .into_iter()
+            .find_map(|h| header(h).filter(|c| !c.is_empty()));
+            t.ends.note_dial(leg, attempt, DialEnd::Returned(cause));
             return;
         }
         if kind == sys::ZC2C_EV_DESTROY {

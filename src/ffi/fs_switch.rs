@@ -187,6 +187,8 @@ impl FsSwitch {
         );
         // Woken by the attempt's notes (the callback's), not polling for them.
         let waiter = self.ends.waiters.register(leg.leg_uuid);
+        // The agent's `bridge` returns are looked into while this waits.
+        let _dialling = self.ends.dialling(agent);
         // A failed attempt's agent may still be on its way into its `park`.
         let queued = wait_until(Duration::from_secs(5), || {
             // SAFETY: all strings alive for the call; `vars` is our live event,
