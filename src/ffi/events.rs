@@ -42,9 +42,9 @@ type EndNote = (Option<u32>, Option<u16>);
 /// How our legs went, kept briefly for the thread that placed them: the SIP
 /// status (HANGUP_COMPLETE), when the channel was destroyed (DESTROY), and
 /// how each attempt dialled from the agent's session went ([`DialEnd`]).
-/// Many notes are never taken (a bridged call's hangups, an answered
-/// attempt's late `bridge` return): each map keeps at most [`EndNotes::MAX`]
-/// for at most [`EndNotes::KEEP`], the oldest going first.
+/// Many notes are never taken (a bridged call's hangups and bridge, its
+/// legs' destruction): each map keeps at most [`EndNotes::MAX`] for at most
+/// [`EndNotes::KEEP`], the oldest going first.
 pub(crate) struct EndNotes {
     /// (attempt, SIP status) of each leg's HANGUP_COMPLETE.
     notes: Mutex<Notes<Uuid, EndNote>>,
@@ -498,6 +498,22 @@ mod tests {
             super::subclass_of("pbx.cdr.created"),
             "zorio_c2c::cdr.created"
         );
+    }
+
+    #[test]
+    fn an_agent_is_dialling_while_a_call_thread_holds_its_mark() {
+        use super::EndNotes;
+        use uuid::Uuid;
+        let ends = EndNotes::default();
+        let (agent, other) = (Uuid::from_u128(1), Uuid::from_u128(2));
+        assert!(!ends.is_dialling(agent));
+        let first = ends.dialling(agent);
+        let second = ends.dialling(agent);
+        assert!(ends.is_dialling(agent) && !ends.is_dialling(other));
+        drop(first);
+        assert!(ends.is_dialling(agent), "one attempt still waits");
+        drop(second);
+        assert!(!ends.is_dialling(agent));
     }
 
     #[test]
