@@ -184,6 +184,16 @@ void zc2c_event_unbind(zc2c_binding *binding);
 int zc2c_event_kind(zc2c_event *event);
 /* Borrowed: valid during the callback only. */
 const char *zc2c_event_header(zc2c_event *event, const char *name);
+/* What every channel event starts with, read in one pass over its first
+   headers (a lookup by name walks from the first header each time):
+   Event-Date-Timestamp, Event-Sequence (0 when absent) and Unique-ID (NUL-
+   terminated, empty when absent or longer than 36). */
+typedef struct zc2c_event_head {
+	uint64_t timestamp_us;
+	uint64_t sequence;
+	char unique_id[37];
+} zc2c_event_head;
+void zc2c_event_read_head(zc2c_event *event, zc2c_event_head *head);
 /* The switch's newest event sequence number (each event gets the next when
    created): a throwaway event is created, read and destroyed, never fired.
    0 when none could be created. */

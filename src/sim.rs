@@ -12,8 +12,8 @@ use std::time::{Duration, Instant};
 use uuid::Uuid;
 
 use crate::switch::{
-    AgentLeg, CustomerLeg, Extension, Failure, LegEvent, LegOutcome, LegReport, LegSender, Route,
-    Switch, SwitchError,
+    AgentLeg, CustomerLeg, Extension, Failure, LegEvent, LegOutcome, LegReport, LegRole, LegSender,
+    Route, Switch, SwitchError,
 };
 
 /// Destination: the customer is busy (486).
@@ -135,6 +135,8 @@ const REMEMBERED: usize = 10_000;
 #[derive(Default)]
 struct World {
     legs: HashMap<Uuid, (LegState, Option<u32>)>,
+    /// The legs the engine follows ([`Switch::watch`]): the only ones reported.
+    watched: HashMap<Uuid, LegRole>,
     /// Ended legs, oldest first (forgotten past [`REMEMBERED`]).
     ended: VecDeque<Uuid>,
     bridges: HashMap<Uuid, Uuid>,
@@ -228,6 +230,11 @@ impl SimSwitch {
             shared,
             clock: Mutex::new(Some(clock)),
         })
+    }
+
+    /// The legs the engine watches now ([`Switch::watch`]), with their roles.
+    pub fn watched(&self) -> HashMap<Uuid, LegRole> {
+        lock(&self.shared.world).watched.clone()
     }
 
     /// Everything asked of the switch so far.
@@ -343,7 +350,11 @@ impl Drop for SimSwitch {
 }
 
 impl Shared {
+    /// Reports a leg's progress, as the real switch does: only a watched leg's.
     fn report(&self, leg_uuid: Uuid, attempt: Option<u32>, event: LegEvent) {
+        if !lock(&self.world).watched.contains_key(&leg_uuid) {
+            return;
+        }
         let _ = self.legs.try_send(LegReport {
             leg_uuid,
             attempt,
@@ -690,6 +701,14 @@ impl Switch for SimSwitch {
 
     fn follow(&self, leg: Uuid, _call_uuid: Uuid) -> bool {
         self.leg_exists(leg)
+    }
+
+    fn watch(&self, leg: Uuid, role: LegRole) {
+        lock(&self.shared.world).watched.insert(leg, role);
+    }
+
+    fn unwatch(&self, leg: Uuid) {
+        lock(&self.shared.world).watched.remove(&leg);
     }
 
     fn max_sessions(&self) -> Option<u32> {

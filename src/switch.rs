@@ -199,6 +199,18 @@ pub fn leg_channel_bounded(bound: usize) -> (LegSender, crossbeam_channel::Recei
     )
 }
 
+/// What a watched leg is to its call ([`Switch::watch`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LegRole {
+    /// The agent's leg.
+    Agent,
+    /// The customer's leg: every dial attempt has its UUID, and its reports
+    /// say which attempt they are of.
+    Customer,
+    /// A channel the customer was transferred to.
+    Party,
+}
+
 /// The switch could not do what was asked.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SwitchError(pub String);
@@ -244,6 +256,13 @@ pub trait Switch: Send + Sync + 'static {
     fn follow(&self, _leg: Uuid, _call_uuid: Uuid) -> bool {
         false
     }
+    /// The engine follows `leg` from now until [`Switch::unwatch`]: a call's
+    /// legs from before they are placed, a transfer's party once it joins.
+    /// A switch reports only watched legs, and may pass over every other
+    /// channel's events without reading them.
+    fn watch(&self, _leg: Uuid, _role: LegRole) {}
+    /// The engine no longer follows `leg` (its call ended, or it left it).
+    fn unwatch(&self, _leg: Uuid) {}
     /// Asks the switch to hang `leg` up with `cause` no sooner than
     /// `after_secs` seconds from now (FreeSWITCH's `sched_hangup`), on its
     /// own clock: it holds even when nothing of ours runs any more (the

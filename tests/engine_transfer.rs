@@ -254,3 +254,25 @@ fn hangup_by_names_the_side_that_hung_up_first() {
         assert_eq!(w.log.types_of(call), events::COMPLETED_CALL.to_vec());
     }
 }
+
+#[test]
+fn the_switch_watches_the_legs_of_calls_in_flight_and_no_other() {
+    use mod_zorio_c2c::switch::LegRole;
+    let w = world();
+    let (call, a, b) = bridged_call(&w);
+    let watched = w.sim.watched();
+    assert_eq!(watched.len(), 2, "{watched:?}");
+    assert_eq!(watched.get(&a), Some(&LegRole::Agent));
+    assert_eq!(watched.get(&b), Some(&LegRole::Customer));
+
+    // A transfer's new party is watched once it joins; the agent's leg,
+    // ended, stays watched while the call is in flight.
+    let party = transfer(&w, call, b, "0977777777");
+    assert_eq!(w.sim.watched().get(&party), Some(&LegRole::Party));
+
+    // The party's hangup is reported (it is watched) and ends the call;
+    // then nothing of it is watched.
+    w.sim.party_hangs_up(party, "NORMAL_CLEARING");
+    wait_ended(&w, call);
+    wait("no leg watched", || w.sim.watched().is_empty());
+}

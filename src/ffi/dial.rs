@@ -22,9 +22,7 @@ pub(crate) const VAR_CALL: &str = "zorio_c2c_call_uuid";
 pub(crate) const VAR_LEG: &str = "zorio_c2c_leg";
 /// Channel variable numbering B-leg attempts (1, 2, …).
 pub(crate) const VAR_ATTEMPT: &str = "zorio_c2c_attempt";
-/// [`VAR_CALL`] and [`VAR_ATTEMPT`] as an event's headers (read on every
-/// channel event of the switch: no name built each time).
-const VAR_CALL_HEADER: &str = "variable_zorio_c2c_call_uuid";
+/// [`VAR_ATTEMPT`] as an event's header (no name built each time).
 const VAR_ATTEMPT_HEADER: &str = "variable_zorio_c2c_attempt";
 
 /// Why a leg could not even be placed.
@@ -253,15 +251,18 @@ pub(crate) fn dial_of(app_uuid: &str) -> Option<(Uuid, u32)> {
     parts.next().is_none().then_some((leg, attempt))
 }
 
-/// The report an event of one of our channels makes, reading headers by name;
-/// `None` for channels that are not ours.
+/// The report an event of our leg `leg_uuid` makes, reading headers by name
+/// (the attempt's only when `attempts`: a customer's leg); `None` when one
+/// it needs is missing.
 pub(crate) fn leg_report(
     kind: ChannelEvent,
+    leg_uuid: Uuid,
+    attempts: bool,
     header: impl Fn(&str) -> Option<String>,
 ) -> Option<LegReport> {
-    header(VAR_CALL_HEADER)?;
-    let leg_uuid = Uuid::parse_str(header("Unique-ID")?.trim()).ok()?;
-    let attempt = header(VAR_ATTEMPT_HEADER).and_then(|a| a.trim().parse().ok());
+    let attempt = attempts
+        .then(|| header(VAR_ATTEMPT_HEADER).and_then(|a| a.trim().parse().ok()))
+        .flatten();
     let event = match kind {
         ChannelEvent::Progress => LegEvent::Ringing,
         ChannelEvent::Answer => LegEvent::Answered,
@@ -292,12 +293,6 @@ pub(crate) fn leg_report(
     })
 }
 
-/// The leg a CHANNEL_HANGUP or CHANNEL_DESTROY is about, if it is one of ours.
-pub(crate) fn our_leg(header: impl Fn(&str) -> Option<String>) -> Option<Uuid> {
-    header(VAR_CALL_HEADER)?;
-    Uuid::parse_str(header("Unique-ID")?.trim()).ok()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -305,7 +300,6 @@ mod tests {
 
     #[test]
     fn the_header_names_are_the_variables_as_events_carry_them() {
-        assert_eq!(VAR_CALL_HEADER, format!("variable_{VAR_CALL}"));
         assert_eq!(VAR_ATTEMPT_HEADER, format!("variable_{VAR_ATTEMPT}"));
     }
 
@@ -507,16 +501,9 @@ mod tests {
     }
 
     #[test]
-    fn events_become_leg_reports_only_for_our_channels() {
+    fn a_customer_legs_reports_say_their_attempt_and_an_agents_none() {
         let leg = Uuid::from_u128(9);
         let mut h: HashMap<String, String> = HashMap::new();
-        h.insert("Unique-ID".into(), leg.to_string());
-        let get = |h: &HashMap<String, String>| {
-            let h = h.clone();
-            move |n: &str| h.get(n).cloned()
-        };
-        assert_eq!(leg_report(ChannelEvent::Answer, get(&h)), None);
-        h.insert(format!("variable_{VAR_CALL}"), "x".into());
         h.insert(format!("variable_{VAR_ATTEMPT}"), "2".into());
         h.insert("Hangup-Cause".into(), "NORMAL_TEMPORARY_FAILURE".into());
         h.insert("variable_sip_term_status".into(), "503".into());
@@ -524,8 +511,12 @@ mod tests {
             "variable_record_completion_cause".into(),
             "uri-failure".into(),
         );
+        let get = |h: &HashMap<String, String>| {
+            let h = h.clone();
+            move |n: &str| h.get(n).cloned()
+        };
         assert_eq!(
-            leg_report(ChannelEvent::HangupComplete, get(&h)),
+            leg_report(ChannelEvent::HangupComplete, leg, true, get(&h)),
             Some(LegReport {
                 leg_uuid: leg,
                 attempt: Some(2),
@@ -537,25 +528,27 @@ mod tests {
                 })
             })
         );
+        let agent = leg_report(ChannelEvent::Progress, leg, false, get(&h));
         assert_eq!(
-            leg_report(ChannelEvent::Progress, get(&h)).map(|r| r.event),
-            Some(LegEvent::Ringing)
+            agent,
+            Some(LegReport {
+                leg_uuid: leg,
+                attempt: None,
+                event: LegEvent::Ringing
+            })
         );
-        h.insert("Unique-ID".into(), "not-a-uuid".into());
-        assert_eq!(leg_report(ChannelEvent::Answer, get(&h)), None);
+        h.insert(format!("variable_{VAR_ATTEMPT}"), "two".into());
+        let unnumbered = leg_report(ChannelEvent::Answer, leg, true, get(&h));
+        assert_eq!(unnumbered.and_then(|r| r.attempt), None);
     }
 
     #[test]
-    fn only_our_destroyed_channels_are_noted() {
+    fn a_bridge_without_its_partner_makes_no_report() {
         let leg = Uuid::from_u128(5);
-        let ours = |n: &str| match n {
-            "Unique-ID" => Some(leg.to_string()),
-            "variable_zorio_c2c_call_uuid" => Some("c".to_string()),
-            _ => None,
-        };
-        assert_eq!(our_leg(ours), Some(leg));
-        let theirs = |n: &str| (n == "Unique-ID").then(|| leg.to_string());
-        assert_eq!(our_leg(theirs), None);
+        let none = |_: &str| None;
+        assert_eq!(leg_report(ChannelEvent::Bridge, leg, false, none), None);
+        let bad = |n: &str| (n == "Other-Leg-Unique-ID").then(|| "not-a-uuid".to_string());
+        assert_eq!(leg_report(ChannelEvent::Bridge, leg, false, bad), None);
     }
 
     #[test]
@@ -567,15 +560,13 @@ mod tests {
         assert_eq!(by_peer(None), None);
         let leg = Uuid::from_u128(3);
         let h = move |n: &str| match n {
-            "Unique-ID" => Some(leg.to_string()),
-            "variable_zorio_c2c_call_uuid" => Some("c".to_string()),
             "variable_sip_hangup_disposition" => Some("recv_bye".to_string()),
             "Caller-Channel-Hangup-Time" => Some("1764000000123456".to_string()),
             "Other-Leg-Unique-ID" => Some(Uuid::from_u128(4).to_string()),
             "Other-Leg-Destination-Number" => Some("4412345".to_string()),
             _ => None,
         };
-        match leg_report(ChannelEvent::HangupComplete, h).map(|r| r.event) {
+        match leg_report(ChannelEvent::HangupComplete, leg, false, h).map(|r| r.event) {
             Some(LegEvent::HungUp(f)) => {
                 assert_eq!(f.by_peer, Some(true));
                 assert_eq!(f.at_us, Some(1_764_000_000_123_456));
@@ -583,7 +574,7 @@ mod tests {
             other => panic!("{other:?}"),
         }
         assert_eq!(
-            leg_report(ChannelEvent::Bridge, h).map(|r| r.event),
+            leg_report(ChannelEvent::Bridge, leg, false, h).map(|r| r.event),
             Some(LegEvent::Bridged {
                 partner: Uuid::from_u128(4),
                 destination: Some("4412345".into())

@@ -13,10 +13,10 @@ use uuid::Uuid;
 
 use crate::core::events::ALL_TYPES;
 use crate::core::notes::Notes;
-use crate::switch::{EventQueue, LegEvent, LegSender};
+use crate::switch::{EventQueue, LegEvent, LegRole, LegSender};
 
 use super::cstr::{borrowed, c_string, with_c_str};
-use super::dial::{dial_of, leg_report, our_leg, ChannelEvent};
+use super::dial::{dial_of, leg_report, ChannelEvent};
 use super::guard::guard;
 use super::log::{self, Level};
 use super::sys;
@@ -60,6 +60,9 @@ pub(crate) struct EndNotes {
     /// (attempts in flight on each): only their CHANNEL_EXECUTE_COMPLETEs
     /// are looked into.
     dialling: Mutex<HashMap<Uuid, u32>>,
+    /// The legs the engine follows ([`crate::switch::Switch::watch`]): every
+    /// other channel's event is passed over at its `Unique-ID`.
+    watched: RwLock<HashMap<Uuid, LegRole>>,
     /// The call threads waiting on a leg, woken when something of it is noted.
     pub(crate) waiters: Waiters,
 }
@@ -78,6 +81,7 @@ impl Default for EndNotes {
             bridged: notes(),
             dials: notes(),
             dialling: Mutex::default(),
+            watched: RwLock::default(),
             waiters: Waiters::default(),
         }
     }
@@ -199,6 +203,25 @@ impl EndNotes {
         lock(&self.dialling).contains_key(&agent)
     }
 
+    /// Follows `leg`'s events from now ([`EndNotes::role`]).
+    pub(crate) fn watch(&self, leg: Uuid, role: LegRole) {
+        write(&self.watched).insert(leg, role);
+    }
+
+    /// Stops following `leg`'s events.
+    pub(crate) fn unwatch(&self, leg: Uuid) {
+        write(&self.watched).remove(&leg);
+    }
+
+    /// What `leg` is to its call, while the engine follows it.
+    fn role(&self, leg: Uuid) -> Option<LegRole> {
+        self.watched
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(&leg)
+            .copied()
+    }
+
     /// Forgets an older end of `leg` before a new attempt.
     pub(crate) fn forget(&self, leg: Uuid) {
         lock(&self.notes).remove(&leg);
@@ -227,6 +250,10 @@ impl Drop for Dialling<'_> {
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+fn write<T>(m: &RwLock<T>) -> std::sync::RwLockWriteGuard<'_, T> {
+    m.write().unwrap_or_else(|e| e.into_inner())
 }
 
 /// Where the channel-event callback sends what it sees.
@@ -301,13 +328,36 @@ fn note_event_lag(fired_us: u64) {
     EVENT_LAG_US.store(now_us().saturating_sub(fired_us) + 1, Ordering::Relaxed);
 }
 
-/// The channel-event callback (a FreeSWITCH thread).
+/// The `Unique-ID` an event's head carries, if it is a UUID.
+fn head_uuid(head: &sys::zc2c_event_head) -> Option<Uuid> {
+    let bytes = head.unique_id.map(|c| c as u8);
+    let len = bytes.iter().position(|b| *b == 0)?;
+    Uuid::try_parse_ascii(bytes[..len].trim_ascii()).ok()
+}
+
+/// The channel-event callback (a FreeSWITCH thread: the switch's one event
+/// dispatch thread, which every channel's events wait for). Every channel
+/// event of the bound kinds comes through here, each with a hundred
+/// headers and more; the event's first twenty are read in one pass, and a
+/// channel the engine does not watch goes no further.
 extern "C" fn on_channel_event(event: *mut sys::zc2c_event) {
     guard("channel event callback", (), || {
         // SAFETY: `event` is the event FreeSWITCH is delivering, alive for this call.
         let kind = unsafe { sys::zc2c_event_kind(event) } as u32;
-        // Every channel event of the switch comes through here: a header's
-        // name goes to C from the stack.
+        let mut head = sys::zc2c_event_head {
+            timestamp_us: 0,
+            sequence: 0,
+            unique_id: [0; 37],
+        };
+        // SAFETY: `event` is alive for this call; `head` is ours to write.
+        unsafe { sys::zc2c_event_read_head(event, &mut head) };
+        if head.timestamp_us > 0 {
+            note_event_lag(head.timestamp_us);
+        }
+        DELIVERED_SEQ.fetch_max(head.sequence, Ordering::Relaxed);
+        let (Some(leg), Some(t)) = (head_uuid(&head), target()) else {
+            return;
+        };
         let header = |name: &str| {
             with_c_str(name, |name| {
                 // SAFETY: `name` is NUL-terminated and alive for the call;
@@ -316,27 +366,13 @@ extern "C" fn on_channel_event(event: *mut sys::zc2c_event) {
                 unsafe { borrowed(sys::zc2c_event_header(event, name)) }
             })
         };
-        if let Some(fired) = header("Event-Date-Timestamp").and_then(|t| t.parse().ok()) {
-            note_event_lag(fired);
-        }
-        if let Some(seq) = header("Event-Sequence").and_then(|t| t.parse().ok()) {
-            DELIVERED_SEQ.fetch_max(seq, Ordering::Relaxed);
-        }
-        if kind == sys::ZC2C_EV_HANGUP {
-            if let (Some(leg), Some(t)) = (our_leg(header), target()) {
-                t.ends.note_hangup(leg);
-            }
-            return;
-        }
         if kind == sys::ZC2C_EV_EXECUTE_COMPLETE {
             // Every application of every channel: only our `bridge` attempts
-            // count, on an agent whose call thread waits for one. Its
-            // Unique-ID comes early in the event, the Application-UUID
-            // last, after every variable: most events stop at the first.
-            let agent = header("Unique-ID").and_then(|u| Uuid::parse_str(u.trim()).ok());
-            let Some(t) = target().filter(|t| agent.is_some_and(|a| t.ends.is_dialling(a))) else {
+            // count, on an agent whose call thread waits for one. The
+            // Application-UUID comes last, after every variable.
+            if !t.ends.is_dialling(leg) {
                 return;
-            };
+            }
             let Some((leg, attempt)) = header("Application-UUID").and_then(|a| dial_of(&a)) else {
                 return;
             };
@@ -351,43 +387,37 @@ extern "C" fn on_channel_event(event: *mut sys::zc2c_event) {
             t.ends.note_dial(leg, attempt, DialEnd::Returned(cause));
             return;
         }
-        if kind == sys::ZC2C_EV_DESTROY {
-            if let Some(leg) = our_leg(header) {
-                if let Some(t) = target() {
-                    t.ends.note_destroyed(leg);
-                }
-            }
+        let Some(role) = t.ends.role(leg) else {
             return;
-        }
+        };
         let kind = match kind {
+            sys::ZC2C_EV_HANGUP => return t.ends.note_hangup(leg),
+            sys::ZC2C_EV_DESTROY => return t.ends.note_destroyed(leg),
             sys::ZC2C_EV_PROGRESS | sys::ZC2C_EV_PROGRESS_MEDIA => ChannelEvent::Progress,
             sys::ZC2C_EV_ANSWER => ChannelEvent::Answer,
             sys::ZC2C_EV_BRIDGE => ChannelEvent::Bridge,
             sys::ZC2C_EV_HANGUP_COMPLETE => ChannelEvent::HangupComplete,
             _ => return,
         };
-        let Some(mut report) = leg_report(kind, header) else {
+        // Only a customer's leg has attempts (its UUID is each one's).
+        let Some(mut report) = leg_report(kind, leg, role == LegRole::Customer, header) else {
             return;
         };
-        let Some(target) = target() else { return };
         if let (LegEvent::Answered, Some(attempt)) = (&report.event, report.attempt) {
-            target
-                .ends
+            t.ends
                 .note_dial(report.leg_uuid, attempt, DialEnd::Answered);
         }
         if let LegEvent::Bridged { partner, .. } = &report.event {
             // The customer's leg waits for its bridge with the agent.
-            target.ends.note_bridged([*partner, report.leg_uuid]);
+            t.ends.note_bridged([*partner, report.leg_uuid]);
         }
         // No log line here: this is the switch's event thread, and the
         // switch logs each hangup with its cause itself.
         if let LegEvent::HungUp(f) = &mut report.event {
-            f.seq = target.ends.take_hangup(report.leg_uuid);
-            target
-                .ends
-                .note(report.leg_uuid, report.attempt, f.sip_code);
+            f.seq = t.ends.take_hangup(report.leg_uuid);
+            t.ends.note(report.leg_uuid, report.attempt, f.sip_code);
         }
-        match target.legs.try_send(report) {
+        match t.legs.try_send(report) {
             Ok(()) => {}
             Err(TrySendError::Full(r)) => {
                 let leg = r.leg_uuid.to_string();

@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 use uuid::Uuid;
 
 use crate::switch::{
-    AgentLeg, CustomerLeg, EventQueue, Extension, Failure, LegOutcome, Switch, SwitchError,
+    AgentLeg, CustomerLeg, EventQueue, Extension, Failure, LegOutcome, LegRole, Switch, SwitchError,
 };
 
 use super::config_load::global_domain;
@@ -523,6 +523,14 @@ impl Switch for FsSwitch {
             // SAFETY: all strings alive for the call; FreeSWITCH copies them.
             unsafe { sys::zc2c_channel_tag(u.as_ptr(), n.as_ptr(), v.as_ptr()) != 0 }
         })
+    }
+
+    fn watch(&self, leg: Uuid, role: LegRole) {
+        self.ends.watch(leg, role);
+    }
+
+    fn unwatch(&self, leg: Uuid) {
+        self.ends.unwatch(leg);
     }
 
     fn extension_in_use(&self, domain: &str, id: &str) -> bool {

@@ -268,6 +268,16 @@ unsafe extern "C" {
         name: *const ::std::os::raw::c_char,
     ) -> *const ::std::os::raw::c_char;
 }
+#[repr(C)]
+#[derive(Debug, Copy, Clone)]
+pub struct zc2c_event_head {
+    pub timestamp_us: u64,
+    pub sequence: u64,
+    pub unique_id: [::std::os::raw::c_char; 37usize],
+}
+unsafe extern "C" {
+    pub fn zc2c_event_read_head(event: *mut zc2c_event, head: *mut zc2c_event_head);
+}
 unsafe extern "C" {
     pub fn zc2c_event_sequence_now() -> u64;
 }

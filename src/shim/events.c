@@ -83,6 +83,52 @@ const char *zc2c_event_header(zc2c_event *event, const char *name)
 	return switch_event_get_header((switch_event_t *) event, name);
 }
 
+/* A header's name as the switch hashes it (switch_event_get_header's test). */
+static int is_header(const switch_event_header_t *hp, unsigned long hash, const char *name)
+{
+	return (!hp->hash || hp->hash == hash) && !strcasecmp(hp->name, name);
+}
+
+void zc2c_event_read_head(zc2c_event *event, zc2c_event_head *head)
+{
+	switch_event_t *e = (switch_event_t *) event;
+	switch_event_header_t *hp;
+	switch_ssize_t l1 = -1, l2 = -1, l3 = -1;
+	unsigned long h_uuid, h_seq, h_ts;
+	int found = 0;
+
+	if (!head) {
+		return;
+	}
+	memset(head, 0, sizeof(*head));
+	if (!e) {
+		return;
+	}
+	h_uuid = switch_ci_hashfunc_default("Unique-ID", &l1);
+	h_seq = switch_ci_hashfunc_default("Event-Sequence", &l2);
+	h_ts = switch_ci_hashfunc_default("Event-Date-Timestamp", &l3);
+	/* Three names among an event's first twenty headers: one walk that stops
+	   once all three are seen, never into the channel's variables. */
+	for (hp = e->headers; hp && found < 3; hp = hp->next) {
+		if (!hp->name || !hp->value) {
+			continue;
+		}
+		if (is_header(hp, h_uuid, "Unique-ID")) {
+			size_t n = strlen(hp->value);
+			if (n < sizeof(head->unique_id)) {
+				memcpy(head->unique_id, hp->value, n + 1);
+			}
+			found++;
+		} else if (is_header(hp, h_seq, "Event-Sequence")) {
+			head->sequence = strtoull(hp->value, NULL, 10);
+			found++;
+		} else if (is_header(hp, h_ts, "Event-Date-Timestamp")) {
+			head->timestamp_us = strtoull(hp->value, NULL, 10);
+			found++;
+		}
+	}
+}
+
 uint64_t zc2c_event_sequence_now(void)
 {
 	switch_event_t *event = NULL;

@@ -10,7 +10,7 @@ use super::timings::secs;
 use super::{lock, CallCell, Engine};
 use crate::core::call::{CallRecord, CallState, HangupBy, Leg, Party, CAUSE_TIME_LIMIT};
 use crate::core::events;
-use crate::switch::{Failure, LegEvent};
+use crate::switch::{Failure, LegEvent, LegRole};
 
 /// Notes a leg's end (the first report of it wins).
 fn end_leg(leg: &mut Leg, f: &Failure) {
@@ -124,7 +124,7 @@ impl Engine {
                 }
                 drop(c);
                 if agent_left {
-                    lock(&self.registry).by_leg.remove(&other);
+                    self.unindex_leg(&mut lock(&self.registry), other);
                 }
                 if other_live {
                     // The time limit ends both sides with its own cause.
@@ -229,7 +229,12 @@ impl Engine {
         self.emit(&mut c, events::TRANSFERRED, Some("B"), extra);
         let call_uuid = c.call_uuid;
         drop(c);
-        lock(&self.registry).by_leg.insert(partner, call_uuid);
+        self.index_leg(
+            &mut lock(&self.registry),
+            partner,
+            call_uuid,
+            LegRole::Party,
+        );
     }
 
     pub(crate) fn agent_ringing(&self, c: &mut CallRecord) {

@@ -17,7 +17,7 @@ use crate::core::recording::RecordCalls;
 use crate::core::request::ClickToCallRequest;
 use crate::core::routing::{self, RoutePlan};
 use crate::core::store::Write;
-use crate::switch::Extension;
+use crate::switch::{Extension, LegRole};
 
 impl Engine {
     /// Validates, resolves and starts a call; returns at once with its UUIDs.
@@ -220,8 +220,8 @@ impl Engine {
             reg.active.insert(call_uuid, Arc::clone(&cell));
             // Released by the runner as it opens them ([`Unopened`]).
             reg.unopened += 2;
-            reg.by_leg.insert(a, call_uuid);
-            reg.by_leg.insert(b, call_uuid);
+            self.index_leg(&mut reg, a, call_uuid, LegRole::Agent);
+            self.index_leg(&mut reg, b, call_uuid, LegRole::Customer);
         }
         // The thread starts outside the registry's lock (leg events, on
         // FreeSWITCH's event thread, need it); the call is in it already.
@@ -235,8 +235,8 @@ impl Engine {
             Err(e) => {
                 reg.unopened = reg.unopened.saturating_sub(2);
                 reg.active.remove(&call_uuid);
-                reg.by_leg.remove(&a);
-                reg.by_leg.remove(&b);
+                self.unindex_leg(&mut reg, a);
+                self.unindex_leg(&mut reg, b);
                 drop(reg);
                 self.journal.remove(call_uuid);
                 return Err(ApiError::new(503, codes::CAPACITY_EXCEEDED, e.to_string()));

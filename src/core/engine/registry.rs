@@ -9,20 +9,36 @@ use super::{lock, CallCell, Engine, Registry};
 use crate::core::call::{CallRecord, HangupBy};
 use crate::core::config::Config;
 use crate::core::errors::{codes, ApiError};
+use crate::switch::LegRole;
 
 impl Engine {
     /// Puts a call into the registry of calls in flight.
     pub(crate) fn register(&self, cell: &CallCell) {
         let (call, legs) = {
             let c = lock(cell);
-            let mut legs = vec![c.a.uuid, c.b.uuid];
-            legs.extend(c.parties.iter().map(|p| p.leg.uuid));
+            let mut legs = vec![(c.a.uuid, LegRole::Agent), (c.b.uuid, LegRole::Customer)];
+            legs.extend(c.parties.iter().map(|p| (p.leg.uuid, LegRole::Party)));
             (c.call_uuid, legs)
         };
         let mut reg = lock(&self.registry);
         reg.active.insert(call, Arc::clone(cell));
-        for leg in legs {
-            reg.by_leg.insert(leg, call);
+        for (leg, role) in legs {
+            self.index_leg(&mut reg, leg, call, role);
+        }
+    }
+
+    /// Files `leg` under call `call` in the registry's index of legs, and
+    /// has the switch watch it: the reports the engine reads are of the
+    /// legs in this index, and of no other channel.
+    pub(super) fn index_leg(&self, reg: &mut Registry, leg: Uuid, call: Uuid, role: LegRole) {
+        reg.by_leg.insert(leg, call);
+        self.switch.watch(leg, role);
+    }
+
+    /// Takes `leg` out of the index of legs ([`Engine::index_leg`]).
+    pub(super) fn unindex_leg(&self, reg: &mut Registry, leg: Uuid) {
+        if reg.by_leg.remove(&leg).is_some() {
+            self.switch.unwatch(leg);
         }
     }
 

@@ -170,10 +170,8 @@ impl Engine {
         *lock(&self.stats.outcomes).entry(outcome).or_default() += 1;
         let mut reg = lock(&self.registry);
         if reg.active.remove(&call_uuid).is_some() {
-            reg.by_leg.remove(&a);
-            reg.by_leg.remove(&b);
-            for p in parties {
-                reg.by_leg.remove(&p);
+            for leg in [a, b].into_iter().chain(parties) {
+                self.unindex_leg(&mut reg, leg);
             }
         }
     }
