@@ -205,9 +205,12 @@ fn click_to_call_against_a_real_freeswitch() {
     step(&format!(
         "the agent's own export_vars ({ADMIN_EXPORT}, from the directory) kept: the customer's leg has {ADMIN_EXPORT}={site:?}, and the agent's export_vars is {agent_exports:?} again after the attempt"
     ));
-    assert!(
-        ev.position("zorio_c2c::call.bridged", &call_uuid).is_some(),
-        "CUSTOM zorio_c2c::call.bridged fired"
+    // Fired once the call's bridge is committed to the store (its fsync),
+    // after the state the call is in says so.
+    wait_for(
+        "CUSTOM zorio_c2c::call.bridged",
+        Duration::from_secs(5),
+        || ev.position("zorio_c2c::call.bridged", &call_uuid).is_some(),
     );
     step("CUSTOM events zorio_c2c::call.* fired");
     // fs_cli's TAB sends `console_complete <line>`: our subcommands, then the
