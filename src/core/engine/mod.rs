@@ -25,7 +25,7 @@ use std::sync::{Arc, Mutex, MutexGuard, RwLock};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant, SystemTime};
 
-use crossbeam_channel::{Receiver, RecvTimeoutError};
+use crossbeam_channel::{Receiver, RecvTimeoutError, TryRecvError};
 use serde::Serialize;
 use uuid::Uuid;
 
@@ -116,6 +116,37 @@ pub struct Engine {
     pub(crate) pace: SetupPace,
 }
 
+/// While reports keep coming (one within this long), the leg thread looks
+/// for them every [`REPORTS_POLL`] instead of sleeping in the channel.
+const REPORTS_FLOWING: Duration = Duration::from_millis(250);
+/// See [`REPORTS_FLOWING`].
+const REPORTS_POLL: Duration = Duration::from_millis(5);
+
+/// The next leg report, if one comes soon: `Some(None)` when none came,
+/// `None` once the switch's side is gone. While reports flow, they are
+/// picked up every [`REPORTS_POLL`] and their sender (the switch's one
+/// event dispatch thread, which every channel's events wait for) never
+/// wakes this thread for one: a wake costs that thread its core on a busy
+/// switch. Idle, this thread sleeps in the channel, and the first report
+/// wakes it.
+fn next_report(legs: &Receiver<LegReport>, last: Option<Instant>) -> Option<Option<LegReport>> {
+    if last.is_some_and(|t| t.elapsed() < REPORTS_FLOWING) {
+        return match legs.try_recv() {
+            Ok(r) => Some(Some(r)),
+            Err(TryRecvError::Empty) => {
+                std::thread::sleep(REPORTS_POLL);
+                Some(None)
+            }
+            Err(TryRecvError::Disconnected) => None,
+        };
+    }
+    match legs.recv_timeout(Duration::from_millis(50)) {
+        Ok(r) => Some(Some(r)),
+        Err(RecvTimeoutError::Timeout) => Some(None),
+        Err(RecvTimeoutError::Disconnected) => None,
+    }
+}
+
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|e| e.into_inner())
 }
@@ -183,14 +214,17 @@ impl Engine {
         let handle = std::thread::Builder::new()
             .name("c2c-legs".into())
             .spawn(move || {
+                let mut last_report: Option<Instant> = None;
                 while !stop.load(Ordering::SeqCst) {
-                    match legs.recv_timeout(Duration::from_millis(50)) {
-                        Ok(r) => match weak.upgrade() {
+                    let Some(got) = next_report(&legs, last_report) else {
+                        return;
+                    };
+                    if let Some(r) = got {
+                        last_report = Some(Instant::now());
+                        match weak.upgrade() {
                             Some(e) => e.leg_event(r.leg_uuid, r.attempt, r.event),
                             None => return,
-                        },
-                        Err(RecvTimeoutError::Timeout) => {}
-                        Err(RecvTimeoutError::Disconnected) => return,
+                        }
                     }
                     match weak.upgrade() {
                         Some(e) => {
@@ -307,5 +341,37 @@ impl Engine {
         if failed {
             e.1 += 1;
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::switch::{leg_channel, LegEvent};
+
+    fn report(n: u128) -> LegReport {
+        LegReport {
+            leg_uuid: Uuid::from_u128(n),
+            attempt: None,
+            event: LegEvent::Ringing,
+        }
+    }
+
+    #[test]
+    fn reports_come_in_order_whether_they_flow_or_not_and_the_end_is_seen() {
+        let (tx, rx) = leg_channel();
+        for n in 1..=3 {
+            tx.try_send(report(n)).unwrap();
+        }
+        let idle = next_report(&rx, None).unwrap().unwrap();
+        assert_eq!(idle.leg_uuid, Uuid::from_u128(1));
+        let now = Some(Instant::now());
+        for n in 2..=3 {
+            let r = next_report(&rx, now).unwrap().unwrap();
+            assert_eq!(r.leg_uuid, Uuid::from_u128(n));
+        }
+        drop(tx);
+        assert!(next_report(&rx, now).is_none(), "flowing: the end seen");
+        assert!(next_report(&rx, None).is_none(), "idle: the end seen");
     }
 }
