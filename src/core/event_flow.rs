@@ -5,9 +5,10 @@
 //! for seconds, and calls are lost. FreeSWITCH's own event socket takes a
 //! new command only between flushes of its events, so its intake slows as
 //! the dispatch does; this is that, counted: past [`QUEUE_PACED`] of the
-//! queue filled (or soon to be, with half of that in it), a new call is let
-//! in per [`EVENTS_PER_CALL`] events delivered at [`QUEUE_TARGET`], more
-//! below it and fewer above.
+//! queue filled (or soon to be, with half of that in it) the pace watches,
+//! past [`QUEUE_FREE`] a new call waits for events delivered, up to
+//! [`EVENTS_PER_CALL`] of them at [`QUEUE_TARGET`] (the queue then stays as
+//! it is), more above it.
 
 use std::collections::VecDeque;
 use std::time::{Duration, Instant};
@@ -15,7 +16,8 @@ use std::time::{Duration, Instant};
 use crate::switch::EventQueue;
 
 /// Past this share of its event queue filled (or soon to be: see
-/// [`SETUP_EVENTS`]), the switch is let have a new call only as its
+/// [`SETUP_EVENTS`]), the pace watches the queue (and says so): from
+/// [`QUEUE_FREE`] on, the switch is let have a new call only as its
 /// dispatch thread gets through the events of earlier ones.
 pub const QUEUE_PACED: f64 = 0.1;
 /// Events a call puts into the switch's event queue (56 measured, ours and
@@ -32,6 +34,23 @@ pub const SETUP_EVENTS: f64 = 35.0;
 const RECENT: Duration = Duration::from_secs(3);
 /// Calls a paced switch may be given at once when events come in a rush.
 const FLOW_BURST: f64 = 8.0;
+/// Up to this share of its event queue filled (with the calls to come),
+/// new calls still go in as they come: the queue is the switch's room for
+/// a burst, as it is for FreeSWITCH's own originates, which nothing paces.
+pub const QUEUE_FREE: f64 = 0.5;
+
+/// Events delivered a new call waits for, the queue `fill` full (with the
+/// calls to come): none up to [`QUEUE_FREE`], then more and more until
+/// [`EVENTS_PER_CALL`] at [`QUEUE_TARGET`] (as many as a call brings: the
+/// queue stays as it is), and more again past it. `None`: no wait.
+fn events_per_call(fill: f64) -> Option<f64> {
+    let per_call = if fill < QUEUE_TARGET {
+        EVENTS_PER_CALL * (fill - QUEUE_FREE) / (QUEUE_TARGET - QUEUE_FREE)
+    } else {
+        EVENTS_PER_CALL * fill / QUEUE_TARGET
+    };
+    (per_call > 0.0).then_some(per_call)
+}
 
 /// The pace of new calls by the switch's event dispatch.
 #[derive(Default)]
@@ -66,14 +85,16 @@ impl Flow {
             fill > QUEUE_PACED && queued > QUEUE_PACED / 2.0
         };
         self.credit = paced.then(|| {
-            let per_call = EVENTS_PER_CALL * fill / QUEUE_TARGET;
             let had = self.credit.unwrap_or(1.0);
-            (had + fresh as f64 / per_call).min(FLOW_BURST)
+            match events_per_call(fill) {
+                Some(per_call) => (had + fresh as f64 / per_call).min(FLOW_BURST),
+                None => FLOW_BURST,
+            }
         });
         match (was, paced) {
             (false, true) => Some(format!(
                 "setup pace: the switch's event queue is filling ({} of {} events, {} with the \
-                 calls just let in): new calls go in as it delivers its events",
+                 calls just let in): past half full, new calls go in as it delivers its events",
                 q.backlog, q.capacity, coming as u64
             )),
             (true, false) => Some(format!(
@@ -169,8 +190,9 @@ mod tests {
             n
         };
         assert_eq!(calls_per_200(15_000), 3, "at the target: a call per 60");
-        assert_eq!(calls_per_200(7_500), 6, "half way there: a call per 30");
+        assert_eq!(calls_per_200(12_500), 6, "half way there: a call per 30");
         assert_eq!(calls_per_200(18_000), 2, "past it: a call per 72");
+        assert_eq!(calls_per_200(7_500), 8, "under half full: a burst's worth");
     }
 
     #[test]

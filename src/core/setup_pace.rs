@@ -603,9 +603,10 @@ mod tests {
             .map(|_| p.enter(&|| false, &read).unwrap())
             .collect();
         assert_eq!(p.in_setup(), 20, "an empty queue holds nobody back");
-        // 9,000 queued, and 21 calls just let in: (9,000 + 21 × 35) / 20,000
-        // = 0.49 of it soon, so a call per 60 × 0.49 / 0.75 = 39 events.
-        *q.lock().unwrap() = (9_000, 1_000);
+        // 12,000 queued, and 21 calls just let in: (12,000 + 21 × 35) /
+        // 20,000 = 0.64 of it soon, past half full: a call per
+        // 60 × (0.64 − 0.5) / 0.25 = 33 events.
+        *q.lock().unwrap() = (12_000, 1_000);
         let first = p
             .enter(&|| false, &read)
             .expect("the credit a paced switch starts with");
@@ -627,22 +628,20 @@ mod tests {
     #[test]
     fn calls_just_let_in_count_as_the_events_they_will_fire() {
         let p = SetupPace::default();
-        let q = Arc::new(Mutex::new((1_200, 1_000)));
+        let q = Arc::new(Mutex::new((9_000, 1_000)));
         let read = || queue_of(&q);
-        // 1,200 queued, and 23 calls' setups will fire 805 more: a tenth of
-        // the queue (2,000) soon, so from then on the events delivered count.
-        let held: Vec<_> = (0..23)
-            .map(|_| p.enter(&|| false, &read).unwrap())
-            .collect();
+        // 9,000 queued (under half full): calls go in as they come, each
+        // counted as the 35 events its setup will fire, until the 29th
+        // brings the queue past half full soon (9,000 + 29 × 35 = 10,015).
         let deadline = Instant::now() + Duration::from_millis(300);
-        let more: Vec<_> = (0..3)
+        let let_in: Vec<_> = (0..40)
             .map_while(|_| p.enter(&|| Instant::now() > deadline, &read))
             .collect();
-        // The 24th goes on the credit a paced switch starts with; no event
-        // is delivered, so the 25th waits until it gives up.
-        assert_eq!(more.len(), 1, "calls let in once paced");
+        // From then on the events delivered count: none is, so after the 7
+        // calls left of a burst's credit the next waits until it gives up.
+        assert_eq!(let_in.len(), 29 + 7, "calls let in");
         assert_eq!(p.waiting(), 0, "the one that gave up left the line");
-        drop((held, more));
+        drop(let_in);
     }
 
     #[test]
