@@ -35,8 +35,8 @@ pub struct Config {
     /// `$${us-ring}`) or a sound file; `None`: silence.
     pub ringback: Option<String>,
     /// `paced-ringback`: `false` (`skip`, the default) gives the customer's
-    /// leg no `ringback` while the setup pace holds calls back (the switch
-    /// overloaded: the agent hears the carrier's early media or silence, and
+    /// leg no `ringback` while the setup pace holds calls back or watches the
+    /// switch's event queue (the switch overloaded: the agent hears the carrier's early media or silence, and
     /// the switch makes and sends no tone); `true` (`play`) plays it always.
     pub paced_ringback: bool,
     /// Dialplan context for B-legs that no LCR route covers.

@@ -287,8 +287,9 @@ impl SetupPace {
         }
     }
 
-    /// Whether calls are held back now: a window is set or the switch's
-    /// event queue paces them (the switch is overloaded).
+    /// Whether the switch is overloaded now: a window is set, or the pace
+    /// watches the switch's event queue (from a tenth full with the calls
+    /// to come; calls may still go in as they come up to half full).
     pub fn holding(&self) -> bool {
         let st = lock(&self.state);
         st.window.is_some() || st.flow.paced()

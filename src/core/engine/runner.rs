@@ -240,8 +240,9 @@ impl Engine {
         }
     }
 
-    /// The customer's leg's `ringback`: none while the setup pace holds
-    /// calls back, unless `paced-ringback` is `play`. On an overloaded
+    /// The customer's leg's `ringback`: none while the switch is overloaded
+    /// ([`crate::core::setup_pace::SetupPace::holding`]), unless
+    /// `paced-ringback` is `play`. On an overloaded
     /// switch the tone costs it about 2 ms of CPU a call (generated,
     /// encoded and sent until the carrier's early media is bridged), about
     /// 5 % of what a call costs it (the overload bench).
